@@ -22,7 +22,7 @@ export default tseslint.config(
           patterns: [
             { group: ['node:*'], message: 'Workflow code must not use Node built-ins.' },
             { group: ['fs', 'path', 'crypto', 'http', 'https', 'net', 'os', 'child_process', 'got', 'pg'], message: 'Workflow code must not do I/O.' },
-            { group: ['../activities/*', '../cronofy/*', '../store/*'], message: 'Workflows call activities through proxyActivities only.', allowTypeImports: true },
+            { group: ['../activities/*', '../cronofy/client*', '../store/*', '../callbacks/*'], message: 'Workflows call activities through proxyActivities only.', allowTypeImports: true },
           ],
         },
       ],

@@ -1,0 +1,127 @@
+import { createHmac } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/activity';
+import got from 'got';
+import { StateSigner } from '../callbacks/stateToken.js';
+import type { CronofyClient } from '../cronofy/client.js';
+import { CronofyError } from '../cronofy/errors.js';
+import type { CredentialStore } from '../store/credentialStore.js';
+import type { ApplicationEvent, FreeBusyProvider } from '../workflows/definitions.js';
+
+/** The scope a downgrade asks for: Free/Busy write is what makes Cronofy offer the access-mode choice. */
+export const REAUTHORIZATION_SCOPE = ['free_busy_write'] as const;
+
+export interface ApplicationWebhook {
+  url: string;
+  secret: string;
+}
+
+export interface ActivityDeps {
+  cronofy: CronofyClient;
+  store: CredentialStore;
+  stateSigner: StateSigner;
+  /** The callback server's redirect endpoint, registered with Cronofy. */
+  redirectUri: string;
+  webhook?: ApplicationWebhook;
+}
+
+export interface ExchangedGrant {
+  credentialRef: string;
+  sub: string;
+  providerName: string;
+  providerService?: string;
+}
+
+/** Activities do the I/O of a downgrade; each takes and returns references, never a token or a code. */
+export function createActivities(deps: ActivityDeps) {
+  const { cronofy, store, stateSigner } = deps;
+
+  return {
+    async revokeAuthorization(target: { credentialRef: string } | { sub: string }): Promise<void> {
+      if ('sub' in target) {
+        await callCronofy(() => cronofy.revokeAuthorization({ sub: target.sub }));
+        return;
+      }
+      const credentials = await store.getCredentials(target.credentialRef);
+      const token = credentials.refreshToken ?? credentials.accessToken;
+      await callCronofy(() => cronofy.revokeAuthorization({ token }));
+      await store.markRevoked(target.credentialRef);
+    },
+
+    async createAuthorizationRequest(request: {
+      workflowId: string;
+      prompt: number;
+      providerHint?: FreeBusyProvider;
+      expiresAt: number;
+    }): Promise<{ authorizationUrl: string; nonce: string }> {
+      const nonce = StateSigner.newNonce();
+      const state = await stateSigner.sign(
+        { workflowId: request.workflowId, purpose: 'individual_reauthorization', prompt: request.prompt, nonce },
+        new Date(request.expiresAt),
+      );
+      const authorizationUrl = cronofy.authorizationUrl({
+        redirectUri: deps.redirectUri,
+        scope: REAUTHORIZATION_SCOPE,
+        state,
+        providerName: request.providerHint,
+      });
+      return { authorizationUrl, nonce };
+    },
+
+    async exchangeAuthorizationCode(request: { codeRef: string; workflowId: string }): Promise<ExchangedGrant> {
+      const code = await store.readSecret(request.codeRef);
+      const token = await callCronofy(() => cronofy.requestAccessToken(code, deps.redirectUri));
+      await store.deleteSecret(request.codeRef);
+      const profile = token.linking_profile;
+      const sub = token.sub ?? token.account_id;
+      if (!profile || !sub) {
+        throw ApplicationFailure.nonRetryable(
+          'Cronofy token response has no linking_profile or sub',
+          'CronofyResponseError',
+        );
+      }
+      const credentialRef = await store.saveCredentials({
+        kind: 'account',
+        sub,
+        accessToken: token.access_token,
+        refreshToken: token.refresh_token,
+        expiresInSeconds: token.expires_in,
+        scope: token.scope,
+        providerName: profile.provider_name,
+        providerService: profile.provider_service,
+        profileId: profile.profile_id,
+        profileName: profile.profile_name,
+        label: request.workflowId,
+      });
+      return { credentialRef, sub, providerName: profile.provider_name, providerService: profile.provider_service };
+    },
+
+    /** Tells the application (when it configured a webhook) what it needs to act on; signed like Cronofy signs. */
+    async notifyApplication(event: ApplicationEvent): Promise<void> {
+      if (!deps.webhook) return;
+      const body = JSON.stringify(event);
+      const signature = createHmac('sha256', deps.webhook.secret).update(body).digest('base64');
+      await got.post(deps.webhook.url, {
+        body,
+        headers: { 'content-type': 'application/json', 'downgrade-hmac-sha256': signature },
+        timeout: { request: 10_000 },
+        retry: { limit: 0 },
+      });
+    },
+  };
+}
+
+/** Maps Cronofy's typed errors onto Temporal's retry policy: retryable or not, and how long to wait. */
+async function callCronofy<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (!(error instanceof CronofyError)) throw error;
+    throw ApplicationFailure.create({
+      type: error.name,
+      message: error.message,
+      nonRetryable: !error.retryable,
+      nextRetryDelay: error.retryAfterMs,
+      details: [{ status: error.status, errorKey: error.errorKey }],
+    });
+  }
+}

@@ -1,0 +1,99 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { ReauthorizationCallback } from '../workflows/definitions.js';
+import { resultPage } from './resultPage.js';
+import { InvalidStateError, type StateSigner } from './stateToken.js';
+
+export const REDIRECT_PATH = '/oauth/callback';
+
+/** Where a callback's code waits, encrypted, until the workflow's exchange activity reads it. */
+const CODE_TTL_SECONDS = 60 * 60;
+
+export interface CallbackDeps {
+  stateSigner: StateSigner;
+  codes: { putSecret(purpose: string, plaintext: string, ttlSeconds: number): Promise<string>; deleteSecret(ref: string): Promise<void> };
+  nonces: {
+    consumeStateNonce(nonce: string, expiresAt: Date): Promise<boolean>;
+    releaseStateNonce(nonce: string): Promise<void>;
+  };
+  signalReauthorization(workflowId: string, callback: ReauthorizationCallback): Promise<void>;
+}
+
+const RedirectQuery = z.union([
+  z.object({ state: z.string().min(1).max(4096), code: z.string().min(1).max(512) }).strict(),
+  z
+    .object({
+      state: z.string().min(1).max(4096),
+      error: z.string().min(1).max(128),
+      error_description: z.string().max(1024).optional(),
+    })
+    .strict(),
+]);
+
+const stateRejections = {
+  malformed: [400, 'This link is not valid', 'The sign-in link was damaged or is not one we issued.'],
+  forged: [400, 'This link is not valid', 'The sign-in link was not issued by this service.'],
+  wrong_purpose: [400, 'This link is not valid', 'The sign-in link was issued for something else.'],
+  expired: [410, 'This link has expired', 'Ask the application for a new link.'],
+} as const;
+
+/**
+ * Cronofy sends the person's browser here after the consent page: `?code&state` or `?error&state`. A valid,
+ * unused `state` turns into one signal on the workflow it names; anything else gets a 4xx and signals nothing.
+ */
+export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackDeps): void {
+  app.get(REDIRECT_PATH, async (request, reply) => {
+    const page = (status: number, title: string, message: string) =>
+      reply.code(status).type('text/html; charset=utf-8').send(resultPage(title, message));
+
+    const query = RedirectQuery.safeParse(request.query);
+    if (!query.success) {
+      return page(400, 'This link is not valid', 'Expected a code or an error, with a state, and nothing else.');
+    }
+
+    let claims;
+    try {
+      claims = await deps.stateSigner.verify(query.data.state, 'individual_reauthorization');
+    } catch (error) {
+      if (!(error instanceof InvalidStateError)) throw error;
+      request.log.warn({ reason: error.reason }, 'callback rejected: bad state');
+      const [status, title, message] = stateRejections[error.reason];
+      return page(status, title, message);
+    }
+
+    if (!(await deps.nonces.consumeStateNonce(claims.nonce, claims.expiresAt))) {
+      request.log.warn({ workflowId: claims.workflowId }, 'callback rejected: state already used');
+      return page(409, 'This link was already used', 'Each sign-in link works once. Ask the application for a new one.');
+    }
+
+    const codeRef = 'code' in query.data ? await deps.codes.putSecret('authorization_code', query.data.code, CODE_TTL_SECONDS) : undefined;
+    const callback: ReauthorizationCallback = codeRef
+      ? { prompt: claims.prompt, nonce: claims.nonce, codeRef }
+      : {
+          prompt: claims.prompt,
+          nonce: claims.nonce,
+          error: 'error' in query.data ? query.data.error : 'unknown',
+          errorDescription: 'error' in query.data ? query.data.error_description : undefined,
+        };
+
+    try {
+      await deps.signalReauthorization(claims.workflowId, callback);
+    } catch (error) {
+      if (codeRef) await deps.codes.deleteSecret(codeRef);
+      if (error instanceof WorkflowNotFoundError) {
+        request.log.warn({ workflowId: claims.workflowId }, 'callback for a downgrade that is no longer running');
+        return page(410, 'This request has ended', 'The downgrade this link belongs to is no longer waiting.');
+      }
+      // Nothing was delivered: let the person retry the same link.
+      await deps.nonces.releaseStateNonce(claims.nonce);
+      request.log.error({ err: error, workflowId: claims.workflowId }, 'could not deliver callback');
+      return page(503, 'Please try again', 'We could not record your answer just now. Reload this page in a minute.');
+    }
+
+    request.log.info({ workflowId: claims.workflowId, outcome: 'error' in callback ? callback.error : 'code' }, 'callback delivered');
+    return codeRef
+      ? page(200, 'Thank you', 'Your calendar connection has been updated. You can close this window.')
+      : page(200, 'Noted', 'You did not grant access. You can close this window.');
+  });
+}

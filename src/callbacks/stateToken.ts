@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto';
+import { errors, jwtVerify, SignJWT } from 'jose';
+import { z } from 'zod';
+
+/** What a `state` value binds a callback to: one workflow, one purpose, one prompt, used once. */
+export type StatePurpose = 'individual_reauthorization';
+
+const StateClaims = z.object({
+  workflowId: z.string().min(1),
+  purpose: z.string().min(1),
+  prompt: z.number().int().positive(),
+  nonce: z.string().min(16),
+});
+export type StateClaims = z.infer<typeof StateClaims> & { purpose: StatePurpose };
+
+export type InvalidStateReason = 'malformed' | 'forged' | 'expired' | 'wrong_purpose';
+
+export class InvalidStateError extends Error {
+  override readonly name = 'InvalidStateError';
+  constructor(readonly reason: InvalidStateReason) {
+    super(`state is ${reason.replace('_', ' ')}`);
+  }
+}
+
+const ISSUER = 'cronofy-downgrade';
+
+/** Signs and verifies `state` as a compact HS256 JWT; single use is enforced by whoever consumes the nonce. */
+export class StateSigner {
+  private readonly key: Uint8Array;
+
+  constructor(secret: string) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  static newNonce(): string {
+    return randomBytes(18).toString('base64url');
+  }
+
+  sign(claims: StateClaims, expiresAt: Date): Promise<string> {
+    return new SignJWT({ ...claims })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer(ISSUER)
+      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .sign(this.key);
+  }
+
+  async verify(state: string, purpose: StatePurpose): Promise<StateClaims & { expiresAt: Date }> {
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(state, this.key, { issuer: ISSUER, algorithms: ['HS256'] }));
+    } catch (error) {
+      if (error instanceof errors.JWTExpired) throw new InvalidStateError('expired');
+      if (error instanceof errors.JWSSignatureVerificationFailed) throw new InvalidStateError('forged');
+      throw new InvalidStateError('malformed');
+    }
+    const claims = StateClaims.safeParse(payload);
+    if (!claims.success || payload.exp === undefined) throw new InvalidStateError('malformed');
+    if (claims.data.purpose !== purpose) throw new InvalidStateError('wrong_purpose');
+    return { ...claims.data, purpose, expiresAt: new Date(payload.exp * 1000) };
+  }
+}

@@ -1,0 +1,127 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { msToNumber } from '@temporalio/common/lib/time.js';
+import { z } from 'zod';
+import { DataCentre } from './cronofy/hosts.js';
+import { Keyring } from './store/encryption.js';
+
+const duration = z.string().transform((value, ctx) => {
+  try {
+    const ms = msToNumber(value as Parameters<typeof msToNumber>[0]);
+    if (ms > 0) return ms;
+  } catch {
+    // reported below
+  }
+  ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration like 90s, 15m, 7d` });
+  return z.NEVER;
+});
+const port = z.coerce.number().int().min(0).max(65535);
+const url = z.url({ protocol: /^https?$/ });
+const keyringSpec = z.string().superRefine((spec, ctx) => {
+  try {
+    Keyring.parse(spec);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+const Environment = z
+  .object({
+    TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
+    TEMPORAL_NAMESPACE: z.string().default('default'),
+    TEMPORAL_TASK_QUEUE: z.string().default('cronofy-downgrade'),
+    /** Server-enforced cap on activities per second across every worker of the task queue (Cronofy: 50/s). */
+    CRONOFY_ACTIVITIES_PER_SECOND: z.coerce.number().positive().default(40),
+
+    CRONOFY_CLIENT_ID: z.string().min(1).optional(),
+    CRONOFY_CLIENT_SECRET: z.string().min(1).optional(),
+    CRONOFY_DATA_CENTER: DataCentre.default('us'),
+    /** Point the client at another Cronofy (the simulator, a proxy); both or neither. */
+    CRONOFY_API_URL: url.optional(),
+    CRONOFY_APP_URL: url.optional(),
+
+    CALLBACK_HOST: z.string().default('127.0.0.1'),
+    CALLBACK_PORT: port.default(8080),
+    /** The public base URL of the callback server; its /oauth/callback must be registered with Cronofy. */
+    CALLBACK_BASE_URL: url.optional(),
+    STATE_SIGNING_SECRET: z.string().min(32, 'must be at least 32 characters'),
+
+    DATABASE_URL: z.string().default('file:.data/credentials'),
+    CREDENTIAL_KEYS: keyringSpec,
+
+    APP_WEBHOOK_URL: url.optional(),
+    APP_WEBHOOK_SECRET: z.string().min(16).optional(),
+
+    DOWNGRADE_DEADLINE: duration.default(msToNumber('7d')),
+    DOWNGRADE_REMINDER_INTERVAL: duration.default(msToNumber('1d')),
+    DOWNGRADE_MAX_PROMPTS: z.coerce.number().int().min(1).max(10).default(3),
+
+    SIMULATOR_PORT: port.default(7070),
+    TEMPORAL_UI_PORT: port.default(8233),
+    TEMPORAL_DB_FILE: z.string().default('.data/temporal.db'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  })
+  .superRefine((env, ctx) => {
+    const pairs = [
+      ['CRONOFY_CLIENT_ID', 'CRONOFY_CLIENT_SECRET'],
+      ['CRONOFY_API_URL', 'CRONOFY_APP_URL'],
+      ['APP_WEBHOOK_URL', 'APP_WEBHOOK_SECRET'],
+    ] as const;
+    for (const [a, b] of pairs) {
+      if ((env[a] === undefined) !== (env[b] === undefined)) {
+        ctx.addIssue({ code: 'custom', path: [env[a] === undefined ? a : b], message: `required with ${env[a] === undefined ? b : a}` });
+      }
+    }
+  });
+
+export type Config = z.infer<typeof Environment> & {
+  /** True when no Cronofy credentials are configured: the embedded simulator stands in for Cronofy. */
+  useSimulator: boolean;
+  callbackBaseUrl: string;
+};
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const parsed = Environment.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.') || '(environment)'}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const config = parsed.data;
+  return {
+    ...config,
+    useSimulator: config.CRONOFY_CLIENT_ID === undefined,
+    callbackBaseUrl: config.CALLBACK_BASE_URL ?? `http://${config.CALLBACK_HOST}:${config.CALLBACK_PORT}`,
+  };
+}
+
+/**
+ * Outside production, secrets that are not configured are generated once and kept in a git-ignored file, so
+ * `npm start` works on a fresh clone and restarts can still decrypt what they stored.
+ */
+export function localDevelopmentSecrets(file = '.data/local-secrets.json'): Record<string, string> {
+  if (existsSync(file)) return z.record(z.string(), z.string()).parse(JSON.parse(readFileSync(file, 'utf8')));
+  const secrets = {
+    STATE_SIGNING_SECRET: randomBytes(32).toString('base64url'),
+    CREDENTIAL_KEYS: Keyring.generateSpec('local1'),
+  };
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  return secrets;
+}
+
+/** Reads the process environment once at start-up; on any bad variable prints every problem and exits. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const defaults = env.NODE_ENV === 'production' ? {} : localDevelopmentSecrets();
+  try {
+    return parseConfig({ ...defaults, ...env });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
+}

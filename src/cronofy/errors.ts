@@ -1,0 +1,53 @@
+/**
+ * Errors from Cronofy, named after what the caller should do. `retryable` follows Cronofy's documented status
+ * table: 429 and 5xx may succeed later, every other 4xx will not succeed without a change on our side.
+ */
+export class CronofyError extends Error {
+  override readonly name: string = 'CronofyError';
+
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly errorKey: string | undefined,
+    readonly retryable: boolean,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** 429: over Cronofy's rate limit; back off (honouring Retry-After when given) and try again. */
+export class CronofyRateLimitedError extends CronofyError {
+  override readonly name = 'CronofyRateLimitedError';
+}
+
+/** 5xx, a timeout or a broken connection: transient, retry with backoff. */
+export class CronofyUnavailableError extends CronofyError {
+  override readonly name = 'CronofyUnavailableError';
+}
+
+/** 401: the access token is not (or no longer) recognised; refresh it once, then retry. */
+export class CronofyUnauthorizedError extends CronofyError {
+  override readonly name = 'CronofyUnauthorizedError';
+}
+
+/** 400 on the token endpoints: `invalid_grant` (used, unknown or mismatched code), `invalid_client`, ... */
+export class CronofyGrantError extends CronofyError {
+  override readonly name = 'CronofyGrantError';
+}
+
+/** 402, 403, 404, 422, 423 and any other 4xx: retrying the same request cannot help. */
+export class CronofyRequestRejectedError extends CronofyError {
+  override readonly name = 'CronofyRequestRejectedError';
+}
+
+/** A 2xx whose body does not have the documented shape. */
+export class CronofyResponseError extends CronofyError {
+  override readonly name = 'CronofyResponseError';
+}
+
+export const NON_RETRYABLE_CRONOFY_ERRORS = [
+  'CronofyGrantError',
+  'CronofyRequestRejectedError',
+  'CronofyResponseError',
+] as const;

@@ -1,0 +1,105 @@
+/**
+ * `npm start`: the whole service on its embedded defaults — a Temporal dev server keeping its data in a file
+ * (with the Temporal UI), the Cronofy simulator unless real credentials are configured, the worker and the
+ * callback server. With TEMPORAL_ADDRESS set it uses that Temporal instead of starting one.
+ */
+import { REDIRECT_PATH } from './callbacks/getReauthorizationRedirect.js';
+import { startCallbackServer } from './callbacks/server.js';
+import { loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { connectTemporal, createServices, cronofyTarget, redirectUri, SIMULATOR_CLIENT } from './services.js';
+import { startSimulator } from './simulator/server.js';
+import { startDevServer } from './temporalDevServer.js';
+import { reauthorizationCallback } from './workflows/definitions.js';
+import { createDowngradeWorker } from './worker.js';
+
+const config = loadConfig();
+const log = createLogger(config.LOG_LEVEL, 'main');
+const stops: Array<() => Promise<unknown>> = [];
+
+async function main() {
+  const embeddedTemporal = process.env.TEMPORAL_ADDRESS === undefined;
+  if (embeddedTemporal) {
+    const port = Number(config.TEMPORAL_ADDRESS.split(':')[1] ?? 7233);
+    const devServer = await startDevServer({ port, uiPort: config.TEMPORAL_UI_PORT, dbFile: config.TEMPORAL_DB_FILE });
+    stops.unshift(() => devServer.stop());
+    log.info({ address: devServer.address, ui: devServer.uiUrl }, 'Temporal dev server ready');
+  }
+
+  let simulatorUrl: string | undefined;
+  if (config.useSimulator) {
+    const simulator = await startSimulator({
+      port: config.SIMULATOR_PORT,
+      clients: [{ ...SIMULATOR_CLIENT, redirectUris: [redirectUri(config)] }],
+    });
+    simulatorUrl = simulator.url;
+    stops.unshift(() => simulator.close());
+  }
+
+  const services = await createServices(config, cronofyTarget(config, simulatorUrl));
+  stops.unshift(() => services.close());
+  const temporal = await connectTemporal(config);
+  stops.unshift(() => temporal.close());
+
+  const worker = await createDowngradeWorker({
+    connection: temporal.workerConnection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    deps: services.activityDeps,
+    activitiesPerSecond: config.CRONOFY_ACTIVITIES_PER_SECOND,
+  });
+  const workerRun = worker.run();
+  stops.unshift(async () => {
+    worker.shutdown();
+    await workerRun;
+  });
+
+  const callbacks = await startCallbackServer(
+    {
+      stateSigner: services.stateSigner,
+      codes: services.store,
+      nonces: services.store,
+      signalReauthorization: (workflowId, callback) =>
+        temporal.client.workflow.getHandle(workflowId).signal(reauthorizationCallback, callback),
+    },
+    { host: config.CALLBACK_HOST, port: config.CALLBACK_PORT, logLevel: config.LOG_LEVEL },
+  );
+  stops.unshift(() => callbacks.app.close());
+
+  const lines = [
+    '',
+    'Cronofy downgrade service is running',
+    `  Temporal:           ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.TEMPORAL_TASK_QUEUE})`,
+    ...(embeddedTemporal ? [`  Temporal UI:        http://127.0.0.1:${config.TEMPORAL_UI_PORT}`] : []),
+    `  Callback server:    ${callbacks.url}${REDIRECT_PATH}  (public: ${redirectUri(config)})`,
+    `  Cronofy:            ${simulatorUrl ? `simulator at ${simulatorUrl} (state: ${simulatorUrl}/_sim/state)` : `Cronofy ${config.CRONOFY_DATA_CENTER}`}`,
+    `  Credential store:   ${config.DATABASE_URL.startsWith('postgres') ? 'PostgreSQL' : config.DATABASE_URL}`,
+    '',
+    'Start a downgrade: npm run demo',
+    '',
+  ];
+  console.log(lines.join('\n'));
+  await workerRun;
+}
+
+let stopping = false;
+async function stop(signal: string, exitCode = 0) {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'shutting down');
+  for (const stopOne of stops) {
+    try {
+      await stopOne();
+    } catch (error) {
+      log.error({ err: error }, 'error during shutdown');
+    }
+  }
+  process.exit(exitCode);
+}
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));
+
+main().catch(async (error: unknown) => {
+  log.fatal({ err: error }, 'failed to start');
+  await stop('startup failure', 1);
+});

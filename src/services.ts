@@ -1,0 +1,86 @@
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import type { ActivityDeps } from './activities/index.js';
+import { REDIRECT_PATH } from './callbacks/getReauthorizationRedirect.js';
+import { StateSigner } from './callbacks/stateToken.js';
+import type { Config } from './config.js';
+import { CronofyClient } from './cronofy/client.js';
+import { CredentialStore } from './store/credentialStore.js';
+import { openDatabase, type Database } from './store/database.js';
+import { Keyring } from './store/encryption.js';
+
+/** The simulator's application credentials when no Cronofy credentials are configured. */
+export const SIMULATOR_CLIENT = { clientId: 'local-downgrade-app', clientSecret: 'local-simulator-secret' } as const;
+
+export interface CronofyTarget {
+  clientId: string;
+  clientSecret: string;
+  apiUrl?: string;
+  appUrl?: string;
+}
+
+/** Which Cronofy to talk to: the configured one, or the simulator at `simulatorUrl`. */
+export function cronofyTarget(config: Config, simulatorUrl?: string): CronofyTarget {
+  if (!config.useSimulator) {
+    return {
+      clientId: config.CRONOFY_CLIENT_ID!,
+      clientSecret: config.CRONOFY_CLIENT_SECRET!,
+      apiUrl: config.CRONOFY_API_URL,
+      appUrl: config.CRONOFY_APP_URL,
+    };
+  }
+  const url = simulatorUrl ?? `http://127.0.0.1:${config.SIMULATOR_PORT}`;
+  return { ...SIMULATOR_CLIENT, apiUrl: url, appUrl: url };
+}
+
+export function redirectUri(config: Config): string {
+  return new URL(REDIRECT_PATH, config.callbackBaseUrl).toString();
+}
+
+export interface Services {
+  database: Database;
+  store: CredentialStore;
+  stateSigner: StateSigner;
+  activityDeps: ActivityDeps;
+  close(): Promise<void>;
+}
+
+/** Builds what the worker and the callback server share, from configuration. */
+export async function createServices(config: Config, cronofy: CronofyTarget): Promise<Services> {
+  const database = await openDatabase(config.DATABASE_URL);
+  const store = new CredentialStore(database, Keyring.parse(config.CREDENTIAL_KEYS));
+  const stateSigner = new StateSigner(config.STATE_SIGNING_SECRET);
+  const client = new CronofyClient({
+    clientId: cronofy.clientId,
+    clientSecret: cronofy.clientSecret,
+    dataCentre: config.CRONOFY_DATA_CENTER,
+    hosts: cronofy.apiUrl && cronofy.appUrl ? { api: cronofy.apiUrl, app: cronofy.appUrl } : undefined,
+  });
+  const webhook =
+    config.APP_WEBHOOK_URL && config.APP_WEBHOOK_SECRET
+      ? { url: config.APP_WEBHOOK_URL, secret: config.APP_WEBHOOK_SECRET }
+      : undefined;
+  return {
+    database,
+    store,
+    stateSigner,
+    activityDeps: { cronofy: client, store, stateSigner, redirectUri: redirectUri(config), webhook },
+    close: () => database.close(),
+  };
+}
+
+export async function connectTemporal(config: Config) {
+  const [clientConnection, workerConnection] = await Promise.all([
+    Connection.connect({ address: config.TEMPORAL_ADDRESS }),
+    NativeConnection.connect({ address: config.TEMPORAL_ADDRESS }),
+  ]);
+  const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+  return {
+    client,
+    workerConnection,
+    async close() {
+      await clientConnection.close();
+      await workerConnection.close();
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Connection } from '@temporalio/client';
+import { searchAttributeRegistrations } from './workflows/definitions.js';
+
+const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The `temporal` CLI: TEMPORAL_CLI_PATH, one on PATH, or the project's pinned copy (installed on first use). */
+export function temporalCliPath(): string {
+  return execFileSync('bash', [resolve(projectRoot, 'scripts/ensure-temporal.sh')], { encoding: 'utf8' }).trim();
+}
+
+/** Arguments after `temporal server start-dev` that register this project's search attributes. */
+export function devServerSearchAttributeArgs(): string[] {
+  return searchAttributeRegistrations.flatMap((registration) => ['--search-attribute', registration]);
+}
+
+export interface DevServer {
+  address: string;
+  uiUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Starts the official Temporal dev server with its data in a file, the Temporal UI on, and waits until healthy. */
+export async function startDevServer(options: { port: number; uiPort: number; dbFile: string }): Promise<DevServer> {
+  mkdirSync(dirname(options.dbFile), { recursive: true });
+  const child: ChildProcess = spawn(
+    temporalCliPath(),
+    [
+      'server',
+      'start-dev',
+      '--db-filename',
+      options.dbFile,
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(options.port),
+      '--ui-port',
+      String(options.uiPort),
+      '--log-level',
+      'warn',
+      ...devServerSearchAttributeArgs(),
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', resolveExit));
+  const address = `127.0.0.1:${options.port}`;
+
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`temporal dev server exited with code ${child.exitCode}`);
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1_000 });
+      await connection.healthService.check({});
+      await connection.close();
+      break;
+    } catch (error) {
+      if (Date.now() > deadline) {
+        child.kill('SIGTERM');
+        throw new Error(`temporal dev server did not become healthy on ${address}`, { cause: error });
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  return {
+    address,
+    uiUrl: `http://127.0.0.1:${options.uiPort}`,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

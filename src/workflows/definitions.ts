@@ -1,0 +1,105 @@
+/**
+ * The contract between the individual downgrade workflow and everyone who talks to it: the typed client, the
+ * callback server, the worker and operators. Declared once and imported by each side.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
+export const FREE_BUSY_PROVIDERS = ['google_free_busy', 'ms_graph_free_busy'] as const;
+export type FreeBusyProvider = (typeof FREE_BUSY_PROVIDERS)[number];
+/** Cronofy reports `cronofy` as the provider when the person chose "No Access". */
+export const NO_ACCESS_PROVIDER = 'cronofy';
+
+export const searchAttributes = {
+  kind: defineSearchAttributeKey('DowngradeKind', SearchAttributeType.KEYWORD),
+  state: defineSearchAttributeKey('DowngradeState', SearchAttributeType.KEYWORD),
+  sub: defineSearchAttributeKey('CronofySub', SearchAttributeType.KEYWORD),
+  domain: defineSearchAttributeKey('CronofyDomain', SearchAttributeType.KEYWORD),
+  provider: defineSearchAttributeKey('CronofyProvider', SearchAttributeType.KEYWORD),
+};
+
+/** `--search-attribute` arguments for `temporal server start-dev`, so a dev server knows them from the start. */
+export const searchAttributeRegistrations = Object.values(searchAttributes).map(
+  (key) => `${key.name}=${key.type === SearchAttributeType.KEYWORD ? 'Keyword' : key.type}`,
+);
+
+export function individualDowngradeId(sub: string): string {
+  return `downgrade-individual-${sub}`;
+}
+
+export interface IndividualDowngradeInput {
+  /** The Cronofy account to downgrade (`acc_…`). */
+  sub: string;
+  /** The application's own id for the user, echoed in webhooks and status. */
+  userId?: string;
+  /** Credential-store reference of the current Read/Write authorization; without it, revoke by `sub`. */
+  credentialRef?: string;
+  /** Skips Cronofy's provider picker on the consent page. */
+  providerHint?: FreeBusyProvider;
+  /** How long each prompt waits for the person, in ms. */
+  deadlineMs: number;
+  /** How often the application is reminded while a prompt is waiting, in ms. */
+  reminderIntervalMs: number;
+  /** How many times the person is asked before the downgrade gives up on Read/Write choices. */
+  maxPrompts: number;
+}
+
+export type DowngradeState =
+  | 'revoking'
+  | 'awaiting_reauthorization'
+  | 'verifying'
+  | 'completed'
+  | 'denied'
+  | 'expired'
+  | 'read_write_kept'
+  | 'no_access'
+  | 'other_account'
+  | 'cancelled'
+  | 'failed';
+
+export const TERMINAL_STATES: readonly DowngradeState[] = [
+  'completed',
+  'denied',
+  'expired',
+  'read_write_kept',
+  'no_access',
+  'other_account',
+  'cancelled',
+  'failed',
+];
+
+export interface DowngradeStatus {
+  workflowId: string;
+  sub: string;
+  userId?: string;
+  state: DowngradeState;
+  /** 1 for the first prompt, counting re-prompts after a Read/Write choice. */
+  prompt: number;
+  maxPrompts: number;
+  /** Present while waiting: the link to hand the person, and when it stops working. */
+  authorizationUrl?: string;
+  authorizationExpiresAt?: string;
+  waitingSince?: string;
+  remindersSent: number;
+  /** The provider Cronofy reported for the most recent authorization. */
+  providerName?: string;
+  /** Credential-store reference of the new Free/Busy authorization, once completed. */
+  credentialRef?: string;
+  reason?: string;
+}
+
+export type DowngradeResult = DowngradeStatus & { state: Exclude<DowngradeState, 'revoking' | 'awaiting_reauthorization' | 'verifying'> };
+
+/** What the callback server learned from the person's browser redirect. No code in here: only a reference. */
+export type ReauthorizationCallback = { prompt: number; nonce: string } & (
+  | { codeRef: string }
+  | { error: string; errorDescription?: string }
+);
+
+export const reauthorizationCallback = defineSignal<[ReauthorizationCallback]>('reauthorizationCallback');
+export const getStatus = defineQuery<DowngradeStatus>('getStatus');
+
+/** Events the application receives on its (optional) signed webhook. */
+export type ApplicationEvent =
+  | { type: 'authorization_required' | 'reminder'; status: DowngradeStatus }
+  | { type: 'finished'; status: DowngradeStatus };

@@ -1,0 +1,1 @@
+export { individualDowngrade } from './individualDowngrade.js';

@@ -1,0 +1,162 @@
+import {
+  ActivityFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities/index.js';
+import { NON_RETRYABLE_CRONOFY_ERRORS } from '../cronofy/errors.js';
+import {
+  FREE_BUSY_PROVIDERS,
+  NO_ACCESS_PROVIDER,
+  getStatus,
+  reauthorizationCallback,
+  searchAttributes,
+  type DowngradeResult,
+  type DowngradeState,
+  type DowngradeStatus,
+  type IndividualDowngradeInput,
+  type ReauthorizationCallback,
+} from './definitions.js';
+
+type Activities = ReturnType<typeof createActivities>;
+
+/** Calls to Cronofy and the application: short, retried with backoff; 4xx other than 401/429 fail at once. */
+const cronofy = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  scheduleToCloseTimeout: '30m',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    nonRetryableErrorTypes: [...NON_RETRYABLE_CRONOFY_ERRORS, 'SecretNotFoundError', 'CredentialNotFoundError'],
+  },
+});
+
+/**
+ * Downgrades one Individual Connect user from Read/Write to Free/Busy, following Cronofy's documented steps:
+ * revoke → ask the person to authorize again choosing Free/Busy → wait for the callback → exchange the code →
+ * verify the access mode → record. Every way it can end is a named state.
+ */
+export async function individualDowngrade(input: IndividualDowngradeInput): Promise<DowngradeResult> {
+  const status: DowngradeStatus = {
+    workflowId: workflowInfo().workflowId,
+    sub: input.sub,
+    userId: input.userId,
+    state: 'revoking',
+    prompt: 0,
+    maxPrompts: input.maxPrompts,
+    remindersSent: 0,
+  };
+  let pending: { nonce: string; callback?: ReauthorizationCallback } | undefined;
+
+  setHandler(getStatus, () => status);
+  setHandler(reauthorizationCallback, (callback) => {
+    if (!pending || callback.prompt !== status.prompt || callback.nonce !== pending.nonce || pending.callback) {
+      log.warn('Ignored a re-authorization callback that does not answer the current prompt', {
+        prompt: callback.prompt,
+        currentPrompt: status.prompt,
+      });
+      return;
+    }
+    pending.callback = callback;
+  });
+
+  const enter = (state: DowngradeState, details: Partial<DowngradeStatus> = {}) => {
+    Object.assign(status, details, { state });
+    upsertSearchAttributes([
+      { key: searchAttributes.state, value: state },
+      ...(status.providerName ? [{ key: searchAttributes.provider, value: status.providerName }] : []),
+    ]);
+  };
+  const finish = async (state: DowngradeResult['state'], details: Partial<DowngradeStatus> = {}) => {
+    enter(state, { authorizationUrl: undefined, authorizationExpiresAt: undefined, waitingSince: undefined, ...details });
+    await CancellationScope.nonCancellable(() => cronofy.notifyApplication({ type: 'finished', status }));
+    return { ...status, state } as DowngradeResult;
+  };
+
+  try {
+    enter('revoking');
+    await cronofy.revokeAuthorization(input.credentialRef ? { credentialRef: input.credentialRef } : { sub: input.sub });
+
+    while (status.prompt < input.maxPrompts) {
+      const prompt = status.prompt + 1;
+      const expiresAt = Date.now() + input.deadlineMs;
+      const request = await cronofy.createAuthorizationRequest({
+        workflowId: status.workflowId,
+        prompt,
+        providerHint: input.providerHint,
+        expiresAt,
+      });
+      pending = { nonce: request.nonce };
+      enter('awaiting_reauthorization', {
+        prompt,
+        authorizationUrl: request.authorizationUrl,
+        authorizationExpiresAt: new Date(expiresAt).toISOString(),
+        waitingSince: new Date().toISOString(),
+      });
+      await cronofy.notifyApplication({ type: 'authorization_required', status });
+
+      const callback = await waitForCallback(() => pending?.callback, expiresAt, input.reminderIntervalMs, () => {
+        status.remindersSent += 1;
+        return cronofy.notifyApplication({ type: 'reminder', status });
+      });
+      if (!callback) return await finish('expired', { reason: 'nobody re-authorized before the deadline' });
+      if ('error' in callback) {
+        if (callback.error === 'access_denied') return await finish('denied', { reason: 'the person declined' });
+        return await finish('failed', { reason: `Cronofy redirected with error ${callback.error}` });
+      }
+
+      enter('verifying', { authorizationUrl: undefined, authorizationExpiresAt: undefined, waitingSince: undefined });
+      const grant = await cronofy.exchangeAuthorizationCode({ codeRef: callback.codeRef, workflowId: status.workflowId });
+      status.providerName = grant.providerName;
+
+      if (grant.sub !== input.sub) {
+        await cronofy.revokeAuthorization({ credentialRef: grant.credentialRef });
+        return await finish('other_account', { reason: 'the person authorized a different calendar account' });
+      }
+      if ((FREE_BUSY_PROVIDERS as readonly string[]).includes(grant.providerName)) {
+        return await finish('completed', { credentialRef: grant.credentialRef });
+      }
+      // Not Free/Busy: the connection we just got is not one the application asked for; take it back.
+      await cronofy.revokeAuthorization({ credentialRef: grant.credentialRef });
+      if (grant.providerName === NO_ACCESS_PROVIDER) {
+        return await finish('no_access', { reason: 'the person chose No Access' });
+      }
+      log.info('Read/Write chosen again', { prompt, providerName: grant.providerName });
+    }
+    return await finish('read_write_kept', {
+      reason: `Read/Write was chosen again on all ${input.maxPrompts} prompts`,
+    });
+  } catch (error) {
+    if (isCancellation(error)) {
+      enter('cancelled', { reason: 'cancelled by request' });
+      await CancellationScope.nonCancellable(() => cronofy.notifyApplication({ type: 'finished', status }));
+      throw error;
+    }
+    if (error instanceof ActivityFailure) {
+      return await finish('failed', { reason: `${error.activityType}: ${error.cause?.message ?? error.message}` });
+    }
+    throw error;
+  }
+}
+
+/** Waits for the callback until `deadline`, calling `remind` every `reminderIntervalMs` meanwhile. */
+async function waitForCallback<T>(
+  received: () => T | undefined,
+  deadline: number,
+  reminderIntervalMs: number,
+  remind: () => Promise<void>,
+): Promise<T | undefined> {
+  for (;;) {
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) return received();
+    if (await condition(() => received() !== undefined, Math.min(remaining, reminderIntervalMs))) return received();
+    if (deadline - Date.now() > 0) await remind();
+  }
+}

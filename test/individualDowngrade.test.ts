@@ -1,0 +1,332 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import got from 'got';
+import { z } from 'zod';
+import { StateSigner } from '../src/callbacks/stateToken.js';
+import { DowngradeNotFoundError } from '../src/client.js';
+import { individualDowngradeId } from '../src/workflows/definitions.js';
+import {
+  createReadWriteUser,
+  decideOnConsentPage,
+  followRedirect,
+  signalCount,
+  simulatorGet,
+  startStack,
+  STATE_SECRET,
+  waitForState,
+  type RunningWorker,
+  type Stack,
+} from './support/stack.js';
+import { assertHistoryHoldsNoSecrets, recordHistories, replayHistories } from './support/histories.js';
+
+const SimulatorState = z.object({
+  accounts: z.array(
+    z.object({
+      sub: z.string(),
+      authorizations: z.array(z.object({ provider_name: z.string(), revoked: z.boolean() })),
+    }),
+  ),
+});
+const RequestLog = z.array(z.object({ endpoint: z.string().optional(), status: z.number() }));
+
+let stack: Stack;
+let worker: RunningWorker;
+const workflowIds: string[] = [];
+
+before(async () => {
+  stack = await startStack();
+  worker = await stack.startWorker();
+});
+
+after(async () => {
+  await worker?.stop();
+  await stack?.stop();
+});
+
+let userCount = 0;
+async function startDowngrade(options: Parameters<Stack['downgrades']['startIndividualDowngrade']>[0] extends infer T ? Partial<T> : never = {}) {
+  userCount += 1;
+  const user = await createReadWriteUser(stack, `person${userCount}@example.com`);
+  const { workflowId } = await stack.downgrades.startIndividualDowngrade({
+    sub: user.sub,
+    userId: `user-${userCount}`,
+    refreshToken: user.refresh_token,
+    ...options,
+  });
+  workflowIds.push(workflowId);
+  const status = await waitForState(stack, workflowId, (state) => state === 'awaiting_reauthorization');
+  return { user, workflowId, authorizationUrl: status.authorizationUrl! };
+}
+
+async function authorizationsOf(sub: string) {
+  const state = await simulatorGet(stack, '/_sim/state', SimulatorState);
+  return state.accounts.find((account) => account.sub === sub)?.authorizations ?? [];
+}
+
+async function requestsTo(endpoint: string) {
+  return (await simulatorGet(stack, '/_sim/requests', RequestLog)).filter((entry) => entry.endpoint === endpoint);
+}
+
+describe('individual downgrade', () => {
+  test('choosing Free/Busy with Google completes, revokes Read/Write and hands the app new credentials', async () => {
+    const { user, workflowId, authorizationUrl } = await startDowngrade();
+    const url = new URL(authorizationUrl);
+    assert.equal(url.searchParams.get('scope'), 'free_busy_write');
+    assert.equal(url.searchParams.get('redirect_uri'), stack.redirectUri);
+
+    const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
+    const page = await followRedirect(location);
+    assert.equal(page.status, 200);
+    assert.match(page.body, /Thank you/);
+
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'completed');
+    assert.equal(result.providerName, 'google_free_busy');
+
+    const credentials = await stack.downgrades.getNewCredentials(workflowId);
+    assert.equal(credentials.sub, user.sub);
+    assert.equal(credentials.providerName, 'google_free_busy');
+    const userinfo = await stack.cronofy.userInfo(credentials.accessToken);
+    assert.equal(userinfo.sub, user.sub);
+
+    const authorizations = await authorizationsOf(user.sub);
+    assert.deepEqual(
+      authorizations.map((a) => [a.provider_name, a.revoked]),
+      [
+        ['google', true],
+        ['google_free_busy', false],
+      ],
+    );
+    const events = stack.webhookEvents.filter((event) => event.status.workflowId === workflowId);
+    assert.deepEqual(
+      events.map((event) => event.type),
+      ['authorization_required', 'finished'],
+    );
+    assert.equal(events[0]?.status.authorizationUrl, authorizationUrl);
+  });
+
+  test('choosing Free/Busy with Microsoft, with the provider hint, completes', async () => {
+    const { user, workflowId, authorizationUrl } = await startDowngrade({ providerHint: 'ms_graph_free_busy' });
+    assert.equal(new URL(authorizationUrl).searchParams.get('provider_name'), 'ms_graph_free_busy');
+    await followRedirect(await decideOnConsentPage(authorizationUrl, 'free_busy_microsoft', { email: user.email }));
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'completed');
+    assert.equal(result.providerName, 'ms_graph_free_busy');
+  });
+
+  test('Read/Write chosen again re-prompts, revoking the unwanted authorization, then Free/Busy completes', async () => {
+    const { user, workflowId, authorizationUrl } = await startDowngrade();
+    await followRedirect(await decideOnConsentPage(authorizationUrl, 'read_write_google', { email: user.email }));
+    const reprompt = await waitUntilPrompt(workflowId, 2);
+    assert.notEqual(reprompt.authorizationUrl, authorizationUrl);
+
+    await followRedirect(await decideOnConsentPage(reprompt.authorizationUrl!, 'free_busy_google', { email: user.email }));
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'completed');
+    assert.equal(result.prompt, 2);
+    const live = (await authorizationsOf(user.sub)).filter((a) => !a.revoked).map((a) => a.provider_name);
+    assert.deepEqual(live, ['google_free_busy']);
+  });
+
+  test('Read/Write chosen on every prompt gives up after the configured count', async () => {
+    const { user, workflowId, authorizationUrl } = await startDowngrade({ maxPrompts: 2 });
+    await followRedirect(await decideOnConsentPage(authorizationUrl, 'read_write_google', { email: user.email }));
+    const reprompt = await waitUntilPrompt(workflowId, 2);
+    await followRedirect(await decideOnConsentPage(reprompt.authorizationUrl!, 'read_write_microsoft', { email: user.email }));
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'read_write_kept');
+    assert.equal(result.prompt, 2);
+    assert.equal(result.credentialRef, undefined);
+    assert.ok((await authorizationsOf(user.sub)).every((a) => a.revoked), 'no Read/Write authorization is left live');
+  });
+
+  test('a person who denies access ends the downgrade as denied', async () => {
+    const { workflowId, authorizationUrl } = await startDowngrade();
+    const location = await decideOnConsentPage(authorizationUrl, 'deny', {});
+    assert.equal(location.searchParams.get('error'), 'access_denied');
+    const page = await followRedirect(location);
+    assert.equal(page.status, 200);
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'denied');
+  });
+
+  test('choosing No Access ends as no_access and leaves no authorization live', async () => {
+    const { user, workflowId, authorizationUrl } = await startDowngrade();
+    await followRedirect(await decideOnConsentPage(authorizationUrl, 'no_access', { email: user.email }));
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'no_access');
+    assert.ok((await authorizationsOf(user.sub)).every((a) => a.revoked));
+  });
+
+  test('linking another calendar account ends as other_account and revokes that authorization', async () => {
+    const { workflowId, authorizationUrl } = await startDowngrade();
+    await followRedirect(
+      await decideOnConsentPage(authorizationUrl, 'free_busy_google', { newEmail: `someone-else-${Date.now()}@example.com` }),
+    );
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'other_account');
+    const state = await simulatorGet(stack, '/_sim/state', SimulatorState);
+    const other = state.accounts.find((account) => account.authorizations.some((a) => a.provider_name === 'google_free_busy' && a.revoked));
+    assert.ok(other, 'the other account\'s authorization was revoked');
+  });
+
+  test('nobody answering before the deadline ends as expired, after reminders', async () => {
+    const { workflowId } = await startDowngrade({ deadlineMs: 2_500, reminderIntervalMs: 800 });
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'expired');
+    assert.ok(result.remindersSent >= 2, `sent ${result.remindersSent} reminders`);
+    const reminders = stack.webhookEvents.filter((e) => e.status.workflowId === workflowId && e.type === 'reminder');
+    assert.equal(reminders.length, result.remindersSent);
+  });
+
+  test('a cancelled downgrade ends as cancelled and its link no longer works', async () => {
+    const { user, workflowId, authorizationUrl } = await startDowngrade();
+    await stack.downgrades.cancelDowngrade(workflowId);
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'cancelled');
+    const page = await followRedirect(await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }));
+    assert.equal(page.status, 410);
+  });
+
+  test('starting the same user twice returns the running downgrade', async () => {
+    const user = await createReadWriteUser(stack, `twice-${Date.now()}@example.com`);
+    const first = await stack.downgrades.startIndividualDowngrade({ sub: user.sub });
+    const second = await stack.downgrades.startIndividualDowngrade({ sub: user.sub });
+    workflowIds.push(first.workflowId);
+    assert.equal(first.workflowId, individualDowngradeId(user.sub));
+    assert.equal(second.runId, first.runId);
+    await stack.downgrades.cancelDowngrade(first.workflowId);
+    assert.equal((await stack.downgrades.waitForResult(first.workflowId)).state, 'cancelled');
+  });
+
+  test('an unknown downgrade id is a DowngradeNotFoundError', async () => {
+    await assert.rejects(stack.downgrades.getDowngrade('downgrade-individual-acc_nobody'), DowngradeNotFoundError);
+  });
+});
+
+describe('callback state', () => {
+  test('a forged state is rejected with 400 and no signal is sent', async () => {
+    const { workflowId, authorizationUrl } = await startDowngrade();
+    const realState = new URL(authorizationUrl).searchParams.get('state')!;
+    const [header, payload, signature] = realState.split('.');
+    const tamperedPayload = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), prompt: 2 }),
+    ).toString('base64url');
+    const forgedBySomeoneElse = await new StateSigner('another-secret-that-is-long-enough-000000').sign(
+      { workflowId, purpose: 'individual_reauthorization', prompt: 1, nonce: StateSigner.newNonce() },
+      new Date(Date.now() + 60_000),
+    );
+    for (const state of [`${header}.${tamperedPayload}.${signature}`, forgedBySomeoneElse, 'not-a-token', `${realState}x`]) {
+      const response = await followRedirect(`${stack.callbackUrl}/oauth/callback?code=${'a'.repeat(32)}&state=${encodeURIComponent(state)}`);
+      assert.equal(response.status, 400, `state ${state.slice(0, 20)}…`);
+    }
+    assert.equal(await signalCount(stack, workflowId), 0);
+    await stack.downgrades.cancelDowngrade(workflowId);
+  });
+
+  test('an expired state is rejected with 410 and no signal is sent', async () => {
+    const { workflowId } = await startDowngrade();
+    const expired = await new StateSigner(STATE_SECRET).sign(
+      { workflowId, purpose: 'individual_reauthorization', prompt: 1, nonce: StateSigner.newNonce() },
+      new Date(Date.now() - 1_000),
+    );
+    const response = await followRedirect(`${stack.callbackUrl}/oauth/callback?code=${'b'.repeat(32)}&state=${expired}`);
+    assert.equal(response.status, 410);
+    assert.equal(await signalCount(stack, workflowId), 0);
+    await stack.downgrades.cancelDowngrade(workflowId);
+  });
+
+  test('a replayed callback is rejected with 409 and sends no second signal', async () => {
+    const { user, workflowId, authorizationUrl } = await startDowngrade();
+    const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
+    assert.equal((await followRedirect(location)).status, 200);
+    assert.equal((await followRedirect(location)).status, 409);
+    assert.equal((await stack.downgrades.waitForResult(workflowId)).state, 'completed');
+    assert.equal(await signalCount(stack, workflowId), 1);
+  });
+
+  test('malformed callbacks get 400', async () => {
+    for (const query of ['', '?code=abc', '?state=x', '?state=x&code=a&error=access_denied', '?state=x&code=a&extra=1']) {
+      const response = await followRedirect(`${stack.callbackUrl}/oauth/callback${query}`);
+      assert.equal(response.status, 400, `query ${query}`);
+    }
+  });
+
+  test('a valid state for a workflow that does not exist gets 410', async () => {
+    const state = await new StateSigner(STATE_SECRET).sign(
+      { workflowId: 'downgrade-individual-acc_missing', purpose: 'individual_reauthorization', prompt: 1, nonce: StateSigner.newNonce() },
+      new Date(Date.now() + 60_000),
+    );
+    const response = await followRedirect(`${stack.callbackUrl}/oauth/callback?error=access_denied&state=${state}`);
+    assert.equal(response.status, 410);
+  });
+});
+
+describe('Cronofy failures', () => {
+  test('5xx and 429 on revoke and on the code exchange are retried to success', async () => {
+    await got.post(`${stack.simulator.url}/_sim/faults`, {
+      json: [
+        { endpoint: 'revoke', status: 503, count: 2 },
+        { endpoint: 'token', status: 429, retryAfterSeconds: 1, count: 1 },
+        { endpoint: 'token', status: 500, count: 1 },
+      ],
+    });
+    const revokesBefore = (await requestsTo('revoke')).length;
+    const tokensBefore = (await requestsTo('token')).length;
+    const { user, workflowId, authorizationUrl } = await startDowngrade();
+    await followRedirect(await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }));
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'completed');
+    const revokes = (await requestsTo('revoke')).slice(revokesBefore).map((entry) => entry.status);
+    const tokens = (await requestsTo('token')).slice(tokensBefore).map((entry) => entry.status);
+    assert.deepEqual(revokes, [503, 503, 200]);
+    assert.deepEqual(tokens, [429, 500, 200]);
+  });
+
+  test('invalid_grant on the exchange fails the downgrade by name, without retrying', async () => {
+    const { user, workflowId, authorizationUrl } = await startDowngrade();
+    const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
+    // Someone else redeems the single-use code first.
+    await stack.cronofy.requestAccessToken(location.searchParams.get('code')!, stack.redirectUri);
+    const tokensBefore = (await requestsTo('token')).length;
+    await followRedirect(location);
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'failed');
+    assert.match(result.reason ?? '', /invalid_grant/);
+    assert.equal((await requestsTo('token')).length - tokensBefore, 1, 'the used code was sent once');
+  });
+});
+
+describe('durability', () => {
+  test('a worker stopped during the wait and started again completes the downgrade', async () => {
+    const { user, workflowId, authorizationUrl } = await startDowngrade();
+    await worker.stop();
+    const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
+    assert.equal((await followRedirect(location)).status, 200, 'the signal is accepted with no worker running');
+    worker = await stack.startWorker();
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'completed');
+  });
+});
+
+describe('histories', () => {
+  test('no history holds a token or a code the simulator issued', async () => {
+    await assertHistoryHoldsNoSecrets(stack, workflowIds);
+  });
+
+  test('every history of this run replays against the current workflow code', async () => {
+    const histories = await recordHistories(stack, workflowIds);
+    await replayHistories(histories);
+  });
+});
+
+async function waitUntilPrompt(workflowId: string, prompt: number) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const status = await stack.downgrades.getDowngrade(workflowId);
+    if (status.prompt === prompt && status.authorizationUrl) return status;
+    if (Date.now() > deadline) throw new Error(`${workflowId} did not reach prompt ${prompt}: ${status.state}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+

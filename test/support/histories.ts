@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import proto from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
+import { z } from 'zod';
+import { workflowsPath } from '../../src/worker.js';
+import { simulatorGet, type Stack } from './stack.js';
+
+const { temporal } = proto;
+type History = proto.temporal.api.history.v1.IHistory;
+
+const IssuedSecrets = z.object({
+  codes: z.array(z.string()),
+  access_tokens: z.array(z.string()),
+  refresh_tokens: z.array(z.string()),
+});
+
+/**
+ * Reads each run's history as the server stores it (the raw protobuf, payloads included) and checks that not one
+ * of the codes and tokens the simulator ever issued appears in it.
+ */
+export async function assertHistoryHoldsNoSecrets(stack: Stack, workflowIds: string[]): Promise<void> {
+  const issued = await simulatorGet(stack, '/_sim/issued-secrets', IssuedSecrets);
+  const secrets = [...issued.codes, ...issued.access_tokens, ...issued.refresh_tokens];
+  assert.ok(issued.codes.length > 0 && issued.refresh_tokens.length > 0, 'the runs issued codes and tokens');
+  for (const workflowId of workflowIds) {
+    const raw = await rawHistory(stack, workflowId);
+    assert.ok(raw.length > 0);
+    for (const secret of secrets) {
+      assert.equal(raw.includes(Buffer.from(secret)), false, `${workflowId}'s history holds an issued secret`);
+    }
+  }
+}
+
+async function rawHistory(stack: Stack, workflowId: string): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  let nextPageToken: Uint8Array | undefined;
+  do {
+    const page = await stack.env.client.workflowService.getWorkflowExecutionHistory({
+      namespace: 'default',
+      execution: { workflowId },
+      nextPageToken,
+    });
+    chunks.push(temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse.encode(page).finish());
+    nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
+  } while (nextPageToken);
+  return Buffer.concat(chunks);
+}
+
+/** Fetches the histories and, with RECORD_HISTORIES=dir, writes them as JSON fixtures for future replay tests. */
+export async function recordHistories(stack: Stack, workflowIds: string[]) {
+  const histories = await Promise.all(
+    workflowIds.map(async (workflowId) => ({
+      workflowId,
+      history: await stack.env.client.workflow.getHandle(workflowId).fetchHistory(),
+    })),
+  );
+  const directory = process.env.RECORD_HISTORIES;
+  if (directory) {
+    mkdirSync(directory, { recursive: true });
+    for (const { workflowId, history } of histories) {
+      writeFileSync(join(directory, `${workflowId}.json`), historyToJSON(history));
+    }
+  }
+  return histories;
+}
+
+/** Replays histories against the current workflow code: a non-deterministic change fails here. */
+export async function replayHistories(histories: Array<{ workflowId: string; history: History }>): Promise<void> {
+  assert.ok(histories.length > 0, 'there are histories to replay');
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories({ workflowsPath }, histories)) {
+    assert.equal(result.error, undefined, `${result.workflowId} does not replay: ${String(result.error)}`);
+    replayed += 1;
+  }
+  assert.equal(replayed, histories.length);
+}

@@ -1,0 +1,231 @@
+/**
+ * The whole service, for tests: a real Temporal dev server (the official CLI), the Cronofy simulator, the
+ * credential store on PGlite, the callback server and a worker — all on loopback, wired as in production.
+ */
+import { createHmac } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import got from 'got';
+import { z } from 'zod';
+import { DowngradeClient } from '../../src/client.js';
+import { REDIRECT_PATH } from '../../src/callbacks/getReauthorizationRedirect.js';
+import { startCallbackServer } from '../../src/callbacks/server.js';
+import { StateSigner } from '../../src/callbacks/stateToken.js';
+import { CronofyClient } from '../../src/cronofy/client.js';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { CredentialStore } from '../../src/store/credentialStore.js';
+import { openDatabase, type Database } from '../../src/store/database.js';
+import { Keyring } from '../../src/store/encryption.js';
+import { devServerSearchAttributeArgs, temporalCliPath } from '../../src/temporalDevServer.js';
+import { reauthorizationCallback, type ApplicationEvent } from '../../src/workflows/definitions.js';
+import { createDowngradeWorker, workflowsPath } from '../../src/worker.js';
+
+export const CLIENT = { clientId: 'test-app', clientSecret: 'test-app-secret-0123456789' };
+export const STATE_SECRET = 'test-state-signing-secret-0123456789abcdef';
+const WEBHOOK_SECRET = 'test-webhook-secret-0123456789';
+
+export interface Stack {
+  env: TestWorkflowEnvironment;
+  simulator: RunningSimulator;
+  callbackUrl: string;
+  redirectUri: string;
+  store: CredentialStore;
+  database: Database;
+  downgrades: DowngradeClient;
+  cronofy: CronofyClient;
+  webhookEvents: ApplicationEvent[];
+  taskQueue: string;
+  startWorker(): Promise<RunningWorker>;
+  stop(): Promise<void>;
+}
+
+export interface RunningWorker {
+  worker: Worker;
+  stop(): Promise<void>;
+}
+
+export async function startStack(options: { extraServerArgs?: string[] } = {}): Promise<Stack> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: temporalCliPath() },
+      extraArgs: [...devServerSearchAttributeArgs(), ...(options.extraServerArgs ?? [])],
+    },
+  });
+  const workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+  const database = await openDatabase('memory:');
+  const store = new CredentialStore(database, Keyring.parse(Keyring.generateSpec('test1')));
+  const stateSigner = new StateSigner(STATE_SECRET);
+
+  const webhookEvents: ApplicationEvent[] = [];
+  const webhook = await startWebhookReceiver(webhookEvents);
+
+  // The callback server must exist before the simulator, which only redirects to registered URIs.
+  const callbacks = await startCallbackServer(
+    {
+      stateSigner,
+      codes: store,
+      nonces: store,
+      signalReauthorization: (workflowId, callback) =>
+        env.client.workflow.getHandle(workflowId).signal(reauthorizationCallback, callback),
+    },
+    { host: '127.0.0.1', port: 0, logLevel: 'silent' },
+  );
+  const redirectUri = `${callbacks.url}${REDIRECT_PATH}`;
+  const simulator = await startSimulator({ clients: [{ ...CLIENT, redirectUris: [redirectUri] }] });
+  const cronofy = new CronofyClient({ ...CLIENT, hosts: { api: simulator.url, app: simulator.url } });
+
+  const taskQueue = `downgrades-${Date.now()}`;
+  const startWorker = async (): Promise<RunningWorker> => {
+    const worker = await createDowngradeWorker({
+      connection: env.nativeConnection,
+      namespace: 'default',
+      taskQueue,
+      workflowBundle,
+      deps: { cronofy, store, stateSigner, redirectUri, webhook: { url: webhook.url, secret: WEBHOOK_SECRET } },
+      activitiesPerSecond: 1000,
+    });
+    const running = worker.run();
+    return {
+      worker,
+      async stop() {
+        worker.shutdown();
+        await running;
+      },
+    };
+  };
+
+  const downgrades = new DowngradeClient({
+    temporal: env.client,
+    taskQueue,
+    store,
+    defaults: { deadlineMs: 60_000, reminderIntervalMs: 30_000, maxPrompts: 3 },
+  });
+
+  return {
+    env,
+    simulator,
+    callbackUrl: callbacks.url,
+    redirectUri,
+    store,
+    database,
+    downgrades,
+    cronofy,
+    webhookEvents,
+    taskQueue,
+    startWorker,
+    async stop() {
+      await callbacks.app.close();
+      await simulator.close();
+      await new Promise((resolve) => webhook.server.close(resolve));
+      await database.close();
+      await env.teardown();
+    },
+  };
+}
+
+/** The application's webhook endpoint: records events whose signature verifies, refuses the rest. */
+async function startWebhookReceiver(events: ApplicationEvent[]): Promise<{ server: Server; url: string }> {
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const expected = createHmac('sha256', WEBHOOK_SECRET).update(body).digest('base64');
+      if (request.headers['downgrade-hmac-sha256'] !== expected) {
+        response.writeHead(401).end();
+        return;
+      }
+      events.push(JSON.parse(body.toString('utf8')) as ApplicationEvent);
+      response.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/downgrades` };
+}
+
+const SimulatorAccount = z.object({ sub: z.string(), email: z.string(), access_token: z.string(), refresh_token: z.string() });
+
+/** A person with a Read/Write connection: the starting point of every downgrade. */
+export async function createReadWriteUser(stack: Stack, email: string) {
+  return SimulatorAccount.parse(
+    await got.post(`${stack.simulator.url}/_sim/accounts`, { json: { email, client_id: CLIENT.clientId } }).json(),
+  );
+}
+
+export type ConsentDecision =
+  | 'free_busy_google'
+  | 'free_busy_microsoft'
+  | 'read_write_google'
+  | 'read_write_microsoft'
+  | 'no_access'
+  | 'deny';
+
+/**
+ * What a person does on the simulator's consent page, over HTTP: load it, submit the form with a decision and
+ * an account, and return where Cronofy sends the browser back to (not yet followed).
+ */
+export async function decideOnConsentPage(authorizationUrl: string, decision: ConsentDecision, account: { email?: string; newEmail?: string }) {
+  const page = await got(authorizationUrl);
+  const form = new Map<string, string>();
+  for (const match of page.body.matchAll(/<input[^>]*type="hidden"[^>]*>/g)) {
+    const name = /name="([^"]+)"/.exec(match[0])?.[1];
+    const value = /value="([^"]*)"/.exec(match[0])?.[1];
+    if (name !== undefined && value !== undefined) form.set(name, decodeEntities(value));
+  }
+  assertContains(page.body, `value="${decision}"`);
+  const action = /<form[^>]*action="([^"]+)"/.exec(page.body)?.[1] ?? '/oauth/authorize';
+  const body = new URLSearchParams([...form, ['decision', decision]]);
+  if (account.email) body.set('email', account.email);
+  if (account.newEmail) body.set('new_email', account.newEmail);
+  const response = await got.post(new URL(decodeEntities(action), authorizationUrl), {
+    body: body.toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    followRedirect: false,
+    throwHttpErrors: false,
+  });
+  if (response.statusCode !== 302 || !response.headers.location) {
+    throw new Error(`consent page answered ${response.statusCode}: ${response.body.slice(0, 200)}`);
+  }
+  return new URL(response.headers.location);
+}
+
+/** The browser arriving back at the callback server. */
+export async function followRedirect(location: URL | string) {
+  const response = await got(location.toString(), { throwHttpErrors: false, followRedirect: false });
+  return { status: response.statusCode, body: response.body };
+}
+
+export async function waitForState(stack: Stack, workflowId: string, predicate: (state: string) => boolean, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await stack.downgrades.getDowngrade(workflowId);
+    if (predicate(status.state) && (status.state !== 'awaiting_reauthorization' || status.authorizationUrl)) return status;
+    if (Date.now() > deadline) throw new Error(`${workflowId} stayed in ${status.state}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export async function signalCount(stack: Stack, workflowId: string): Promise<number> {
+  const history = await stack.env.client.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? []).filter((event) => event.workflowExecutionSignaledEventAttributes).length;
+}
+
+export async function simulatorGet<T>(stack: Stack, path: string, schema: z.ZodType<T>): Promise<T> {
+  return schema.parse(await got(`${stack.simulator.url}${path}`).json());
+}
+
+function decodeEntities(text: string): string {
+  return text
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
+}
+
+function assertContains(body: string, needle: string) {
+  if (!body.includes(needle)) throw new Error(`consent page does not offer ${needle}`);
+}
