@@ -53,11 +53,18 @@ export class DowngradeClient {
   private readonly store?: CredentialStore;
 
   constructor(options: DowngradeClientOptions) {
-    ({ temporal: this.temporal, taskQueue: this.taskQueue, defaults: this.defaults, store: this.store } = options);
+    ({
+      temporal: this.temporal,
+      taskQueue: this.taskQueue,
+      defaults: this.defaults,
+      store: this.store,
+    } = options);
   }
 
   /** Starting the same user's downgrade again while it runs returns the running one. */
-  async startIndividualDowngrade(request: StartIndividualDowngrade): Promise<{ workflowId: string; runId: string }> {
+  async startIndividualDowngrade(
+    request: StartIndividualDowngrade,
+  ): Promise<{ workflowId: string; runId: string }> {
     const credentialRef = request.refreshToken
       ? await this.requireStore().saveCredentials({
           kind: 'account',

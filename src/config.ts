@@ -70,7 +70,11 @@ const Environment = z
     ] as const;
     for (const [a, b] of pairs) {
       if ((env[a] === undefined) !== (env[b] === undefined)) {
-        ctx.addIssue({ code: 'custom', path: [env[a] === undefined ? a : b], message: `required with ${env[a] === undefined ? b : a}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [env[a] === undefined ? a : b],
+          message: `required with ${env[a] === undefined ? b : a}`,
+        });
       }
     }
   });
@@ -88,7 +92,9 @@ export class ConfigError extends Error {
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const parsed = Environment.safeParse(env);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.') || '(environment)'}: ${issue.message}`);
+    const lines = parsed.error.issues.map(
+      (issue) => `  ${issue.path.join('.') || '(environment)'}: ${issue.message}`,
+    );
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const config = parsed.data;

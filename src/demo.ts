@@ -18,7 +18,11 @@ const email = process.argv[2] ?? `demo-${Date.now()}@example.com`;
 
 const account = z
   .object({ sub: z.string() })
-  .parse(await got.post(`${simulatorUrl}/_sim/accounts`, { json: { email, client_id: SIMULATOR_CLIENT.clientId } }).json());
+  .parse(
+    await got
+      .post(`${simulatorUrl}/_sim/accounts`, { json: { email, client_id: SIMULATOR_CLIENT.clientId } })
+      .json(),
+  );
 
 const temporal = await connectTemporal(config);
 const downgrades = new DowngradeClient({
@@ -31,7 +35,9 @@ const downgrades = new DowngradeClient({
   },
 });
 const { workflowId } = await downgrades.startIndividualDowngrade({ sub: account.sub, userId: email });
-console.log(`Started ${workflowId} for ${email} (${account.sub}); it revokes the Read/Write connection first.`);
+console.log(
+  `Started ${workflowId} for ${email} (${account.sub}); it revokes the Read/Write connection first.`,
+);
 
 let status = await downgrades.getDowngrade(workflowId);
 while (!status.authorizationUrl && status.state === 'revoking') {
@@ -40,9 +46,13 @@ while (!status.authorizationUrl && status.state === 'revoking') {
 }
 if (status.authorizationUrl) {
   console.log(`\nOpen this link and choose Free/Busy:\n\n  ${status.authorizationUrl}\n`);
-  console.log(`Follow the run in the Temporal UI: http://127.0.0.1:${config.TEMPORAL_UI_PORT}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows/${workflowId}`);
+  console.log(
+    `Follow the run in the Temporal UI: http://127.0.0.1:${config.TEMPORAL_UI_PORT}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows/${workflowId}`,
+  );
   console.log('Waiting for the person to answer (Ctrl-C stops waiting; the downgrade goes on)...');
 }
 const result = await downgrades.waitForResult(workflowId);
-console.log(`\nDowngrade ended: ${result.state}${result.reason ? ` (${result.reason})` : ''}${result.providerName ? `, provider ${result.providerName}` : ''}`);
+console.log(
+  `\nDowngrade ended: ${result.state}${result.reason ? ` (${result.reason})` : ''}${result.providerName ? `, provider ${result.providerName}` : ''}`,
+);
 await temporal.close();

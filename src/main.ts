@@ -21,7 +21,11 @@ async function main() {
   const embeddedTemporal = process.env.TEMPORAL_ADDRESS === undefined;
   if (embeddedTemporal) {
     const port = Number(config.TEMPORAL_ADDRESS.split(':')[1] ?? 7233);
-    const devServer = await startDevServer({ port, uiPort: config.TEMPORAL_UI_PORT, dbFile: config.TEMPORAL_DB_FILE });
+    const devServer = await startDevServer({
+      port,
+      uiPort: config.TEMPORAL_UI_PORT,
+      dbFile: config.TEMPORAL_DB_FILE,
+    });
     stops.unshift(() => devServer.stop());
     log.info({ address: devServer.address, ui: devServer.uiUrl }, 'Temporal dev server ready');
   }

@@ -10,7 +10,10 @@ import { openDatabase, type Database } from './store/database.js';
 import { Keyring } from './store/encryption.js';
 
 /** The simulator's application credentials when no Cronofy credentials are configured. */
-export const SIMULATOR_CLIENT = { clientId: 'local-downgrade-app', clientSecret: 'local-simulator-secret' } as const;
+export const SIMULATOR_CLIENT = {
+  clientId: 'local-downgrade-app',
+  clientSecret: 'local-simulator-secret',
+} as const;
 
 export interface CronofyTarget {
   clientId: string;

@@ -9,7 +9,9 @@ const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The `temporal` CLI: TEMPORAL_CLI_PATH, one on PATH, or the project's pinned copy (installed on first use). */
 export function temporalCliPath(): string {
-  return execFileSync('bash', [resolve(projectRoot, 'scripts/ensure-temporal.sh')], { encoding: 'utf8' }).trim();
+  return execFileSync('bash', [resolve(projectRoot, 'scripts/ensure-temporal.sh')], {
+    encoding: 'utf8',
+  }).trim();
 }
 
 /** Arguments after `temporal server start-dev` that register this project's search attributes. */
@@ -24,7 +26,11 @@ export interface DevServer {
 }
 
 /** Starts the official Temporal dev server with its data in a file, the Temporal UI on, and waits until healthy. */
-export async function startDevServer(options: { port: number; uiPort: number; dbFile: string }): Promise<DevServer> {
+export async function startDevServer(options: {
+  port: number;
+  uiPort: number;
+  dbFile: string;
+}): Promise<DevServer> {
   mkdirSync(dirname(options.dbFile), { recursive: true });
   const child: ChildProcess = spawn(
     temporalCliPath(),

@@ -44,7 +44,11 @@ after(async () => {
 });
 
 let userCount = 0;
-async function startDowngrade(options: Parameters<Stack['downgrades']['startIndividualDowngrade']>[0] extends infer T ? Partial<T> : never = {}) {
+async function startDowngrade(
+  options: Parameters<Stack['downgrades']['startIndividualDowngrade']>[0] extends infer T
+    ? Partial<T>
+    : never = {},
+) {
   userCount += 1;
   const user = await createReadWriteUser(stack, `person${userCount}@example.com`);
   const { workflowId } = await stack.downgrades.startIndividualDowngrade({
@@ -64,7 +68,9 @@ async function authorizationsOf(sub: string) {
 }
 
 async function requestsTo(endpoint: string) {
-  return (await simulatorGet(stack, '/_sim/requests', RequestLog)).filter((entry) => entry.endpoint === endpoint);
+  return (await simulatorGet(stack, '/_sim/requests', RequestLog)).filter(
+    (entry) => entry.endpoint === endpoint,
+  );
 }
 
 describe('individual downgrade', () => {
@@ -106,9 +112,13 @@ describe('individual downgrade', () => {
   });
 
   test('choosing Free/Busy with Microsoft, with the provider hint, completes', async () => {
-    const { user, workflowId, authorizationUrl } = await startDowngrade({ providerHint: 'ms_graph_free_busy' });
+    const { user, workflowId, authorizationUrl } = await startDowngrade({
+      providerHint: 'ms_graph_free_busy',
+    });
     assert.equal(new URL(authorizationUrl).searchParams.get('provider_name'), 'ms_graph_free_busy');
-    await followRedirect(await decideOnConsentPage(authorizationUrl, 'free_busy_microsoft', { email: user.email }));
+    await followRedirect(
+      await decideOnConsentPage(authorizationUrl, 'free_busy_microsoft', { email: user.email }),
+    );
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
     assert.equal(result.providerName, 'ms_graph_free_busy');
@@ -116,11 +126,15 @@ describe('individual downgrade', () => {
 
   test('Read/Write chosen again re-prompts, revoking the unwanted authorization, then Free/Busy completes', async () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade();
-    await followRedirect(await decideOnConsentPage(authorizationUrl, 'read_write_google', { email: user.email }));
+    await followRedirect(
+      await decideOnConsentPage(authorizationUrl, 'read_write_google', { email: user.email }),
+    );
     const reprompt = await waitUntilPrompt(workflowId, 2);
     assert.notEqual(reprompt.authorizationUrl, authorizationUrl);
 
-    await followRedirect(await decideOnConsentPage(reprompt.authorizationUrl!, 'free_busy_google', { email: user.email }));
+    await followRedirect(
+      await decideOnConsentPage(reprompt.authorizationUrl!, 'free_busy_google', { email: user.email }),
+    );
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
     assert.equal(result.prompt, 2);
@@ -130,14 +144,21 @@ describe('individual downgrade', () => {
 
   test('Read/Write chosen on every prompt gives up after the configured count', async () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade({ maxPrompts: 2 });
-    await followRedirect(await decideOnConsentPage(authorizationUrl, 'read_write_google', { email: user.email }));
+    await followRedirect(
+      await decideOnConsentPage(authorizationUrl, 'read_write_google', { email: user.email }),
+    );
     const reprompt = await waitUntilPrompt(workflowId, 2);
-    await followRedirect(await decideOnConsentPage(reprompt.authorizationUrl!, 'read_write_microsoft', { email: user.email }));
+    await followRedirect(
+      await decideOnConsentPage(reprompt.authorizationUrl!, 'read_write_microsoft', { email: user.email }),
+    );
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'read_write_kept');
     assert.equal(result.prompt, 2);
     assert.equal(result.credentialRef, undefined);
-    assert.ok((await authorizationsOf(user.sub)).every((a) => a.revoked), 'no Read/Write authorization is left live');
+    assert.ok(
+      (await authorizationsOf(user.sub)).every((a) => a.revoked),
+      'no Read/Write authorization is left live',
+    );
   });
 
   test('a person who denies access ends the downgrade as denied', async () => {
@@ -161,13 +182,17 @@ describe('individual downgrade', () => {
   test('linking another calendar account ends as other_account and revokes that authorization', async () => {
     const { workflowId, authorizationUrl } = await startDowngrade();
     await followRedirect(
-      await decideOnConsentPage(authorizationUrl, 'free_busy_google', { newEmail: `someone-else-${Date.now()}@example.com` }),
+      await decideOnConsentPage(authorizationUrl, 'free_busy_google', {
+        newEmail: `someone-else-${Date.now()}@example.com`,
+      }),
     );
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'other_account');
     const state = await simulatorGet(stack, '/_sim/state', SimulatorState);
-    const other = state.accounts.find((account) => account.authorizations.some((a) => a.provider_name === 'google_free_busy' && a.revoked));
-    assert.ok(other, 'the other account\'s authorization was revoked');
+    const other = state.accounts.find((account) =>
+      account.authorizations.some((a) => a.provider_name === 'google_free_busy' && a.revoked),
+    );
+    assert.ok(other, "the other account's authorization was revoked");
   });
 
   test('nobody answering before the deadline ends as expired, after reminders', async () => {
@@ -175,7 +200,9 @@ describe('individual downgrade', () => {
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'expired');
     assert.ok(result.remindersSent >= 2, `sent ${result.remindersSent} reminders`);
-    const reminders = stack.webhookEvents.filter((e) => e.status.workflowId === workflowId && e.type === 'reminder');
+    const reminders = stack.webhookEvents.filter(
+      (e) => e.status.workflowId === workflowId && e.type === 'reminder',
+    );
     assert.equal(reminders.length, result.remindersSent);
   });
 
@@ -184,7 +211,9 @@ describe('individual downgrade', () => {
     await stack.downgrades.cancelDowngrade(workflowId);
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'cancelled');
-    const page = await followRedirect(await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }));
+    const page = await followRedirect(
+      await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }),
+    );
     assert.equal(page.status, 410);
   });
 
@@ -200,7 +229,10 @@ describe('individual downgrade', () => {
   });
 
   test('an unknown downgrade id is a DowngradeNotFoundError', async () => {
-    await assert.rejects(stack.downgrades.getDowngrade('downgrade-individual-acc_nobody'), DowngradeNotFoundError);
+    await assert.rejects(
+      stack.downgrades.getDowngrade('downgrade-individual-acc_nobody'),
+      DowngradeNotFoundError,
+    );
   });
 });
 
@@ -216,8 +248,15 @@ describe('callback state', () => {
       { workflowId, purpose: 'individual_reauthorization', prompt: 1, nonce: StateSigner.newNonce() },
       new Date(Date.now() + 60_000),
     );
-    for (const state of [`${header}.${tamperedPayload}.${signature}`, forgedBySomeoneElse, 'not-a-token', `${realState}x`]) {
-      const response = await followRedirect(`${stack.callbackUrl}/oauth/callback?code=${'a'.repeat(32)}&state=${encodeURIComponent(state)}`);
+    for (const state of [
+      `${header}.${tamperedPayload}.${signature}`,
+      forgedBySomeoneElse,
+      'not-a-token',
+      `${realState}x`,
+    ]) {
+      const response = await followRedirect(
+        `${stack.callbackUrl}/oauth/callback?code=${'a'.repeat(32)}&state=${encodeURIComponent(state)}`,
+      );
       assert.equal(response.status, 400, `state ${state.slice(0, 20)}…`);
     }
     assert.equal(await signalCount(stack, workflowId), 0);
@@ -230,7 +269,9 @@ describe('callback state', () => {
       { workflowId, purpose: 'individual_reauthorization', prompt: 1, nonce: StateSigner.newNonce() },
       new Date(Date.now() - 1_000),
     );
-    const response = await followRedirect(`${stack.callbackUrl}/oauth/callback?code=${'b'.repeat(32)}&state=${expired}`);
+    const response = await followRedirect(
+      `${stack.callbackUrl}/oauth/callback?code=${'b'.repeat(32)}&state=${expired}`,
+    );
     assert.equal(response.status, 410);
     assert.equal(await signalCount(stack, workflowId), 0);
     await stack.downgrades.cancelDowngrade(workflowId);
@@ -246,7 +287,13 @@ describe('callback state', () => {
   });
 
   test('malformed callbacks get 400', async () => {
-    for (const query of ['', '?code=abc', '?state=x', '?state=x&code=a&error=access_denied', '?state=x&code=a&extra=1']) {
+    for (const query of [
+      '',
+      '?code=abc',
+      '?state=x',
+      '?state=x&code=a&error=access_denied',
+      '?state=x&code=a&extra=1',
+    ]) {
       const response = await followRedirect(`${stack.callbackUrl}/oauth/callback${query}`);
       assert.equal(response.status, 400, `query ${query}`);
     }
@@ -254,10 +301,17 @@ describe('callback state', () => {
 
   test('a valid state for a workflow that does not exist gets 410', async () => {
     const state = await new StateSigner(STATE_SECRET).sign(
-      { workflowId: 'downgrade-individual-acc_missing', purpose: 'individual_reauthorization', prompt: 1, nonce: StateSigner.newNonce() },
+      {
+        workflowId: 'downgrade-individual-acc_missing',
+        purpose: 'individual_reauthorization',
+        prompt: 1,
+        nonce: StateSigner.newNonce(),
+      },
       new Date(Date.now() + 60_000),
     );
-    const response = await followRedirect(`${stack.callbackUrl}/oauth/callback?error=access_denied&state=${state}`);
+    const response = await followRedirect(
+      `${stack.callbackUrl}/oauth/callback?error=access_denied&state=${state}`,
+    );
     assert.equal(response.status, 410);
   });
 });
@@ -274,7 +328,9 @@ describe('Cronofy failures', () => {
     const revokesBefore = (await requestsTo('revoke')).length;
     const tokensBefore = (await requestsTo('token')).length;
     const { user, workflowId, authorizationUrl } = await startDowngrade();
-    await followRedirect(await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }));
+    await followRedirect(
+      await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }),
+    );
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
     const revokes = (await requestsTo('revoke')).slice(revokesBefore).map((entry) => entry.status);
@@ -302,7 +358,11 @@ describe('durability', () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade();
     await worker.stop();
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
-    assert.equal((await followRedirect(location)).status, 200, 'the signal is accepted with no worker running');
+    assert.equal(
+      (await followRedirect(location)).status,
+      200,
+      'the signal is accepted with no worker running',
+    );
     worker = await stack.startWorker();
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
@@ -325,8 +385,8 @@ async function waitUntilPrompt(workflowId: string, prompt: number) {
   for (;;) {
     const status = await stack.downgrades.getDowngrade(workflowId);
     if (status.prompt === prompt && status.authorizationUrl) return status;
-    if (Date.now() > deadline) throw new Error(`${workflowId} did not reach prompt ${prompt}: ${status.state}`);
+    if (Date.now() > deadline)
+      throw new Error(`${workflowId} did not reach prompt ${prompt}: ${status.state}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
-

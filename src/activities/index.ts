@@ -55,7 +55,12 @@ export function createActivities(deps: ActivityDeps) {
     }): Promise<{ authorizationUrl: string; nonce: string }> {
       const nonce = StateSigner.newNonce();
       const state = await stateSigner.sign(
-        { workflowId: request.workflowId, purpose: 'individual_reauthorization', prompt: request.prompt, nonce },
+        {
+          workflowId: request.workflowId,
+          purpose: 'individual_reauthorization',
+          prompt: request.prompt,
+          nonce,
+        },
         new Date(request.expiresAt),
       );
       const authorizationUrl = cronofy.authorizationUrl({
@@ -67,7 +72,10 @@ export function createActivities(deps: ActivityDeps) {
       return { authorizationUrl, nonce };
     },
 
-    async exchangeAuthorizationCode(request: { codeRef: string; workflowId: string }): Promise<ExchangedGrant> {
+    async exchangeAuthorizationCode(request: {
+      codeRef: string;
+      workflowId: string;
+    }): Promise<ExchangedGrant> {
       const code = await store.readSecret(request.codeRef);
       const token = await callCronofy(() => cronofy.requestAccessToken(code, deps.redirectUri));
       await store.deleteSecret(request.codeRef);
@@ -92,7 +100,12 @@ export function createActivities(deps: ActivityDeps) {
         profileName: profile.profile_name,
         label: request.workflowId,
       });
-      return { credentialRef, sub, providerName: profile.provider_name, providerService: profile.provider_service };
+      return {
+        credentialRef,
+        sub,
+        providerName: profile.provider_name,
+        providerService: profile.provider_service,
+      };
     },
 
     /** Tells the application (when it configured a webhook) what it needs to act on; signed like Cronofy signs. */

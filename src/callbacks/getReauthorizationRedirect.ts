@@ -12,7 +12,10 @@ const CODE_TTL_SECONDS = 60 * 60;
 
 export interface CallbackDeps {
   stateSigner: StateSigner;
-  codes: { putSecret(purpose: string, plaintext: string, ttlSeconds: number): Promise<string>; deleteSecret(ref: string): Promise<void> };
+  codes: {
+    putSecret(purpose: string, plaintext: string, ttlSeconds: number): Promise<string>;
+    deleteSecret(ref: string): Promise<void>;
+  };
   nonces: {
     consumeStateNonce(nonce: string, expiresAt: Date): Promise<boolean>;
     releaseStateNonce(nonce: string): Promise<void>;
@@ -49,7 +52,11 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
 
     const query = RedirectQuery.safeParse(request.query);
     if (!query.success) {
-      return page(400, 'This link is not valid', 'Expected a code or an error, with a state, and nothing else.');
+      return page(
+        400,
+        'This link is not valid',
+        'Expected a code or an error, with a state, and nothing else.',
+      );
     }
 
     let claims;
@@ -64,10 +71,17 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
 
     if (!(await deps.nonces.consumeStateNonce(claims.nonce, claims.expiresAt))) {
       request.log.warn({ workflowId: claims.workflowId }, 'callback rejected: state already used');
-      return page(409, 'This link was already used', 'Each sign-in link works once. Ask the application for a new one.');
+      return page(
+        409,
+        'This link was already used',
+        'Each sign-in link works once. Ask the application for a new one.',
+      );
     }
 
-    const codeRef = 'code' in query.data ? await deps.codes.putSecret('authorization_code', query.data.code, CODE_TTL_SECONDS) : undefined;
+    const codeRef =
+      'code' in query.data
+        ? await deps.codes.putSecret('authorization_code', query.data.code, CODE_TTL_SECONDS)
+        : undefined;
     const callback: ReauthorizationCallback = codeRef
       ? { prompt: claims.prompt, nonce: claims.nonce, codeRef }
       : {
@@ -82,16 +96,30 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
     } catch (error) {
       if (codeRef) await deps.codes.deleteSecret(codeRef);
       if (error instanceof WorkflowNotFoundError) {
-        request.log.warn({ workflowId: claims.workflowId }, 'callback for a downgrade that is no longer running');
-        return page(410, 'This request has ended', 'The downgrade this link belongs to is no longer waiting.');
+        request.log.warn(
+          { workflowId: claims.workflowId },
+          'callback for a downgrade that is no longer running',
+        );
+        return page(
+          410,
+          'This request has ended',
+          'The downgrade this link belongs to is no longer waiting.',
+        );
       }
       // Nothing was delivered: let the person retry the same link.
       await deps.nonces.releaseStateNonce(claims.nonce);
       request.log.error({ err: error, workflowId: claims.workflowId }, 'could not deliver callback');
-      return page(503, 'Please try again', 'We could not record your answer just now. Reload this page in a minute.');
+      return page(
+        503,
+        'Please try again',
+        'We could not record your answer just now. Reload this page in a minute.',
+      );
     }
 
-    request.log.info({ workflowId: claims.workflowId, outcome: 'error' in callback ? callback.error : 'code' }, 'callback delivered');
+    request.log.info(
+      { workflowId: claims.workflowId, outcome: 'error' in callback ? callback.error : 'code' },
+      'callback delivered',
+    );
     return codeRef
       ? page(200, 'Thank you', 'Your calendar connection has been updated. You can close this window.')
       : page(200, 'Noted', 'You did not grant access. You can close this window.');

@@ -110,7 +110,12 @@ export class CronofyClient {
       response = await request();
     } catch (error) {
       const reason = error instanceof RequestError ? error.code : 'request failed';
-      throw new CronofyUnavailableError(`Cronofy could not be reached (${reason})`, undefined, undefined, true);
+      throw new CronofyUnavailableError(
+        `Cronofy could not be reached (${reason})`,
+        undefined,
+        undefined,
+        true,
+      );
     }
     if (response.statusCode >= 200 && response.statusCode < 300) return response;
     throw errorFor(response);
@@ -153,7 +158,12 @@ function parseBody<T extends z.ZodType>(response: Response<string>, schema: T, w
   try {
     json = JSON.parse(response.body);
   } catch {
-    throw new CronofyResponseError(`Cronofy's ${what} response is not JSON`, response.statusCode, undefined, false);
+    throw new CronofyResponseError(
+      `Cronofy's ${what} response is not JSON`,
+      response.statusCode,
+      undefined,
+      false,
+    );
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) {

@@ -28,7 +28,9 @@ export const UserInfo = z.looseObject({
   'cronofy.type': z.string().optional(),
   'cronofy.data': z
     .looseObject({
-      authorization: z.looseObject({ scope: z.string().optional(), status: z.string().optional() }).optional(),
+      authorization: z
+        .looseObject({ scope: z.string().optional(), status: z.string().optional() })
+        .optional(),
       profiles: z.array(LinkingProfile).optional(),
     })
     .optional(),

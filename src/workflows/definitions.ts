@@ -88,12 +88,13 @@ export interface DowngradeStatus {
   reason?: string;
 }
 
-export type DowngradeResult = DowngradeStatus & { state: Exclude<DowngradeState, 'revoking' | 'awaiting_reauthorization' | 'verifying'> };
+export type DowngradeResult = DowngradeStatus & {
+  state: Exclude<DowngradeState, 'revoking' | 'awaiting_reauthorization' | 'verifying'>;
+};
 
 /** What the callback server learned from the person's browser redirect. No code in here: only a reference. */
 export type ReauthorizationCallback = { prompt: number; nonce: string } & (
-  | { codeRef: string }
-  | { error: string; errorDescription?: string }
+  { codeRef: string } | { error: string; errorDescription?: string }
 );
 
 export const reauthorizationCallback = defineSignal<[ReauthorizationCallback]>('reauthorizationCallback');

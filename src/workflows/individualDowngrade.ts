@@ -34,7 +34,11 @@ const cronofy = proxyActivities<Activities>({
     initialInterval: '1s',
     backoffCoefficient: 2,
     maximumInterval: '1m',
-    nonRetryableErrorTypes: [...NON_RETRYABLE_CRONOFY_ERRORS, 'SecretNotFoundError', 'CredentialNotFoundError'],
+    nonRetryableErrorTypes: [
+      ...NON_RETRYABLE_CRONOFY_ERRORS,
+      'SecretNotFoundError',
+      'CredentialNotFoundError',
+    ],
   },
 });
 
@@ -57,7 +61,12 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
 
   setHandler(getStatus, () => status);
   setHandler(reauthorizationCallback, (callback) => {
-    if (!pending || callback.prompt !== status.prompt || callback.nonce !== pending.nonce || pending.callback) {
+    if (
+      !pending ||
+      callback.prompt !== status.prompt ||
+      callback.nonce !== pending.nonce ||
+      pending.callback
+    ) {
       log.warn('Ignored a re-authorization callback that does not answer the current prompt', {
         prompt: callback.prompt,
         currentPrompt: status.prompt,
@@ -75,14 +84,21 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
     ]);
   };
   const finish = async (state: DowngradeResult['state'], details: Partial<DowngradeStatus> = {}) => {
-    enter(state, { authorizationUrl: undefined, authorizationExpiresAt: undefined, waitingSince: undefined, ...details });
+    enter(state, {
+      authorizationUrl: undefined,
+      authorizationExpiresAt: undefined,
+      waitingSince: undefined,
+      ...details,
+    });
     await CancellationScope.nonCancellable(() => cronofy.notifyApplication({ type: 'finished', status }));
     return { ...status, state } as DowngradeResult;
   };
 
   try {
     enter('revoking');
-    await cronofy.revokeAuthorization(input.credentialRef ? { credentialRef: input.credentialRef } : { sub: input.sub });
+    await cronofy.revokeAuthorization(
+      input.credentialRef ? { credentialRef: input.credentialRef } : { sub: input.sub },
+    );
 
     while (status.prompt < input.maxPrompts) {
       const prompt = status.prompt + 1;
@@ -102,23 +118,38 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
       });
       await cronofy.notifyApplication({ type: 'authorization_required', status });
 
-      const callback = await waitForCallback(() => pending?.callback, expiresAt, input.reminderIntervalMs, () => {
-        status.remindersSent += 1;
-        return cronofy.notifyApplication({ type: 'reminder', status });
-      });
+      const callback = await waitForCallback(
+        () => pending?.callback,
+        expiresAt,
+        input.reminderIntervalMs,
+        () => {
+          status.remindersSent += 1;
+          return cronofy.notifyApplication({ type: 'reminder', status });
+        },
+      );
       if (!callback) return await finish('expired', { reason: 'nobody re-authorized before the deadline' });
       if ('error' in callback) {
-        if (callback.error === 'access_denied') return await finish('denied', { reason: 'the person declined' });
+        if (callback.error === 'access_denied')
+          return await finish('denied', { reason: 'the person declined' });
         return await finish('failed', { reason: `Cronofy redirected with error ${callback.error}` });
       }
 
-      enter('verifying', { authorizationUrl: undefined, authorizationExpiresAt: undefined, waitingSince: undefined });
-      const grant = await cronofy.exchangeAuthorizationCode({ codeRef: callback.codeRef, workflowId: status.workflowId });
+      enter('verifying', {
+        authorizationUrl: undefined,
+        authorizationExpiresAt: undefined,
+        waitingSince: undefined,
+      });
+      const grant = await cronofy.exchangeAuthorizationCode({
+        codeRef: callback.codeRef,
+        workflowId: status.workflowId,
+      });
       status.providerName = grant.providerName;
 
       if (grant.sub !== input.sub) {
         await cronofy.revokeAuthorization({ credentialRef: grant.credentialRef });
-        return await finish('other_account', { reason: 'the person authorized a different calendar account' });
+        return await finish('other_account', {
+          reason: 'the person authorized a different calendar account',
+        });
       }
       if ((FREE_BUSY_PROVIDERS as readonly string[]).includes(grant.providerName)) {
         return await finish('completed', { credentialRef: grant.credentialRef });
@@ -140,7 +171,9 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
       throw error;
     }
     if (error instanceof ActivityFailure) {
-      return await finish('failed', { reason: `${error.activityType}: ${error.cause?.message ?? error.message}` });
+      return await finish('failed', {
+        reason: `${error.activityType}: ${error.cause?.message ?? error.message}`,
+      });
     }
     throw error;
   }
@@ -156,7 +189,8 @@ async function waitForCallback<T>(
   for (;;) {
     const remaining = deadline - Date.now();
     if (remaining <= 0) return received();
-    if (await condition(() => received() !== undefined, Math.min(remaining, reminderIntervalMs))) return received();
+    if (await condition(() => received() !== undefined, Math.min(remaining, reminderIntervalMs)))
+      return received();
     if (deadline - Date.now() > 0) await remind();
   }
 }

@@ -29,7 +29,11 @@ export async function assertHistoryHoldsNoSecrets(stack: Stack, workflowIds: str
     const raw = await rawHistory(stack, workflowId);
     assert.ok(raw.length > 0);
     for (const secret of secrets) {
-      assert.equal(raw.includes(Buffer.from(secret)), false, `${workflowId}'s history holds an issued secret`);
+      assert.equal(
+        raw.includes(Buffer.from(secret)),
+        false,
+        `${workflowId}'s history holds an issued secret`,
+      );
     }
   }
 }
@@ -68,7 +72,9 @@ export async function recordHistories(stack: Stack, workflowIds: string[]) {
 }
 
 /** Replays histories against the current workflow code: a non-deterministic change fails here. */
-export async function replayHistories(histories: Array<{ workflowId: string; history: History }>): Promise<void> {
+export async function replayHistories(
+  histories: Array<{ workflowId: string; history: History }>,
+): Promise<void> {
   assert.ok(histories.length > 0, 'there are histories to replay');
   let replayed = 0;
   for await (const result of Worker.runReplayHistories({ workflowsPath }, histories)) {

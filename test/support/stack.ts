@@ -84,7 +84,13 @@ export async function startStack(options: { extraServerArgs?: string[] } = {}): 
       namespace: 'default',
       taskQueue,
       workflowBundle,
-      deps: { cronofy, store, stateSigner, redirectUri, webhook: { url: webhook.url, secret: WEBHOOK_SECRET } },
+      deps: {
+        cronofy,
+        store,
+        stateSigner,
+        redirectUri,
+        webhook: { url: webhook.url, secret: WEBHOOK_SECRET },
+      },
       activitiesPerSecond: 1000,
     });
     const running = worker.run();
@@ -146,12 +152,19 @@ async function startWebhookReceiver(events: ApplicationEvent[]): Promise<{ serve
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/downgrades` };
 }
 
-const SimulatorAccount = z.object({ sub: z.string(), email: z.string(), access_token: z.string(), refresh_token: z.string() });
+const SimulatorAccount = z.object({
+  sub: z.string(),
+  email: z.string(),
+  access_token: z.string(),
+  refresh_token: z.string(),
+});
 
 /** A person with a Read/Write connection: the starting point of every downgrade. */
 export async function createReadWriteUser(stack: Stack, email: string) {
   return SimulatorAccount.parse(
-    await got.post(`${stack.simulator.url}/_sim/accounts`, { json: { email, client_id: CLIENT.clientId } }).json(),
+    await got
+      .post(`${stack.simulator.url}/_sim/accounts`, { json: { email, client_id: CLIENT.clientId } })
+      .json(),
   );
 }
 
@@ -167,7 +180,11 @@ export type ConsentDecision =
  * What a person does on the simulator's consent page, over HTTP: load it, submit the form with a decision and
  * an account, and return where Cronofy sends the browser back to (not yet followed).
  */
-export async function decideOnConsentPage(authorizationUrl: string, decision: ConsentDecision, account: { email?: string; newEmail?: string }) {
+export async function decideOnConsentPage(
+  authorizationUrl: string,
+  decision: ConsentDecision,
+  account: { email?: string; newEmail?: string },
+) {
   const page = await got(authorizationUrl);
   const form = new Map<string, string>();
   for (const match of page.body.matchAll(/<input[^>]*type="hidden"[^>]*>/g)) {
@@ -198,11 +215,17 @@ export async function followRedirect(location: URL | string) {
   return { status: response.statusCode, body: response.body };
 }
 
-export async function waitForState(stack: Stack, workflowId: string, predicate: (state: string) => boolean, timeoutMs = 20_000) {
+export async function waitForState(
+  stack: Stack,
+  workflowId: string,
+  predicate: (state: string) => boolean,
+  timeoutMs = 20_000,
+) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const status = await stack.downgrades.getDowngrade(workflowId);
-    if (predicate(status.state) && (status.state !== 'awaiting_reauthorization' || status.authorizationUrl)) return status;
+    if (predicate(status.state) && (status.state !== 'awaiting_reauthorization' || status.authorizationUrl))
+      return status;
     if (Date.now() > deadline) throw new Error(`${workflowId} stayed in ${status.state}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

@@ -1,0 +1,326 @@
+import { FaultQueue } from './faults.js';
+import { SlidingWindowRateLimiter, type RateLimit } from './rateLimit.js';
+import { RequestLog } from './requestLog.js';
+import { constantTimeEqual, randomAlphanumeric, randomId } from './secrets.js';
+
+export interface SimulatorClient {
+  clientId: string;
+  clientSecret: string;
+  /** Exact-match allowlist, as Cronofy requires redirect URIs to be registered. */
+  redirectUris: string[];
+}
+
+/** `google` / `ms_graph`: Read-Write; `*_free_busy`: Free/Busy; `cronofy`: No Access. */
+export type ProviderName = 'google' | 'ms_graph' | 'google_free_busy' | 'ms_graph_free_busy' | 'cronofy';
+
+export interface Account {
+  sub: string;
+  email: string;
+  profileId: string;
+  createdAt: number;
+}
+
+export interface Authorization {
+  id: string;
+  sub: string;
+  clientId: string;
+  scope: string;
+  providerName: ProviderName;
+  providerService: ProviderName;
+  /** Issued with the first access token; stays the same across refreshes. */
+  refreshToken?: string;
+  revoked: boolean;
+  createdAt: number;
+  revokedAt?: number;
+}
+
+interface AuthorizationCode {
+  clientId: string;
+  redirectUri: string;
+  authorizationId: string;
+  issuedAt: number;
+  expiresAt: number;
+  used: boolean;
+}
+
+interface AccessToken {
+  authorizationId: string;
+  expiresAt: number;
+}
+
+export interface IssuedTokens {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+}
+
+const codeLifetimeMs = 10 * 60 * 1000;
+const codeLength = 32;
+const tokenLength = 48;
+
+/** Everything the simulated Cronofy knows. Route handlers translate HTTP to and from these methods. */
+export class SimulatorState {
+  readonly faults = new FaultQueue();
+  readonly requestLog = new RequestLog();
+  readonly rateLimiter: SlidingWindowRateLimiter;
+
+  #clockOffsetMs = 0;
+  #accounts = new Map<string, Account>();
+  #subByEmail = new Map<string, string>();
+  #authorizations = new Map<string, Authorization>();
+  #codes = new Map<string, AuthorizationCode>();
+  #accessTokens = new Map<string, AccessToken>();
+  #authorizationIdByRefreshToken = new Map<string, string>();
+  #issued = { codes: [] as string[], accessTokens: [] as string[], refreshTokens: [] as string[] };
+
+  constructor(
+    private readonly clients: readonly SimulatorClient[],
+    private readonly accessTokenTtlSeconds: number,
+    private readonly initialRateLimit: RateLimit,
+  ) {
+    this.rateLimiter = new SlidingWindowRateLimiter({ ...initialRateLimit }, () => this.now());
+  }
+
+  /** Wall-clock time, shifted by `advanceClock` so tests can expire codes and tokens without waiting. */
+  now(): number {
+    return Date.now() + this.#clockOffsetMs;
+  }
+
+  advanceClock(seconds: number): void {
+    this.#clockOffsetMs += seconds * 1000;
+  }
+
+  /** Clears every account, authorization, secret, fault and log; clients stay registered. */
+  reset(): void {
+    this.#clockOffsetMs = 0;
+    this.#accounts.clear();
+    this.#subByEmail.clear();
+    this.#authorizations.clear();
+    this.#codes.clear();
+    this.#accessTokens.clear();
+    this.#authorizationIdByRefreshToken.clear();
+    this.#issued = { codes: [], accessTokens: [], refreshTokens: [] };
+    this.faults.clear();
+    this.requestLog.clear();
+    this.rateLimiter.clear();
+    this.rateLimiter.limit = { ...this.initialRateLimit };
+  }
+
+  // Clients
+
+  findClient(clientId: string): SimulatorClient | undefined {
+    return this.clients.find((client) => client.clientId === clientId);
+  }
+
+  authenticateClient(clientId: string, clientSecret: string): SimulatorClient | undefined {
+    const client = this.findClient(clientId);
+    return client && constantTimeEqual(client.clientSecret, clientSecret) ? client : undefined;
+  }
+
+  // Accounts
+
+  findOrCreateAccount(email: string): Account {
+    const existingSub = this.#subByEmail.get(email.toLowerCase());
+    const existing = existingSub === undefined ? undefined : this.#accounts.get(existingSub);
+    if (existing) return existing;
+    const account: Account = {
+      sub: randomId('acc'),
+      email,
+      profileId: randomId('pro'),
+      createdAt: this.now(),
+    };
+    this.#accounts.set(account.sub, account);
+    this.#subByEmail.set(email.toLowerCase(), account.sub);
+    return account;
+  }
+
+  findAccount(sub: string): Account | undefined {
+    return this.#accounts.get(sub);
+  }
+
+  /** Accounts that have ever authorized the client, oldest first. */
+  accountsOfClient(clientId: string): Account[] {
+    const subs = new Set(this.#authorizationsOfClient(clientId).map((authorization) => authorization.sub));
+    return [...this.#accounts.values()].filter((account) => subs.has(account.sub));
+  }
+
+  /** The account whose authorization for the client was revoked last: the one a downgrade is re-authorizing. */
+  mostRecentlyRevokedAccount(clientId: string): Account | undefined {
+    const revoked = this.#authorizationsOfClient(clientId).filter((authorization) => authorization.revoked);
+    const latest = revoked.sort((a, b) => (b.revokedAt ?? 0) - (a.revokedAt ?? 0))[0];
+    return latest && this.#accounts.get(latest.sub);
+  }
+
+  // Authorizations
+
+  createAuthorization(
+    account: Account,
+    clientId: string,
+    scope: string,
+    providerName: ProviderName,
+  ): Authorization {
+    const authorization: Authorization = {
+      id: randomId('aut'),
+      sub: account.sub,
+      clientId,
+      scope,
+      providerName,
+      providerService: providerName,
+      revoked: false,
+      createdAt: this.now(),
+    };
+    this.#authorizations.set(authorization.id, authorization);
+    return authorization;
+  }
+
+  accountOf(authorization: Authorization): Account {
+    const account = this.#accounts.get(authorization.sub);
+    if (!account) throw new Error(`authorization ${authorization.id} has no account`);
+    return account;
+  }
+
+  /** Revokes the authorization the token belongs to, if it is the client's. Unknown tokens change nothing. */
+  revokeByToken(clientId: string, token: string): void {
+    const accessToken = this.#accessTokens.get(token);
+    const authorizationId =
+      this.#authorizationIdByRefreshToken.get(token) ??
+      (accessToken && accessToken.expiresAt > this.now() ? accessToken.authorizationId : undefined);
+    const authorization =
+      authorizationId === undefined ? undefined : this.#authorizations.get(authorizationId);
+    if (authorization?.clientId === clientId) this.#revoke(authorization);
+  }
+
+  revokeBySub(clientId: string, sub: string): void {
+    for (const authorization of this.#authorizationsOfClient(clientId)) {
+      if (authorization.sub === sub) this.#revoke(authorization);
+    }
+  }
+
+  #revoke(authorization: Authorization): void {
+    if (authorization.revoked) return;
+    authorization.revoked = true;
+    authorization.revokedAt = this.now();
+  }
+
+  #authorizationsOfClient(clientId: string): Authorization[] {
+    return [...this.#authorizations.values()].filter((authorization) => authorization.clientId === clientId);
+  }
+
+  // Codes
+
+  issueCode(authorization: Authorization, redirectUri: string): string {
+    const code = randomAlphanumeric(codeLength);
+    const issuedAt = this.now();
+    this.#codes.set(code, {
+      clientId: authorization.clientId,
+      redirectUri,
+      authorizationId: authorization.id,
+      issuedAt,
+      expiresAt: issuedAt + codeLifetimeMs,
+      used: false,
+    });
+    this.#issued.codes.push(code);
+    return code;
+  }
+
+  /** Uses up a valid code; returns undefined for an unknown, used, expired or mismatched one. */
+  redeemCode(code: string, clientId: string, redirectUri: string): Authorization | undefined {
+    const issued = this.#codes.get(code);
+    if (!issued || issued.used || issued.expiresAt <= this.now()) return undefined;
+    if (issued.clientId !== clientId || issued.redirectUri !== redirectUri) return undefined;
+    const authorization = this.#authorizations.get(issued.authorizationId);
+    if (!authorization || authorization.revoked) return undefined;
+    issued.used = true;
+    return authorization;
+  }
+
+  // Tokens
+
+  issueTokens(authorization: Authorization): IssuedTokens {
+    if (authorization.refreshToken === undefined) {
+      authorization.refreshToken = randomAlphanumeric(tokenLength);
+      this.#authorizationIdByRefreshToken.set(authorization.refreshToken, authorization.id);
+      this.#issued.refreshTokens.push(authorization.refreshToken);
+    }
+    const accessToken = randomAlphanumeric(tokenLength);
+    this.#accessTokens.set(accessToken, {
+      authorizationId: authorization.id,
+      expiresAt: this.now() + this.accessTokenTtlSeconds * 1000,
+    });
+    this.#issued.accessTokens.push(accessToken);
+    return {
+      accessToken,
+      refreshToken: authorization.refreshToken,
+      expiresIn: this.accessTokenTtlSeconds,
+    };
+  }
+
+  /** The live authorization of the client that the refresh token belongs to. */
+  findRefreshableAuthorization(clientId: string, refreshToken: string): Authorization | undefined {
+    const authorizationId = this.#authorizationIdByRefreshToken.get(refreshToken);
+    const authorization =
+      authorizationId === undefined ? undefined : this.#authorizations.get(authorizationId);
+    return authorization && !authorization.revoked && authorization.clientId === clientId
+      ? authorization
+      : undefined;
+  }
+
+  /** The authorization behind an unexpired access token of a live authorization. */
+  authorizeAccessToken(token: string): Authorization | undefined {
+    const accessToken = this.#accessTokens.get(token);
+    if (!accessToken || accessToken.expiresAt <= this.now()) return undefined;
+    const authorization = this.#authorizations.get(accessToken.authorizationId);
+    return authorization && !authorization.revoked ? authorization : undefined;
+  }
+
+  /** The client an access token was issued to, valid or not: rate limits count every request. */
+  clientIdOfAccessToken(token: string): string | undefined {
+    const accessToken = this.#accessTokens.get(token);
+    return accessToken && this.#authorizations.get(accessToken.authorizationId)?.clientId;
+  }
+
+  // Inspection, for the control API. Never includes a secret.
+
+  snapshot() {
+    const now = this.now();
+    const iso = (time: number | undefined) => (time === undefined ? null : new Date(time).toISOString());
+    const authorizations = [...this.#authorizations.values()];
+    return {
+      accounts: [...this.#accounts.values()].map((account) => ({
+        sub: account.sub,
+        account_id: account.sub,
+        email: account.email,
+        profile_id: account.profileId,
+        created_at: iso(account.createdAt),
+        authorizations: authorizations
+          .filter((authorization) => authorization.sub === account.sub)
+          .map((authorization) => ({
+            id: authorization.id,
+            client_id: authorization.clientId,
+            scope: authorization.scope,
+            provider_name: authorization.providerName,
+            provider_service: authorization.providerService,
+            revoked: authorization.revoked,
+            created_at: iso(authorization.createdAt),
+            revoked_at: iso(authorization.revokedAt),
+          })),
+      })),
+      codes: [...this.#codes.values()].map((code) => ({
+        client_id: code.clientId,
+        redirect_uri: code.redirectUri,
+        authorization_id: code.authorizationId,
+        issued_at: iso(code.issuedAt),
+        used: code.used,
+        expired: code.expiresAt <= now,
+      })),
+    };
+  }
+
+  issuedSecrets() {
+    return {
+      codes: [...this.#issued.codes],
+      access_tokens: [...this.#issued.accessTokens],
+      refresh_tokens: [...this.#issued.refreshTokens],
+    };
+  }
+}

@@ -1,0 +1,49 @@
+// The one schema, shared by PGlite and PostgreSQL. Append new migrations; never edit an applied one.
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'credentials, secrets and state nonces',
+    sql: `
+      CREATE TABLE credentials (
+        ref text PRIMARY KEY,
+        kind text NOT NULL CHECK (kind IN ('account', 'service_account')),
+        sub text NOT NULL,
+        access_token_enc text NOT NULL,
+        refresh_token_enc text,
+        access_token_expires_at timestamptz,
+        scope text,
+        provider_name text,
+        provider_service text,
+        profile_id text,
+        profile_name text,
+        label text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        revoked_at timestamptz
+      );
+      CREATE INDEX credentials_sub_idx ON credentials (sub);
+
+      CREATE TABLE secrets (
+        ref text PRIMARY KEY,
+        purpose text NOT NULL,
+        value_enc text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL
+      );
+      CREATE INDEX secrets_expires_at_idx ON secrets (expires_at);
+
+      CREATE TABLE state_nonces (
+        nonce text PRIMARY KEY,
+        consumed_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL
+      );
+      CREATE INDEX state_nonces_expires_at_idx ON state_nonces (expires_at);
+    `,
+  },
+];
