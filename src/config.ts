@@ -131,3 +131,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     process.exit(1);
   }
 }
+
+/** Every variable the service reads, for checks of deployment files. */
+export const configVariableNames: readonly string[] = [...Object.keys(Environment.shape), 'NODE_ENV'];

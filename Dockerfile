@@ -1,0 +1,10 @@
+FROM node:24-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+USER node
+EXPOSE 8080 7070
+CMD ["npx", "tsx", "src/main.ts"]

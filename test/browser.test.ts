@@ -1,0 +1,176 @@
+/**
+ * The consent flow as a person goes through it: the authorization URL opened in a real headless Chromium, the
+ * simulator's consent page clicked, Cronofy's redirect followed by the browser to the callback server.
+ *
+ * Needs Chromium (Debian's `chromium` package, or CHROMIUM_PATH); `npm test` installs it through
+ * scripts/prepare-tests.sh. Without it these tests fail — they never skip.
+ */
+import assert from 'node:assert/strict';
+import { accessSync, constants } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import {
+  createReadWriteUser,
+  startStack,
+  waitForState,
+  type RunningWorker,
+  type Stack,
+} from './support/stack.js';
+
+const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SCREENSHOTS = fileURLToPath(new URL('../test-artifacts/screenshots/', import.meta.url));
+const TEST_TIMEOUT_MS = 60_000;
+
+/** Why the browser tests cannot run, or undefined when Chromium is there. */
+function missingChromium(): Error | undefined {
+  try {
+    accessSync(CHROMIUM_PATH, constants.X_OK);
+    return undefined;
+  } catch {
+    return new Error(
+      `Chromium is not executable at ${CHROMIUM_PATH}. Install it (as root: ` +
+        '`apt-get update && apt-get install -y chromium`, or run `npm test`, whose pretest does it) ' +
+        'or point CHROMIUM_PATH at a Chromium binary.',
+    );
+  }
+}
+
+const chromiumError = missingChromium();
+let browser: Browser | undefined;
+let stack: Stack | undefined;
+let worker: RunningWorker | undefined;
+
+/** The running stack; each test calls it first, so a missing Chromium fails every test (never skips one). */
+function ready(): Stack {
+  if (chromiumError) throw chromiumError;
+  assert.ok(stack && browser, 'the stack or the browser did not start');
+  return stack;
+}
+
+before(async () => {
+  if (chromiumError) return;
+  await mkdir(SCREENSHOTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    timeout: 30_000,
+  });
+  stack = await startStack();
+  worker = await stack.startWorker();
+});
+
+after(async () => {
+  await browser?.close();
+  await worker?.stop();
+  await stack?.stop();
+});
+
+/** A fresh browser profile per test; page errors are collected so a broken page fails the test. */
+async function withPage(run: (page: Page, pageErrors: Error[]) => Promise<void>): Promise<void> {
+  assert.ok(browser, 'the browser was not launched');
+  const context: BrowserContext = await browser.newContext({ viewport: { width: 900, height: 900 } });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  const pageErrors: Error[] = [];
+  page.on('pageerror', (error) => pageErrors.push(error));
+  try {
+    await run(page, pageErrors);
+  } finally {
+    await context.close();
+  }
+}
+
+let userCount = 0;
+/** A Read/Write user whose downgrade is waiting on the person: returns the link the application would send. */
+async function startDowngrade(s: Stack) {
+  userCount += 1;
+  const user = await createReadWriteUser(s, `browser-person${userCount}@example.com`);
+  const { workflowId } = await s.downgrades.startIndividualDowngrade({
+    sub: user.sub,
+    userId: `browser-user-${userCount}`,
+    refreshToken: user.refresh_token,
+  });
+  const status = await waitForState(s, workflowId, (state) => state === 'awaiting_reauthorization');
+  assert.ok(status.authorizationUrl, 'the waiting downgrade has an authorization URL');
+  return { user, workflowId, authorizationUrl: status.authorizationUrl };
+}
+
+/** Opens the consent page and, when it offers an account chooser, picks the person's account. */
+async function openConsentPage(page: Page, authorizationUrl: string, email: string) {
+  const response = await page.goto(authorizationUrl);
+  assert.equal(response?.status(), 200, 'the consent page loads');
+  assert.equal(await page.locator('h1').textContent(), 'Connect your calendar');
+  const chooser = page.locator('select[name="email"]');
+  if ((await chooser.count()) > 0) {
+    await chooser.selectOption(email);
+    assert.equal(await chooser.inputValue(), email);
+  }
+}
+
+/** Clicks a decision and waits for the browser to land on the callback server; returns that page's status. */
+async function decide(page: Page, s: Stack, decision: string): Promise<number> {
+  const callback = page.waitForResponse((response) => response.url().startsWith(s.redirectUri));
+  await page.locator(`[data-testid="decision-${decision}"]`).click();
+  const response = await callback;
+  await page.waitForURL((url) => url.href.startsWith(s.redirectUri));
+  await page.waitForLoadState('load');
+  return response.status();
+}
+
+describe('consent in a real browser', () => {
+  test(
+    'a person choosing Free/Busy with Google lands on the thank-you page and the downgrade completes',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const s = ready();
+      const { user, workflowId, authorizationUrl } = await startDowngrade(s);
+      await withPage(async (page, pageErrors) => {
+        await openConsentPage(page, authorizationUrl, user.email);
+        await page.screenshot({ path: `${SCREENSHOTS}consent-page.png`, fullPage: true });
+
+        const status = await decide(page, s, 'free_busy_google');
+        assert.equal(status, 200);
+        assert.equal(new URL(page.url()).searchParams.get('error'), null);
+        assert.ok(new URL(page.url()).searchParams.get('code'), 'Cronofy sent an authorization code back');
+        assert.equal(await page.locator('h1').textContent(), 'Thank you');
+        await page.screenshot({ path: `${SCREENSHOTS}result-page.png`, fullPage: true });
+        assert.deepEqual(pageErrors, []);
+      });
+
+      const result = await s.downgrades.waitForResult(workflowId);
+      assert.equal(result.state, 'completed');
+      assert.equal(result.providerName, 'google_free_busy');
+    },
+  );
+
+  test(
+    'a person denying access in the browser ends the downgrade as denied',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const s = ready();
+      const { user, workflowId, authorizationUrl } = await startDowngrade(s);
+      await withPage(async (page, pageErrors) => {
+        await openConsentPage(page, authorizationUrl, user.email);
+        const status = await decide(page, s, 'deny');
+        assert.equal(status, 200);
+        assert.equal(new URL(page.url()).searchParams.get('error'), 'access_denied');
+        assert.equal(await page.locator('h1').textContent(), 'Noted');
+        await page.screenshot({ path: `${SCREENSHOTS}denied-page.png`, fullPage: true });
+        assert.deepEqual(pageErrors, []);
+      });
+
+      const result = await s.downgrades.waitForResult(workflowId);
+      assert.equal(result.state, 'denied');
+    },
+  );
+});
