@@ -26,58 +26,48 @@ const keyringSpec = z.string().superRefine((spec, ctx) => {
   }
 });
 
-const Environment = z
-  .object({
-    TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
-    TEMPORAL_NAMESPACE: z.string().default('default'),
-    TEMPORAL_TASK_QUEUE: z.string().default('cronofy-downgrade'),
-    /** Server-enforced cap on activities per second across every worker of the task queue (Cronofy: 50/s). */
-    CRONOFY_ACTIVITIES_PER_SECOND: z.coerce.number().positive().default(40),
+const Environment = z.object({
+  TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().default('cronofy-downgrade'),
+  /** Server-enforced cap on activities per second across every worker of the task queue (Cronofy: 50/s). */
+  CRONOFY_ACTIVITIES_PER_SECOND: z.coerce.number().positive().default(40),
 
-    CRONOFY_CLIENT_ID: z.string().min(1).optional(),
-    CRONOFY_CLIENT_SECRET: z.string().min(1).optional(),
-    CRONOFY_DATA_CENTER: DataCentre.default('us'),
-    /** Point the client at another Cronofy (the simulator, a proxy); both or neither. */
-    CRONOFY_API_URL: url.optional(),
-    CRONOFY_APP_URL: url.optional(),
+  CRONOFY_CLIENT_ID: z.string().min(1).optional(),
+  CRONOFY_CLIENT_SECRET: z.string().min(1).optional(),
+  CRONOFY_DATA_CENTER: DataCentre.default('us'),
+  /** Point the client at another Cronofy (the simulator, a proxy); both or neither. */
+  CRONOFY_API_URL: url.optional(),
+  CRONOFY_APP_URL: url.optional(),
 
-    CALLBACK_HOST: z.string().default('127.0.0.1'),
-    CALLBACK_PORT: port.default(8080),
-    /** The public base URL of the callback server; its /oauth/callback must be registered with Cronofy. */
-    CALLBACK_BASE_URL: url.optional(),
-    STATE_SIGNING_SECRET: z.string().min(32, 'must be at least 32 characters'),
+  CALLBACK_HOST: z.string().default('127.0.0.1'),
+  CALLBACK_PORT: port.default(8080),
+  /** The public base URL of the callback server; its /oauth/callback must be registered with Cronofy. */
+  CALLBACK_BASE_URL: url.optional(),
+  STATE_SIGNING_SECRET: z.string().min(32, 'must be at least 32 characters'),
 
-    DATABASE_URL: z.string().default('file:.data/credentials'),
-    CREDENTIAL_KEYS: keyringSpec,
+  DATABASE_URL: z.string().default('file:.data/credentials'),
+  CREDENTIAL_KEYS: keyringSpec,
 
-    APP_WEBHOOK_URL: url.optional(),
-    APP_WEBHOOK_SECRET: z.string().min(16).optional(),
+  APP_WEBHOOK_URL: url.optional(),
+  APP_WEBHOOK_SECRET: z.string().min(16).optional(),
 
-    DOWNGRADE_DEADLINE: duration.default(msToNumber('7d')),
-    DOWNGRADE_REMINDER_INTERVAL: duration.default(msToNumber('1d')),
-    DOWNGRADE_MAX_PROMPTS: z.coerce.number().int().min(1).max(10).default(3),
+  DOWNGRADE_DEADLINE: duration.default(msToNumber('7d')),
+  DOWNGRADE_REMINDER_INTERVAL: duration.default(msToNumber('1d')),
+  DOWNGRADE_MAX_PROMPTS: z.coerce.number().int().min(1).max(10).default(3),
 
-    SIMULATOR_PORT: port.default(7070),
-    TEMPORAL_UI_PORT: port.default(8233),
-    TEMPORAL_DB_FILE: z.string().default('.data/temporal.db'),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
-  })
-  .superRefine((env, ctx) => {
-    const pairs = [
-      ['CRONOFY_CLIENT_ID', 'CRONOFY_CLIENT_SECRET'],
-      ['CRONOFY_API_URL', 'CRONOFY_APP_URL'],
-      ['APP_WEBHOOK_URL', 'APP_WEBHOOK_SECRET'],
-    ] as const;
-    for (const [a, b] of pairs) {
-      if ((env[a] === undefined) !== (env[b] === undefined)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: [env[a] === undefined ? a : b],
-          message: `required with ${env[a] === undefined ? b : a}`,
-        });
-      }
-    }
-  });
+  SIMULATOR_PORT: port.default(7070),
+  TEMPORAL_UI_PORT: port.default(8233),
+  TEMPORAL_DB_FILE: z.string().default('.data/temporal.db'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+});
+
+/** Variables that only make sense together. */
+const PAIRS = [
+  ['CRONOFY_CLIENT_ID', 'CRONOFY_CLIENT_SECRET'],
+  ['CRONOFY_API_URL', 'CRONOFY_APP_URL'],
+  ['APP_WEBHOOK_URL', 'APP_WEBHOOK_SECRET'],
+] as const;
 
 export type Config = z.infer<typeof Environment> & {
   /** True when no Cronofy credentials are configured: the embedded simulator stands in for Cronofy. */
@@ -91,11 +81,16 @@ export class ConfigError extends Error {
 
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const parsed = Environment.safeParse(env);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map(
-      (issue) => `  ${issue.path.join('.') || '(environment)'}: ${issue.message}`,
-    );
-    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`);
+  for (const [a, b] of PAIRS) {
+    if ((env[a] === undefined) !== (env[b] === undefined)) {
+      problems.push(env[a] === undefined ? `${a}: required with ${b}` : `${b}: required with ${a}`);
+    }
+  }
+  if (!parsed.success || problems.length > 0) {
+    throw new ConfigError(`Invalid configuration:\n${problems.map((line) => `  ${line}`).join('\n')}`);
   }
   const config = parsed.data;
   return {
