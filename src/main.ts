@@ -3,6 +3,7 @@
  * (with the Temporal UI), the Cronofy simulator unless real credentials are configured, the worker and the
  * callback server. With TEMPORAL_ADDRESS set it uses that Temporal instead of starting one.
  */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { REDIRECT_PATH } from './callbacks/getReauthorizationRedirect.js';
 import { startCallbackServer } from './callbacks/server.js';
 import { loadConfig } from './config.js';
@@ -15,6 +16,9 @@ import { createDowngradeWorker } from './worker.js';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, 'main');
+Runtime.install({
+  logger: new DefaultLogger(['debug', 'trace'].includes(config.LOG_LEVEL) ? 'DEBUG' : 'WARN'),
+});
 const stops: Array<() => Promise<unknown>> = [];
 
 async function main() {

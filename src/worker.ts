@@ -1,5 +1,11 @@
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  NativeConnection,
+  Worker,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities/index.js';
 
 export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
@@ -15,12 +21,17 @@ export interface DowngradeWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
-export function createDowngradeWorker(options: DowngradeWorkerOptions): Promise<Worker> {
+/** Bundles the workflow code once (webpack), logging only problems. */
+export function bundleWorkflows(): ReturnType<typeof bundleWorkflowCode> {
+  return bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+}
+
+export async function createDowngradeWorker(options: DowngradeWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+    workflowBundle: options.workflowBundle ?? (await bundleWorkflows()),
     activities: createActivities(options.deps),
     maxTaskQueueActivitiesPerSecond: options.activitiesPerSecond,
   });

@@ -3,7 +3,7 @@ import { errors, jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 
 /** What a `state` value binds a callback to: one workflow, one purpose, one prompt, used once. */
-export type StatePurpose = 'individual_reauthorization';
+export type StatePurpose = 'individual_reauthorization' | 'enterprise_admin' | 'enterprise_user';
 
 const StateClaims = z.object({
   workflowId: z.string().min(1),

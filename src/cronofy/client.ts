@@ -65,6 +65,49 @@ export class CronofyClient {
     return url.toString();
   }
 
+  /** The administrator's Enterprise Connect consent page; `delegatedScope` is what the service account may grant. */
+  enterpriseAuthorizationUrl(params: {
+    redirectUri: string;
+    scope: readonly string[];
+    delegatedScope: readonly string[];
+    state: string;
+    providerName?: string;
+  }): string {
+    const url = new URL('/enterprise_connect/oauth/authorize', this.hosts.app);
+    const query = url.searchParams;
+    query.set('response_type', 'code');
+    query.set('client_id', this.options.clientId);
+    query.set('redirect_uri', params.redirectUri);
+    query.set('scope', params.scope.join(' '));
+    query.set('delegated_scope', params.delegatedScope.join(' '));
+    query.set('state', params.state);
+    if (params.providerName) query.set('provider_name', params.providerName);
+    return url.toString();
+  }
+
+  /**
+   * Asks Cronofy to grant the service account access to users (1 to 50 per call). Answers 202; each user's access
+   * arrives later as a POST to their `callback_url`.
+   */
+  async requestServiceAccountAuthorizations(
+    serviceAccountToken: string,
+    entries: ReadonlyArray<{ email: string; callbackUrl: string; scope: string; state: string }>,
+  ): Promise<void> {
+    if (entries.length < 1 || entries.length > 50) throw new RangeError('1 to 50 users per request');
+    const body = entries.map((entry) => ({
+      email: entry.email,
+      callback_url: entry.callbackUrl,
+      scope: entry.scope,
+      state: entry.state,
+    }));
+    await this.send(() =>
+      this.http.post(new URL('/v1/service_account_authorizations', this.hosts.api), {
+        headers: { authorization: `Bearer ${serviceAccountToken}` },
+        json: body.length === 1 ? body[0] : { service_account_authorizations: body },
+      }),
+    );
+  }
+
   async requestAccessToken(code: string, redirectUri: string): Promise<AccessTokenResponse> {
     const response = await this.postOAuth('/oauth/token', {
       grant_type: 'authorization_code',

@@ -38,3 +38,22 @@ export const UserInfo = z.looseObject({
 export type UserInfo = z.infer<typeof UserInfo>;
 
 export const OAuthErrorBody = z.looseObject({ error: z.string() });
+
+/** The service account's provider and domain from its userinfo, in the nested or the older flat layout. */
+export function serviceAccountProfile(info: UserInfo): { providerName?: string; domain?: string } {
+  const nested = z
+    .looseObject({
+      service_account: z.looseObject({ provider_name: z.string().optional(), domain: z.string().optional() }),
+    })
+    .safeParse(info['cronofy.data']);
+  const flat = z
+    .looseObject({
+      'cronofy.service_account.provider_name': z.string().optional(),
+      'cronofy.service_account.domain': z.string().optional(),
+    })
+    .parse(info);
+  return {
+    providerName: nested.data?.service_account.provider_name ?? flat['cronofy.service_account.provider_name'],
+    domain: nested.data?.service_account.domain ?? flat['cronofy.service_account.domain'],
+  };
+}

@@ -18,6 +18,46 @@ export class DecryptionError extends Error {
   override name = 'DecryptionError';
 }
 
+/** AES-256 keys by id, parsed from `"k2:BASE64,k1:BASE64"`; the first is the active one. */
+export interface KeySpec {
+  readonly keys: ReadonlyMap<string, KeyObject>;
+  readonly activeKeyId: string;
+}
+
+/** Parses a key spec; errors name the bad entry by position and id, never its key material. */
+export function parseKeySpec(spec: string): KeySpec {
+  const entries = spec.split(',').map((entry) => entry.trim());
+  if (entries.length === 1 && entries[0] === '') {
+    throw new InvalidKeySpecError(
+      'encryption key spec is empty; expected "keyId:BASE64KEY[,keyId:BASE64KEY...]"',
+    );
+  }
+  const keys = new Map<string, KeyObject>();
+  entries.forEach((entry, index) => {
+    const position = `encryption key entry #${index + 1}`;
+    const separator = entry.indexOf(':');
+    if (separator < 0) {
+      throw new InvalidKeySpecError(`${position} is not of the form "keyId:BASE64KEY"`);
+    }
+    const keyId = entry.slice(0, separator);
+    const encoded = entry.slice(separator + 1);
+    if (!KEY_ID_PATTERN.test(keyId)) {
+      throw new InvalidKeySpecError(`${position} has an invalid key id (use 1-32 of A-Z a-z 0-9 _ -)`);
+    }
+    const named = `${position} ("${keyId}")`;
+    if (keys.has(keyId)) throw new InvalidKeySpecError(`${named} repeats a key id`);
+    if (!BASE64_PATTERN.test(encoded)) throw new InvalidKeySpecError(`${named} is not valid base64`);
+    const key = Buffer.from(encoded, 'base64');
+    if (key.length !== KEY_BYTES) {
+      throw new InvalidKeySpecError(`${named} decodes to ${key.length} bytes; AES-256 needs ${KEY_BYTES}`);
+    }
+    keys.set(keyId, createSecretKey(key));
+  });
+  const [activeKeyId] = keys.keys();
+  if (activeKeyId === undefined) throw new InvalidKeySpecError('encryption key spec has no keys');
+  return { keys, activeKeyId };
+}
+
 /**
  * AES-256-GCM keys by id. The first key of the spec `"k2:BASE64,k1:BASE64"` encrypts; every key decrypts,
  * so keys rotate by prepending a new one and rewrapping (see CredentialStore.reencryptAll).
@@ -32,35 +72,7 @@ export class Keyring {
   }
 
   static parse(spec: string): Keyring {
-    const entries = spec.split(',').map((entry) => entry.trim());
-    if (entries.length === 1 && entries[0] === '') {
-      throw new InvalidKeySpecError(
-        'encryption key spec is empty; expected "keyId:BASE64KEY[,keyId:BASE64KEY...]"',
-      );
-    }
-    const keys = new Map<string, KeyObject>();
-    entries.forEach((entry, index) => {
-      const position = `encryption key entry #${index + 1}`;
-      const separator = entry.indexOf(':');
-      if (separator < 0) {
-        throw new InvalidKeySpecError(`${position} is not of the form "keyId:BASE64KEY"`);
-      }
-      const keyId = entry.slice(0, separator);
-      const encoded = entry.slice(separator + 1);
-      if (!KEY_ID_PATTERN.test(keyId)) {
-        throw new InvalidKeySpecError(`${position} has an invalid key id (use 1-32 of A-Z a-z 0-9 _ -)`);
-      }
-      const named = `${position} ("${keyId}")`;
-      if (keys.has(keyId)) throw new InvalidKeySpecError(`${named} repeats a key id`);
-      if (!BASE64_PATTERN.test(encoded)) throw new InvalidKeySpecError(`${named} is not valid base64`);
-      const key = Buffer.from(encoded, 'base64');
-      if (key.length !== KEY_BYTES) {
-        throw new InvalidKeySpecError(`${named} decodes to ${key.length} bytes; AES-256 needs ${KEY_BYTES}`);
-      }
-      keys.set(keyId, createSecretKey(key));
-    });
-    const [activeKeyId] = keys.keys();
-    if (activeKeyId === undefined) throw new InvalidKeySpecError('encryption key spec has no keys');
+    const { keys, activeKeyId } = parseKeySpec(spec);
     return new Keyring(keys, activeKeyId);
   }
 

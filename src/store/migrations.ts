@@ -46,4 +46,28 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX state_nonces_expires_at_idx ON state_nonces (expires_at);
     `,
   },
+  {
+    version: 2,
+    name: 'enterprise downgrades: captured users and their outcomes',
+    sql: `
+      CREATE TABLE enterprise_users (
+        capture_id text NOT NULL,
+        position integer NOT NULL,
+        email text NOT NULL,
+        PRIMARY KEY (capture_id, position)
+      );
+
+      CREATE TABLE enterprise_user_outcomes (
+        capture_id text NOT NULL,
+        email text NOT NULL,
+        state text NOT NULL,
+        reason text,
+        credential_ref text,
+        attempts integer NOT NULL DEFAULT 1,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (capture_id, email)
+      );
+      CREATE INDEX enterprise_user_outcomes_state_idx ON enterprise_user_outcomes (capture_id, state);
+    `,
+  },
 ];

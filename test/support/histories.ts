@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { z } from 'zod';
-import { workflowsPath } from '../../src/worker.js';
+import { bundleWorkflows } from '../../src/worker.js';
 import { simulatorGet, type Stack } from './stack.js';
 
 const { temporal } = proto;
@@ -65,7 +64,7 @@ export async function recordHistories(stack: Stack, workflowIds: string[]) {
   if (directory) {
     mkdirSync(directory, { recursive: true });
     for (const { workflowId, history } of histories) {
-      writeFileSync(join(directory, `${workflowId}.json`), historyToJSON(history));
+      writeFileSync(join(directory, `${workflowId}.json`), historyToJson(history));
     }
   }
   return histories;
@@ -77,9 +76,25 @@ export async function replayHistories(
 ): Promise<void> {
   assert.ok(histories.length > 0, 'there are histories to replay');
   let replayed = 0;
-  for await (const result of Worker.runReplayHistories({ workflowsPath }, histories)) {
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle: await bundleWorkflows() },
+    histories,
+  )) {
     assert.equal(result.error, undefined, `${result.workflowId} does not replay: ${String(result.error)}`);
     replayed += 1;
   }
   assert.equal(replayed, histories.length);
+}
+
+// @temporalio/common's historyToJSON trips over the SDK's two nested protobufjs copies under npm; protobufjs's own
+// object form round-trips through the same generated classes the replayer uses.
+const HistoryMessage = temporal.api.history.v1.History;
+const JSON_OPTIONS = { longs: String, enums: String, bytes: String, defaults: false } as const;
+
+export function historyToJson(history: History): string {
+  return JSON.stringify(HistoryMessage.toObject(HistoryMessage.fromObject(history), JSON_OPTIONS));
+}
+
+export function historyFromJson(json: string): History {
+  return HistoryMessage.fromObject(JSON.parse(json));
 }

@@ -6,7 +6,7 @@ import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from '../../src/client.js';
@@ -20,7 +20,7 @@ import { openDatabase, type Database } from '../../src/store/database.js';
 import { Keyring } from '../../src/store/encryption.js';
 import { devServerSearchAttributeArgs, temporalCliPath } from '../../src/temporalDevServer.js';
 import { reauthorizationCallback, type ApplicationEvent } from '../../src/workflows/definitions.js';
-import { createDowngradeWorker, workflowsPath } from '../../src/worker.js';
+import { bundleWorkflows, createDowngradeWorker } from '../../src/worker.js';
 
 export const CLIENT = { clientId: 'test-app', clientSecret: 'test-app-secret-0123456789' };
 export const STATE_SECRET = 'test-state-signing-secret-0123456789abcdef';
@@ -54,7 +54,7 @@ export async function startStack(options: { extraServerArgs?: string[] } = {}): 
       extraArgs: [...devServerSearchAttributeArgs(), ...(options.extraServerArgs ?? [])],
     },
   });
-  const workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+  const workflowBundle = await bundleWorkflows();
   const database = await openDatabase('memory:');
   const store = new CredentialStore(database, Keyring.parse(Keyring.generateSpec('test1')));
   const stateSigner = new StateSigner(STATE_SECRET);

@@ -1,0 +1,101 @@
+/** The contract of Enterprise Connect downgrades: the parent per domain and one child per user. */
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { DowngradeState } from './definitions.js';
+
+export function enterpriseDowngradeId(domain: string): string {
+  return `downgrade-enterprise-${domain}`;
+}
+
+/** Children are named by their place in the capture: ids carry no email. */
+export function enterpriseUserDowngradeId(parentWorkflowId: string, position: number): string {
+  return `${parentWorkflowId}-user-${position}`;
+}
+
+export type EnterprisePhase =
+  | 'revoking'
+  | 'awaiting_admin'
+  | 'verifying_admin'
+  | 'moving_users'
+  | Exclude<DowngradeState, 'revoking' | 'awaiting_reauthorization' | 'verifying'>;
+
+export type UserState = 'awaiting_user_access' | 'verifying' | 'completed' | 'failed' | 'expired';
+export type UserOutcomeState = Extract<UserState, 'completed' | 'failed' | 'expired'>;
+
+/** Where the users phase stands; carried across continue-as-new. */
+export interface UsersProgress {
+  serviceAccountRef: string;
+  providerName: string;
+  nextPosition: number;
+  inFlight: number[];
+  counts: Partial<Record<UserOutcomeState, number>>;
+  runs: number;
+}
+
+export interface EnterpriseDowngradeInput {
+  domain: string;
+  /** The users captured before revoking, in the credential store (`EnterpriseUsers`). */
+  captureId: string;
+  userCount: number;
+  /** The current service account to revoke: a credential reference, or its `ser_…` sub. */
+  serviceAccountRef?: string;
+  serviceAccountSub?: string;
+  /** The administrator's prompt. */
+  deadlineMs: number;
+  reminderIntervalMs: number;
+  maxPrompts: number;
+  /** How long each user's access may take to arrive before it is requested again. */
+  userDeadlineMs: number;
+  /** How many times access is requested for one user before they count as expired. */
+  maxUserRequests: number;
+  /** Children in flight at once; keep well under the server's pending-children limit (2,000 by default). */
+  window: number;
+  /** Set by continue-as-new, or to retry users against an already verified service account. */
+  progress?: UsersProgress;
+  /** Positions to process instead of 0..userCount-1 (retrying failed users). */
+  positions?: number[];
+}
+
+export interface EnterpriseStatus {
+  workflowId: string;
+  domain: string;
+  phase: EnterprisePhase;
+  prompt: number;
+  authorizationUrl?: string;
+  authorizationExpiresAt?: string;
+  waitingSince?: string;
+  providerName?: string;
+  serviceAccountRef?: string;
+  userCount: number;
+  started: number;
+  inFlight: number;
+  counts: Partial<Record<UserOutcomeState, number>>;
+  /** How many runs this downgrade has taken (continue-as-new keeps each history short). */
+  runs: number;
+  reason?: string;
+}
+
+export interface EnterpriseUserInput {
+  domain: string;
+  captureId: string;
+  email: string;
+  position: number;
+  parentWorkflowId: string;
+  serviceAccountRef: string;
+  userDeadlineMs: number;
+  maxUserRequests: number;
+}
+
+export interface EnterpriseUserResult {
+  position: number;
+  state: UserOutcomeState;
+  reason?: string;
+}
+
+/** What Cronofy posted to a user's callback URL; the code is only a reference. */
+export type UserAccessCallback = { request: number; redirectUri: string } & (
+  { codeRef: string } | { error: string; errorDescription?: string }
+);
+
+export const userAccessCallback = defineSignal<[UserAccessCallback]>('userAccessCallback');
+export const userFinished = defineSignal<[EnterpriseUserResult]>('userFinished');
+export const getEnterpriseStatus = defineQuery<EnterpriseStatus>('getEnterpriseStatus');

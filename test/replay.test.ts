@@ -1,0 +1,21 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { historyFromJson, replayHistories } from './support/histories.js';
+
+/**
+ * Histories recorded from earlier versions' test runs (`RECORD_HISTORIES=test/fixtures/histories/<version> node
+ * --import tsx --test test/individualDowngrade.test.ts`). Workflows started by those versions may still be running
+ * in production, so the current code must replay every one of them.
+ */
+const root = join(import.meta.dirname, 'fixtures', 'histories');
+
+test('histories recorded by earlier versions replay against the current workflow code', async () => {
+  const histories = readdirSync(root, { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.json'))
+    .map((file) => ({
+      workflowId: file,
+      history: historyFromJson(readFileSync(join(root, file), 'utf8')),
+    }));
+  await replayHistories(histories);
+});
