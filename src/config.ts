@@ -30,8 +30,11 @@ const Environment = z.object({
   TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TEMPORAL_TASK_QUEUE: z.string().default('cronofy-downgrade'),
-  /** Server-enforced cap on activities per second across every worker of the task queue (Cronofy: 50/s). */
-  CRONOFY_ACTIVITIES_PER_SECOND: z.coerce.number().positive().default(40),
+  /**
+   * Server-enforced cap on Cronofy calls per second across every worker. Cronofy allows 50/s and 500/min per
+   * application; a task-queue rate limit is per second, so the default stays under the per-minute limit.
+   */
+  CRONOFY_CALLS_PER_SECOND: z.coerce.number().positive().default(8),
 
   CRONOFY_CLIENT_ID: z.string().min(1).optional(),
   CRONOFY_CLIENT_SECRET: z.string().min(1).optional(),

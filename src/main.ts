@@ -12,7 +12,8 @@ import { connectTemporal, createServices, cronofyTarget, redirectUri, SIMULATOR_
 import { startSimulator } from './simulator/server.js';
 import { startDevServer } from './temporalDevServer.js';
 import { reauthorizationCallback } from './workflows/definitions.js';
-import { createDowngradeWorker } from './worker.js';
+import { userAccessCallback } from './workflows/enterpriseDefinitions.js';
+import { createDowngradeWorkers } from './worker.js';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, 'main');
@@ -49,12 +50,12 @@ async function main() {
   const temporal = await connectTemporal(config);
   stops.unshift(() => temporal.close());
 
-  const worker = await createDowngradeWorker({
+  const worker = await createDowngradeWorkers({
     connection: temporal.workerConnection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     deps: services.activityDeps,
-    activitiesPerSecond: config.CRONOFY_ACTIVITIES_PER_SECOND,
+    cronofyCallsPerSecond: config.CRONOFY_CALLS_PER_SECOND,
   });
   const workerRun = worker.run();
   stops.unshift(async () => {
@@ -69,8 +70,15 @@ async function main() {
       nonces: services.store,
       signalReauthorization: (workflowId, callback) =>
         temporal.client.workflow.getHandle(workflowId).signal(reauthorizationCallback, callback),
+      signalUserAccess: (workflowId, callback) =>
+        temporal.client.workflow.getHandle(workflowId).signal(userAccessCallback, callback),
     },
-    { host: config.CALLBACK_HOST, port: config.CALLBACK_PORT, logLevel: config.LOG_LEVEL },
+    {
+      host: config.CALLBACK_HOST,
+      port: config.CALLBACK_PORT,
+      publicBaseUrl: config.callbackBaseUrl,
+      logLevel: config.LOG_LEVEL,
+    },
   );
   stops.unshift(() => callbacks.app.close());
 

@@ -2,11 +2,13 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type { ActivityDeps } from './activities/index.js';
 import { REDIRECT_PATH } from './callbacks/getReauthorizationRedirect.js';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from './callbacks/postServiceAccountCallback.js';
 import { StateSigner } from './callbacks/stateToken.js';
 import type { Config } from './config.js';
 import { CronofyClient } from './cronofy/client.js';
 import { CredentialStore } from './store/credentialStore.js';
 import { openDatabase, type Database } from './store/database.js';
+import { EnterpriseUsers } from './store/enterpriseUsers.js';
 import { Keyring } from './store/encryption.js';
 
 /** The simulator's application credentials when no Cronofy credentials are configured. */
@@ -43,6 +45,7 @@ export function redirectUri(config: Config): string {
 export interface Services {
   database: Database;
   store: CredentialStore;
+  enterpriseUsers: EnterpriseUsers;
   stateSigner: StateSigner;
   activityDeps: ActivityDeps;
   close(): Promise<void>;
@@ -63,11 +66,21 @@ export async function createServices(config: Config, cronofy: CronofyTarget): Pr
     config.APP_WEBHOOK_URL && config.APP_WEBHOOK_SECRET
       ? { url: config.APP_WEBHOOK_URL, secret: config.APP_WEBHOOK_SECRET }
       : undefined;
+  const enterpriseUsers = new EnterpriseUsers(database);
   return {
     database,
     store,
+    enterpriseUsers,
     stateSigner,
-    activityDeps: { cronofy: client, store, stateSigner, redirectUri: redirectUri(config), webhook },
+    activityDeps: {
+      cronofy: client,
+      store,
+      stateSigner,
+      enterpriseUsers,
+      redirectUri: redirectUri(config),
+      serviceAccountCallbackUrl: new URL(SERVICE_ACCOUNT_CALLBACK_PATH, config.callbackBaseUrl).toString(),
+      webhook,
+    },
     close: () => database.close(),
   };
 }

@@ -7,6 +7,7 @@ import {
   type WorkerOptions,
 } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities/index.js';
+import { cronofyTaskQueue } from './workflows/definitions.js';
 
 export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
 
@@ -15,10 +16,15 @@ export interface DowngradeWorkerOptions {
   namespace: string;
   taskQueue: string;
   deps: ActivityDeps;
-  /** Server-enforced across all workers of the task queue; keeps Cronofy calls under its rate limit. */
-  activitiesPerSecond: number;
+  /** Server-enforced across all workers of the Cronofy task queue; keeps Cronofy calls under its rate limit. */
+  cronofyCallsPerSecond: number;
   /** A prebuilt bundle (tests build it once); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+export interface DowngradeWorkers {
+  run(): Promise<void>;
+  shutdown(): void;
 }
 
 /** Bundles the workflow code once (webpack), logging only problems. */
@@ -26,13 +32,28 @@ export function bundleWorkflows(): ReturnType<typeof bundleWorkflowCode> {
   return bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
 }
 
-export async function createDowngradeWorker(options: DowngradeWorkerOptions): Promise<Worker> {
-  return Worker.create({
-    connection: options.connection,
-    namespace: options.namespace,
+/**
+ * Two workers in one process: workflows and the service's own activities on the main task queue, and the
+ * activities that call Cronofy on a second queue that the Temporal server rate-limits for all workers together.
+ */
+export async function createDowngradeWorkers(options: DowngradeWorkerOptions): Promise<DowngradeWorkers> {
+  const activities = createActivities(options.deps);
+  const common = { connection: options.connection, namespace: options.namespace, activities };
+  const main = await Worker.create({
+    ...common,
     taskQueue: options.taskQueue,
     workflowBundle: options.workflowBundle ?? (await bundleWorkflows()),
-    activities: createActivities(options.deps),
-    maxTaskQueueActivitiesPerSecond: options.activitiesPerSecond,
   });
+  const cronofyCalls = await Worker.create({
+    ...common,
+    taskQueue: cronofyTaskQueue(options.taskQueue),
+    maxTaskQueueActivitiesPerSecond: options.cronofyCallsPerSecond,
+  });
+  const workers = [main, cronofyCalls];
+  return {
+    run: async () => {
+      await Promise.all(workers.map((worker) => worker.run()));
+    },
+    shutdown: () => workers.forEach((worker) => worker.shutdown()),
+  };
 }

@@ -3,8 +3,10 @@ import { ApplicationFailure } from '@temporalio/activity';
 import got from 'got';
 import { StateSigner } from '../callbacks/stateToken.js';
 import type { CronofyClient } from '../cronofy/client.js';
-import { CronofyError } from '../cronofy/errors.js';
+import { callCronofy } from './callCronofy.js';
+import { createEnterpriseActivities } from './enterprise.js';
 import type { CredentialStore } from '../store/credentialStore.js';
+import type { EnterpriseUsers } from '../store/enterpriseUsers.js';
 import type { ApplicationEvent, FreeBusyProvider } from '../workflows/definitions.js';
 
 /** The scope a downgrade asks for: Free/Busy write is what makes Cronofy offer the access-mode choice. */
@@ -21,6 +23,9 @@ export interface ActivityDeps {
   stateSigner: StateSigner;
   /** The callback server's redirect endpoint, registered with Cronofy. */
   redirectUri: string;
+  /** Where Cronofy posts each Enterprise Connect user's access. */
+  serviceAccountCallbackUrl: string;
+  enterpriseUsers: EnterpriseUsers;
   webhook?: ApplicationWebhook;
 }
 
@@ -36,6 +41,8 @@ export function createActivities(deps: ActivityDeps) {
   const { cronofy, store, stateSigner } = deps;
 
   return {
+    ...createEnterpriseActivities(deps),
+
     async revokeAuthorization(target: { credentialRef: string } | { sub: string }): Promise<void> {
       if ('sub' in target) {
         await callCronofy(() => cronofy.revokeAuthorization({ sub: target.sub }));
@@ -121,20 +128,4 @@ export function createActivities(deps: ActivityDeps) {
       });
     },
   };
-}
-
-/** Maps Cronofy's typed errors onto Temporal's retry policy: retryable or not, and how long to wait. */
-async function callCronofy<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    if (!(error instanceof CronofyError)) throw error;
-    throw ApplicationFailure.create({
-      type: error.name,
-      message: error.message,
-      nonRetryable: !error.retryable,
-      nextRetryDelay: error.retryAfterMs,
-      details: [{ status: error.status, errorKey: error.errorKey }],
-    });
-  }
 }

@@ -2,26 +2,11 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ReauthorizationCallback } from '../workflows/definitions.js';
+import { CODE_TTL_SECONDS, stateRejections, type CallbackDeps } from './deps.js';
 import { resultPage } from './resultPage.js';
-import { InvalidStateError, type StateSigner } from './stateToken.js';
+import { InvalidStateError } from './stateToken.js';
 
 export const REDIRECT_PATH = '/oauth/callback';
-
-/** Where a callback's code waits, encrypted, until the workflow's exchange activity reads it. */
-const CODE_TTL_SECONDS = 60 * 60;
-
-export interface CallbackDeps {
-  stateSigner: StateSigner;
-  codes: {
-    putSecret(purpose: string, plaintext: string, ttlSeconds: number): Promise<string>;
-    deleteSecret(ref: string): Promise<void>;
-  };
-  nonces: {
-    consumeStateNonce(nonce: string, expiresAt: Date): Promise<boolean>;
-    releaseStateNonce(nonce: string): Promise<void>;
-  };
-  signalReauthorization(workflowId: string, callback: ReauthorizationCallback): Promise<void>;
-}
 
 const RedirectQuery = z.union([
   z.object({ state: z.string().min(1).max(4096), code: z.string().min(1).max(512) }).strict(),
@@ -33,13 +18,6 @@ const RedirectQuery = z.union([
     })
     .strict(),
 ]);
-
-const stateRejections = {
-  malformed: [400, 'This link is not valid', 'The sign-in link was damaged or is not one we issued.'],
-  forged: [400, 'This link is not valid', 'The sign-in link was not issued by this service.'],
-  wrong_purpose: [400, 'This link is not valid', 'The sign-in link was issued for something else.'],
-  expired: [410, 'This link has expired', 'Ask the application for a new link.'],
-} as const;
 
 /**
  * Cronofy sends the person's browser here after the consent page: `?code&state` or `?error&state`. A valid,
@@ -61,7 +39,10 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
 
     let claims;
     try {
-      claims = await deps.stateSigner.verify(query.data.state, 'individual_reauthorization');
+      claims = await deps.stateSigner.verify(query.data.state, [
+        'individual_reauthorization',
+        'enterprise_admin',
+      ]);
     } catch (error) {
       if (!(error instanceof InvalidStateError)) throw error;
       request.log.warn({ reason: error.reason }, 'callback rejected: bad state');

@@ -44,7 +44,7 @@ export class StateSigner {
       .sign(this.key);
   }
 
-  async verify(state: string, purpose: StatePurpose): Promise<StateClaims & { expiresAt: Date }> {
+  async verify(state: string, purposes: readonly StatePurpose[]): Promise<StateClaims & { expiresAt: Date }> {
     let payload;
     try {
       ({ payload } = await jwtVerify(state, this.key, { issuer: ISSUER, algorithms: ['HS256'] }));
@@ -55,7 +55,8 @@ export class StateSigner {
     }
     const claims = StateClaims.safeParse(payload);
     if (!claims.success || payload.exp === undefined) throw new InvalidStateError('malformed');
-    if (claims.data.purpose !== purpose) throw new InvalidStateError('wrong_purpose');
+    const purpose = purposes.find((allowed) => allowed === claims.data.purpose);
+    if (!purpose) throw new InvalidStateError('wrong_purpose');
     return { ...claims.data, purpose, expiresAt: new Date(payload.exp * 1000) };
   }
 }

@@ -23,6 +23,11 @@ export const searchAttributeRegistrations = Object.values(searchAttributes).map(
   (key) => `${key.name}=${key.type === SearchAttributeType.KEYWORD ? 'Keyword' : key.type}`,
 );
 
+/** The task queue of activities that call Cronofy, rate limited by the server for all workers together. */
+export function cronofyTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-cronofy`;
+}
+
 export function individualDowngradeId(sub: string): string {
   return `downgrade-individual-${sub}`;
 }

@@ -18,8 +18,9 @@ export type EnterprisePhase =
   | 'moving_users'
   | Exclude<DowngradeState, 'revoking' | 'awaiting_reauthorization' | 'verifying'>;
 
-export type UserState = 'awaiting_user_access' | 'verifying' | 'completed' | 'failed' | 'expired';
-export type UserOutcomeState = Extract<UserState, 'completed' | 'failed' | 'expired'>;
+export type UserState =
+  'awaiting_user_access' | 'verifying' | 'completed' | 'failed' | 'expired' | 'cancelled';
+export type UserOutcomeState = Exclude<UserState, 'awaiting_user_access' | 'verifying'>;
 
 /** Where the users phase stands; carried across continue-as-new. */
 export interface UsersProgress {

@@ -1,1 +1,3 @@
 export { individualDowngrade } from './individualDowngrade.js';
+export { enterpriseDowngrade } from './enterpriseDowngrade.js';
+export { enterpriseUserDowngrade } from './enterpriseUserDowngrade.js';

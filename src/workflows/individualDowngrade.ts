@@ -1,16 +1,14 @@
 import {
   ActivityFailure,
   CancellationScope,
-  condition,
   isCancellation,
   log,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities/index.js';
-import { NON_RETRYABLE_CRONOFY_ERRORS } from '../cronofy/errors.js';
+import { cronofyActivities, serviceActivities } from './activityProxies.js';
+import { waitWithReminders } from './waiting.js';
 import {
   FREE_BUSY_PROVIDERS,
   NO_ACCESS_PROVIDER,
@@ -24,30 +22,14 @@ import {
   type ReauthorizationCallback,
 } from './definitions.js';
 
-type Activities = ReturnType<typeof createActivities>;
-
-/** Calls to Cronofy and the application: short, retried with backoff; 4xx other than 401/429 fail at once. */
-const cronofy = proxyActivities<Activities>({
-  startToCloseTimeout: '30s',
-  scheduleToCloseTimeout: '30m',
-  retry: {
-    initialInterval: '1s',
-    backoffCoefficient: 2,
-    maximumInterval: '1m',
-    nonRetryableErrorTypes: [
-      ...NON_RETRYABLE_CRONOFY_ERRORS,
-      'SecretNotFoundError',
-      'CredentialNotFoundError',
-    ],
-  },
-});
-
 /**
  * Downgrades one Individual Connect user from Read/Write to Free/Busy, following Cronofy's documented steps:
  * revoke → ask the person to authorize again choosing Free/Busy → wait for the callback → exchange the code →
  * verify the access mode → record. Every way it can end is a named state.
  */
 export async function individualDowngrade(input: IndividualDowngradeInput): Promise<DowngradeResult> {
+  const cronofy = cronofyActivities();
+  const service = serviceActivities();
   const status: DowngradeStatus = {
     workflowId: workflowInfo().workflowId,
     sub: input.sub,
@@ -90,7 +72,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
       waitingSince: undefined,
       ...details,
     });
-    await CancellationScope.nonCancellable(() => cronofy.notifyApplication({ type: 'finished', status }));
+    await CancellationScope.nonCancellable(() => service.notifyApplication({ type: 'finished', status }));
     return { ...status, state } as DowngradeResult;
   };
 
@@ -103,7 +85,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
     while (status.prompt < input.maxPrompts) {
       const prompt = status.prompt + 1;
       const expiresAt = Date.now() + input.deadlineMs;
-      const request = await cronofy.createAuthorizationRequest({
+      const request = await service.createAuthorizationRequest({
         workflowId: status.workflowId,
         prompt,
         providerHint: input.providerHint,
@@ -116,15 +98,15 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
         authorizationExpiresAt: new Date(expiresAt).toISOString(),
         waitingSince: new Date().toISOString(),
       });
-      await cronofy.notifyApplication({ type: 'authorization_required', status });
+      await service.notifyApplication({ type: 'authorization_required', status });
 
-      const callback = await waitForCallback(
+      const callback = await waitWithReminders(
         () => pending?.callback,
         expiresAt,
         input.reminderIntervalMs,
         () => {
           status.remindersSent += 1;
-          return cronofy.notifyApplication({ type: 'reminder', status });
+          return service.notifyApplication({ type: 'reminder', status });
         },
       );
       if (!callback) return await finish('expired', { reason: 'nobody re-authorized before the deadline' });
@@ -167,7 +149,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
   } catch (error) {
     if (isCancellation(error)) {
       enter('cancelled', { reason: 'cancelled by request' });
-      await CancellationScope.nonCancellable(() => cronofy.notifyApplication({ type: 'finished', status }));
+      await CancellationScope.nonCancellable(() => service.notifyApplication({ type: 'finished', status }));
       throw error;
     }
     if (error instanceof ActivityFailure) {
@@ -176,21 +158,5 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
       });
     }
     throw error;
-  }
-}
-
-/** Waits for the callback until `deadline`, calling `remind` every `reminderIntervalMs` meanwhile. */
-async function waitForCallback<T>(
-  received: () => T | undefined,
-  deadline: number,
-  reminderIntervalMs: number,
-  remind: () => Promise<void>,
-): Promise<T | undefined> {
-  for (;;) {
-    const remaining = deadline - Date.now();
-    if (remaining <= 0) return received();
-    if (await condition(() => received() !== undefined, Math.min(remaining, reminderIntervalMs)))
-      return received();
-    if (deadline - Date.now() > 0) await remind();
   }
 }

@@ -6,7 +6,7 @@ import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from '../../src/client.js';
@@ -20,7 +20,10 @@ import { openDatabase, type Database } from '../../src/store/database.js';
 import { Keyring } from '../../src/store/encryption.js';
 import { devServerSearchAttributeArgs, temporalCliPath } from '../../src/temporalDevServer.js';
 import { reauthorizationCallback, type ApplicationEvent } from '../../src/workflows/definitions.js';
-import { bundleWorkflows, createDowngradeWorker } from '../../src/worker.js';
+import { userAccessCallback } from '../../src/workflows/enterpriseDefinitions.js';
+import { EnterpriseUsers } from '../../src/store/enterpriseUsers.js';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../../src/callbacks/postServiceAccountCallback.js';
+import { bundleWorkflows, createDowngradeWorkers } from '../../src/worker.js';
 
 export const CLIENT = { clientId: 'test-app', clientSecret: 'test-app-secret-0123456789' };
 export const STATE_SECRET = 'test-state-signing-secret-0123456789abcdef';
@@ -32,6 +35,7 @@ export interface Stack {
   callbackUrl: string;
   redirectUri: string;
   store: CredentialStore;
+  enterpriseUsers: EnterpriseUsers;
   database: Database;
   downgrades: DowngradeClient;
   cronofy: CronofyClient;
@@ -42,11 +46,12 @@ export interface Stack {
 }
 
 export interface RunningWorker {
-  worker: Worker;
   stop(): Promise<void>;
 }
 
-export async function startStack(options: { extraServerArgs?: string[] } = {}): Promise<Stack> {
+export async function startStack(
+  options: { extraServerArgs?: string[]; cronofyCallsPerSecond?: number } = {},
+): Promise<Stack> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
@@ -57,6 +62,7 @@ export async function startStack(options: { extraServerArgs?: string[] } = {}): 
   const workflowBundle = await bundleWorkflows();
   const database = await openDatabase('memory:');
   const store = new CredentialStore(database, Keyring.parse(Keyring.generateSpec('test1')));
+  const enterpriseUsers = new EnterpriseUsers(database);
   const stateSigner = new StateSigner(STATE_SECRET);
 
   const webhookEvents: ApplicationEvent[] = [];
@@ -70,6 +76,8 @@ export async function startStack(options: { extraServerArgs?: string[] } = {}): 
       nonces: store,
       signalReauthorization: (workflowId, callback) =>
         env.client.workflow.getHandle(workflowId).signal(reauthorizationCallback, callback),
+      signalUserAccess: (workflowId, callback) =>
+        env.client.workflow.getHandle(workflowId).signal(userAccessCallback, callback),
     },
     { host: '127.0.0.1', port: 0, logLevel: 'silent' },
   );
@@ -79,7 +87,7 @@ export async function startStack(options: { extraServerArgs?: string[] } = {}): 
 
   const taskQueue = `downgrades-${Date.now()}`;
   const startWorker = async (): Promise<RunningWorker> => {
-    const worker = await createDowngradeWorker({
+    const worker = await createDowngradeWorkers({
       connection: env.nativeConnection,
       namespace: 'default',
       taskQueue,
@@ -89,13 +97,14 @@ export async function startStack(options: { extraServerArgs?: string[] } = {}): 
         store,
         stateSigner,
         redirectUri,
+        enterpriseUsers,
+        serviceAccountCallbackUrl: `${callbacks.url}${SERVICE_ACCOUNT_CALLBACK_PATH}`,
         webhook: { url: webhook.url, secret: WEBHOOK_SECRET },
       },
-      activitiesPerSecond: 1000,
+      cronofyCallsPerSecond: options.cronofyCallsPerSecond ?? 1000,
     });
     const running = worker.run();
     return {
-      worker,
       async stop() {
         worker.shutdown();
         await running;
@@ -116,6 +125,7 @@ export async function startStack(options: { extraServerArgs?: string[] } = {}): 
     callbackUrl: callbacks.url,
     redirectUri,
     store,
+    enterpriseUsers,
     database,
     downgrades,
     cronofy,

@@ -1,0 +1,169 @@
+import { CronofyUnauthorizedError } from '../cronofy/errors.js';
+import { serviceAccountProfile } from '../cronofy/schemas.js';
+import { StateSigner } from '../callbacks/stateToken.js';
+import type { StoredCredentials } from '../store/credentialStore.js';
+import { callCronofy } from './callCronofy.js';
+import type { ActivityDeps, ExchangedGrant } from './index.js';
+
+/** The service account may manage accounts, and grant each user no more than Free/Busy. */
+export const SERVICE_ACCOUNT_SCOPE = ['service_account/accounts/manage'] as const;
+export const DELEGATED_SCOPE = ['free_busy_write'] as const;
+
+/** Refresh a service-account token this long before Cronofy's 30-minute expiry. */
+const REFRESH_MARGIN_MS = 2 * 60_000;
+
+export function createEnterpriseActivities(deps: ActivityDeps) {
+  const { cronofy, store, stateSigner, enterpriseUsers } = deps;
+
+  /** One refresh at a time per service account in this worker; concurrent callers share it. */
+  const refreshing = new Map<string, Promise<StoredCredentials>>();
+  const refreshServiceAccount = (ref: string): Promise<StoredCredentials> => {
+    let pending = refreshing.get(ref);
+    if (!pending) {
+      pending = (async () => {
+        const current = await store.getCredentials(ref);
+        if (!current.refreshToken) throw new Error(`service account ${ref} has no refresh token`);
+        const token = await cronofy.refreshAccessToken(current.refreshToken);
+        await store.updateAccessToken(ref, token.access_token, token.expires_in, token.refresh_token);
+        return store.getCredentials(ref);
+      })().finally(() => refreshing.delete(ref));
+      refreshing.set(ref, pending);
+    }
+    return pending;
+  };
+
+  /** The one place service-account tokens are refreshed: before they expire, and once on a 401. */
+  const withServiceAccountToken = async <T>(
+    ref: string,
+    call: (accessToken: string) => Promise<T>,
+  ): Promise<T> =>
+    callCronofy(async () => {
+      let credentials = await store.getCredentials(ref);
+      const expiresAt = credentials.accessTokenExpiresAt?.getTime() ?? 0;
+      if (expiresAt - Date.now() < REFRESH_MARGIN_MS) credentials = await refreshServiceAccount(ref);
+      try {
+        return await call(credentials.accessToken);
+      } catch (error) {
+        if (!(error instanceof CronofyUnauthorizedError)) throw error;
+        return call((await refreshServiceAccount(ref)).accessToken);
+      }
+    });
+
+  return {
+    async createEnterpriseAuthorizationRequest(request: {
+      workflowId: string;
+      prompt: number;
+      expiresAt: number;
+    }): Promise<{ authorizationUrl: string; nonce: string }> {
+      const nonce = StateSigner.newNonce();
+      const state = await stateSigner.sign(
+        { workflowId: request.workflowId, purpose: 'enterprise_admin', prompt: request.prompt, nonce },
+        new Date(request.expiresAt),
+      );
+      const authorizationUrl = cronofy.enterpriseAuthorizationUrl({
+        redirectUri: deps.redirectUri,
+        scope: SERVICE_ACCOUNT_SCOPE,
+        delegatedScope: DELEGATED_SCOPE,
+        state,
+      });
+      return { authorizationUrl, nonce };
+    },
+
+    /** Exchanges the administrator's code for a new service account and reads its provider from userinfo. */
+    async exchangeServiceAccountCode(request: {
+      codeRef: string;
+      workflowId: string;
+    }): Promise<ExchangedGrant & { domain?: string }> {
+      const code = await store.readSecret(request.codeRef);
+      const token = await callCronofy(() => cronofy.requestAccessToken(code, deps.redirectUri));
+      await store.deleteSecret(request.codeRef);
+      const sub = token.service_account_id ?? token.sub ?? 'unknown';
+      const credentialRef = await store.saveCredentials({
+        kind: 'service_account',
+        sub,
+        accessToken: token.access_token,
+        refreshToken: token.refresh_token,
+        expiresInSeconds: token.expires_in,
+        scope: token.scope,
+        label: request.workflowId,
+      });
+      const profile = serviceAccountProfile(
+        await withServiceAccountToken(credentialRef, (t) => cronofy.userInfo(t)),
+      );
+      return { credentialRef, sub, providerName: profile.providerName ?? 'unknown', domain: profile.domain };
+    },
+
+    async loadUserPage(request: { captureId: string; offset: number; limit: number }): Promise<string[]> {
+      return enterpriseUsers.page(request.captureId, request.offset, request.limit);
+    },
+
+    /** One Cronofy call for up to 50 users; each gets a signed state bound to its own child workflow. */
+    async requestUserAccess(request: {
+      serviceAccountRef: string;
+      users: Array<{ email: string; workflowId: string; request: number }>;
+      expiresAt: number;
+    }): Promise<void> {
+      const entries = await Promise.all(
+        request.users.map(async (user) => {
+          const state = await stateSigner.sign(
+            {
+              workflowId: user.workflowId,
+              purpose: 'enterprise_user',
+              prompt: user.request,
+              nonce: StateSigner.newNonce(),
+            },
+            new Date(request.expiresAt),
+          );
+          const callbackUrl = new URL(deps.serviceAccountCallbackUrl);
+          callbackUrl.searchParams.set('state', state);
+          return {
+            email: user.email,
+            callbackUrl: callbackUrl.toString(),
+            scope: DELEGATED_SCOPE.join(' '),
+            state,
+          };
+        }),
+      );
+      await withServiceAccountToken(request.serviceAccountRef, (token) =>
+        cronofy.requestServiceAccountAuthorizations(token, entries),
+      );
+    },
+
+    /** A user's code is exchanged with `redirect_uri` = exactly the callback URL it was posted to. */
+    async exchangeUserAccessCode(request: {
+      codeRef: string;
+      redirectUri: string;
+      label: string;
+    }): Promise<ExchangedGrant> {
+      const code = await store.readSecret(request.codeRef);
+      const token = await callCronofy(() => cronofy.requestAccessToken(code, request.redirectUri));
+      await store.deleteSecret(request.codeRef);
+      const sub = token.sub ?? token.account_id ?? 'unknown';
+      const profile = token.linking_profile;
+      const credentialRef = await store.saveCredentials({
+        kind: 'account',
+        sub,
+        accessToken: token.access_token,
+        refreshToken: token.refresh_token,
+        expiresInSeconds: token.expires_in,
+        scope: token.scope,
+        providerName: profile?.provider_name,
+        providerService: profile?.provider_service,
+        profileId: profile?.profile_id,
+        profileName: profile?.profile_name,
+        label: request.label,
+      });
+      return { credentialRef, sub, providerName: profile?.provider_name ?? 'unknown' };
+    },
+
+    async recordUserOutcome(request: {
+      captureId: string;
+      email: string;
+      state: string;
+      reason?: string;
+      credentialRef?: string;
+    }): Promise<void> {
+      await enterpriseUsers.recordOutcome(request.captureId, request);
+    },
+  };
+}

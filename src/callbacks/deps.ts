@@ -1,0 +1,29 @@
+import type { ReauthorizationCallback } from '../workflows/definitions.js';
+import type { UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
+import type { StateSigner } from './stateToken.js';
+
+/** Where a callback's code waits, encrypted, until the workflow's exchange activity reads it. */
+export const CODE_TTL_SECONDS = 60 * 60;
+
+/** What the callback handlers need: no Cronofy client, no tokens; codes go straight into the store. */
+export interface CallbackDeps {
+  stateSigner: StateSigner;
+  codes: {
+    putSecret(purpose: string, plaintext: string, ttlSeconds: number): Promise<string>;
+    deleteSecret(ref: string): Promise<void>;
+  };
+  nonces: {
+    consumeStateNonce(nonce: string, expiresAt: Date): Promise<boolean>;
+    releaseStateNonce(nonce: string): Promise<void>;
+  };
+  signalReauthorization(workflowId: string, callback: ReauthorizationCallback): Promise<void>;
+  signalUserAccess(workflowId: string, callback: UserAccessCallback): Promise<void>;
+}
+
+/** How each way a `state` can be bad is answered: status, title, message for the person. */
+export const stateRejections = {
+  malformed: [400, 'This link is not valid', 'The sign-in link was damaged or is not one we issued.'],
+  forged: [400, 'This link is not valid', 'The sign-in link was not issued by this service.'],
+  wrong_purpose: [400, 'This link is not valid', 'The sign-in link was issued for something else.'],
+  expired: [410, 'This link has expired', 'Ask the application for a new link.'],
+} as const;

@@ -1,0 +1,104 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
+import { CODE_TTL_SECONDS, stateRejections, type CallbackDeps } from './deps.js';
+import { InvalidStateError } from './stateToken.js';
+
+export const SERVICE_ACCOUNT_CALLBACK_PATH = '/cronofy/service-account-callback';
+
+/**
+ * Each user's callback URL carries their signed `state` in its query, because Cronofy's failure callbacks carry
+ * no state in the body: the URL is the only thing tying an error to a user.
+ */
+const CallbackQuery = z.object({ state: z.string().min(1).max(4096) }).strict();
+
+const CallbackBody = z.object({
+  authorization: z.union([
+    z.object({ code: z.string().min(1).max(512), state: z.string().max(4096).optional() }),
+    z.object({
+      error: z.string().min(1).max(128),
+      error_key: z.string().max(128).optional(),
+      error_description: z.string().max(1024).optional(),
+    }),
+  ]),
+});
+
+/**
+ * Cronofy's asynchronous answer to a service-account access request for one user. A verified, unused state
+ * becomes one signal on that user's workflow; a duplicate is acknowledged (so Cronofy stops resending) and sends
+ * nothing; anything malformed or forged gets a 4xx.
+ */
+export function postServiceAccountCallback(
+  app: FastifyInstance,
+  deps: CallbackDeps,
+  publicBaseUrl: () => string,
+): void {
+  app.post(SERVICE_ACCOUNT_CALLBACK_PATH, async (request, reply) => {
+    const fail = (status: number, error: string) => reply.code(status).send({ error });
+
+    const query = CallbackQuery.safeParse(request.query);
+    const body = CallbackBody.safeParse(request.body);
+    if (!query.success) return fail(400, 'the callback URL must carry exactly one state');
+    if (!body.success)
+      return fail(400, 'expected {"authorization":{"code","state"}} or {"authorization":{"error",…}}');
+    const authorization = body.data.authorization;
+    if (
+      'code' in authorization &&
+      authorization.state !== undefined &&
+      authorization.state !== query.data.state
+    ) {
+      return fail(400, 'the state in the body does not match the callback URL');
+    }
+
+    let claims;
+    try {
+      claims = await deps.stateSigner.verify(query.data.state, ['enterprise_user']);
+    } catch (error) {
+      if (!(error instanceof InvalidStateError)) throw error;
+      request.log.warn({ reason: error.reason }, 'service-account callback rejected: bad state');
+      return fail(stateRejections[error.reason][0], `state is ${error.reason}`);
+    }
+
+    if (!(await deps.nonces.consumeStateNonce(claims.nonce, claims.expiresAt))) {
+      request.log.info({ workflowId: claims.workflowId }, 'duplicate service-account callback acknowledged');
+      return reply.code(200).send({ duplicate: true });
+    }
+
+    const redirectUri = new URL(request.url, publicBaseUrl()).toString();
+    let callback: UserAccessCallback;
+    if ('code' in authorization) {
+      const codeRef = await deps.codes.putSecret('authorization_code', authorization.code, CODE_TTL_SECONDS);
+      callback = { request: claims.prompt, redirectUri, codeRef };
+    } else {
+      callback = {
+        request: claims.prompt,
+        redirectUri,
+        error: authorization.error_key ?? authorization.error,
+        errorDescription: authorization.error_description,
+      };
+    }
+    const codeRef = 'codeRef' in callback ? callback.codeRef : undefined;
+
+    try {
+      await deps.signalUserAccess(claims.workflowId, callback);
+    } catch (error) {
+      if (codeRef) await deps.codes.deleteSecret(codeRef);
+      if (error instanceof WorkflowNotFoundError) {
+        request.log.warn({ workflowId: claims.workflowId }, 'service-account callback for a finished user');
+        return fail(410, 'this user is no longer waiting for access');
+      }
+      await deps.nonces.releaseStateNonce(claims.nonce);
+      request.log.error(
+        { err: error, workflowId: claims.workflowId },
+        'could not deliver service-account callback',
+      );
+      return fail(503, 'try again later');
+    }
+    request.log.info(
+      { workflowId: claims.workflowId, outcome: 'error' in callback ? callback.error : 'code' },
+      'service-account callback delivered',
+    );
+    return reply.code(200).send({ ok: true });
+  });
+}

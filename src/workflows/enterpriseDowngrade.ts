@@ -1,0 +1,267 @@
+import {
+  ActivityFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  setHandler,
+  startChild,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { cronofyActivities, serviceActivities } from './activityProxies.js';
+import {
+  FREE_BUSY_PROVIDERS,
+  reauthorizationCallback,
+  searchAttributes,
+  type ReauthorizationCallback,
+} from './definitions.js';
+import {
+  enterpriseUserDowngradeId,
+  getEnterpriseStatus,
+  userFinished,
+  type EnterpriseDowngradeInput,
+  type EnterprisePhase,
+  type EnterpriseStatus,
+  type EnterpriseUserResult,
+  type UsersProgress,
+} from './enterpriseDefinitions.js';
+import { enterpriseUserDowngrade } from './enterpriseUserDowngrade.js';
+import { waitWithReminders } from './waiting.js';
+
+/** Cronofy accepts up to 50 users per service-account authorization request. */
+const BATCH_SIZE = 50;
+/** Continue as new well before Temporal's 10,240-event warning; each user costs the parent about 8 events. */
+const HISTORY_EVENT_BUDGET = 6_000;
+
+/**
+ * Moves a whole Enterprise Connect domain to Free/Busy: revoke the service account (its users were captured
+ * first) → the administrator authorizes again with delegated Free/Busy → exchange → verify the provider → one child
+ * workflow per user, in a sliding window, requesting access in batches of 50 → report per-user outcomes. Long
+ * domains continue as new, carrying only their progress, so 5 users and 50,000 run the same code.
+ */
+export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Promise<EnterpriseStatus> {
+  const cronofy = cronofyActivities();
+  const service = serviceActivities();
+  const info = workflowInfo();
+  const status: EnterpriseStatus = {
+    workflowId: info.workflowId,
+    domain: input.domain,
+    phase: input.progress ? 'moving_users' : 'revoking',
+    prompt: 0,
+    userCount: input.userCount,
+    providerName: input.progress?.providerName,
+    serviceAccountRef: input.progress?.serviceAccountRef,
+    started: input.progress?.nextPosition ?? 0,
+    inFlight: input.progress?.inFlight.length ?? 0,
+    counts: { ...input.progress?.counts },
+    runs: (input.progress?.runs ?? 0) + 1,
+  };
+  let pending: { nonce: string; callback?: ReauthorizationCallback } | undefined;
+  const finished: EnterpriseUserResult[] = [];
+  const inFlight = new Set(input.progress?.inFlight);
+
+  setHandler(getEnterpriseStatus, () => status);
+  setHandler(userFinished, (result) => void finished.push(result));
+  setHandler(reauthorizationCallback, (callback) => {
+    if (
+      pending &&
+      !pending.callback &&
+      callback.prompt === status.prompt &&
+      callback.nonce === pending.nonce
+    ) {
+      pending.callback = callback;
+    }
+  });
+
+  const enter = (phase: EnterprisePhase, details: Partial<EnterpriseStatus> = {}) => {
+    Object.assign(status, details, { phase });
+    upsertSearchAttributes([
+      { key: searchAttributes.state, value: phase },
+      ...(status.providerName ? [{ key: searchAttributes.provider, value: status.providerName }] : []),
+    ]);
+  };
+  const finish = (phase: EnterprisePhase, reason?: string): EnterpriseStatus => {
+    enter(phase, {
+      reason,
+      authorizationUrl: undefined,
+      authorizationExpiresAt: undefined,
+      waitingSince: undefined,
+    });
+    return status;
+  };
+
+  try {
+    let progress = input.progress;
+    if (!progress) {
+      enter('revoking');
+      await cronofy.revokeAuthorization(
+        input.serviceAccountRef
+          ? { credentialRef: input.serviceAccountRef }
+          : { sub: input.serviceAccountSub! },
+      );
+      const admin = await reauthorizeAdministrator();
+      if ('phase' in admin) return finish(admin.phase, admin.reason);
+      progress = { ...admin, nextPosition: 0, inFlight: [], counts: {}, runs: status.runs };
+    }
+    return await moveUsers(progress);
+  } catch (error) {
+    if (isCancellation(error)) {
+      enter('cancelled', { reason: 'cancelled by request' });
+      await CancellationScope.nonCancellable(() =>
+        Promise.all([...inFlight].map((position) => getExternalWorkflowHandle(childId(position)).cancel())),
+      );
+      throw error;
+    }
+    if (error instanceof ActivityFailure) {
+      return finish('failed', `${error.activityType}: ${error.cause?.message ?? error.message}`);
+    }
+    throw error;
+  }
+
+  async function reauthorizeAdministrator(): Promise<
+    { serviceAccountRef: string; providerName: string } | { phase: EnterprisePhase; reason: string }
+  > {
+    while (status.prompt < input.maxPrompts) {
+      const prompt = status.prompt + 1;
+      const expiresAt = Date.now() + input.deadlineMs;
+      const request = await service.createEnterpriseAuthorizationRequest({
+        workflowId: info.workflowId,
+        prompt,
+        expiresAt,
+      });
+      pending = { nonce: request.nonce };
+      enter('awaiting_admin', {
+        prompt,
+        authorizationUrl: request.authorizationUrl,
+        authorizationExpiresAt: new Date(expiresAt).toISOString(),
+        waitingSince: new Date().toISOString(),
+      });
+      const callback = await waitWithReminders(
+        () => pending?.callback,
+        expiresAt,
+        input.reminderIntervalMs,
+        async () => {
+          log.info('Still waiting for the domain administrator', { prompt });
+        },
+      );
+      if (!callback)
+        return { phase: 'expired', reason: 'the administrator did not re-authorize before the deadline' };
+      if ('error' in callback) {
+        return callback.error === 'access_denied'
+          ? { phase: 'denied', reason: 'the administrator declined' }
+          : { phase: 'failed', reason: `Cronofy redirected with error ${callback.error}` };
+      }
+      enter('verifying_admin', {
+        authorizationUrl: undefined,
+        authorizationExpiresAt: undefined,
+        waitingSince: undefined,
+      });
+      const grant = await cronofy.exchangeServiceAccountCode({
+        codeRef: callback.codeRef,
+        workflowId: info.workflowId,
+      });
+      status.providerName = grant.providerName;
+      if ((FREE_BUSY_PROVIDERS as readonly string[]).includes(grant.providerName)) {
+        status.serviceAccountRef = grant.credentialRef;
+        return { serviceAccountRef: grant.credentialRef, providerName: grant.providerName };
+      }
+      // A Read/Write service account would hand every user Read/Write again: take it back and ask again.
+      await cronofy.revokeAuthorization({ credentialRef: grant.credentialRef });
+    }
+    return {
+      phase: 'read_write_kept',
+      reason: `Read/Write was chosen again on all ${input.maxPrompts} prompts`,
+    };
+  }
+
+  async function moveUsers(progress: UsersProgress): Promise<EnterpriseStatus> {
+    enter('moving_users');
+    let next = progress.nextPosition;
+    for (;;) {
+      for (const result of finished.splice(0)) {
+        if (inFlight.delete(result.position)) {
+          status.counts[result.state] = (status.counts[result.state] ?? 0) + 1;
+        }
+      }
+      status.inFlight = inFlight.size;
+      if (next >= input.userCount && inFlight.size === 0) break;
+
+      const batch = Math.min(BATCH_SIZE, input.userCount - next);
+      if (batch > 0 && input.window - inFlight.size >= Math.min(batch, input.window)) {
+        next = await startBatch(progress, next, Math.min(batch, input.window - inFlight.size));
+        continue;
+      }
+      if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_EVENT_BUDGET) {
+        await continueAsNew<typeof enterpriseDowngrade>({
+          ...input,
+          progress: {
+            ...progress,
+            nextPosition: next,
+            inFlight: [...inFlight],
+            counts: status.counts,
+            runs: status.runs,
+          },
+        });
+      }
+      await condition(() => finished.length > 0);
+    }
+    return finish('completed');
+  }
+
+  /** Starts one child per user of the batch, then asks Cronofy for all of them in one call. */
+  async function startBatch(progress: UsersProgress, from: number, size: number): Promise<number> {
+    const emails = await service.loadUserPage({ captureId: input.captureId, offset: from, limit: size });
+    const users = emails.map((email, index) => ({
+      email,
+      position: from + index,
+      workflowId: childId(from + index),
+    }));
+    await Promise.all(
+      users.map((user) =>
+        startChild(enterpriseUserDowngrade, {
+          workflowId: user.workflowId,
+          parentClosePolicy: 'ABANDON',
+          typedSearchAttributes: [
+            { key: searchAttributes.kind, value: 'enterprise_user' },
+            { key: searchAttributes.domain, value: input.domain },
+            { key: searchAttributes.state, value: 'awaiting_user_access' },
+          ],
+          args: [
+            {
+              domain: input.domain,
+              captureId: input.captureId,
+              email: user.email,
+              position: user.position,
+              parentWorkflowId: info.workflowId,
+              serviceAccountRef: progress.serviceAccountRef,
+              userDeadlineMs: input.userDeadlineMs,
+              maxUserRequests: input.maxUserRequests,
+            },
+          ],
+        }),
+      ),
+    );
+    for (const user of users) inFlight.add(user.position);
+    try {
+      await cronofy.requestUserAccess({
+        serviceAccountRef: progress.serviceAccountRef,
+        users: users.map((user) => ({ email: user.email, workflowId: user.workflowId, request: 1 })),
+        expiresAt: Date.now() + 2 * input.userDeadlineMs,
+      });
+    } catch (error) {
+      // Each child asks again on its own when no access arrives by its deadline.
+      if (!(error instanceof ActivityFailure)) throw error;
+      log.warn('Batch access request failed; the users will be asked again one by one', { from, size });
+    }
+    status.started = from + users.length;
+    status.inFlight = inFlight.size;
+    return from + size;
+  }
+
+  function childId(position: number): string {
+    return enterpriseUserDowngradeId(info.workflowId, position);
+  }
+}

@@ -1,0 +1,101 @@
+import {
+  ActivityFailure,
+  CancellationScope,
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { cronofyActivities, serviceActivities } from './activityProxies.js';
+import { FREE_BUSY_PROVIDERS, searchAttributes } from './definitions.js';
+import {
+  userAccessCallback,
+  userFinished,
+  type EnterpriseUserInput,
+  type EnterpriseUserResult,
+  type UserAccessCallback,
+  type UserState,
+} from './enterpriseDefinitions.js';
+
+/**
+ * One user of an Enterprise Connect domain: wait for Cronofy's callback to the access request the parent made
+ * (asking again when it does not come), exchange the code, verify Free/Busy, record the outcome, tell the parent.
+ */
+export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promise<EnterpriseUserResult> {
+  const cronofy = cronofyActivities();
+  const service = serviceActivities();
+  const { workflowId } = workflowInfo();
+  let request = 1;
+  let callback: UserAccessCallback | undefined;
+  setHandler(userAccessCallback, (received) => {
+    if (received.request === request && !callback) callback = received;
+  });
+  const enter = (state: UserState) => upsertSearchAttributes([{ key: searchAttributes.state, value: state }]);
+
+  let result: EnterpriseUserResult;
+  let credentialRef: string | undefined;
+  try {
+    result = await moveUser();
+  } catch (error) {
+    if (!isCancellation(error)) throw error;
+    result = { position: input.position, state: 'cancelled', reason: 'the domain downgrade was cancelled' };
+  }
+  enter(result.state);
+  await CancellationScope.nonCancellable(async () => {
+    await service.recordUserOutcome({
+      captureId: input.captureId,
+      email: input.email,
+      ...result,
+      credentialRef,
+    });
+    if (result.state !== 'cancelled') {
+      await getExternalWorkflowHandle(input.parentWorkflowId).signal(userFinished, result);
+    }
+  });
+  return result;
+
+  async function moveUser(): Promise<EnterpriseUserResult> {
+    const outcome = (state: EnterpriseUserResult['state'], reason?: string) => ({
+      position: input.position,
+      state,
+      reason,
+    });
+    try {
+      for (;;) {
+        if (!(await condition(() => callback !== undefined, input.userDeadlineMs))) {
+          if (request >= input.maxUserRequests)
+            return outcome('expired', `no access after ${request} requests`);
+          request += 1;
+          await cronofy.requestUserAccess({
+            serviceAccountRef: input.serviceAccountRef,
+            users: [{ email: input.email, workflowId, request }],
+            expiresAt: Date.now() + 2 * input.userDeadlineMs,
+          });
+          continue;
+        }
+        const answer = callback!;
+        if ('error' in answer) return outcome('failed', answer.error);
+
+        enter('verifying');
+        const grant = await cronofy.exchangeUserAccessCode({
+          codeRef: answer.codeRef,
+          redirectUri: answer.redirectUri,
+          label: workflowId,
+        });
+        if ((FREE_BUSY_PROVIDERS as readonly string[]).includes(grant.providerName)) {
+          credentialRef = grant.credentialRef;
+          return outcome('completed');
+        }
+        await cronofy.revokeAuthorization({ credentialRef: grant.credentialRef });
+        return outcome('failed', `access was granted as ${grant.providerName}, not Free/Busy`);
+      }
+    } catch (error) {
+      if (error instanceof ActivityFailure) {
+        return outcome('failed', `${error.activityType}: ${error.cause?.message ?? error.message}`);
+      }
+      throw error;
+    }
+  }
+}
