@@ -11,6 +11,14 @@ import {
   type IndividualDowngradeInput,
 } from './workflows/definitions.js';
 import type { individualDowngrade } from './workflows/individualDowngrade.js';
+import type { EnterpriseUsers, UserOutcome } from './store/enterpriseUsers.js';
+import {
+  enterpriseDowngradeId,
+  getEnterpriseStatus,
+  type EnterpriseDowngradeInput,
+  type EnterpriseStatus,
+} from './workflows/enterpriseDefinitions.js';
+import type { enterpriseDowngrade } from './workflows/enterpriseDowngrade.js';
 
 export interface DowngradeDefaults {
   deadlineMs: number;
@@ -30,16 +38,46 @@ export interface StartIndividualDowngrade {
   maxPrompts?: number;
 }
 
+export interface EnterpriseDefaults {
+  userDeadlineMs: number;
+  maxUserRequests: number;
+  window: number;
+}
+
+export interface StartEnterpriseDowngrade {
+  domain: string;
+  /** Every user connected through the service account, inline or page by page (captured before revoking). */
+  users: Iterable<readonly string[]> | AsyncIterable<readonly string[]>;
+  /** The current service account: its refresh token (stored encrypted, then revoked) or its `ser_…` sub. */
+  serviceAccountRefreshToken?: string;
+  serviceAccountSub?: string;
+  deadlineMs?: number;
+  reminderIntervalMs?: number;
+  maxPrompts?: number;
+  userDeadlineMs?: number;
+  maxUserRequests?: number;
+  window?: number;
+}
+
 export interface DowngradeClientOptions {
   temporal: Client;
   taskQueue: string;
   defaults: DowngradeDefaults;
+  enterpriseDefaults?: EnterpriseDefaults;
   /**
    * Needed to hand over tokens (a refresh token to revoke, the new credentials). The embedded file database
    * admits one process at a time: a client in another process than the service needs PostgreSQL.
    */
   store?: CredentialStore;
+  /** Needed for Enterprise Connect: where users are captured and outcomes recorded. */
+  enterpriseUsers?: EnterpriseUsers;
 }
+
+const ENTERPRISE_DEFAULTS: EnterpriseDefaults = {
+  userDeadlineMs: 3_600_000,
+  maxUserRequests: 3,
+  window: 500,
+};
 
 export class DowngradeNotFoundError extends Error {
   override readonly name = 'DowngradeNotFoundError';
@@ -51,14 +89,16 @@ export class DowngradeClient {
   private readonly taskQueue: string;
   private readonly defaults: DowngradeDefaults;
   private readonly store?: CredentialStore;
+  private readonly enterpriseUsers?: EnterpriseUsers;
+  private readonly enterpriseDefaults: EnterpriseDefaults;
 
   constructor(options: DowngradeClientOptions) {
-    ({
-      temporal: this.temporal,
-      taskQueue: this.taskQueue,
-      defaults: this.defaults,
-      store: this.store,
-    } = options);
+    this.temporal = options.temporal;
+    this.taskQueue = options.taskQueue;
+    this.defaults = options.defaults;
+    this.store = options.store;
+    this.enterpriseUsers = options.enterpriseUsers;
+    this.enterpriseDefaults = options.enterpriseDefaults ?? ENTERPRISE_DEFAULTS;
   }
 
   /** Starting the same user's downgrade again while it runs returns the running one. */
@@ -100,6 +140,153 @@ export class DowngradeClient {
     return { workflowId, runId: handle.firstExecutionRunId };
   }
 
+  /**
+   * Captures the domain's users, then starts its downgrade; starting the same domain again while it runs returns
+   * the running one.
+   */
+  async startEnterpriseDowngrade(
+    request: StartEnterpriseDowngrade,
+  ): Promise<{ workflowId: string; runId: string }> {
+    if (!request.serviceAccountRefreshToken && !request.serviceAccountSub) {
+      throw new Error('name the service account to revoke: serviceAccountRefreshToken or serviceAccountSub');
+    }
+    const workflowId = enterpriseDowngradeId(request.domain);
+    const running = await this.runningRunId(workflowId);
+    if (running) return { workflowId, runId: running };
+
+    const { captureId, count } = await this.requireEnterpriseUsers().capture(request.users);
+    const serviceAccountRef = request.serviceAccountRefreshToken
+      ? await this.requireStore().saveCredentials({
+          kind: 'service_account',
+          sub: request.serviceAccountSub ?? 'unknown',
+          accessToken: '',
+          refreshToken: request.serviceAccountRefreshToken,
+          label: `service account of ${request.domain} to revoke`,
+        })
+      : undefined;
+    return this.startEnterpriseRun({
+      domain: request.domain,
+      captureId,
+      userCount: count,
+      serviceAccountRef,
+      serviceAccountSub: request.serviceAccountSub,
+      deadlineMs: request.deadlineMs ?? this.defaults.deadlineMs,
+      reminderIntervalMs: request.reminderIntervalMs ?? this.defaults.reminderIntervalMs,
+      maxPrompts: request.maxPrompts ?? this.defaults.maxPrompts,
+      userDeadlineMs: request.userDeadlineMs ?? this.enterpriseDefaults.userDeadlineMs,
+      maxUserRequests: request.maxUserRequests ?? this.enterpriseDefaults.maxUserRequests,
+      window: request.window ?? this.enterpriseDefaults.window,
+    });
+  }
+
+  async getEnterpriseDowngrade(domain: string): Promise<EnterpriseStatus> {
+    return this.handle(enterpriseDowngradeId(domain), (handle) => handle.query(getEnterpriseStatus));
+  }
+
+  /** Waits until the domain's downgrade ends; a cancelled one resolves with phase `cancelled`. */
+  async waitForEnterpriseResult(domain: string): Promise<EnterpriseStatus> {
+    return this.handle(enterpriseDowngradeId(domain), async (handle) => {
+      try {
+        return (await handle.result()) as EnterpriseStatus;
+      } catch (error) {
+        if (error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure) {
+          return handle.query(getEnterpriseStatus);
+        }
+        throw error;
+      }
+    });
+  }
+
+  /** Per-user outcomes, a page at a time (filter by state, e.g. `['failed', 'expired']`). */
+  async getEnterpriseUserOutcomes(
+    domain: string,
+    options: { states?: string[]; offset?: number; limit?: number } = {},
+  ): Promise<UserOutcome[]> {
+    const { captureId } = await this.getEnterpriseDowngrade(domain);
+    return this.requireEnterpriseUsers().outcomes(captureId, options);
+  }
+
+  /**
+   * Asks again for the users of a finished domain downgrade that failed or expired, with the service account it
+   * already verified: a new run over just those users.
+   */
+  async retryFailedEnterpriseUsers(
+    domain: string,
+  ): Promise<{ workflowId: string; runId: string; users: number }> {
+    const finished = await this.waitForEnterpriseResult(domain);
+    if (finished.phase !== 'completed' || !finished.serviceAccountRef || !finished.providerName) {
+      throw new Error(
+        `the downgrade of ${domain} ended ${finished.phase}; only a completed one has users to retry`,
+      );
+    }
+    const users = this.requireEnterpriseUsers();
+    const failedPages = async function* () {
+      for (let offset = 0; ; offset += 1000) {
+        const page = await users.outcomes(finished.captureId, {
+          states: ['failed', 'expired'],
+          offset,
+          limit: 1000,
+        });
+        if (page.length === 0) return;
+        yield page.map((outcome) => outcome.email);
+      }
+    };
+    const { captureId, count } = await users.capture(failedPages());
+    const started = await this.startEnterpriseRun({
+      domain,
+      captureId,
+      userCount: count,
+      deadlineMs: this.defaults.deadlineMs,
+      reminderIntervalMs: this.defaults.reminderIntervalMs,
+      maxPrompts: this.defaults.maxPrompts,
+      ...this.enterpriseDefaults,
+      progress: {
+        serviceAccountRef: finished.serviceAccountRef,
+        providerName: finished.providerName,
+        nextPosition: 0,
+        inFlight: [],
+        counts: {},
+        runs: 0,
+      },
+    });
+    return { ...started, users: count };
+  }
+
+  async cancelEnterpriseDowngrade(domain: string): Promise<void> {
+    await this.handle(enterpriseDowngradeId(domain), (handle) => handle.cancel());
+  }
+
+  private async startEnterpriseRun(
+    input: EnterpriseDowngradeInput,
+  ): Promise<{ workflowId: string; runId: string }> {
+    const workflowId = enterpriseDowngradeId(input.domain);
+    const handle = await this.temporal.workflow.start<typeof enterpriseDowngrade>('enterpriseDowngrade', {
+      workflowId,
+      taskQueue: this.taskQueue,
+      args: [input],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: searchAttributes.kind, value: 'enterprise' },
+        { key: searchAttributes.state, value: input.progress ? 'moving_users' : 'revoking' },
+        { key: searchAttributes.domain, value: input.domain },
+      ]),
+      staticSummary: `Downgrade domain ${input.domain} (${input.userCount} users) to Free/Busy`,
+      staticDetails: `Enterprise Connect. ${input.progress ? 'Retrying users with the verified service account.' : 'Revoke, administrator re-authorization, then every user.'} Window ${input.window}.`,
+    });
+    return { workflowId, runId: handle.firstExecutionRunId };
+  }
+
+  /** The run id of a running workflow with this id, if there is one. */
+  private async runningRunId(workflowId: string): Promise<string | undefined> {
+    try {
+      const description = await this.temporal.workflow.getHandle(workflowId).describe();
+      return description.status.name === 'RUNNING' ? description.runId : undefined;
+    } catch (error) {
+      if (error instanceof Error && error.name === 'WorkflowNotFoundError') return undefined;
+      throw error;
+    }
+  }
+
   async getDowngrade(workflowId: string): Promise<DowngradeStatus> {
     return this.handle(workflowId, async (handle) => handle.query(getStatus));
   }
@@ -129,6 +316,11 @@ export class DowngradeClient {
       throw new Error(`downgrade ${workflowId} ended in state ${result.state}; it has no new credentials`);
     }
     return this.requireStore().getCredentials(result.credentialRef);
+  }
+
+  private requireEnterpriseUsers(): EnterpriseUsers {
+    if (!this.enterpriseUsers) throw new Error('this DowngradeClient was created without enterpriseUsers');
+    return this.enterpriseUsers;
   }
 
   private requireStore(): CredentialStore {

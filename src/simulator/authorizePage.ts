@@ -29,7 +29,7 @@ type CheckedRequest =
   | { outcome: 'consent'; client: SimulatorClient; redirectUri: string; scopes: string[] };
 
 /** `redirect_uri` with parameters appended, keeping any query string it already has. */
-function redirectTo(redirectUri: string, params: Record<string, string | undefined>): string {
+export function redirectTo(redirectUri: string, params: Record<string, string | undefined>): string {
   const url = new URL(redirectUri);
   for (const [name, value] of Object.entries(params)) {
     if (value !== undefined) url.searchParams.append(name, value);
@@ -62,7 +62,7 @@ function checkAuthorizeRequest(state: SimulatorState, request: AuthorizeRequest)
   return { outcome: 'consent', client, redirectUri, scopes };
 }
 
-function sendErrorPage(reply: FastifyReply, message: string): FastifyReply {
+export function sendErrorPage(reply: FastifyReply, message: string): FastifyReply {
   return reply.code(400).type('text/html; charset=utf-8').send(renderErrorPage(message));
 }
 
@@ -75,7 +75,7 @@ function sendRejection(
     : reply.redirect(checked.location, 302);
 }
 
-function requestParamsOf(request: AuthorizeRequest): Record<string, string> {
+export function requestParamsOf(request: AuthorizeRequest): Record<string, string> {
   return Object.fromEntries(
     Object.entries(request).filter((entry): entry is [string, string] => entry[1] !== undefined),
   );

@@ -14,7 +14,7 @@ const faultsSchema = z.union([faultSchema, z.array(faultSchema)]);
 
 const advanceClockSchema = z.object({ seconds: z.number().positive() });
 
-function sendInvalid(reply: FastifyReply, error: z.ZodError): FastifyReply {
+export function sendInvalid(reply: FastifyReply, error: z.ZodError): FastifyReply {
   return reply.code(400).send({ error: 'invalid_request', message: z.prettifyError(error) });
 }
 

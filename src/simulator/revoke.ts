@@ -6,8 +6,8 @@ import type { SimulatorState } from './state.js';
 const revokeSchema = z.object({ token: z.string().optional(), sub: z.string().optional() });
 
 /**
- * Revoke Authorization: `POST /oauth/token/revoke`. As in RFC 7009 the answer is 200 with an empty body whether the
- * token was live, already revoked or unknown, which makes a retry always safe.
+ * Revoke Authorization, of an account or a service account: `POST /oauth/token/revoke`. As in RFC 7009 the answer
+ * is 200 with an empty body whether the token was live, already revoked or unknown, which makes a retry always safe.
  */
 export function registerRevokeRoute(app: FastifyInstance, state: SimulatorState): void {
   app.post('/oauth/token/revoke', { config: { endpoint: 'revoke' } }, async (request, reply) => {
@@ -18,9 +18,14 @@ export function registerRevokeRoute(app: FastifyInstance, state: SimulatorState)
     if (!target.success) return sendOAuthError(reply, 'invalid_request');
     const { token, sub } = target.data;
 
-    if (token) state.revokeByToken(client.clientId, token);
-    else if (sub) state.revokeBySub(client.clientId, sub);
-    else return sendOAuthError(reply, 'invalid_request');
+    // Tokens and subs are unique across accounts and service accounts: at most one of each pair matches.
+    if (token) {
+      state.revokeByToken(client.clientId, token);
+      state.enterprise.revokeByToken(client.clientId, token);
+    } else if (sub) {
+      state.revokeBySub(client.clientId, sub);
+      state.enterprise.revokeBySub(client.clientId, sub);
+    } else return sendOAuthError(reply, 'invalid_request');
     return reply.code(200).send();
   });
 }

@@ -16,7 +16,7 @@ export function randomAlphanumeric(length: number): string {
 }
 
 /** Cronofy-style identifiers such as `acc_5700a00eb0ccd07000000000`. */
-export function randomId(prefix: 'acc' | 'pro' | 'aut'): string {
+export function randomId(prefix: 'acc' | 'pro' | 'aut' | 'ser'): string {
   return `${prefix}_${randomBytes(12).toString('hex')}`;
 }
 

@@ -4,11 +4,15 @@ import { z } from 'zod';
 import { registerAuthorizePage } from './authorizePage.js';
 import { bearerTokenOf } from './bearer.js';
 import { registerControlRoutes } from './control.js';
+import { registerEnterpriseAuthorizePage } from './enterpriseAuthorizePage.js';
+import { registerEnterpriseControlRoutes } from './enterpriseControl.js';
 import { registerFaultHook } from './faults.js';
 import { claimedClientId, sendOAuthError } from './oauth.js';
 import { cronofyRateLimit, rateLimitSchema, registerRateLimitHook, type RateLimit } from './rateLimit.js';
 import { registerRequestLogHook } from './requestLog.js';
 import { registerRevokeRoute } from './revoke.js';
+import { registerServiceAccountAuthorizationsRoute } from './serviceAccountAuthorizations.js';
+import { ServiceAccountCallbacks } from './serviceAccountCallbacks.js';
 import { SimulatorState, type SimulatorClient } from './state.js';
 import { registerTokenRoute } from './token.js';
 import { registerUserinfoRoute } from './userinfo.js';
@@ -23,6 +27,8 @@ export interface SimulatorOptions {
   clients: SimulatorClient[];
   /** Default 3600. */
   accessTokenTtlSeconds?: number;
+  /** Enterprise Connect service account tokens; default 1800, as Cronofy's. */
+  serviceAccountTokenTtlSeconds?: number;
   /** Per client_id; default Cronofy's 50 per second and 500 per minute. */
   rateLimit?: RateLimit;
   /** Fastify's logger; default off. Query strings and headers are never logged. */
@@ -46,6 +52,7 @@ const optionsSchema = z.object({
     }),
   ),
   accessTokenTtlSeconds: z.number().int().positive().default(3600),
+  serviceAccountTokenTtlSeconds: z.number().int().positive().default(1800),
   rateLimit: rateLimitSchema.default(cronofyRateLimit),
   logger: z.boolean().default(false),
 });
@@ -69,7 +76,12 @@ export async function buildSimulator(
   options: SimulatorOptions,
 ): Promise<{ app: FastifyInstance; state: SimulatorState }> {
   const config = optionsSchema.parse(options);
-  const state = new SimulatorState(config.clients, config.accessTokenTtlSeconds, config.rateLimit);
+  const state = new SimulatorState(
+    config.clients,
+    config.accessTokenTtlSeconds,
+    config.rateLimit,
+    config.serviceAccountTokenTtlSeconds,
+  );
   const app = Fastify({ logger: config.logger ? secretFreeLogger : false });
   await app.register(formbody);
 
@@ -82,6 +94,10 @@ export async function buildSimulator(
     const clientError = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500;
     if ((endpoint === 'token' || endpoint === 'revoke') && clientError)
       return sendOAuthError(reply, 'invalid_request');
+    if (endpoint === 'service_account_authorizations' && clientError) {
+      const unreadable = { key: 'errors.invalid', description: 'the body must be a JSON object' };
+      return reply.code(422).send({ errors: { request: [unreadable] } });
+    }
     return reply.send(error);
   });
 
@@ -90,6 +106,11 @@ export async function buildSimulator(
   registerRevokeRoute(app, state);
   registerUserinfoRoute(app, state);
   registerControlRoutes(app, state);
+
+  registerEnterpriseAuthorizePage(app, state);
+  registerServiceAccountAuthorizationsRoute(app, state, new ServiceAccountCallbacks(state));
+  registerEnterpriseControlRoutes(app, state);
+  app.addHook('onClose', async () => state.enterprise.abortDeliveries());
   return { app, state };
 }
 

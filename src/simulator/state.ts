@@ -1,3 +1,4 @@
+import { EnterpriseState } from './enterpriseState.js';
 import { FaultQueue } from './faults.js';
 import { SlidingWindowRateLimiter, type RateLimit } from './rateLimit.js';
 import { RequestLog } from './requestLog.js';
@@ -29,6 +30,8 @@ export interface Authorization {
   providerService: ProviderName;
   /** Issued with the first access token; stays the same across refreshes. */
   refreshToken?: string;
+  /** Set when an Enterprise Connect service account granted this authorization. */
+  serviceAccountId?: string;
   revoked: boolean;
   createdAt: number;
   revokedAt?: number;
@@ -54,6 +57,12 @@ export interface IssuedTokens {
   expiresIn: number;
 }
 
+export interface IssuedCode {
+  code: string;
+  issuedAt: number;
+  expiresAt: number;
+}
+
 const codeLifetimeMs = 10 * 60 * 1000;
 const codeLength = 32;
 const tokenLength = 48;
@@ -63,6 +72,7 @@ export class SimulatorState {
   readonly faults = new FaultQueue();
   readonly requestLog = new RequestLog();
   readonly rateLimiter: SlidingWindowRateLimiter;
+  readonly enterprise: EnterpriseState;
 
   #clockOffsetMs = 0;
   #accounts = new Map<string, Account>();
@@ -77,8 +87,10 @@ export class SimulatorState {
     private readonly clients: readonly SimulatorClient[],
     private readonly accessTokenTtlSeconds: number,
     private readonly initialRateLimit: RateLimit,
+    serviceAccountTokenTtlSeconds = 1800,
   ) {
     this.rateLimiter = new SlidingWindowRateLimiter({ ...initialRateLimit }, () => this.now());
+    this.enterprise = new EnterpriseState(this, serviceAccountTokenTtlSeconds);
   }
 
   /** Wall-clock time, shifted by `advanceClock` so tests can expire codes and tokens without waiting. */
@@ -104,6 +116,7 @@ export class SimulatorState {
     this.requestLog.clear();
     this.rateLimiter.clear();
     this.rateLimiter.limit = { ...this.initialRateLimit };
+    this.enterprise.reset();
   }
 
   // Clients
@@ -158,6 +171,7 @@ export class SimulatorState {
     clientId: string,
     scope: string,
     providerName: ProviderName,
+    serviceAccountId?: string,
   ): Authorization {
     const authorization: Authorization = {
       id: randomId('aut'),
@@ -166,6 +180,7 @@ export class SimulatorState {
       scope,
       providerName,
       providerService: providerName,
+      serviceAccountId,
       revoked: false,
       createdAt: this.now(),
     };
@@ -187,16 +202,16 @@ export class SimulatorState {
       (accessToken && accessToken.expiresAt > this.now() ? accessToken.authorizationId : undefined);
     const authorization =
       authorizationId === undefined ? undefined : this.#authorizations.get(authorizationId);
-    if (authorization?.clientId === clientId) this.#revoke(authorization);
+    if (authorization?.clientId === clientId) this.revokeAuthorization(authorization);
   }
 
   revokeBySub(clientId: string, sub: string): void {
     for (const authorization of this.#authorizationsOfClient(clientId)) {
-      if (authorization.sub === sub) this.#revoke(authorization);
+      if (authorization.sub === sub) this.revokeAuthorization(authorization);
     }
   }
 
-  #revoke(authorization: Authorization): void {
+  revokeAuthorization(authorization: Authorization): void {
     if (authorization.revoked) return;
     authorization.revoked = true;
     authorization.revokedAt = this.now();
@@ -209,18 +224,31 @@ export class SimulatorState {
   // Codes
 
   issueCode(authorization: Authorization, redirectUri: string): string {
-    const code = randomAlphanumeric(codeLength);
-    const issuedAt = this.now();
+    const { code, issuedAt, expiresAt } = this.newCode();
     this.#codes.set(code, {
       clientId: authorization.clientId,
       redirectUri,
       authorizationId: authorization.id,
       issuedAt,
-      expiresAt: issuedAt + codeLifetimeMs,
+      expiresAt,
       used: false,
     });
-    this.#issued.codes.push(code);
     return code;
+  }
+
+  /** A fresh single-use code, recorded for `/_sim/issued-secrets`; Enterprise Connect codes come from here too. */
+  newCode(): IssuedCode {
+    const code = randomAlphanumeric(codeLength);
+    const issuedAt = this.now();
+    this.#issued.codes.push(code);
+    return { code, issuedAt, expiresAt: issuedAt + codeLifetimeMs };
+  }
+
+  /** A fresh access or refresh token, recorded for `/_sim/issued-secrets`. */
+  newToken(kind: 'access' | 'refresh'): string {
+    const token = randomAlphanumeric(tokenLength);
+    (kind === 'access' ? this.#issued.accessTokens : this.#issued.refreshTokens).push(token);
+    return token;
   }
 
   /** Uses up a valid code; returns undefined for an unknown, used, expired or mismatched one. */
@@ -238,16 +266,14 @@ export class SimulatorState {
 
   issueTokens(authorization: Authorization): IssuedTokens {
     if (authorization.refreshToken === undefined) {
-      authorization.refreshToken = randomAlphanumeric(tokenLength);
+      authorization.refreshToken = this.newToken('refresh');
       this.#authorizationIdByRefreshToken.set(authorization.refreshToken, authorization.id);
-      this.#issued.refreshTokens.push(authorization.refreshToken);
     }
-    const accessToken = randomAlphanumeric(tokenLength);
+    const accessToken = this.newToken('access');
     this.#accessTokens.set(accessToken, {
       authorizationId: authorization.id,
       expiresAt: this.now() + this.accessTokenTtlSeconds * 1000,
     });
-    this.#issued.accessTokens.push(accessToken);
     return {
       accessToken,
       refreshToken: authorization.refreshToken,
@@ -276,7 +302,8 @@ export class SimulatorState {
   /** The client an access token was issued to, valid or not: rate limits count every request. */
   clientIdOfAccessToken(token: string): string | undefined {
     const accessToken = this.#accessTokens.get(token);
-    return accessToken && this.#authorizations.get(accessToken.authorizationId)?.clientId;
+    if (!accessToken) return this.enterprise.clientIdOfAccessToken(token);
+    return this.#authorizations.get(accessToken.authorizationId)?.clientId;
   }
 
   // Inspection, for the control API. Never includes a secret.
@@ -284,7 +311,13 @@ export class SimulatorState {
   snapshot() {
     const now = this.now();
     const iso = (time: number | undefined) => (time === undefined ? null : new Date(time).toISOString());
-    const authorizations = [...this.#authorizations.values()];
+    // Grouped once: with 50,000 Enterprise users a per-account filter would be quadratic.
+    const authorizationsBySub = new Map<string, Authorization[]>();
+    for (const authorization of this.#authorizations.values()) {
+      const ofSub = authorizationsBySub.get(authorization.sub) ?? [];
+      ofSub.push(authorization);
+      authorizationsBySub.set(authorization.sub, ofSub);
+    }
     return {
       accounts: [...this.#accounts.values()].map((account) => ({
         sub: account.sub,
@@ -292,18 +325,17 @@ export class SimulatorState {
         email: account.email,
         profile_id: account.profileId,
         created_at: iso(account.createdAt),
-        authorizations: authorizations
-          .filter((authorization) => authorization.sub === account.sub)
-          .map((authorization) => ({
-            id: authorization.id,
-            client_id: authorization.clientId,
-            scope: authorization.scope,
-            provider_name: authorization.providerName,
-            provider_service: authorization.providerService,
-            revoked: authorization.revoked,
-            created_at: iso(authorization.createdAt),
-            revoked_at: iso(authorization.revokedAt),
-          })),
+        authorizations: (authorizationsBySub.get(account.sub) ?? []).map((authorization) => ({
+          id: authorization.id,
+          client_id: authorization.clientId,
+          scope: authorization.scope,
+          provider_name: authorization.providerName,
+          provider_service: authorization.providerService,
+          service_account_id: authorization.serviceAccountId ?? null,
+          revoked: authorization.revoked,
+          created_at: iso(authorization.createdAt),
+          revoked_at: iso(authorization.revokedAt),
+        })),
       })),
       codes: [...this.#codes.values()].map((code) => ({
         client_id: code.clientId,

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { authenticateClient, sendOAuthError } from './oauth.js';
-import type { SimulatorState } from './state.js';
+import { serviceAccountTokenResponse } from './serviceAccountResponses.js';
+import type { IssuedTokens, SimulatorState } from './state.js';
 
 const grantTypeSchema = z.object({ grant_type: z.string().min(1) });
 
@@ -15,6 +16,16 @@ const grantSchema = z.discriminatedUnion('grant_type', [
 ]);
 
 const supportedGrantTypes: readonly string[] = ['authorization_code', 'refresh_token'];
+
+function refreshResponse(tokens: IssuedTokens, scope: string) {
+  return {
+    token_type: 'bearer',
+    access_token: tokens.accessToken,
+    expires_in: tokens.expiresIn,
+    refresh_token: tokens.refreshToken,
+    scope,
+  };
+}
 
 /** Request an Access Token and Refresh an Access Token: `POST /oauth/token`. */
 export function registerTokenRoute(app: FastifyInstance, state: SimulatorState): void {
@@ -33,7 +44,12 @@ export function registerTokenRoute(app: FastifyInstance, state: SimulatorState):
     reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
 
     if (grant.data.grant_type === 'authorization_code') {
-      const authorization = state.redeemCode(grant.data.code, client.clientId, grant.data.redirect_uri);
+      const { code, redirect_uri: redirectUri } = grant.data;
+      const serviceAccount = state.enterprise.redeemCode(code, client.clientId, redirectUri);
+      if (serviceAccount) {
+        return serviceAccountTokenResponse(serviceAccount, state.enterprise.issueTokens(serviceAccount));
+      }
+      const authorization = state.redeemCode(code, client.clientId, redirectUri);
       if (!authorization) return sendOAuthError(reply, 'invalid_grant');
       const account = state.accountOf(authorization);
       const tokens = state.issueTokens(authorization);
@@ -54,15 +70,12 @@ export function registerTokenRoute(app: FastifyInstance, state: SimulatorState):
       };
     }
 
-    const authorization = state.findRefreshableAuthorization(client.clientId, grant.data.refresh_token);
+    const { refresh_token: refreshToken } = grant.data;
+    const serviceAccount = state.enterprise.findRefreshableServiceAccount(client.clientId, refreshToken);
+    if (serviceAccount)
+      return refreshResponse(state.enterprise.issueTokens(serviceAccount), serviceAccount.scope);
+    const authorization = state.findRefreshableAuthorization(client.clientId, refreshToken);
     if (!authorization) return sendOAuthError(reply, 'invalid_grant');
-    const tokens = state.issueTokens(authorization);
-    return {
-      token_type: 'bearer',
-      access_token: tokens.accessToken,
-      expires_in: tokens.expiresIn,
-      refresh_token: tokens.refreshToken,
-      scope: authorization.scope,
-    };
+    return refreshResponse(state.issueTokens(authorization), authorization.scope);
   });
 }

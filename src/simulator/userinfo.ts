@@ -1,17 +1,16 @@
 import type { FastifyInstance } from 'fastify';
-import { bearerTokenOf } from './bearer.js';
+import { bearerTokenOf, sendInvalidToken } from './bearer.js';
+import { serviceAccountUserinfo } from './serviceAccountResponses.js';
 import type { SimulatorState } from './state.js';
 
-/** UserInfo for an account token: `GET /v1/userinfo`. */
+/** UserInfo for an account or a service account token: `GET /v1/userinfo`. */
 export function registerUserinfoRoute(app: FastifyInstance, state: SimulatorState): void {
   app.get('/v1/userinfo', { config: { endpoint: 'userinfo' } }, async (request, reply) => {
     const token = bearerTokenOf(request);
+    const serviceAccount = token === undefined ? undefined : state.enterprise.authorizeAccessToken(token);
+    if (serviceAccount) return serviceAccountUserinfo(serviceAccount);
     const authorization = token === undefined ? undefined : state.authorizeAccessToken(token);
-    if (!authorization) {
-      const challenge =
-        token === undefined ? 'Bearer realm="Cronofy"' : 'Bearer realm="Cronofy", error="invalid_token"';
-      return reply.code(401).header('WWW-Authenticate', challenge).send();
-    }
+    if (!authorization) return sendInvalidToken(reply, token);
     const account = state.accountOf(authorization);
     return {
       sub: account.sub,

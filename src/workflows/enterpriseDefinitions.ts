@@ -59,6 +59,8 @@ export interface EnterpriseDowngradeInput {
 export interface EnterpriseStatus {
   workflowId: string;
   domain: string;
+  /** Where each user's outcome is recorded (`EnterpriseUsers`). */
+  captureId: string;
   phase: EnterprisePhase;
   prompt: number;
   authorizationUrl?: string;

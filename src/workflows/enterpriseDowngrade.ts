@@ -49,6 +49,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
   const status: EnterpriseStatus = {
     workflowId: info.workflowId,
     domain: input.domain,
+    captureId: input.captureId,
     phase: input.progress ? 'moving_users' : 'revoking',
     prompt: 0,
     userCount: input.userCount,
