@@ -57,6 +57,7 @@ export interface StartEnterpriseDowngrade {
   userDeadlineMs?: number;
   maxUserRequests?: number;
   window?: number;
+  historyEventBudget?: number;
 }
 
 export interface DowngradeClientOptions {
@@ -176,6 +177,7 @@ export class DowngradeClient {
       userDeadlineMs: request.userDeadlineMs ?? this.enterpriseDefaults.userDeadlineMs,
       maxUserRequests: request.maxUserRequests ?? this.enterpriseDefaults.maxUserRequests,
       window: request.window ?? this.enterpriseDefaults.window,
+      historyEventBudget: request.historyEventBudget,
     });
   }
 

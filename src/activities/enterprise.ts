@@ -10,7 +10,7 @@ export const SERVICE_ACCOUNT_SCOPE = ['service_account/accounts/manage'] as cons
 export const DELEGATED_SCOPE = ['free_busy_write'] as const;
 
 /** Refresh a service-account token this long before Cronofy's 30-minute expiry. */
-const REFRESH_MARGIN_MS = 2 * 60_000;
+const DEFAULT_REFRESH_MARGIN_MS = 2 * 60_000;
 
 export function createEnterpriseActivities(deps: ActivityDeps) {
   const { cronofy, store, stateSigner, enterpriseUsers } = deps;
@@ -40,7 +40,8 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
     callCronofy(async () => {
       let credentials = await store.getCredentials(ref);
       const expiresAt = credentials.accessTokenExpiresAt?.getTime() ?? 0;
-      if (expiresAt - Date.now() < REFRESH_MARGIN_MS) credentials = await refreshServiceAccount(ref);
+      if (expiresAt - Date.now() < (deps.serviceAccountRefreshMarginMs ?? DEFAULT_REFRESH_MARGIN_MS))
+        credentials = await refreshServiceAccount(ref);
       try {
         return await call(credentials.accessToken);
       } catch (error) {

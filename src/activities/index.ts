@@ -26,6 +26,8 @@ export interface ActivityDeps {
   /** Where Cronofy posts each Enterprise Connect user's access. */
   serviceAccountCallbackUrl: string;
   enterpriseUsers: EnterpriseUsers;
+  /** Refresh a service-account token when less than this is left of it (default 2 minutes). */
+  serviceAccountRefreshMarginMs?: number;
   webhook?: ApplicationWebhook;
 }
 

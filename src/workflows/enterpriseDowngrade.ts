@@ -34,7 +34,7 @@ import { waitWithReminders } from './waiting.js';
 /** Cronofy accepts up to 50 users per service-account authorization request. */
 const BATCH_SIZE = 50;
 /** Continue as new well before Temporal's 10,240-event warning; each user costs the parent about 8 events. */
-const HISTORY_EVENT_BUDGET = 6_000;
+const DEFAULT_HISTORY_EVENT_BUDGET = 6_000;
 
 /**
  * Moves a whole Enterprise Connect domain to Free/Busy: revoke the service account (its users were captured
@@ -180,6 +180,8 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
 
   async function moveUsers(progress: UsersProgress): Promise<EnterpriseStatus> {
     enter('moving_users');
+    // Refill the window in batches, but not one user at a time: one Cronofy call should serve several users.
+    const minimumBatch = Math.min(BATCH_SIZE, Math.max(1, Math.floor(input.window / 4)));
     let next = progress.nextPosition;
     for (;;) {
       for (const result of finished.splice(0)) {
@@ -190,12 +192,15 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       status.inFlight = inFlight.size;
       if (next >= input.userCount && inFlight.size === 0) break;
 
-      const batch = Math.min(BATCH_SIZE, input.userCount - next);
-      if (batch > 0 && input.window - inFlight.size >= Math.min(batch, input.window)) {
-        next = await startBatch(progress, next, Math.min(batch, input.window - inFlight.size));
+      const size = Math.min(BATCH_SIZE, input.window - inFlight.size, input.userCount - next);
+      if (size > 0 && (size >= minimumBatch || next + size === input.userCount)) {
+        next = await startBatch(progress, next, size);
         continue;
       }
-      if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_EVENT_BUDGET) {
+      if (
+        workflowInfo().continueAsNewSuggested ||
+        workflowInfo().historyLength > (input.historyEventBudget ?? DEFAULT_HISTORY_EVENT_BUDGET)
+      ) {
         await continueAsNew<typeof enterpriseDowngrade>({
           ...input,
           progress: {

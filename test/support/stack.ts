@@ -50,7 +50,11 @@ export interface RunningWorker {
 }
 
 export async function startStack(
-  options: { extraServerArgs?: string[]; cronofyCallsPerSecond?: number } = {},
+  options: {
+    extraServerArgs?: string[];
+    cronofyCallsPerSecond?: number;
+    serviceAccountRefreshMarginMs?: number;
+  } = {},
 ): Promise<Stack> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const env = await TestWorkflowEnvironment.createLocal({
@@ -98,6 +102,7 @@ export async function startStack(
         stateSigner,
         redirectUri,
         enterpriseUsers,
+        serviceAccountRefreshMarginMs: options.serviceAccountRefreshMarginMs,
         serviceAccountCallbackUrl: `${callbacks.url}${SERVICE_ACCOUNT_CALLBACK_PATH}`,
         webhook: { url: webhook.url, secret: WEBHOOK_SECRET },
       },
@@ -116,6 +121,7 @@ export async function startStack(
     temporal: env.client,
     taskQueue,
     store,
+    enterpriseUsers,
     defaults: { deadlineMs: 60_000, reminderIntervalMs: 30_000, maxPrompts: 3 },
   });
 
@@ -178,6 +184,7 @@ export async function createReadWriteUser(stack: Stack, email: string) {
   );
 }
 
+/** The same page works for the administrator's Enterprise Connect consent (with `domain`). */
 export type ConsentDecision =
   | 'free_busy_google'
   | 'free_busy_microsoft'
@@ -193,7 +200,7 @@ export type ConsentDecision =
 export async function decideOnConsentPage(
   authorizationUrl: string,
   decision: ConsentDecision,
-  account: { email?: string; newEmail?: string },
+  account: { email?: string; newEmail?: string; domain?: string },
 ) {
   const page = await got(authorizationUrl);
   const form = new Map<string, string>();
@@ -207,6 +214,7 @@ export async function decideOnConsentPage(
   const body = new URLSearchParams([...form, ['decision', decision]]);
   if (account.email) body.set('email', account.email);
   if (account.newEmail) body.set('new_email', account.newEmail);
+  if (account.domain) body.set('domain', account.domain);
   const response = await got.post(new URL(decodeEntities(action), authorizationUrl), {
     body: body.toString(),
     headers: { 'content-type': 'application/x-www-form-urlencoded' },

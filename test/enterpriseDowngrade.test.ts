@@ -1,0 +1,242 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import got from 'got';
+import { z } from 'zod';
+import { StateSigner } from '../src/callbacks/stateToken.js';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
+import { enterpriseDowngradeId, enterpriseUserDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
+import {
+  CLIENT,
+  decideOnConsentPage,
+  followRedirect,
+  simulatorGet,
+  startStack,
+  STATE_SECRET,
+  type RunningWorker,
+  type Stack,
+} from './support/stack.js';
+
+/** The server refuses a 51st pending child: the sliding window (40) must keep every run below it. */
+const PENDING_CHILDREN_LIMIT = 50;
+
+const Domain = z.object({ service_account_id: z.string(), refresh_token: z.string() });
+const EnterpriseSummary = z
+  .object({
+    users: z
+      .object({
+        total: z.number(),
+        active: z.number(),
+        by_provider: z.record(z.string(), z.object({ active: z.number() })),
+      })
+      .loose(),
+  })
+  .loose();
+const RequestLog = z.array(z.object({ endpoint: z.string().optional(), status: z.number() }));
+
+let stack: Stack;
+let worker: RunningWorker;
+
+before(async () => {
+  stack = await startStack({
+    extraServerArgs: [
+      '--dynamic-config-value',
+      `limit.numPendingChildExecutions.error=${PENDING_CHILDREN_LIMIT}`,
+    ],
+    serviceAccountRefreshMarginMs: 1_000,
+    cronofyCallsPerSecond: 40,
+  });
+  worker = await stack.startWorker();
+});
+
+after(async () => {
+  await worker?.stop();
+  await stack?.stop();
+});
+
+const sim = (path: string) => `${stack.simulator.url}${path}`;
+
+async function createDomain(domain: string, emails: string[]) {
+  return Domain.parse(
+    await got
+      .post(sim('/_sim/enterprise/domains'), { json: { domain, client_id: CLIENT.clientId, users: emails } })
+      .json(),
+  );
+}
+
+async function approveAsAdministrator(domain: string) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const status = await stack.downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
+    if (status?.phase === 'awaiting_admin' && status.authorizationUrl) {
+      const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', { domain });
+      const page = await followRedirect(location);
+      assert.equal(page.status, 200);
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`the downgrade of ${domain} never asked the administrator`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('enterprise downgrade', () => {
+  test('500 users with mixed outcomes, 5xx and 429 bursts and a 3-second service-account token all end right', async () => {
+    const domain = 'big.example.org';
+    const emails = Array.from({ length: 500 }, (_, i) => `user${i}@${domain}`);
+    const refused = emails.filter((_, i) => i % 50 === 3 || i % 50 === 13); // 20 users
+    const silent = emails.filter((_, i) => i % 50 === 5); // 10 users
+    const duplicated = emails.filter((_, i) => i % 50 === 7); // 10 users
+    const late = emails.filter((_, i) => i % 50 === 9); // 10 users
+    const byEmail = Object.fromEntries([
+      ...refused.map((email) => [email, { kind: 'error', error: 'unable_to_grant_scope' }]),
+      ...silent.map((email) => [email, { kind: 'no_callback' }]),
+      ...duplicated.map((email) => [email, { kind: 'duplicate' }]),
+      ...late.map((email) => [email, { kind: 'late', delayMs: 1_500 }]),
+    ]);
+    const serviceAccount = await createDomain(domain, emails);
+    await got.put(sim('/_sim/enterprise/outcomes'), { json: { byEmail } });
+    await got.put(sim('/_sim/enterprise/settings'), { json: { serviceAccountTokenTtlSeconds: 3 } });
+    // Cronofy's 50/s stays; the per-minute limit is lifted so the test takes seconds, not minutes.
+    await got.put(sim('/_sim/rate-limit'), { json: { perSecond: 50, perMinute: 100_000 } });
+    await got.post(sim('/_sim/faults'), {
+      json: [
+        { endpoint: 'service_account_authorizations', status: 503, count: 3 },
+        { endpoint: 'service_account_authorizations', status: 429, retryAfterSeconds: 1, count: 2 },
+        { endpoint: 'token', status: 500, count: 3 },
+        { endpoint: 'token', status: 429, retryAfterSeconds: 1, count: 3 },
+      ],
+    });
+
+    await stack.downgrades.startEnterpriseDowngrade({
+      domain,
+      users: [emails.slice(0, 200), emails.slice(200)],
+      serviceAccountRefreshToken: serviceAccount.refresh_token,
+      serviceAccountSub: serviceAccount.service_account_id,
+      window: 40,
+      userDeadlineMs: 6_000,
+      maxUserRequests: 2,
+      historyEventBudget: 1_000,
+    });
+    await approveAsAdministrator(domain);
+    const result = await stack.downgrades.waitForEnterpriseResult(domain);
+
+    assert.equal(result.phase, 'completed');
+    assert.equal(result.providerName, 'google_free_busy');
+    assert.deepEqual(result.counts, {
+      completed: 500 - refused.length - silent.length,
+      failed: refused.length,
+      expired: silent.length,
+    });
+    assert.ok(result.runs >= 2, `continued as new (${result.runs} runs)`);
+
+    const failed = await stack.downgrades.getEnterpriseUserOutcomes(domain, { states: ['failed'] });
+    assert.deepEqual(failed.map((o) => o.email).sort(), [...refused].sort());
+    assert.ok(failed.every((o) => o.reason === 'unable_to_grant_scope'));
+    const expired = await stack.downgrades.getEnterpriseUserOutcomes(domain, { states: ['expired'] });
+    assert.deepEqual(expired.map((o) => o.email).sort(), [...silent].sort());
+    const all = await stack.downgrades.getEnterpriseUserOutcomes(domain, { limit: 1000 });
+    assert.equal(all.length, 500, 'every user has exactly one outcome');
+
+    const summary = EnterpriseSummary.parse(await got(sim('/_sim/enterprise/state?summary=1')).json());
+    assert.equal(summary.users.by_provider.google_free_busy?.active, 500 - refused.length - silent.length);
+    assert.equal(
+      summary.users.active,
+      500 - refused.length - silent.length,
+      'no Read/Write access is left live',
+    );
+
+    const requests = await simulatorGet(stack, '/_sim/requests', RequestLog);
+    const accessRequests = requests.filter(
+      (r) => r.endpoint === 'service_account_authorizations' && r.status === 202,
+    );
+    assert.ok(accessRequests.length < 500 / 4, `batched: ${accessRequests.length} requests for 500 users`);
+    // Beyond the 5 injected 429s, the task-queue rate limit (40 activities/s against Cronofy's 50/s) keeps real
+    // ones rare; a refresh inside an activity can add a call, so a stray one is retried, never fatal.
+    const rateLimited = requests.filter((r) => r.status === 429).length - 5;
+    assert.ok(
+      rateLimited >= 0 && rateLimited <= requests.length / 100,
+      `${rateLimited} real 429s in ${requests.length} calls`,
+    );
+    const tokenCalls = requests.filter((r) => r.endpoint === 'token' && r.status === 200).length;
+    const exchanges = 1 + (500 - refused.length - silent.length);
+    assert.ok(
+      tokenCalls - exchanges > 3,
+      `the 3-second service-account token was refreshed (${tokenCalls - exchanges} times)`,
+    );
+
+    for (const email of duplicated) {
+      const childId = enterpriseUserDowngradeId(enterpriseDowngradeId(domain), emails.indexOf(email));
+      const requests = await signalledRequests(childId);
+      assert.ok(requests.length >= 1);
+      assert.equal(
+        new Set(requests).size,
+        requests.length,
+        `${email}: a duplicate callback sent a second signal`,
+      );
+    }
+
+    const histories = await longestHistories(domain);
+    assert.ok(
+      histories.parent < 10_240 && histories.parent <= 1_000 + 400,
+      `parent history ${histories.parent}`,
+    );
+  });
+
+  test('a forged or malformed service-account callback is rejected and signals nothing', async () => {
+    const url = `${stack.callbackUrl}${SERVICE_ACCOUNT_CALLBACK_PATH}`;
+    const forged = await new StateSigner('someone-else-entirely-000000000000000').sign(
+      {
+        workflowId: 'downgrade-enterprise-x-user-0',
+        purpose: 'enterprise_user',
+        prompt: 1,
+        nonce: StateSigner.newNonce(),
+      },
+      new Date(Date.now() + 60_000),
+    );
+    const wrongPurpose = await new StateSigner(STATE_SECRET).sign(
+      {
+        workflowId: 'downgrade-individual-acc_x',
+        purpose: 'individual_reauthorization',
+        prompt: 1,
+        nonce: StateSigner.newNonce(),
+      },
+      new Date(Date.now() + 60_000),
+    );
+    const post = (query: string, json: unknown) =>
+      got.post(`${url}${query}`, { json, throwHttpErrors: false }).then((response) => response.statusCode);
+    assert.equal(
+      await post(`?state=${forged}`, { authorization: { code: 'c'.repeat(32), state: forged } }),
+      400,
+    );
+    assert.equal(await post(`?state=${wrongPurpose}`, { authorization: { code: 'c'.repeat(32) } }), 400);
+    assert.equal(await post('', { authorization: { code: 'c'.repeat(32) } }), 400);
+    assert.equal(await post(`?state=${forged}`, { something: 'else' }), 400);
+    assert.equal(await post(`?state=${forged}`, 'not json'), 400);
+  });
+});
+
+/** The request number of every access callback signalled to a user's workflow. */
+async function signalledRequests(workflowId: string): Promise<number[]> {
+  const history = await stack.env.client.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? []).flatMap((event) => {
+    const payload = event.workflowExecutionSignaledEventAttributes?.input?.payloads?.[0]?.data;
+    return payload
+      ? [z.object({ request: z.number() }).parse(JSON.parse(Buffer.from(payload).toString())).request]
+      : [];
+  });
+}
+
+/** The parent's runs and how long each history grew. */
+async function longestHistories(domain: string) {
+  let parent = 0;
+  let runs = 0;
+  for await (const execution of stack.env.client.workflow.list({
+    query: `WorkflowId = '${enterpriseDowngradeId(domain)}'`,
+  })) {
+    const history = await stack.env.client.workflow
+      .getHandle(execution.workflowId, execution.runId)
+      .fetchHistory();
+    parent = Math.max(parent, history.events?.length ?? 0);
+    runs += 1;
+  }
+  return { parent, runs };
+}
