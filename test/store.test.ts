@@ -1,12 +1,11 @@
-import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
+import { createScratchDatabase, testPostgresUrl } from './support/postgres.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import {
   CredentialNotFoundError,
   CredentialStore,
@@ -69,31 +68,13 @@ function pgliteBackend(): Backend {
 }
 
 /** A fresh database on the server for each use, so migrations start from nothing. */
-async function createScratchDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `store_test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const dropper = new pg.Client({ connectionString: serverUrl });
-      await dropper.connect();
-      await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await dropper.end();
-    },
-  };
-}
 
 function postgresBackend(serverUrl: string): Backend {
   let scratch: Awaited<ReturnType<typeof createScratchDatabase>> | undefined;
   return {
     name: 'PostgreSQL',
     async url() {
-      scratch ??= await createScratchDatabase(serverUrl);
+      scratch ??= await createScratchDatabase(serverUrl, 'store_test');
       return scratch.url;
     },
     async cleanup() {
@@ -103,9 +84,7 @@ function postgresBackend(serverUrl: string): Backend {
 }
 
 // Every run checks the PostgreSQL path too: a given server, or a throwaway one started by the project's script.
-const postgresUrl =
-  process.env.TEST_POSTGRES_URL ??
-  execFileSync('bash', ['scripts/start-test-postgres.sh'], { encoding: 'utf8' }).trim();
+const postgresUrl = testPostgresUrl();
 
 for (const backend of [pgliteBackend(), postgresBackend(postgresUrl)]) {
   void describe(`credential store on ${backend.name}`, () => {
@@ -359,7 +338,7 @@ for (const backend of [pgliteBackend(), postgresBackend(postgresUrl)]) {
 
 void describe('concurrent migrations on PostgreSQL', () => {
   void test('several processes opening an empty database at once all succeed and migrate once', async () => {
-    const scratch = await createScratchDatabase(postgresUrl);
+    const scratch = await createScratchDatabase(postgresUrl, 'store_test');
     try {
       const opened = await Promise.all(Array.from({ length: 6 }, () => openDatabase(scratch.url)));
       const [first] = opened;

@@ -3,6 +3,7 @@ import { serviceAccountProfile } from '../cronofy/schemas.js';
 import { StateSigner } from '../callbacks/stateToken.js';
 import type { StoredCredentials } from '../store/credentialStore.js';
 import { callCronofy } from './callCronofy.js';
+import { exchangeCodeOnce } from './exchangeCode.js';
 import type { ActivityDeps, ExchangedGrant } from './index.js';
 
 /** The service account may manage accounts, and grant each user no more than Free/Busy. */
@@ -75,23 +76,20 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
       codeRef: string;
       workflowId: string;
     }): Promise<ExchangedGrant & { domain?: string }> {
-      const code = await store.readSecret(request.codeRef);
-      const token = await callCronofy(() => cronofy.requestAccessToken(code, deps.redirectUri));
-      await store.deleteSecret(request.codeRef);
-      const sub = token.service_account_id ?? token.sub ?? 'unknown';
-      const credentialRef = await store.saveCredentials({
+      const credentials = await exchangeCodeOnce(deps, {
+        codeRef: request.codeRef,
+        redirectUri: deps.redirectUri,
         kind: 'service_account',
-        sub,
-        accessToken: token.access_token,
-        refreshToken: token.refresh_token,
-        expiresInSeconds: token.expires_in,
-        scope: token.scope,
         label: request.workflowId,
       });
-      const profile = serviceAccountProfile(
-        await withServiceAccountToken(credentialRef, (t) => cronofy.userInfo(t)),
-      );
-      return { credentialRef, sub, providerName: profile.providerName ?? 'unknown', domain: profile.domain };
+      const info = await withServiceAccountToken(credentials.ref, (token) => cronofy.userInfo(token));
+      const profile = serviceAccountProfile(info);
+      return {
+        credentialRef: credentials.ref,
+        sub: credentials.sub,
+        providerName: profile.providerName ?? 'unknown',
+        domain: profile.domain,
+      };
     },
 
     async loadUserPage(request: { captureId: string; offset: number; limit: number }): Promise<string[]> {
@@ -136,25 +134,12 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
       redirectUri: string;
       label: string;
     }): Promise<ExchangedGrant> {
-      const code = await store.readSecret(request.codeRef);
-      const token = await callCronofy(() => cronofy.requestAccessToken(code, request.redirectUri));
-      await store.deleteSecret(request.codeRef);
-      const sub = token.sub ?? token.account_id ?? 'unknown';
-      const profile = token.linking_profile;
-      const credentialRef = await store.saveCredentials({
-        kind: 'account',
-        sub,
-        accessToken: token.access_token,
-        refreshToken: token.refresh_token,
-        expiresInSeconds: token.expires_in,
-        scope: token.scope,
-        providerName: profile?.provider_name,
-        providerService: profile?.provider_service,
-        profileId: profile?.profile_id,
-        profileName: profile?.profile_name,
-        label: request.label,
-      });
-      return { credentialRef, sub, providerName: profile?.provider_name ?? 'unknown' };
+      const credentials = await exchangeCodeOnce(deps, { ...request, kind: 'account' });
+      return {
+        credentialRef: credentials.ref,
+        sub: credentials.sub,
+        providerName: credentials.providerName ?? 'unknown',
+      };
     },
 
     async recordUserOutcome(request: {

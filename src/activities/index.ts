@@ -4,6 +4,7 @@ import got from 'got';
 import { StateSigner } from '../callbacks/stateToken.js';
 import type { CronofyClient } from '../cronofy/client.js';
 import { callCronofy } from './callCronofy.js';
+import { exchangeCodeOnce } from './exchangeCode.js';
 import { createEnterpriseActivities } from './enterprise.js';
 import type { CredentialStore } from '../store/credentialStore.js';
 import type { EnterpriseUsers } from '../store/enterpriseUsers.js';
@@ -85,35 +86,23 @@ export function createActivities(deps: ActivityDeps) {
       codeRef: string;
       workflowId: string;
     }): Promise<ExchangedGrant> {
-      const code = await store.readSecret(request.codeRef);
-      const token = await callCronofy(() => cronofy.requestAccessToken(code, deps.redirectUri));
-      await store.deleteSecret(request.codeRef);
-      const profile = token.linking_profile;
-      const sub = token.sub ?? token.account_id;
-      if (!profile || !sub) {
+      const credentials = await exchangeCodeOnce(deps, {
+        codeRef: request.codeRef,
+        redirectUri: deps.redirectUri,
+        kind: 'account',
+        label: request.workflowId,
+      });
+      if (!credentials.providerName) {
         throw ApplicationFailure.nonRetryable(
-          'Cronofy token response has no linking_profile or sub',
+          'Cronofy token response has no linking_profile',
           'CronofyResponseError',
         );
       }
-      const credentialRef = await store.saveCredentials({
-        kind: 'account',
-        sub,
-        accessToken: token.access_token,
-        refreshToken: token.refresh_token,
-        expiresInSeconds: token.expires_in,
-        scope: token.scope,
-        providerName: profile.provider_name,
-        providerService: profile.provider_service,
-        profileId: profile.profile_id,
-        profileName: profile.profile_name,
-        label: request.workflowId,
-      });
       return {
-        credentialRef,
-        sub,
-        providerName: profile.provider_name,
-        providerService: profile.provider_service,
+        credentialRef: credentials.ref,
+        sub: credentials.sub,
+        providerName: credentials.providerName,
+        providerService: credentials.providerService,
       };
     },
 

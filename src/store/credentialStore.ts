@@ -15,6 +15,8 @@ export interface NewCredentials {
   profileName?: string;
   /** What produced these credentials, e.g. the downgrade's workflow id. */
   label?: string;
+  /** The grant (authorization code reference) these came from; unique, so one grant yields one row. */
+  grantKey?: string;
 }
 
 export interface StoredCredentials extends NewCredentials {
@@ -101,8 +103,9 @@ export class CredentialStore {
     const ref = newRef('cred');
     await this.db.query(
       `INSERT INTO credentials (ref, kind, sub, access_token_enc, refresh_token_enc, access_token_expires_at,
-         scope, provider_name, provider_service, profile_id, profile_name, label)
-       VALUES ($1, $2, $3, $4, $5, now() + $6::double precision * interval '1 second', $7, $8, $9, $10, $11, $12)`,
+         scope, provider_name, provider_service, profile_id, profile_name, label, grant_key)
+       VALUES ($1, $2, $3, $4, $5, now() + $6::double precision * interval '1 second', $7, $8, $9, $10, $11, $12,
+         $13)`,
       [
         ref,
         c.kind,
@@ -118,9 +121,18 @@ export class CredentialStore {
         c.profileId ?? null,
         c.profileName ?? null,
         c.label ?? null,
+        c.grantKey ?? null,
       ],
     );
     return ref;
+  }
+
+  /** The credentials a grant (an authorization code's reference) already produced, if any. */
+  async findByGrantKey(grantKey: string): Promise<string | undefined> {
+    const [row] = await this.db.query<{ ref: string }>('SELECT ref FROM credentials WHERE grant_key = $1', [
+      grantKey,
+    ]);
+    return row?.ref;
   }
 
   async getCredentials(ref: string): Promise<StoredCredentials> {

@@ -70,4 +70,12 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX enterprise_user_outcomes_state_idx ON enterprise_user_outcomes (capture_id, state);
     `,
   },
+  {
+    version: 3,
+    name: 'the grant each credential came from, so an exchange retried after a crash finds its result',
+    sql: `
+      ALTER TABLE credentials ADD COLUMN grant_key text;
+      CREATE UNIQUE INDEX credentials_grant_key_idx ON credentials (grant_key);
+    `,
+  },
 ];

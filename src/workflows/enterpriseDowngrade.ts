@@ -191,12 +191,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       }
       status.inFlight = inFlight.size;
       if (next >= input.userCount && inFlight.size === 0) break;
-
-      const size = Math.min(BATCH_SIZE, input.window - inFlight.size, input.userCount - next);
-      if (size > 0 && (size >= minimumBatch || next + size === input.userCount)) {
-        next = await startBatch(progress, next, size);
-        continue;
-      }
+      // Checked on every pass: a window that refills as fast as it drains would otherwise never get here.
       if (
         workflowInfo().continueAsNewSuggested ||
         workflowInfo().historyLength > (input.historyEventBudget ?? DEFAULT_HISTORY_EVENT_BUDGET)
@@ -211,6 +206,12 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
             runs: status.runs,
           },
         });
+      }
+
+      const size = Math.min(BATCH_SIZE, input.window - inFlight.size, input.userCount - next);
+      if (size > 0 && (size >= minimumBatch || next + size === input.userCount)) {
+        next = await startBatch(progress, next, size);
+        continue;
       }
       await condition(() => finished.length > 0);
     }

@@ -1,5 +1,6 @@
 import {
   ActivityFailure,
+  ApplicationFailure,
   CancellationScope,
   condition,
   getExternalWorkflowHandle,
@@ -62,28 +63,44 @@ export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promi
       state,
       reason,
     });
+    const askAgain = async () => {
+      request += 1;
+      callback = undefined;
+      enter('awaiting_user_access');
+      await cronofy.requestUserAccess({
+        serviceAccountRef: input.serviceAccountRef,
+        users: [{ email: input.email, workflowId, request }],
+        expiresAt: Date.now() + 2 * input.userDeadlineMs,
+      });
+    };
     try {
       for (;;) {
         if (!(await condition(() => callback !== undefined, input.userDeadlineMs))) {
           if (request >= input.maxUserRequests)
             return outcome('expired', `no access after ${request} requests`);
-          request += 1;
-          await cronofy.requestUserAccess({
-            serviceAccountRef: input.serviceAccountRef,
-            users: [{ email: input.email, workflowId, request }],
-            expiresAt: Date.now() + 2 * input.userDeadlineMs,
-          });
+          await askAgain();
           continue;
         }
         const answer = callback!;
         if ('error' in answer) return outcome('failed', answer.error);
 
         enter('verifying');
-        const grant = await cronofy.exchangeUserAccessCode({
-          codeRef: answer.codeRef,
-          redirectUri: answer.redirectUri,
-          label: workflowId,
-        });
+        let grant;
+        try {
+          grant = await cronofy.exchangeUserAccessCode({
+            codeRef: answer.codeRef,
+            redirectUri: answer.redirectUri,
+            label: workflowId,
+          });
+        } catch (error) {
+          // A code already redeemed (say, by an attempt that crashed before it could record the tokens) cannot be
+          // used again, but the user's access can be asked for again.
+          if (isRejectedGrant(error) && request < input.maxUserRequests) {
+            await askAgain();
+            continue;
+          }
+          throw error;
+        }
         if ((FREE_BUSY_PROVIDERS as readonly string[]).includes(grant.providerName)) {
           credentialRef = grant.credentialRef;
           return outcome('completed');
@@ -98,4 +115,12 @@ export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promi
       throw error;
     }
   }
+}
+
+function isRejectedGrant(error: unknown): boolean {
+  return (
+    error instanceof ActivityFailure &&
+    error.cause instanceof ApplicationFailure &&
+    error.cause.type === 'CronofyGrantError'
+  );
 }

@@ -1,0 +1,182 @@
+/**
+ * The service (worker and callback server, `src/main.ts`) runs as its own process on PostgreSQL and is killed with
+ * SIGKILL twice while a domain moves; started again, it ends with the same counts, every user recorded once.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { after, before, test } from 'node:test';
+import { Client } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import got from 'got';
+import { z } from 'zod';
+import { DowngradeClient } from '../src/client.js';
+import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import { CredentialStore } from '../src/store/credentialStore.js';
+import { openDatabase, type Database } from '../src/store/database.js';
+import { Keyring } from '../src/store/encryption.js';
+import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
+import { devServerSearchAttributeArgs, temporalCliPath } from '../src/temporalDevServer.js';
+import { createScratchDatabase, testPostgresUrl } from './support/postgres.js';
+import { CLIENT, decideOnConsentPage, followRedirect, STATE_SECRET } from './support/stack.js';
+
+const USERS = 300;
+const DOMAIN = 'durable.example.org';
+const CREDENTIAL_KEYS = Keyring.generateSpec('durable1');
+
+let env: TestWorkflowEnvironment;
+let simulator: RunningSimulator;
+let scratch: Awaited<ReturnType<typeof createScratchDatabase>>;
+let database: Database;
+let downgrades: DowngradeClient;
+let enterpriseUsers: EnterpriseUsers;
+let service: ChildProcess | undefined;
+let callbackPort: number;
+const taskQueue = `durable-${Date.now()}`;
+
+before(async () => {
+  env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: temporalCliPath() },
+      extraArgs: devServerSearchAttributeArgs(),
+    },
+  });
+  scratch = await createScratchDatabase(testPostgresUrl(), 'durability');
+  database = await openDatabase(scratch.url);
+  enterpriseUsers = new EnterpriseUsers(database);
+  callbackPort = await freePort();
+  simulator = await startSimulator({
+    clients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${callbackPort}/oauth/callback`] }],
+    rateLimit: { perSecond: 50, perMinute: 100_000 },
+  });
+  downgrades = new DowngradeClient({
+    temporal: new Client({ connection: env.connection }),
+    taskQueue,
+    store: new CredentialStore(database, Keyring.parse(CREDENTIAL_KEYS)),
+    enterpriseUsers,
+    defaults: { deadlineMs: 60_000, reminderIntervalMs: 30_000, maxPrompts: 1 },
+  });
+  await startService();
+});
+
+after(async () => {
+  service?.kill('SIGKILL');
+  await simulator?.close();
+  await database?.close();
+  await scratch?.drop();
+  await env?.teardown();
+});
+
+async function startService(): Promise<void> {
+  service = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'error',
+      TEMPORAL_ADDRESS: env.address,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      DATABASE_URL: scratch.url,
+      CREDENTIAL_KEYS,
+      STATE_SIGNING_SECRET: STATE_SECRET,
+      CRONOFY_CLIENT_ID: CLIENT.clientId,
+      CRONOFY_CLIENT_SECRET: CLIENT.clientSecret,
+      CRONOFY_API_URL: simulator.url,
+      CRONOFY_APP_URL: simulator.url,
+      CRONOFY_CALLS_PER_SECOND: '40',
+      CALLBACK_HOST: '127.0.0.1',
+      CALLBACK_PORT: String(callbackPort),
+    },
+  });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const healthy = await got(`http://127.0.0.1:${callbackPort}/healthz`, { retry: { limit: 0 } }).then(
+      () => true,
+      () => false,
+    );
+    if (healthy) return;
+    if (Date.now() > deadline) throw new Error('the service did not come up');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function killService(): Promise<void> {
+  const exited = new Promise((resolve) => service!.once('exit', resolve));
+  service!.kill('SIGKILL');
+  await exited;
+}
+
+async function recorded(captureId: string): Promise<number> {
+  return Object.values(await enterpriseUsers.countsByState(captureId)).reduce((sum, n) => sum + n, 0);
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 240_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+test('a domain survives its service being killed with SIGKILL twice: same counts, every user once', async () => {
+  const emails = Array.from({ length: USERS }, (_, i) => `person${i}@${DOMAIN}`);
+  const serviceAccount = z.object({ service_account_id: z.string(), refresh_token: z.string() }).parse(
+    await got
+      .post(`${simulator.url}/_sim/enterprise/domains`, {
+        json: { domain: DOMAIN, client_id: CLIENT.clientId, users: emails },
+      })
+      .json(),
+  );
+  await downgrades.startEnterpriseDowngrade({
+    domain: DOMAIN,
+    users: [emails],
+    serviceAccountRefreshToken: serviceAccount.refresh_token,
+    window: 40,
+    userDeadlineMs: 4_000,
+    maxUserRequests: 10,
+    historyEventBudget: 800,
+  });
+
+  let authorizationUrl: string | undefined;
+  await until('the administrator is asked', async () => {
+    authorizationUrl = (await downgrades.getEnterpriseDowngrade(DOMAIN)).authorizationUrl;
+    return authorizationUrl !== undefined;
+  });
+  await followRedirect(await decideOnConsentPage(authorizationUrl!, 'free_busy_google', { domain: DOMAIN }));
+  const { captureId } = await downgrades.getEnterpriseDowngrade(DOMAIN);
+
+  await until('a fifth of the users are done', async () => (await recorded(captureId)) >= USERS / 5);
+  await killService();
+  await startService();
+  await until('two thirds of the users are done', async () => (await recorded(captureId)) >= (2 * USERS) / 3);
+  await killService();
+  await startService();
+
+  const result = await downgrades.waitForEnterpriseResult(DOMAIN);
+  assert.equal(result.phase, 'completed');
+  assert.deepEqual(result.counts, { completed: USERS });
+
+  const outcomes = await enterpriseUsers.outcomes(captureId, { limit: USERS + 1 });
+  assert.deepEqual(
+    outcomes.map((o) => o.email).sort(),
+    [...emails].sort(),
+    'every user has exactly one outcome',
+  );
+  assert.ok(outcomes.every((o) => o.state === 'completed' && o.credentialRef));
+  const twice = await database.query(
+    `SELECT label FROM credentials WHERE kind = 'account' GROUP BY label HAVING count(*) > 1`,
+  );
+  assert.deepEqual(twice, [], 'no user was granted and stored twice');
+  assert.equal(new Set(outcomes.map((o) => o.credentialRef)).size, USERS);
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
