@@ -74,6 +74,9 @@ export interface DowngradeClientOptions {
   enterpriseUsers?: EnterpriseUsers;
 }
 
+/** Users that may travel inline in a workflow's input (well under Temporal's 2 MB payload limit). */
+const MAX_INLINE_USERS = 5_000;
+
 const ENTERPRISE_DEFAULTS: EnterpriseDefaults = {
   userDeadlineMs: 3_600_000,
   maxUserRequests: 3,
@@ -155,7 +158,7 @@ export class DowngradeClient {
     const running = await this.runningRunId(workflowId);
     if (running) return { workflowId, runId: running };
 
-    const { captureId, count } = await this.requireEnterpriseUsers().capture(request.users);
+    const users = await this.enterpriseUsersInput(request.users);
     const serviceAccountRef = request.serviceAccountRefreshToken
       ? await this.requireStore().saveCredentials({
           kind: 'service_account',
@@ -167,8 +170,7 @@ export class DowngradeClient {
       : undefined;
     return this.startEnterpriseRun({
       domain: request.domain,
-      captureId,
-      userCount: count,
+      ...users,
       serviceAccountRef,
       serviceAccountSub: request.serviceAccountSub,
       deadlineMs: request.deadlineMs ?? this.defaults.deadlineMs,
@@ -179,6 +181,29 @@ export class DowngradeClient {
       window: request.window ?? this.enterpriseDefaults.window,
       historyEventBudget: request.historyEventBudget,
     });
+  }
+
+  /**
+   * With a shared credential store the client captures the users itself (any size, page by page); without one
+   * they travel inline and the workflow captures them, which suits small domains only.
+   */
+  private async enterpriseUsersInput(
+    pages: StartEnterpriseDowngrade['users'],
+  ): Promise<{ captureId: string; userCount: number } | { inlineUsers: string[] }> {
+    if (this.enterpriseUsers) {
+      const { captureId, count } = await this.enterpriseUsers.capture(pages);
+      return { captureId, userCount: count };
+    }
+    const inlineUsers: string[] = [];
+    for await (const page of pages) {
+      inlineUsers.push(...page);
+      if (inlineUsers.length > MAX_INLINE_USERS) {
+        throw new Error(
+          `more than ${MAX_INLINE_USERS} users: give the DowngradeClient enterpriseUsers on the service's PostgreSQL`,
+        );
+      }
+    }
+    return { inlineUsers };
   }
 
   async getEnterpriseDowngrade(domain: string): Promise<EnterpriseStatus> {
@@ -272,7 +297,7 @@ export class DowngradeClient {
         { key: searchAttributes.state, value: input.progress ? 'moving_users' : 'revoking' },
         { key: searchAttributes.domain, value: input.domain },
       ]),
-      staticSummary: `Downgrade domain ${input.domain} (${input.userCount} users) to Free/Busy`,
+      staticSummary: `Downgrade domain ${input.domain} (${input.userCount ?? input.inlineUsers?.length} users) to Free/Busy`,
       staticDetails: `Enterprise Connect. ${input.progress ? 'Retrying users with the verified service account.' : 'Revoke, administrator re-authorization, then every user.'} Window ${input.window}.`,
     });
     return { workflowId, runId: handle.firstExecutionRunId };

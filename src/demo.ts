@@ -1,6 +1,8 @@
 /**
- * `npm run demo` (with `npm start` running): creates a Read/Write user on the simulator, starts their
- * downgrade through the typed client, prints the consent link to open in a browser, and waits for the outcome.
+ * `npm run demo` (with `npm start` running): creates a Read/Write user on the simulator, starts their downgrade
+ * through the typed client, prints the consent link to open in a browser, and waits for the outcome.
+ * `npm run demo -- --enterprise [users]` does the same for an Enterprise Connect domain: the link is the
+ * administrator's, and the outcome is the count of users moved.
  */
 import got from 'got';
 import { z } from 'zod';
@@ -10,19 +12,12 @@ import { connectTemporal, SIMULATOR_CLIENT } from './services.js';
 
 const config = loadConfig();
 if (!config.useSimulator) {
-  console.error('The demo creates its user on the Cronofy simulator; unset CRONOFY_CLIENT_ID to use it.');
+  console.error('The demo creates its users on the Cronofy simulator; unset CRONOFY_CLIENT_ID to use it.');
   process.exit(1);
 }
 const simulatorUrl = `http://127.0.0.1:${config.SIMULATOR_PORT}`;
-const email = process.argv[2] ?? `demo-${Date.now()}@example.com`;
-
-const account = z
-  .object({ sub: z.string() })
-  .parse(
-    await got
-      .post(`${simulatorUrl}/_sim/accounts`, { json: { email, client_id: SIMULATOR_CLIENT.clientId } })
-      .json(),
-  );
+const enterprise = process.argv.includes('--enterprise');
+const stamp = Date.now();
 
 const temporal = await connectTemporal(config);
 const downgrades = new DowngradeClient({
@@ -34,25 +29,65 @@ const downgrades = new DowngradeClient({
     maxPrompts: config.DOWNGRADE_MAX_PROMPTS,
   },
 });
-const { workflowId } = await downgrades.startIndividualDowngrade({ sub: account.sub, userId: email });
-console.log(
-  `Started ${workflowId} for ${email} (${account.sub}); it revokes the Read/Write connection first.`,
-);
+const uiLink = (workflowId: string) =>
+  `http://127.0.0.1:${config.TEMPORAL_UI_PORT}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows/${workflowId}`;
 
-let status = await downgrades.getDowngrade(workflowId);
-while (!status.authorizationUrl && status.state === 'revoking') {
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  status = await downgrades.getDowngrade(workflowId);
+async function waitForLink(
+  read: () => Promise<{ authorizationUrl?: string; state?: string; phase?: string }>,
+) {
+  for (;;) {
+    const status = await read();
+    if (status.authorizationUrl) return status.authorizationUrl;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
 }
-if (status.authorizationUrl) {
-  console.log(`\nOpen this link and choose Free/Busy:\n\n  ${status.authorizationUrl}\n`);
-  console.log(
-    `Follow the run in the Temporal UI: http://127.0.0.1:${config.TEMPORAL_UI_PORT}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows/${workflowId}`,
+
+if (enterprise) {
+  const count = Number(process.argv[process.argv.indexOf('--enterprise') + 1]) || 25;
+  const domain = `demo-${stamp}.example.org`;
+  const emails = Array.from({ length: count }, (_, i) => `person${i}@${domain}`);
+  const serviceAccount = z.object({ service_account_id: z.string() }).parse(
+    await got
+      .post(`${simulatorUrl}/_sim/enterprise/domains`, {
+        json: { domain, client_id: SIMULATOR_CLIENT.clientId, users: emails },
+      })
+      .json(),
   );
+  const { workflowId } = await downgrades.startEnterpriseDowngrade({
+    domain,
+    users: [emails],
+    serviceAccountSub: serviceAccount.service_account_id,
+    userDeadlineMs: 60_000,
+    window: 100,
+  });
+  console.log(`Started ${workflowId}: ${count} users of ${domain}; it revokes the service account first.`);
+  const link = await waitForLink(() => downgrades.getEnterpriseDowngrade(domain));
+  console.log(`\nAs the domain's administrator, open this link and choose Free/Busy:\n\n  ${link}\n`);
+  console.log(`Follow the run in the Temporal UI: ${uiLink(workflowId)}`);
+  const result = await downgrades.waitForEnterpriseResult(domain);
+  console.log(
+    `\nDowngrade ended: ${result.phase}, users: ${JSON.stringify(result.counts)}, runs: ${result.runs}`,
+  );
+} else {
+  const email = process.argv[2] ?? `demo-${stamp}@example.com`;
+  const account = z
+    .object({ sub: z.string() })
+    .parse(
+      await got
+        .post(`${simulatorUrl}/_sim/accounts`, { json: { email, client_id: SIMULATOR_CLIENT.clientId } })
+        .json(),
+    );
+  const { workflowId } = await downgrades.startIndividualDowngrade({ sub: account.sub, userId: email });
+  console.log(
+    `Started ${workflowId} for ${email} (${account.sub}); it revokes the Read/Write connection first.`,
+  );
+  const link = await waitForLink(() => downgrades.getDowngrade(workflowId));
+  console.log(`\nOpen this link and choose Free/Busy:\n\n  ${link}\n`);
+  console.log(`Follow the run in the Temporal UI: ${uiLink(workflowId)}`);
   console.log('Waiting for the person to answer (Ctrl-C stops waiting; the downgrade goes on)...');
+  const result = await downgrades.waitForResult(workflowId);
+  console.log(
+    `\nDowngrade ended: ${result.state}${result.reason ? ` (${result.reason})` : ''}${result.providerName ? `, provider ${result.providerName}` : ''}`,
+  );
 }
-const result = await downgrades.waitForResult(workflowId);
-console.log(
-  `\nDowngrade ended: ${result.state}${result.reason ? ` (${result.reason})` : ''}${result.providerName ? `, provider ${result.providerName}` : ''}`,
-);
 await temporal.close();

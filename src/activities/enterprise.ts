@@ -92,6 +92,12 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
       };
     },
 
+    /** Captures a domain's users given inline, before anything is revoked. */
+    async captureUsers(request: { emails: string[] }): Promise<{ captureId: string; userCount: number }> {
+      const { captureId, count } = await enterpriseUsers.capture([request.emails]);
+      return { captureId, userCount: count };
+    },
+
     async loadUserPage(request: { captureId: string; offset: number; limit: number }): Promise<string[]> {
       return enterpriseUsers.page(request.captureId, request.offset, request.limit);
     },

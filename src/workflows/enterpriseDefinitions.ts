@@ -34,9 +34,11 @@ export interface UsersProgress {
 
 export interface EnterpriseDowngradeInput {
   domain: string;
-  /** The users captured before revoking, in the credential store (`EnterpriseUsers`). */
-  captureId: string;
-  userCount: number;
+  /** The users, captured before revoking into the credential store (`EnterpriseUsers`) by the caller... */
+  captureId?: string;
+  userCount?: number;
+  /** ...or given inline (small domains), for the workflow to capture as its first step. */
+  inlineUsers?: string[];
   /** The current service account to revoke: a credential reference, or its `ser_…` sub. */
   serviceAccountRef?: string;
   serviceAccountSub?: string;
@@ -54,8 +56,6 @@ export interface EnterpriseDowngradeInput {
   historyEventBudget?: number;
   /** Set by continue-as-new, or to retry users against an already verified service account. */
   progress?: UsersProgress;
-  /** Positions to process instead of 0..userCount-1 (retrying failed users). */
-  positions?: number[];
 }
 
 export interface EnterpriseStatus {

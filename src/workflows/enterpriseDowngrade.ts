@@ -49,10 +49,10 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
   const status: EnterpriseStatus = {
     workflowId: info.workflowId,
     domain: input.domain,
-    captureId: input.captureId,
+    captureId: input.captureId ?? '',
     phase: input.progress ? 'moving_users' : 'revoking',
     prompt: 0,
-    userCount: input.userCount,
+    userCount: input.userCount ?? 0,
     providerName: input.progress?.providerName,
     serviceAccountRef: input.progress?.serviceAccountRef,
     started: input.progress?.nextPosition ?? 0,
@@ -95,6 +95,9 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
   };
 
   try {
+    if (input.inlineUsers) {
+      Object.assign(status, await service.captureUsers({ emails: input.inlineUsers }));
+    }
     let progress = input.progress;
     if (!progress) {
       enter('revoking');
@@ -190,7 +193,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
         }
       }
       status.inFlight = inFlight.size;
-      if (next >= input.userCount && inFlight.size === 0) break;
+      if (next >= status.userCount && inFlight.size === 0) break;
       // Checked on every pass: a window that refills as fast as it drains would otherwise never get here.
       if (
         workflowInfo().continueAsNewSuggested ||
@@ -198,6 +201,9 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       ) {
         await continueAsNew<typeof enterpriseDowngrade>({
           ...input,
+          inlineUsers: undefined,
+          captureId: status.captureId,
+          userCount: status.userCount,
           progress: {
             ...progress,
             nextPosition: next,
@@ -208,8 +214,8 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
         });
       }
 
-      const size = Math.min(BATCH_SIZE, input.window - inFlight.size, input.userCount - next);
-      if (size > 0 && (size >= minimumBatch || next + size === input.userCount)) {
+      const size = Math.min(BATCH_SIZE, input.window - inFlight.size, status.userCount - next);
+      if (size > 0 && (size >= minimumBatch || next + size === status.userCount)) {
         next = await startBatch(progress, next, size);
         continue;
       }
@@ -220,7 +226,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
 
   /** Starts one child per user of the batch, then asks Cronofy for all of them in one call. */
   async function startBatch(progress: UsersProgress, from: number, size: number): Promise<number> {
-    const emails = await service.loadUserPage({ captureId: input.captureId, offset: from, limit: size });
+    const emails = await service.loadUserPage({ captureId: status.captureId, offset: from, limit: size });
     const users = emails.map((email, index) => ({
       email,
       position: from + index,
@@ -239,7 +245,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
           args: [
             {
               domain: input.domain,
-              captureId: input.captureId,
+              captureId: status.captureId,
               email: user.email,
               position: user.position,
               parentWorkflowId: info.workflowId,
