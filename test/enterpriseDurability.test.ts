@@ -11,14 +11,23 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import got from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from '../src/client.js';
+import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
 import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
+import { enterpriseDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
 import { devServerSearchAttributeArgs, temporalCliPath } from '../src/temporalDevServer.js';
 import { createScratchDatabase, testPostgresUrl } from './support/postgres.js';
-import { CLIENT, decideOnConsentPage, followRedirect, STATE_SECRET } from './support/stack.js';
+import {
+  CLIENT,
+  decideOnConsentPage,
+  followRedirect,
+  STATE_SECRET,
+  TEST_PAYLOAD_ENCRYPTION_KEYS,
+  testPayloadEncryption,
+} from './support/stack.js';
 
 const USERS = 300;
 const DOMAIN = 'durable.example.org';
@@ -29,6 +38,7 @@ let simulator: RunningSimulator;
 let scratch: Awaited<ReturnType<typeof createScratchDatabase>>;
 let database: Database;
 let downgrades: DowngradeClient;
+let temporalClient: Client;
 let enterpriseUsers: EnterpriseUsers;
 let service: ChildProcess | undefined;
 let callbackPort: number;
@@ -49,8 +59,13 @@ before(async () => {
     clients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${callbackPort}/oauth/callback`] }],
     rateLimit: { perSecond: 50, perMinute: 100_000 },
   });
+  // Encodes as the service does: both sides share PAYLOAD_ENCRYPTION_KEYS.
+  temporalClient = new Client({
+    connection: env.connection,
+    dataConverter: testPayloadEncryption().dataConverter,
+  });
   downgrades = new DowngradeClient({
-    temporal: new Client({ connection: env.connection }),
+    temporal: temporalClient,
     taskQueue,
     store: new CredentialStore(database, Keyring.parse(CREDENTIAL_KEYS)),
     enterpriseUsers,
@@ -78,6 +93,9 @@ async function startService(): Promise<void> {
       TEMPORAL_TASK_QUEUE: taskQueue,
       DATABASE_URL: scratch.url,
       CREDENTIAL_KEYS,
+      PAYLOAD_ENCRYPTION_KEYS: TEST_PAYLOAD_ENCRYPTION_KEYS,
+      CODEC_SERVER_TOKEN: 'durability-codec-token-0123456789',
+      CODEC_SERVER_PORT: '0',
       STATE_SIGNING_SECRET: STATE_SECRET,
       CRONOFY_CLIENT_ID: CLIENT.clientId,
       CRONOFY_CLIENT_SECRET: CLIENT.clientSecret,
@@ -88,8 +106,13 @@ async function startService(): Promise<void> {
       CALLBACK_PORT: String(callbackPort),
     },
   });
-  const deadline = Date.now() + 60_000;
+  const started = service;
+  let exitCode: number | null = null;
+  started.once('exit', (code) => (exitCode = code ?? -1));
+  // Bundling the workflow code at start takes seconds, more on a loaded machine.
+  const deadline = Date.now() + 180_000;
   for (;;) {
+    if (exitCode !== null) throw new Error(`the service exited with code ${exitCode} before it was healthy`);
     const healthy = await got(`http://127.0.0.1:${callbackPort}/healthz`, { retry: { limit: 0 } }).then(
       () => true,
       () => false,
@@ -155,6 +178,13 @@ test('a domain survives its service being killed with SIGKILL twice: same counts
   const result = await downgrades.waitForEnterpriseResult(DOMAIN);
   assert.equal(result.phase, 'completed');
   assert.deepEqual(result.counts, { completed: USERS });
+  const history = await temporalClient.workflow.getHandle(enterpriseDowngradeId(DOMAIN)).fetchHistory();
+  const stored = history.events?.at(-1)?.workflowExecutionCompletedEventAttributes?.result?.payloads?.[0];
+  assert.equal(
+    Buffer.from(stored?.metadata?.encoding ?? []).toString(),
+    ENCRYPTED_ENCODING,
+    "the service's worker encrypted the result",
+  );
 
   const outcomes = await enterpriseUsers.outcomes(captureId, { limit: USERS + 1 });
   assert.deepEqual(
