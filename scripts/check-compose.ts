@@ -65,7 +65,10 @@ const entryPoints: Record<
 function interpolate(value: string): string {
   return value
     .replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')
-    .replace(/\$\{CREDENTIAL_KEYS:\?[^}]*\}/g, `ci:${Buffer.alloc(32, 1).toString('base64')}`)
+    .replace(
+      /\$\{(CREDENTIAL|PAYLOAD_ENCRYPTION)_KEYS:\?[^}]*\}/g,
+      `ci:${Buffer.alloc(32, 1).toString('base64')}`,
+    )
     .replace(/\$\{[A-Z_]+:\?[^}]*\}/g, 'x'.repeat(40));
 }
 

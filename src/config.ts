@@ -51,6 +51,14 @@ const Environment = z.object({
 
   DATABASE_URL: z.string().default('file:.data/credentials'),
   CREDENTIAL_KEYS: keyringSpec,
+  /** Encrypts every Temporal payload (inputs, results, signals, queries…) before it leaves the process. */
+  PAYLOAD_ENCRYPTION_KEYS: keyringSpec,
+  /** Bearer token the codec server requires (`Authorization: Bearer <token>`). */
+  CODEC_SERVER_TOKEN: z.string().min(16, 'must be at least 16 characters'),
+  CODEC_SERVER_HOST: z.string().default('127.0.0.1'),
+  CODEC_SERVER_PORT: port.default(8234),
+  /** The one browser origin the codec server answers (CORS): the Temporal UI. Defaults to the embedded UI's. */
+  CODEC_ALLOWED_ORIGIN: url.transform((value) => new URL(value).origin).optional(),
 
   APP_WEBHOOK_URL: url.optional(),
   APP_WEBHOOK_SECRET: z.string().min(16).optional(),
@@ -72,7 +80,9 @@ const PAIRS = [
   ['APP_WEBHOOK_URL', 'APP_WEBHOOK_SECRET'],
 ] as const;
 
-export type Config = z.infer<typeof Environment> & {
+export type Config = Omit<z.infer<typeof Environment>, 'CODEC_ALLOWED_ORIGIN'> & {
+  /** CODEC_ALLOWED_ORIGIN, by default the embedded Temporal UI's origin. */
+  CODEC_ALLOWED_ORIGIN: string;
   /** True when no Cronofy credentials are configured: the embedded simulator stands in for Cronofy. */
   useSimulator: boolean;
   callbackBaseUrl: string;
@@ -100,19 +110,28 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     ...config,
     useSimulator: config.CRONOFY_CLIENT_ID === undefined,
     callbackBaseUrl: config.CALLBACK_BASE_URL ?? `http://${config.CALLBACK_HOST}:${config.CALLBACK_PORT}`,
+    CODEC_ALLOWED_ORIGIN: config.CODEC_ALLOWED_ORIGIN ?? `http://127.0.0.1:${config.TEMPORAL_UI_PORT}`,
   };
 }
 
 /**
  * Outside production, secrets that are not configured are generated once and kept in a git-ignored file, so
- * `npm start` works on a fresh clone and restarts can still decrypt what they stored.
+ * `npm start` works on a fresh clone and restarts can still decrypt what they stored. A file written by an
+ * earlier version keeps its values and gains the secrets it lacks.
  */
 export function localDevelopmentSecrets(file = '.data/local-secrets.json'): Record<string, string> {
-  if (existsSync(file)) return z.record(z.string(), z.string()).parse(JSON.parse(readFileSync(file, 'utf8')));
-  const secrets = {
-    STATE_SIGNING_SECRET: randomBytes(32).toString('base64url'),
-    CREDENTIAL_KEYS: Keyring.generateSpec('local1'),
+  const existing = existsSync(file)
+    ? z.record(z.string(), z.string()).parse(JSON.parse(readFileSync(file, 'utf8')))
+    : {};
+  const generators: Record<string, () => string> = {
+    STATE_SIGNING_SECRET: () => randomBytes(32).toString('base64url'),
+    CREDENTIAL_KEYS: () => Keyring.generateSpec('local1'),
+    PAYLOAD_ENCRYPTION_KEYS: () => Keyring.generateSpec('local1'),
+    CODEC_SERVER_TOKEN: () => randomBytes(24).toString('base64url'),
   };
+  const missing = Object.keys(generators).filter((name) => existing[name] === undefined);
+  if (missing.length === 0) return existing;
+  const secrets = { ...existing, ...Object.fromEntries(missing.map((name) => [name, generators[name]!()])) };
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;

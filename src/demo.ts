@@ -8,7 +8,7 @@ import got from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from './client.js';
 import { loadConfig } from './config.js';
-import { connectTemporal, SIMULATOR_CLIENT } from './services.js';
+import { connectTemporal, payloadEncryption, SIMULATOR_CLIENT } from './services.js';
 
 const config = loadConfig();
 if (!config.useSimulator) {
@@ -19,7 +19,7 @@ const simulatorUrl = `http://127.0.0.1:${config.SIMULATOR_PORT}`;
 const enterprise = process.argv.includes('--enterprise');
 const stamp = Date.now();
 
-const temporal = await connectTemporal(config);
+const temporal = await connectTemporal(config, payloadEncryption(config).dataConverter);
 const downgrades = new DowngradeClient({
   temporal: temporal.client,
   taskQueue: config.TEMPORAL_TASK_QUEUE,

@@ -6,9 +6,17 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { REDIRECT_PATH } from './callbacks/getReauthorizationRedirect.js';
 import { startCallbackServer } from './callbacks/server.js';
+import { startCodecServer } from './codec/codecServer.js';
 import { loadConfig } from './config.js';
 import { createLogger } from './logger.js';
-import { connectTemporal, createServices, cronofyTarget, redirectUri, SIMULATOR_CLIENT } from './services.js';
+import {
+  connectTemporal,
+  createServices,
+  cronofyTarget,
+  payloadEncryption,
+  redirectUri,
+  SIMULATOR_CLIENT,
+} from './services.js';
 import { startSimulator } from './simulator/server.js';
 import { startDevServer } from './temporalDevServer.js';
 import { reauthorizationCallback } from './workflows/definitions.js';
@@ -23,6 +31,19 @@ Runtime.install({
 const stops: Array<() => Promise<unknown>> = [];
 
 async function main() {
+  const { codec, dataConverter } = payloadEncryption(config);
+  // Decodes payloads for the Temporal CLI and UI; only callers with CODEC_SERVER_TOKEN get an answer.
+  const codecServer = await startCodecServer({
+    codec,
+    token: config.CODEC_SERVER_TOKEN,
+    allowedOrigin: config.CODEC_ALLOWED_ORIGIN,
+    host: config.CODEC_SERVER_HOST,
+    port: config.CODEC_SERVER_PORT,
+    logLevel: config.LOG_LEVEL,
+  });
+  stops.unshift(() => codecServer.close());
+  const codecUrl = codecServer.url.replace(/\/\/(0\.0\.0\.0|\[?::\]?):/, '//127.0.0.1:');
+
   const embeddedTemporal = process.env.TEMPORAL_ADDRESS === undefined;
   if (embeddedTemporal) {
     const port = Number(config.TEMPORAL_ADDRESS.split(':')[1] ?? 7233);
@@ -30,6 +51,7 @@ async function main() {
       port,
       uiPort: config.TEMPORAL_UI_PORT,
       dbFile: config.TEMPORAL_DB_FILE,
+      uiCodecEndpoint: codecUrl,
     });
     stops.unshift(() => devServer.stop());
     log.info({ address: devServer.address, ui: devServer.uiUrl }, 'Temporal dev server ready');
@@ -47,7 +69,7 @@ async function main() {
 
   const services = await createServices(config, cronofyTarget(config, simulatorUrl));
   stops.unshift(() => services.close());
-  const temporal = await connectTemporal(config);
+  const temporal = await connectTemporal(config, dataConverter);
   stops.unshift(() => temporal.close());
 
   const worker = await createDowngradeWorkers({
@@ -56,6 +78,7 @@ async function main() {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     deps: services.activityDeps,
     cronofyCallsPerSecond: config.CRONOFY_CALLS_PER_SECOND,
+    dataConverter,
   });
   const workerRun = worker.run();
   stops.unshift(async () => {
@@ -82,6 +105,11 @@ async function main() {
   );
   stops.unshift(() => callbacks.app.close());
 
+  // Never print the token itself; outside production it was generated into .data/local-secrets.json.
+  const codecToken =
+    process.env.NODE_ENV === 'production'
+      ? '$CODEC_SERVER_TOKEN'
+      : '$(node -p "require(\'./.data/local-secrets.json\').CODEC_SERVER_TOKEN")';
   const lines = [
     '',
     'Cronofy downgrade service is running',
@@ -90,6 +118,8 @@ async function main() {
     `  Callback server:    ${callbacks.url}${REDIRECT_PATH}  (public: ${redirectUri(config)})`,
     `  Cronofy:            ${simulatorUrl ? `simulator at ${simulatorUrl} (state: ${simulatorUrl}/_sim/state)` : `Cronofy ${config.CRONOFY_DATA_CENTER}`}`,
     `  Credential store:   ${config.DATABASE_URL.startsWith('postgres') ? 'PostgreSQL' : config.DATABASE_URL}`,
+    `  Codec server:       ${codecUrl}  (payloads in Temporal are encrypted; this decodes them for the CLI)`,
+    `    temporal workflow show -w <id> --codec-endpoint ${codecUrl} --codec-auth "Bearer ${codecToken}"`,
     '',
     'Start a downgrade: npm run demo',
     '',

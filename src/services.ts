@@ -1,10 +1,12 @@
 import { Client, Connection } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import type { ActivityDeps } from './activities/index.js';
 import { REDIRECT_PATH } from './callbacks/getReauthorizationRedirect.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from './callbacks/postServiceAccountCallback.js';
 import { StateSigner } from './callbacks/stateToken.js';
 import type { Config } from './config.js';
+import { EncryptionCodec } from './codec/encryptionCodec.js';
 import { CronofyClient } from './cronofy/client.js';
 import { CredentialStore } from './store/credentialStore.js';
 import { openDatabase, type Database } from './store/database.js';
@@ -40,6 +42,18 @@ export function cronofyTarget(config: Config, simulatorUrl?: string): CronofyTar
 
 export function redirectUri(config: Config): string {
   return new URL(REDIRECT_PATH, config.callbackBaseUrl).toString();
+}
+
+/**
+ * Encrypts every payload the service hands Temporal (workflow inputs and results, activity arguments, signals,
+ * queries, memos) under PAYLOAD_ENCRYPTION_KEYS. The client, the workers and the codec server must share it.
+ */
+export function payloadEncryption(config: Pick<Config, 'PAYLOAD_ENCRYPTION_KEYS'>): {
+  codec: EncryptionCodec;
+  dataConverter: DataConverter;
+} {
+  const codec = EncryptionCodec.fromSpec(config.PAYLOAD_ENCRYPTION_KEYS);
+  return { codec, dataConverter: { payloadCodecs: [codec] } };
 }
 
 export interface Services {
@@ -85,12 +99,17 @@ export async function createServices(config: Config, cronofy: CronofyTarget): Pr
   };
 }
 
-export async function connectTemporal(config: Config) {
+/** Connects the client (encoding through `dataConverter`) and the workers' connection to Temporal. */
+export async function connectTemporal(config: Config, dataConverter: DataConverter) {
   const [clientConnection, workerConnection] = await Promise.all([
     Connection.connect({ address: config.TEMPORAL_ADDRESS }),
     NativeConnection.connect({ address: config.TEMPORAL_ADDRESS }),
   ]);
-  const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+  const client = new Client({
+    connection: clientConnection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    dataConverter,
+  });
   return {
     client,
     workerConnection,

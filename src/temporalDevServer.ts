@@ -30,6 +30,8 @@ export async function startDevServer(options: {
   port: number;
   uiPort: number;
   dbFile: string;
+  /** A remote codec the Temporal UI calls to show payloads decoded (`--ui-codec-endpoint`). */
+  uiCodecEndpoint?: string;
 }): Promise<DevServer> {
   mkdirSync(dirname(options.dbFile), { recursive: true });
   const child: ChildProcess = spawn(
@@ -47,6 +49,7 @@ export async function startDevServer(options: {
       String(options.uiPort),
       '--log-level',
       'warn',
+      ...(options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : []),
       ...devServerSearchAttributeArgs(),
     ],
     { stdio: ['ignore', 'inherit', 'inherit'] },

@@ -18,6 +18,11 @@ export interface DowngradeWorkerOptions {
   deps: ActivityDeps;
   /** Server-enforced across all workers of the Cronofy task queue; keeps Cronofy calls under its rate limit. */
   cronofyCallsPerSecond: number;
+  /**
+   * Encodes and decodes every payload (the payload encryption, see payloadEncryption in services.ts); it must be
+   * the client's. Without one, payloads are stored in plaintext.
+   */
+  dataConverter?: WorkerOptions['dataConverter'];
   /** A prebuilt bundle (tests build it once); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
@@ -38,7 +43,12 @@ export function bundleWorkflows(): ReturnType<typeof bundleWorkflowCode> {
  */
 export async function createDowngradeWorkers(options: DowngradeWorkerOptions): Promise<DowngradeWorkers> {
   const activities = createActivities(options.deps);
-  const common = { connection: options.connection, namespace: options.namespace, activities };
+  const common = {
+    connection: options.connection,
+    namespace: options.namespace,
+    activities,
+    dataConverter: options.dataConverter,
+  };
   const main = await Worker.create({
     ...common,
     taskQueue: options.taskQueue,

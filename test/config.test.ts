@@ -1,14 +1,20 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { ConfigError, parseConfig } from '../src/config.js';
+import { ConfigError, localDevelopmentSecrets, parseConfig } from '../src/config.js';
 import { Keyring } from '../src/store/encryption.js';
 
 const valid = {
   STATE_SIGNING_SECRET: 'x'.repeat(32),
   CREDENTIAL_KEYS: Keyring.generateSpec('k1'),
+  PAYLOAD_ENCRYPTION_KEYS: Keyring.generateSpec('p1'),
+  CODEC_SERVER_TOKEN: 't'.repeat(16),
 };
 
-test('the embedded defaults need only the two secrets and use the simulator', () => {
+test('the embedded defaults need only the secrets and use the simulator', () => {
   const config = parseConfig(valid);
   assert.equal(config.useSimulator, true);
   assert.equal(config.TEMPORAL_ADDRESS, '127.0.0.1:7233');
@@ -58,4 +64,109 @@ test('every bad variable is named in one error, and no secret value is echoed', 
       return true;
     },
   );
+});
+
+test('the codec server listens on loopback and answers the embedded Temporal UI by default', () => {
+  const config = parseConfig(valid);
+  assert.equal(config.CODEC_SERVER_HOST, '127.0.0.1');
+  assert.equal(config.CODEC_SERVER_PORT, 8234);
+  assert.equal(config.CODEC_ALLOWED_ORIGIN, 'http://127.0.0.1:8233');
+  assert.equal(
+    parseConfig({ ...valid, TEMPORAL_UI_PORT: '9233' }).CODEC_ALLOWED_ORIGIN,
+    'http://127.0.0.1:9233',
+  );
+  const configured = parseConfig({
+    ...valid,
+    CODEC_SERVER_HOST: '0.0.0.0',
+    CODEC_SERVER_PORT: '9000',
+    CODEC_ALLOWED_ORIGIN: 'https://temporal.example.com/',
+  });
+  assert.equal(configured.CODEC_SERVER_PORT, 9000);
+  assert.equal(
+    configured.CODEC_ALLOWED_ORIGIN,
+    'https://temporal.example.com',
+    'an origin, without the path',
+  );
+});
+
+test('payload encryption keys and the codec token are required, checked and never echoed', () => {
+  const shortKey = Buffer.alloc(16, 9).toString('base64');
+  assert.throws(
+    () =>
+      parseConfig({
+        ...valid,
+        PAYLOAD_ENCRYPTION_KEYS: `p1:${shortKey}`,
+        CODEC_SERVER_TOKEN: 'too-short',
+        CODEC_SERVER_PORT: '70000',
+        CODEC_ALLOWED_ORIGIN: 'not a url',
+      }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      for (const name of [
+        'PAYLOAD_ENCRYPTION_KEYS',
+        'CODEC_SERVER_TOKEN',
+        'CODEC_SERVER_PORT',
+        'CODEC_ALLOWED_ORIGIN',
+      ]) {
+        assert.match(error.message, new RegExp(`\\b${name}:`), `names ${name}`);
+      }
+      assert.match(error.message, /PAYLOAD_ENCRYPTION_KEYS: .*16 bytes/);
+      assert.ok(!error.message.includes(shortKey), 'key material is not echoed');
+      assert.ok(!error.message.includes('too-short'), 'the token is not echoed');
+      return true;
+    },
+  );
+  const { PAYLOAD_ENCRYPTION_KEYS: _keys, CODEC_SERVER_TOKEN: _token, ...withoutThem } = valid;
+  assert.throws(
+    () => parseConfig(withoutThem),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      /\bPAYLOAD_ENCRYPTION_KEYS:/.test(error.message) &&
+      /\bCODEC_SERVER_TOKEN:/.test(error.message),
+  );
+});
+
+test('a short payload encryption key stops start-up with a message naming the variable', () => {
+  const shortKey = Buffer.alloc(16, 3).toString('base64');
+  const run = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--eval', "import('./src/config.ts').then((m) => m.loadConfig())"],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, ...valid, NODE_ENV: 'production', PAYLOAD_ENCRYPTION_KEYS: `p1:${shortKey}` },
+    },
+  );
+  assert.equal(run.status, 1, run.stderr);
+  assert.match(run.stderr, /PAYLOAD_ENCRYPTION_KEYS: .*AES-256 needs 32/);
+  assert.ok(!run.stderr.includes(shortKey), 'key material is not echoed');
+});
+
+test('local secrets are generated once; a file from an earlier version gains the ones it lacks', () => {
+  const directory = mkdtempSync(join(tmpdir(), 'local-secrets-'));
+  try {
+    const fresh = join(directory, 'fresh', 'local-secrets.json');
+    const generated = localDevelopmentSecrets(fresh);
+    assert.deepEqual(Object.keys(generated).sort(), [
+      'CODEC_SERVER_TOKEN',
+      'CREDENTIAL_KEYS',
+      'PAYLOAD_ENCRYPTION_KEYS',
+      'STATE_SIGNING_SECRET',
+    ]);
+    assert.doesNotThrow(() => parseConfig(generated));
+    assert.equal(statSync(fresh).mode & 0o777, 0o600);
+    assert.deepEqual(localDevelopmentSecrets(fresh), generated, 'generated once');
+
+    const older = join(directory, 'older.json');
+    const earlier = { STATE_SIGNING_SECRET: 's'.repeat(40), CREDENTIAL_KEYS: Keyring.generateSpec('local1') };
+    writeFileSync(older, JSON.stringify(earlier));
+    const merged = localDevelopmentSecrets(older);
+    assert.equal(merged.STATE_SIGNING_SECRET, earlier.STATE_SIGNING_SECRET);
+    assert.equal(merged.CREDENTIAL_KEYS, earlier.CREDENTIAL_KEYS, 'existing keys are kept');
+    assert.notEqual(merged.PAYLOAD_ENCRYPTION_KEYS, merged.CREDENTIAL_KEYS);
+    assert.doesNotThrow(() => parseConfig(merged));
+    assert.deepEqual(JSON.parse(readFileSync(older, 'utf8')), merged, 'the file keeps the added secrets');
+    assert.deepEqual(localDevelopmentSecrets(older), merged);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
 });

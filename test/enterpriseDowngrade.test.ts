@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { defaultPayloadConverter } from '@temporalio/common';
 import got from 'got';
 import { z } from 'zod';
 import { StateSigner } from '../src/callbacks/stateToken.js';
@@ -15,6 +16,7 @@ import {
   type RunningWorker,
   type Stack,
 } from './support/stack.js';
+import { assertHistoryHoldsNoSecrets } from './support/histories.js';
 
 /** The server refuses a 51st pending child: the sliding window (40) must keep every run below it. */
 const PENDING_CHILDREN_LIMIT = 50;
@@ -174,6 +176,8 @@ describe('enterprise downgrade', () => {
       );
     }
 
+    await assertHistoryHoldsNoSecrets(stack, await executionsOf(domain, 20), { plaintexts: emails });
+
     const histories = await longestHistories(domain);
     assert.ok(
       histories.parent <= 1_000 + 200,
@@ -214,15 +218,32 @@ describe('enterprise downgrade', () => {
   });
 });
 
-/** The request number of every access callback signalled to a user's workflow. */
+/** The request number of every access callback signalled to a user's workflow (payloads decrypted). */
 async function signalledRequests(workflowId: string): Promise<number[]> {
   const history = await stack.env.client.workflow.getHandle(workflowId).fetchHistory();
-  return (history.events ?? []).flatMap((event) => {
-    const payload = event.workflowExecutionSignaledEventAttributes?.input?.payloads?.[0]?.data;
-    return payload
-      ? [z.object({ request: z.number() }).parse(JSON.parse(Buffer.from(payload).toString())).request]
-      : [];
+  const payloads = (history.events ?? []).flatMap((event) => {
+    const payload = event.workflowExecutionSignaledEventAttributes?.input?.payloads?.[0];
+    return payload ? [payload] : [];
   });
+  const decoded = await stack.codec.decode(payloads);
+  return decoded.map(
+    (payload) =>
+      z.object({ request: z.number() }).parse(defaultPayloadConverter.fromPayload(payload)).request,
+  );
+}
+
+/** Every run of the parent, and the first users' workflows. */
+async function executionsOf(domain: string, users: number) {
+  const runs: Array<{ workflowId: string; runId: string }> = [];
+  for await (const execution of stack.env.client.workflow.list({
+    query: `WorkflowId = '${enterpriseDowngradeId(domain)}'`,
+  })) {
+    runs.push({ workflowId: execution.workflowId, runId: execution.runId });
+  }
+  const children = Array.from({ length: users }, (_, i) =>
+    enterpriseUserDowngradeId(enterpriseDowngradeId(domain), i),
+  );
+  return [...runs, ...children];
 }
 
 /** The parent's runs and how long each history grew. */

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import got from 'got';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { z } from 'zod';
+import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
 import { StateSigner } from '../src/callbacks/stateToken.js';
 import { DowngradeNotFoundError } from '../src/client.js';
 import { individualDowngradeId } from '../src/workflows/definitions.js';
@@ -17,7 +19,12 @@ import {
   type RunningWorker,
   type Stack,
 } from './support/stack.js';
-import { assertHistoryHoldsNoSecrets, recordHistories, replayHistories } from './support/histories.js';
+import {
+  assertHistoryHoldsNoSecrets,
+  rawHistory,
+  recordHistories,
+  replayHistories,
+} from './support/histories.js';
 
 const SimulatorState = z.object({
   accounts: z.array(
@@ -27,11 +34,13 @@ const SimulatorState = z.object({
     }),
   ),
 });
+const DowngradeResultShape = z.object({ state: z.string() }).loose();
 const RequestLog = z.array(z.object({ endpoint: z.string().optional(), status: z.number() }));
 
 let stack: Stack;
 let worker: RunningWorker;
 const workflowIds: string[] = [];
+const emails: string[] = [];
 
 before(async () => {
   stack = await startStack();
@@ -51,6 +60,7 @@ async function startDowngrade(
 ) {
   userCount += 1;
   const user = await createReadWriteUser(stack, `person${userCount}@example.com`);
+  emails.push(user.email);
   const { workflowId } = await stack.downgrades.startIndividualDowngrade({
     sub: user.sub,
     userId: `user-${userCount}`,
@@ -370,8 +380,27 @@ describe('durability', () => {
 });
 
 describe('histories', () => {
-  test('no history holds a token or a code the simulator issued', async () => {
-    await assertHistoryHoldsNoSecrets(stack, workflowIds);
+  test('no history holds a token or a code the simulator issued, an email or a sub in JSON', async () => {
+    await assertHistoryHoldsNoSecrets(stack, workflowIds, { plaintexts: emails });
+  });
+
+  test('a history fetched raw holds encrypted payloads, while the client decodes the result', async () => {
+    const workflowId = workflowIds[0]!;
+    const handle = stack.env.client.workflow.getHandle(workflowId);
+    const result = DowngradeResultShape.parse(await handle.result());
+    assert.equal(result.state, 'completed');
+
+    const raw = await rawHistory(stack, workflowId);
+    assert.ok(raw.includes(Buffer.from(ENCRYPTED_ENCODING)));
+    assert.equal(raw.includes(Buffer.from('"state":')), false, 'the result is not in plaintext');
+    const events = (await handle.fetchHistory()).events ?? [];
+    const [stored] = events.flatMap(
+      (event) => event.workflowExecutionCompletedEventAttributes?.result?.payloads ?? [],
+    );
+    assert.ok(stored, 'the run completed with a result');
+    assert.equal(Buffer.from(stored.metadata?.encoding ?? []).toString(), ENCRYPTED_ENCODING);
+    const [decoded] = await stack.codec.decode([stored]);
+    assert.deepEqual(defaultPayloadConverter.fromPayload(decoded!), result);
   });
 
   test('every history of this run replays against the current workflow code', async () => {

@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import proto from '@temporalio/proto';
+import type { DataConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { z } from 'zod';
 import { bundleWorkflows } from '../../src/worker.js';
-import { simulatorGet, type Stack } from './stack.js';
+import { ENCRYPTED_ENCODING } from '../../src/codec/encryptionCodec.js';
+import { simulatorGet, testPayloadEncryption, type Stack } from './stack.js';
 
 const { temporal } = proto;
 type History = proto.temporal.api.history.v1.IHistory;
@@ -16,17 +18,28 @@ const IssuedSecrets = z.object({
   refresh_tokens: z.array(z.string()),
 });
 
+/** A workflow's latest run, or one run of it. */
+export type Execution = string | { workflowId: string; runId?: string };
+
 /**
- * Reads each run's history as the server stores it (the raw protobuf, payloads included) and checks that not one
- * of the codes and tokens the simulator ever issued appears in it.
+ * Reads each run's history as the server stores it (the raw protobuf, payloads included) and checks that its
+ * payloads are encrypted: it holds `binary/encrypted` payloads, not one of the codes and tokens the simulator ever
+ * issued, none of `plaintexts` (the test's emails, say) and no JSON naming a `"sub"` or a `"userId"`.
  */
-export async function assertHistoryHoldsNoSecrets(stack: Stack, workflowIds: string[]): Promise<void> {
+export async function assertHistoryHoldsNoSecrets(
+  stack: Stack,
+  executions: Execution[],
+  options: { plaintexts?: string[] } = {},
+): Promise<void> {
   const issued = await simulatorGet(stack, '/_sim/issued-secrets', IssuedSecrets);
   const secrets = [...issued.codes, ...issued.access_tokens, ...issued.refresh_tokens];
   assert.ok(issued.codes.length > 0 && issued.refresh_tokens.length > 0, 'the runs issued codes and tokens');
-  for (const workflowId of workflowIds) {
-    const raw = await rawHistory(stack, workflowId);
+  assert.ok(executions.length > 0, 'there are histories to check');
+  for (const execution of executions) {
+    const { workflowId, runId } = typeof execution === 'string' ? { workflowId: execution } : execution;
+    const raw = await rawHistory(stack, workflowId, runId);
     assert.ok(raw.length > 0);
+    assert.ok(raw.includes(Buffer.from(ENCRYPTED_ENCODING)), `${workflowId}'s payloads are encrypted`);
     for (const secret of secrets) {
       assert.equal(
         raw.includes(Buffer.from(secret)),
@@ -34,16 +47,24 @@ export async function assertHistoryHoldsNoSecrets(stack: Stack, workflowIds: str
         `${workflowId}'s history holds an issued secret`,
       );
     }
+    for (const plaintext of [...(options.plaintexts ?? []), '"sub":', '"userId":']) {
+      assert.equal(
+        raw.includes(Buffer.from(plaintext)),
+        false,
+        `${workflowId}'s history holds ${plaintext} in plaintext`,
+      );
+    }
   }
 }
 
-async function rawHistory(stack: Stack, workflowId: string): Promise<Buffer> {
+/** The history exactly as the server returns it, payloads not decoded. */
+export async function rawHistory(stack: Stack, workflowId: string, runId?: string): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
   let nextPageToken: Uint8Array | undefined;
   do {
     const page = await stack.env.client.workflowService.getWorkflowExecutionHistory({
       namespace: 'default',
-      execution: { workflowId },
+      execution: { workflowId, runId },
       nextPageToken,
     });
     chunks.push(temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse.encode(page).finish());
@@ -52,7 +73,10 @@ async function rawHistory(stack: Stack, workflowId: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Fetches the histories and, with RECORD_HISTORIES=dir, writes them as JSON fixtures for future replay tests. */
+/**
+ * Fetches the histories and, with RECORD_HISTORIES=dir, writes them as JSON fixtures for future replay tests. Their
+ * payloads stay encrypted, under TEST_PAYLOAD_ENCRYPTION_KEYS, which replayHistories decodes by default.
+ */
 export async function recordHistories(stack: Stack, workflowIds: string[]) {
   const histories = await Promise.all(
     workflowIds.map(async (workflowId) => ({
@@ -70,14 +94,18 @@ export async function recordHistories(stack: Stack, workflowIds: string[]) {
   return histories;
 }
 
-/** Replays histories against the current workflow code: a non-deterministic change fails here. */
+/**
+ * Replays histories against the current workflow code: a non-deterministic change fails here. Payloads are decoded
+ * through `dataConverter` (the tests' payload encryption); payloads that were never encrypted pass through it.
+ */
 export async function replayHistories(
   histories: Array<{ workflowId: string; history: History }>,
+  dataConverter: DataConverter = testPayloadEncryption().dataConverter,
 ): Promise<void> {
   assert.ok(histories.length > 0, 'there are histories to replay');
   let replayed = 0;
   for await (const result of Worker.runReplayHistories(
-    { workflowBundle: await bundleWorkflows() },
+    { workflowBundle: await bundleWorkflows(), dataConverter },
     histories,
   )) {
     assert.equal(result.error, undefined, `${result.workflowId} does not replay: ${String(result.error)}`);

@@ -5,6 +5,7 @@
 import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { DataConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
@@ -13,7 +14,9 @@ import { DowngradeClient } from '../../src/client.js';
 import { REDIRECT_PATH } from '../../src/callbacks/getReauthorizationRedirect.js';
 import { startCallbackServer } from '../../src/callbacks/server.js';
 import { StateSigner } from '../../src/callbacks/stateToken.js';
+import type { EncryptionCodec } from '../../src/codec/encryptionCodec.js';
 import { CronofyClient } from '../../src/cronofy/client.js';
+import { payloadEncryption } from '../../src/services.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { CredentialStore } from '../../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
@@ -28,9 +31,22 @@ import { bundleWorkflows, createDowngradeWorkers } from '../../src/worker.js';
 export const CLIENT = { clientId: 'test-app', clientSecret: 'test-app-secret-0123456789' };
 export const STATE_SECRET = 'test-state-signing-secret-0123456789abcdef';
 const WEBHOOK_SECRET = 'test-webhook-secret-0123456789';
+/**
+ * The tests' payload encryption key. Fixed, so that histories recorded from test runs (RECORD_HISTORIES) can be
+ * decrypted when test/replay.test.ts replays them later; it protects nothing outside tests.
+ */
+export const TEST_PAYLOAD_ENCRYPTION_KEYS = `test1:${Buffer.alloc(32, 0x5a).toString('base64')}`;
+
+/** The codec and data converter every test client and worker shares, as the service's do. */
+export function testPayloadEncryption(): { codec: EncryptionCodec; dataConverter: DataConverter } {
+  return payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: TEST_PAYLOAD_ENCRYPTION_KEYS });
+}
 
 export interface Stack {
+  /** Its client (`env.client`) encodes payloads through `dataConverter`, as the service's client does. */
   env: TestWorkflowEnvironment;
+  codec: EncryptionCodec;
+  dataConverter: DataConverter;
   simulator: RunningSimulator;
   callbackUrl: string;
   redirectUri: string;
@@ -57,11 +73,13 @@ export async function startStack(
   } = {},
 ): Promise<Stack> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  const { codec, dataConverter } = testPayloadEncryption();
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: temporalCliPath() },
       extraArgs: [...devServerSearchAttributeArgs(), ...(options.extraServerArgs ?? [])],
     },
+    client: { dataConverter },
   });
   const workflowBundle = await bundleWorkflows();
   const database = await openDatabase('memory:');
@@ -107,6 +125,7 @@ export async function startStack(
         webhook: { url: webhook.url, secret: WEBHOOK_SECRET },
       },
       cronofyCallsPerSecond: options.cronofyCallsPerSecond ?? 1000,
+      dataConverter,
     });
     const running = worker.run();
     return {
@@ -127,6 +146,8 @@ export async function startStack(
 
   return {
     env,
+    codec,
+    dataConverter,
     simulator,
     callbackUrl: callbacks.url,
     redirectUri,
