@@ -239,6 +239,7 @@ export class DowngradeClient {
    */
   async retryFailedEnterpriseUsers(
     domain: string,
+    overrides: Partial<EnterpriseDefaults> = {},
   ): Promise<{ workflowId: string; runId: string; users: number }> {
     const finished = await this.waitForEnterpriseResult(domain);
     if (finished.phase !== 'completed' || !finished.serviceAccountRef || !finished.providerName) {
@@ -267,6 +268,7 @@ export class DowngradeClient {
       reminderIntervalMs: this.defaults.reminderIntervalMs,
       maxPrompts: this.defaults.maxPrompts,
       ...this.enterpriseDefaults,
+      ...overrides,
       progress: {
         serviceAccountRef: finished.serviceAccountRef,
         providerName: finished.providerName,

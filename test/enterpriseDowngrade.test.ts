@@ -45,7 +45,8 @@ before(async () => {
       `limit.numPendingChildExecutions.error=${PENDING_CHILDREN_LIMIT}`,
     ],
     serviceAccountRefreshMarginMs: 1_000,
-    cronofyCallsPerSecond: 40,
+    // Temporal's limiter lets a second's worth through in a burst: half of Cronofy's 50/s leaves room for it.
+    cronofyCallsPerSecond: 25,
   });
   worker = await stack.startWorker();
 });
@@ -151,7 +152,7 @@ describe('enterprise downgrade', () => {
       (r) => r.endpoint === 'service_account_authorizations' && r.status === 202,
     );
     assert.ok(accessRequests.length < 500 / 4, `batched: ${accessRequests.length} requests for 500 users`);
-    // Beyond the 5 injected 429s, the task-queue rate limit (40 activities/s against Cronofy's 50/s) keeps real
+    // Beyond the 5 injected 429s, the task-queue rate limit (25 activities/s against Cronofy's 50/s) keeps real
     // ones rare; a refresh inside an activity can add a call, so a stray one is retried, never fatal.
     const rateLimited = requests.filter((r) => r.status === 429).length - 5;
     assert.ok(
@@ -183,6 +184,55 @@ describe('enterprise downgrade', () => {
       histories.parent <= 1_000 + 200,
       `longest parent history: ${histories.parent} events in ${histories.runs} runs`,
     );
+  });
+
+  test('retrying a finished domain asks again for exactly its failed and expired users', async () => {
+    const domain = 'big.example.org';
+    const before = await stack.downgrades.getEnterpriseDowngrade(domain);
+    const toRetry = (before.counts.failed ?? 0) + (before.counts.expired ?? 0);
+    assert.ok(toRetry > 0, 'the previous test left failed and expired users');
+    await got.put(sim('/_sim/enterprise/outcomes'), { json: {} });
+
+    const retry = await stack.downgrades.retryFailedEnterpriseUsers(domain, { window: 40 });
+    assert.equal(retry.users, toRetry);
+    const result = await stack.downgrades.waitForEnterpriseResult(domain);
+    assert.equal(result.phase, 'completed');
+    assert.deepEqual(result.counts, { completed: toRetry });
+  });
+
+  test('cancelling a domain cancels its users in flight and leaves nothing running', async () => {
+    const domain = 'cancel.example.org';
+    const emails = Array.from({ length: 100 }, (_, i) => `user${i}@${domain}`);
+    const serviceAccount = await createDomain(domain, emails);
+    await got.put(sim('/_sim/enterprise/outcomes'), { json: { default: { kind: 'no_callback' } } });
+    await stack.downgrades.startEnterpriseDowngrade({
+      domain,
+      users: [emails],
+      serviceAccountSub: serviceAccount.service_account_id,
+      window: 40,
+      userDeadlineMs: 60_000,
+    });
+    await approveAsAdministrator(domain);
+    const deadline = Date.now() + 30_000;
+    while ((await stack.downgrades.getEnterpriseDowngrade(domain)).started < 40) {
+      if (Date.now() > deadline) throw new Error('the window never filled');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await stack.downgrades.cancelEnterpriseDowngrade(domain);
+    const result = await stack.downgrades.waitForEnterpriseResult(domain);
+    assert.equal(result.phase, 'cancelled');
+
+    const query = `CronofyDomain = '${domain}' AND ExecutionStatus = 'Running'`;
+    const stillRunning = async () => {
+      let count = 0;
+      for await (const execution of stack.env.client.workflow.list({ query })) count += execution ? 1 : 0;
+      return count;
+    };
+    const settle = Date.now() + 20_000;
+    while ((await stillRunning()) > 0 && Date.now() < settle) await new Promise((r) => setTimeout(r, 250));
+    assert.equal(await stillRunning(), 0, 'no user workflow of the domain is left running');
+    const counts = await stack.enterpriseUsers.countsByState(result.captureId);
+    assert.equal(counts.cancelled, 40, 'every user in flight was recorded as cancelled');
   });
 
   test('a forged or malformed service-account callback is rejected and signals nothing', async () => {

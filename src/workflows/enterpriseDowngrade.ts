@@ -1,5 +1,6 @@
 import {
   ActivityFailure,
+  ApplicationFailure,
   CancellationScope,
   condition,
   continueAsNew,
@@ -115,7 +116,10 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
     if (isCancellation(error)) {
       enter('cancelled', { reason: 'cancelled by request' });
       await CancellationScope.nonCancellable(() =>
-        Promise.all([...inFlight].map((position) => getExternalWorkflowHandle(childId(position)).cancel())),
+        // allSettled: a place may be reserved for a child that was never started.
+        Promise.allSettled(
+          [...inFlight].map((position) => getExternalWorkflowHandle(childId(position)).cancel()),
+        ),
       );
       throw error;
     }
@@ -185,6 +189,9 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
     enter('moving_users');
     // Refill the window in batches, but not one user at a time: one Cronofy call should serve several users.
     const minimumBatch = Math.min(BATCH_SIZE, Math.max(1, Math.floor(input.window / 4)));
+    // Starting a batch's children takes about a second; several batches start at once so the window stays full.
+    let batchesStarting = 0;
+    const batchFailures: unknown[] = [];
     let next = progress.nextPosition;
     for (;;) {
       for (const result of finished.splice(0)) {
@@ -192,13 +199,16 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
           status.counts[result.state] = (status.counts[result.state] ?? 0) + 1;
         }
       }
+      if (batchFailures.length > 0) throw batchFailures[0];
       status.inFlight = inFlight.size;
       if (next >= status.userCount && inFlight.size === 0) break;
-      // Checked on every pass: a window that refills as fast as it drains would otherwise never get here.
-      if (
+
+      // Checked on every pass: a window that refills as fast as it drains would otherwise never get here. Once due,
+      // no new batch starts, and the run continues as new when the ones starting have started.
+      const historyFull =
         workflowInfo().continueAsNewSuggested ||
-        workflowInfo().historyLength > (input.historyEventBudget ?? DEFAULT_HISTORY_EVENT_BUDGET)
-      ) {
+        workflowInfo().historyLength > (input.historyEventBudget ?? DEFAULT_HISTORY_EVENT_BUDGET);
+      if (historyFull && batchesStarting === 0) {
         await continueAsNew<typeof enterpriseDowngrade>({
           ...input,
           inlineUsers: undefined,
@@ -215,18 +225,33 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       }
 
       const size = Math.min(BATCH_SIZE, input.window - inFlight.size, status.userCount - next);
-      if (size > 0 && (size >= minimumBatch || next + size === status.userCount)) {
-        next = await startBatch(progress, next, size);
+      if (!historyFull && size > 0 && (size >= minimumBatch || next + size === status.userCount)) {
+        const from = next;
+        next += size;
+        for (let position = from; position < next; position += 1) inFlight.add(position);
+        batchesStarting += 1;
+        void startBatch(progress, from, size)
+          .catch((error: unknown) => void batchFailures.push(error))
+          .finally(() => (batchesStarting -= 1));
         continue;
       }
-      await condition(() => finished.length > 0);
+      const starting = batchesStarting;
+      await condition(() => finished.length > 0 || batchesStarting < starting || batchFailures.length > 0);
     }
     return finish('completed');
   }
 
-  /** Starts one child per user of the batch, then asks Cronofy for all of them in one call. */
-  async function startBatch(progress: UsersProgress, from: number, size: number): Promise<number> {
+  /**
+   * Starts one child per user of the batch (their places in the window are already taken), then asks Cronofy
+   * for all of them in one call.
+   */
+  async function startBatch(progress: UsersProgress, from: number, size: number): Promise<void> {
     const emails = await service.loadUserPage({ captureId: status.captureId, offset: from, limit: size });
+    if (emails.length !== size) {
+      throw ApplicationFailure.nonRetryable(
+        `capture ${status.captureId} has ${emails.length} users at ${from}, not ${size}`,
+      );
+    }
     const users = emails.map((email, index) => ({
       email,
       position: from + index,
@@ -257,7 +282,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
         }),
       ),
     );
-    for (const user of users) inFlight.add(user.position);
+    status.started += users.length;
     try {
       await cronofy.requestUserAccess({
         serviceAccountRef: progress.serviceAccountRef,
@@ -269,9 +294,6 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       if (!(error instanceof ActivityFailure)) throw error;
       log.warn('Batch access request failed; the users will be asked again one by one', { from, size });
     }
-    status.started = from + users.length;
-    status.inFlight = inFlight.size;
-    return from + size;
   }
 
   function childId(position: number): string {
