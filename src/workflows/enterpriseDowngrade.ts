@@ -7,6 +7,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  setCurrentDetails,
   setHandler,
   startChild,
   upsertSearchAttributes,
@@ -80,6 +81,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
 
   const enter = (phase: EnterprisePhase, details: Partial<EnterpriseStatus> = {}) => {
     Object.assign(status, details, { phase });
+    setCurrentDetails(describeStatus(status));
     upsertSearchAttributes([
       { key: searchAttributes.state, value: phase },
       ...(status.providerName ? [{ key: searchAttributes.provider, value: status.providerName }] : []),
@@ -201,6 +203,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       }
       if (batchFailures.length > 0) throw batchFailures[0];
       status.inFlight = inFlight.size;
+      setCurrentDetails(describeStatus(status));
       if (next >= status.userCount && inFlight.size === 0) break;
 
       // Checked on every pass: a window that refills as fast as it drains would otherwise never get here. Once due,
@@ -299,4 +302,20 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
   function childId(position: number): string {
     return enterpriseUserDowngradeId(info.workflowId, position);
   }
+}
+
+/** What the Temporal UI shows operators as the run's current details. */
+function describeStatus(status: EnterpriseStatus): string {
+  const counts = Object.entries(status.counts)
+    .map(([state, count]) => `${state} ${count}`)
+    .join(', ');
+  const lines = [`**${status.phase}** · domain ${status.domain} · run ${status.runs}`];
+  if (status.waitingSince) lines.push(`Waiting for the administrator since ${status.waitingSince}`);
+  if (status.authorizationExpiresAt) lines.push(`Consent link expires ${status.authorizationExpiresAt}`);
+  if (status.providerName) lines.push(`Service account provider: ${status.providerName}`);
+  lines.push(
+    `Users: ${status.started} of ${status.userCount} started, ${status.inFlight} in flight; ${counts || 'none finished'}`,
+  );
+  if (status.reason) lines.push(`Reason: ${status.reason}`);
+  return lines.join('\n\n');
 }

@@ -3,6 +3,7 @@ import {
   CancellationScope,
   isCancellation,
   log,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -60,6 +61,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
 
   const enter = (state: DowngradeState, details: Partial<DowngradeStatus> = {}) => {
     Object.assign(status, details, { state });
+    setCurrentDetails(describeStatus(status));
     upsertSearchAttributes([
       { key: searchAttributes.state, value: state },
       ...(status.providerName ? [{ key: searchAttributes.provider, value: status.providerName }] : []),
@@ -159,4 +161,15 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
     }
     throw error;
   }
+}
+
+/** What the Temporal UI shows operators as the run's current details. */
+function describeStatus(status: DowngradeStatus): string {
+  const lines = [`**${status.state}** · prompt ${status.prompt} of ${status.maxPrompts}`];
+  if (status.waitingSince) lines.push(`Waiting for the person since ${status.waitingSince}`);
+  if (status.authorizationExpiresAt) lines.push(`Consent link expires ${status.authorizationExpiresAt}`);
+  if (status.remindersSent) lines.push(`Reminders sent: ${status.remindersSent}`);
+  if (status.providerName) lines.push(`Provider: ${status.providerName}`);
+  if (status.reason) lines.push(`Reason: ${status.reason}`);
+  return lines.join('\n\n');
 }
