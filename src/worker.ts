@@ -20,9 +20,9 @@ export interface DowngradeWorkerOptions {
   cronofyCallsPerSecond: number;
   /**
    * Encodes and decodes every payload (the payload encryption, see payloadEncryption in services.ts); it must be
-   * the client's. Without one, payloads are stored in plaintext.
+   * the client's.
    */
-  dataConverter?: WorkerOptions['dataConverter'];
+  dataConverter: NonNullable<WorkerOptions['dataConverter']>;
   /** A prebuilt bundle (tests build it once); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }

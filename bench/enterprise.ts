@@ -1,0 +1,706 @@
+/**
+ * Enterprise downgrade benchmark: N users against the Cronofy simulator, on a real Temporal dev server, with the
+ * service's worker in its own process. See bench/README.md.
+ *
+ *   npx tsx bench/enterprise.ts --users 1000,10000 [--scale 10] [--window 500] [--repeat 1] [--timeout 1800]
+ *   npx tsx bench/enterprise.ts --users 1000 --lifted [--trivial-count 2000] [--trivial-window 500]
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import proto from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import got from 'got';
+import pg from 'pg';
+import { z } from 'zod';
+import { DowngradeClient } from '../src/client.js';
+import { REDIRECT_PATH } from '../src/callbacks/getReauthorizationRedirect.js';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
+import { startCallbackServer } from '../src/callbacks/server.js';
+import { EncryptionCodec } from '../src/codec/encryptionCodec.js';
+import { StateSigner } from '../src/callbacks/stateToken.js';
+import { startSimulator } from '../src/simulator/server.js';
+import { CredentialStore } from '../src/store/credentialStore.js';
+import { openDatabase } from '../src/store/database.js';
+import { Keyring } from '../src/store/encryption.js';
+import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
+import { devServerSearchAttributeArgs, temporalCliPath } from '../src/temporalDevServer.js';
+import { bundleWorkflows } from '../src/worker.js';
+import { reauthorizationCallback } from '../src/workflows/definitions.js';
+import {
+  enterpriseDowngradeId,
+  enterpriseUserDowngradeId,
+  userAccessCallback,
+  type EnterpriseStatus,
+} from '../src/workflows/enterpriseDefinitions.js';
+import type { ChildMessage, ParentMessage, WorkerStats } from './workerProcess.js';
+import type { trivialParent } from './trivialWorkflows.js';
+
+const CLIENT = { clientId: 'bench-app', clientSecret: 'bench-app-secret-0123456789' };
+const STATE_SECRET = 'bench-state-signing-secret-0123456789abcdef';
+/** Cronofy's documented limits per application. */
+const CRONOFY_LIMIT = { perSecond: 50, perMinute: 500 };
+const LIFTED_LIMIT = { perSecond: 1_000_000, perMinute: 60_000_000 };
+/** The worker stays this far under the tighter of Cronofy's two limits, as a production deployment would. */
+const RATE_MARGIN = 0.95;
+const CHILD_HISTORY_SAMPLE = 20;
+
+const { values: args } = parseArgs({
+  options: {
+    users: { type: 'string', default: '1000' },
+    scale: { type: 'string', default: '1' },
+    window: { type: 'string', default: '500' },
+    repeat: { type: 'string', default: '1' },
+    timeout: { type: 'string', default: '1800' },
+    lifted: { type: 'boolean', default: false },
+    'trivial-count': { type: 'string', default: '2000' },
+    'trivial-window': { type: 'string' },
+    'database-url': { type: 'string' },
+  },
+});
+
+function positiveNumber(name: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new Error(`--${name} must be a positive number, not ${text}`);
+  return value;
+}
+
+const options = {
+  users: args.users.split(',').map((n) => Math.floor(positiveNumber('users', n.trim()))),
+  scale: positiveNumber('scale', args.scale),
+  window: Math.floor(positiveNumber('window', args.window)),
+  repeat: Math.floor(positiveNumber('repeat', args.repeat)),
+  timeoutMs: positiveNumber('timeout', args.timeout) * 1000,
+  lifted: args.lifted,
+  trivialCount: Math.floor(positiveNumber('trivial-count', args['trivial-count'])),
+  trivialWindow: Math.floor(positiveNumber('trivial-window', args['trivial-window'] ?? args.window)),
+};
+if (options.users.some((n) => n > 100_000))
+  throw new Error('the simulator holds at most 100,000 users a domain');
+if (options.window >= 2000) throw new Error('--window must stay under the 2,000 pending-children limit');
+
+const rateLimit = options.lifted
+  ? LIFTED_LIMIT
+  : {
+      perSecond: Math.round(CRONOFY_LIMIT.perSecond * options.scale),
+      perMinute: Math.round(CRONOFY_LIMIT.perMinute * options.scale),
+    };
+/** What the simulator admits in the long run: the tighter of its two windows. */
+const allowedPerSecond = Math.min(rateLimit.perSecond, rateLimit.perMinute / 60);
+const cronofyCallsPerSecond = options.lifted ? 100_000 : allowedPerSecond * RATE_MARGIN;
+
+interface RunResult {
+  users: number;
+  outcome: string;
+  wallS: number;
+  usersPhaseS: number;
+  floorS?: number;
+  calls: number;
+  callsTruncated: boolean;
+  rejected429: number;
+  runs: number;
+  longestParentEvents: number;
+  longestParentBytes: number;
+  longestChildEvents: number;
+  peakRssMiB: number;
+  endRssMiB: number;
+  completed: number;
+  ok: boolean;
+  trivialPerS?: number;
+  reached?: string;
+}
+
+const log = (message: string) =>
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const MiB = 1024 * 1024;
+
+async function main(): Promise<number> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const benchStart = Date.now();
+  const adminUrl = args['database-url'] ?? process.env.BENCH_DATABASE_URL ?? (await startTestPostgres());
+  const scratch = mkdtempSync(join(tmpdir(), 'bench-enterprise-'));
+  try {
+    log('bundling workflows');
+    const bundles = {
+      workflows: join(scratch, 'workflows.js'),
+      trivial: join(scratch, 'trivial.js'),
+    };
+    writeFileSync(bundles.workflows, (await bundleWorkflows()).code);
+    writeFileSync(
+      bundles.trivial,
+      (
+        await bundleWorkflowCode({
+          workflowsPath: fileURLToPath(new URL('./trivialWorkflows.ts', import.meta.url)),
+          logger: new DefaultLogger('WARN'),
+        })
+      ).code,
+    );
+    log(
+      `rate limit ${rateLimit.perSecond}/s and ${rateLimit.perMinute}/min → ${fmt(allowedPerSecond, 1)} calls/s allowed; ` +
+        `worker limited to ${fmt(cronofyCallsPerSecond, 1)}/s; window ${options.window}`,
+    );
+
+    const results: RunResult[] = [];
+    let failed = false;
+    for (const users of options.users) {
+      for (let attempt = 0; attempt < options.repeat; attempt += 1) {
+        log(`run: ${users} users (${attempt + 1}/${options.repeat})`);
+        const result = await runOnce(users, adminUrl, bundles);
+        results.push(result);
+        failed ||= !result.ok;
+        log(`done: ${JSON.stringify(result)}`);
+      }
+    }
+    printTable(results, 'Runs');
+    if (options.repeat > 1) {
+      printTable(
+        options.users.map((users) => median(results.filter((r) => r.users === users))),
+        `Medians of ${options.repeat} runs`,
+      );
+    }
+    console.log(`\nTotal benchmark time: ${fmt((Date.now() - benchStart) / 1000, 0)} s`);
+    return failed ? 1 : 0;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** One benchmark run on a fresh Temporal dev server, simulator, scratch database and worker process. */
+async function runOnce(
+  users: number,
+  adminUrl: string,
+  bundles: { workflows: string; trivial: string },
+): Promise<RunResult> {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanup = async () => {
+    for (const step of cleanups.reverse())
+      await step().catch((error: unknown) => log(`cleanup: ${String(error)}`));
+  };
+  try {
+    const payloadKeys = Keyring.generateSpec('payload1');
+    const env = await TestWorkflowEnvironment.createLocal({
+      client: { dataConverter: { payloadCodecs: [EncryptionCodec.fromSpec(payloadKeys)] } },
+      server: {
+        executable: { type: 'existing-path', path: temporalCliPath() },
+        ip: '127.0.0.1',
+        extraArgs: devServerSearchAttributeArgs(),
+      },
+    });
+    cleanups.push(() => env.teardown());
+
+    const databaseUrl = await createScratchDatabase(adminUrl);
+    cleanups.push(() => dropScratchDatabase(adminUrl, databaseUrl));
+    const database = await openDatabase(databaseUrl);
+    cleanups.push(() => database.close());
+    const keys = Keyring.generateSpec('bench1');
+    const store = new CredentialStore(database, Keyring.parse(keys));
+    const enterpriseUsers = new EnterpriseUsers(database);
+    const stateSigner = new StateSigner(STATE_SECRET);
+
+    const callbacks = await startCallbackServer(
+      {
+        stateSigner,
+        codes: store,
+        nonces: store,
+        signalReauthorization: (workflowId, callback) =>
+          env.client.workflow.getHandle(workflowId).signal(reauthorizationCallback, callback),
+        signalUserAccess: (workflowId, callback) =>
+          env.client.workflow.getHandle(workflowId).signal(userAccessCallback, callback),
+      },
+      { host: '127.0.0.1', port: 0, logLevel: 'silent' },
+    );
+    cleanups.push(() => callbacks.app.close());
+    const redirectUri = `${callbacks.url}${REDIRECT_PATH}`;
+    const simulator = await startSimulator({
+      clients: [{ ...CLIENT, redirectUris: [redirectUri] }],
+      rateLimit,
+    });
+    cleanups.push(() => simulator.close());
+    const sim = (path: string) => `${simulator.url}${path}`;
+
+    const taskQueue = `bench-${Date.now()}`;
+    const trivialTaskQueue = `${taskQueue}-trivial`;
+    const worker = await startWorkerProcess({
+      BENCH_DATABASE_URL: databaseUrl,
+      BENCH_CREDENTIAL_KEYS: keys,
+      BENCH_PAYLOAD_ENCRYPTION_KEYS: payloadKeys,
+      BENCH_STATE_SECRET: STATE_SECRET,
+      BENCH_SIMULATOR_URL: simulator.url,
+      BENCH_CLIENT_ID: CLIENT.clientId,
+      BENCH_CLIENT_SECRET: CLIENT.clientSecret,
+      BENCH_TEMPORAL_ADDRESS: env.address,
+      BENCH_TASK_QUEUE: taskQueue,
+      BENCH_WORKFLOW_BUNDLE: bundles.workflows,
+      BENCH_CRONOFY_CALLS_PER_SECOND: String(cronofyCallsPerSecond),
+      BENCH_REDIRECT_URI: redirectUri,
+      BENCH_SERVICE_ACCOUNT_CALLBACK_URL: `${callbacks.url}${SERVICE_ACCOUNT_CALLBACK_PATH}`,
+      ...(options.lifted
+        ? { BENCH_TRIVIAL_TASK_QUEUE: trivialTaskQueue, BENCH_TRIVIAL_BUNDLE: bundles.trivial }
+        : {}),
+    });
+    cleanups.push(() => worker.stop());
+
+    // The yardstick first, on the same server and worker process; the peak RSS is reset after it.
+    let trivialPerS: number | undefined;
+    if (options.lifted) {
+      const started = Date.now();
+      const completed = await env.client.workflow.execute<typeof trivialParent>('trivialParent', {
+        workflowId: `${trivialTaskQueue}-parent`,
+        taskQueue: trivialTaskQueue,
+        args: [{ count: options.trivialCount, window: options.trivialWindow }],
+        workflowExecutionTimeout: options.timeoutMs,
+      });
+      trivialPerS = completed / ((Date.now() - started) / 1000);
+      log(
+        `trivial children: ${completed} in ${fmt((Date.now() - started) / 1000, 1)} s → ${fmt(trivialPerS, 1)}/s`,
+      );
+    }
+    await worker.stats(true);
+
+    const domain = `bench${users}.example.org`;
+    const emails = Array.from({ length: users }, (_, i) => `user${i}@${domain}`);
+    const serviceAccount = z.object({ service_account_id: z.string(), refresh_token: z.string() }).parse(
+      await got
+        .post(sim('/_sim/enterprise/domains'), {
+          json: { domain, client_id: CLIENT.clientId, users: emails },
+        })
+        .json(),
+    );
+
+    const downgrades = new DowngradeClient({
+      temporal: env.client,
+      taskQueue,
+      store,
+      enterpriseUsers,
+      defaults: { deadlineMs: 600_000, reminderIntervalMs: 300_000, maxPrompts: 3 },
+    });
+    const started = Date.now();
+    const deadline = started + options.timeoutMs;
+    await downgrades.startEnterpriseDowngrade({
+      domain,
+      users: chunks(emails, 1000),
+      serviceAccountRefreshToken: serviceAccount.refresh_token,
+      serviceAccountSub: serviceAccount.service_account_id,
+      window: options.window,
+    });
+    await approveAsAdministrator(downgrades, domain, deadline);
+    const approved = Date.now();
+
+    const progress = setInterval(() => {
+      void Promise.all([downgrades.getEnterpriseDowngrade(domain), worker.stats(false)])
+        .then(([status, stats]) =>
+          log(
+            `${fmt((Date.now() - started) / 1000, 0)} s: ${describeProgress(status)}, worker RSS ${fmt(stats.rss / MiB, 0)} MiB`,
+          ),
+        )
+        .catch((error: unknown) => log(`progress: ${String(error)}`));
+    }, 15_000);
+    let result: EnterpriseStatus | undefined;
+    try {
+      result = await Promise.race([
+        downgrades.waitForEnterpriseResult(domain),
+        sleep(Math.max(0, deadline - Date.now())).then(() => undefined),
+      ]);
+    } finally {
+      clearInterval(progress);
+    }
+    const finished = Date.now();
+    const stats = await worker.stats(false);
+
+    let reached: string | undefined;
+    if (!result) {
+      const status = await downgrades.getEnterpriseDowngrade(domain);
+      reached = describeProgress(status);
+      log(`TIMEOUT after ${options.timeoutMs / 1000} s: ${reached}`);
+      await env.client.workflow
+        .getHandle(enterpriseDowngradeId(domain))
+        .terminate('benchmark timeout')
+        .catch(() => {});
+      result = status;
+    }
+
+    const requests = z.array(z.object({ status: z.number() })).parse(await got(sim('/_sim/requests')).json());
+    const calls = requests.filter((r) => r.status !== 429).length;
+    const rejected429 = requests.length - calls;
+    const histories = await longestHistories(env, domain, users);
+    const stored = await enterpriseUsers.countsByState(result.captureId);
+    const summary = z
+      .object({ users: z.object({ by_provider: z.record(z.string(), z.object({ active: z.number() })) }) })
+      .parse(await got(sim('/_sim/enterprise/state?summary=1')).json());
+    const freeBusyActive = Object.entries(summary.users.by_provider)
+      .filter(([provider]) => provider.endsWith('_free_busy'))
+      .reduce((sum, [, counts]) => sum + counts.active, 0);
+    const completed = result.counts.completed ?? 0;
+    const ok =
+      !reached &&
+      result.phase === 'completed' &&
+      completed === users &&
+      stored.completed === users &&
+      freeBusyActive === users;
+    if (!ok) {
+      log(
+        `CHECK FAILED: phase ${result.phase}, counts ${JSON.stringify(result.counts)}, stored ${JSON.stringify(stored)}, ` +
+          `free/busy users live at the simulator ${freeBusyActive}`,
+      );
+    }
+    return {
+      users,
+      outcome: reached ? 'timeout' : result.phase,
+      wallS: (finished - started) / 1000,
+      usersPhaseS: (finished - approved) / 1000,
+      floorS: options.lifted ? undefined : calls / allowedPerSecond,
+      calls,
+      callsTruncated: requests.length >= 100_000,
+      rejected429,
+      runs: result.runs,
+      longestParentEvents: histories.parentEvents,
+      longestParentBytes: histories.parentBytes,
+      longestChildEvents: histories.childEvents,
+      peakRssMiB: stats.peakRss / MiB,
+      endRssMiB: stats.rss / MiB,
+      completed,
+      ok,
+      trivialPerS,
+      reached,
+    };
+  } finally {
+    await cleanup();
+  }
+}
+
+function describeProgress(status: EnterpriseStatus): string {
+  return `phase ${status.phase}, started ${status.started}/${status.userCount}, in flight ${status.inFlight}, counts ${JSON.stringify(status.counts)}, run ${status.runs}`;
+}
+
+/** The administrator approves Free/Busy on the simulator's consent page, over HTTP, as a browser would. */
+async function approveAsAdministrator(downgrades: DowngradeClient, domain: string, deadline: number) {
+  for (;;) {
+    const status = await downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
+    if (status?.phase === 'awaiting_admin' && status.authorizationUrl) {
+      const page = await got(status.authorizationUrl);
+      const form = new URLSearchParams();
+      for (const match of page.body.matchAll(/<input[^>]*type="hidden"[^>]*>/g)) {
+        const name = /name="([^"]+)"/.exec(match[0])?.[1];
+        const value = /value="([^"]*)"/.exec(match[0])?.[1];
+        if (name !== undefined && value !== undefined) form.set(name, decodeEntities(value));
+      }
+      form.set('decision', 'free_busy_google');
+      form.set('domain', domain);
+      const action =
+        /<form[^>]*action="([^"]+)"/.exec(page.body)?.[1] ?? '/enterprise_connect/oauth/authorize';
+      const consent = await got.post(new URL(decodeEntities(action), status.authorizationUrl), {
+        body: form.toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        followRedirect: false,
+        throwHttpErrors: false,
+      });
+      if (consent.statusCode !== 302 || !consent.headers.location) {
+        throw new Error(`consent page answered ${consent.statusCode}: ${consent.body.slice(0, 200)}`);
+      }
+      const back = await got(consent.headers.location, { throwHttpErrors: false, followRedirect: false });
+      if (back.statusCode !== 200) throw new Error(`the callback server answered ${back.statusCode}`);
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`the downgrade of ${domain} never asked the administrator`);
+    await sleep(100);
+  }
+}
+
+function decodeEntities(text: string): string {
+  return text
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
+}
+
+/** Every run of the parent, and a sample of children spread over the domain: the longest history of each. */
+async function longestHistories(env: TestWorkflowEnvironment, domain: string, users: number) {
+  const parentId = enterpriseDowngradeId(domain);
+  let parentEvents = 0;
+  let parentBytes = 0;
+  for await (const execution of env.client.workflow.list({ query: `WorkflowId = '${parentId}'` })) {
+    const history = await env.client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
+    parentEvents = Math.max(parentEvents, history.events?.length ?? 0);
+    try {
+      log(`parent run ${execution.runId.slice(0, 8)}: ${describeTimings(history)}`);
+    } catch (error) {
+      log(`parent timings: ${String(error)}`);
+    }
+    parentBytes = Math.max(
+      parentBytes,
+      proto.temporal.api.history.v1.History.encode(history).finish().length,
+    );
+  }
+  let childEvents = 0;
+  const sample = Math.min(CHILD_HISTORY_SAMPLE, users);
+  for (let i = 0; i < sample; i += 1) {
+    const position = Math.floor((i * (users - 1)) / Math.max(1, sample - 1));
+    const history = await env.client.workflow
+      .getHandle(enterpriseUserDowngradeId(parentId, position))
+      .fetchHistory()
+      .catch(() => undefined);
+    childEvents = Math.max(childEvents, history?.events?.length ?? 0);
+  }
+  return { parentEvents, parentBytes, childEvents };
+}
+
+type History = Awaited<
+  ReturnType<ReturnType<TestWorkflowEnvironment['client']['workflow']['getHandle']>['fetchHistory']>
+>;
+
+/**
+ * Where a parent run's time went, from its history: how long its workflow tasks, activities and child starts
+ * waited (scheduled → started) and ran (started → closed), and how far apart its batches started.
+ */
+function describeTimings(history: History): string {
+  const ms = (time: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+    Number(time?.seconds ?? 0) * 1000 + (time?.nanos ?? 0) / 1e6;
+  const scheduled = new Map<string, { at: number; kind: string }>();
+  const started = new Map<string, number>();
+  const waits = new Map<string, number[]>();
+  const runs = new Map<string, number[]>();
+  const add = (map: Map<string, number[]>, kind: string, value: number) =>
+    map.set(kind, [...(map.get(kind) ?? []), value]);
+  const batchStarts: number[] = [];
+  for (const event of history.events ?? []) {
+    const at = ms(event.eventTime);
+    const id = String(event.eventId);
+    if (event.workflowTaskScheduledEventAttributes) scheduled.set(id, { at, kind: 'workflow task' });
+    const activity = event.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (activity) {
+      scheduled.set(id, { at, kind: activity });
+      if (activity === 'loadUserPage') batchStarts.push(at);
+    }
+    if (event.startChildWorkflowExecutionInitiatedEventAttributes)
+      scheduled.set(id, { at, kind: 'start child' });
+    const startedOf =
+      event.workflowTaskStartedEventAttributes?.scheduledEventId ??
+      event.activityTaskStartedEventAttributes?.scheduledEventId;
+    if (startedOf != null) {
+      const from = scheduled.get(String(startedOf));
+      if (from) {
+        add(waits, from.kind, at - from.at);
+        started.set(String(startedOf), at);
+      }
+    }
+    const childStarted = event.childWorkflowExecutionStartedEventAttributes?.initiatedEventId;
+    if (childStarted != null) {
+      const from = scheduled.get(String(childStarted));
+      if (from) add(waits, from.kind, at - from.at);
+    }
+    const closedOf =
+      event.workflowTaskCompletedEventAttributes?.scheduledEventId ??
+      event.activityTaskCompletedEventAttributes?.scheduledEventId;
+    if (closedOf != null) {
+      const from = scheduled.get(String(closedOf));
+      const startedAt = started.get(String(closedOf));
+      if (from && startedAt !== undefined) add(runs, from.kind, at - startedAt);
+    }
+  }
+  const mean = (values: number[] | undefined) =>
+    values?.length ? fmt(values.reduce((a, b) => a + b, 0) / values.length, 0) : '–';
+  const kinds = [...new Set([...waits.keys()])];
+  const gaps = batchStarts.slice(1).map((at, i) => at - batchStarts[i]!);
+  return (
+    kinds
+      .map(
+        (kind) =>
+          `${kind} ×${waits.get(kind)!.length} waited ${mean(waits.get(kind))} ms, ran ${mean(runs.get(kind))} ms`,
+      )
+      .join('; ') + `; ${batchStarts.length} batches, ${mean(gaps)} ms apart`
+  );
+}
+
+interface WorkerHandle {
+  stats(resetPeak: boolean): Promise<WorkerStats>;
+  stop(): Promise<void>;
+}
+
+async function startWorkerProcess(env: Record<string, string>): Promise<WorkerHandle> {
+  const child: ChildProcess = fork(fileURLToPath(new URL('./workerProcess.ts', import.meta.url)), [], {
+    env: { ...process.env, ...env },
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  let waiting: ((stats: WorkerStats) => void) | undefined;
+  const ready = new Promise<void>((resolve, reject) => {
+    child.on('message', (message: ChildMessage) => {
+      if (message.type === 'ready') resolve();
+      else if (message.type === 'error') reject(new Error(`worker process: ${message.message}`));
+      else if (message.type === 'stats') waiting?.(message);
+    });
+    void exited.then((code) => reject(new Error(`worker process exited with code ${code}`)));
+  });
+  const timeout = sleep(60_000).then(() => {
+    throw new Error('the worker process did not start within 60 s');
+  });
+  try {
+    await Promise.race([ready, timeout]);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  let queue = Promise.resolve<unknown>(undefined);
+  return {
+    stats(resetPeak) {
+      const next = queue.then(
+        () =>
+          new Promise<WorkerStats>((resolve, reject) => {
+            if (child.exitCode !== null) return reject(new Error('the worker process has exited'));
+            waiting = resolve;
+            child.send({ type: 'stats', resetPeak } satisfies ParentMessage);
+          }),
+      );
+      queue = next.catch(() => undefined);
+      return next;
+    },
+    async stop() {
+      if (child.exitCode === null && child.connected) child.send({ type: 'stop' } satisfies ParentMessage);
+      const stopped = await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]);
+      if (!stopped) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
+
+/**
+ * The project's throwaway PostgreSQL, on its own port and data folder: the tests' default (55432) is shared with
+ * any other checkout on the machine, whose `start-test-postgres.sh stop` would end a long run half-way.
+ */
+async function startTestPostgres(): Promise<string> {
+  const { execFileSync } = await import('node:child_process');
+  const script = fileURLToPath(new URL('../scripts/start-test-postgres.sh', import.meta.url));
+  return execFileSync('bash', [script], {
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      TEST_POSTGRES_PORT: process.env.BENCH_POSTGRES_PORT ?? '55439',
+      TEST_POSTGRES_DIR: process.env.BENCH_POSTGRES_DIR ?? join(tmpdir(), 'cronofy-downgrade-bench-postgres'),
+    },
+  }).trim();
+}
+
+async function withAdmin<T>(adminUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function createScratchDatabase(adminUrl: string): Promise<string> {
+  const name = `bench_${Date.now()}_${process.pid}`;
+  await withAdmin(adminUrl, (client) => client.query(`CREATE DATABASE ${name}`));
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function dropScratchDatabase(adminUrl: string, databaseUrl: string): Promise<void> {
+  const name = new URL(databaseUrl).pathname.slice(1);
+  if (!/^bench_\d+_\d+$/.test(name)) throw new Error(`refusing to drop ${name}`);
+  await withAdmin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+}
+
+function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
+  for (let start = 0; start < items.length; start += size) yield items.slice(start, start + size);
+}
+
+function fmt(value: number | undefined, digits: number): string {
+  return value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits);
+}
+
+function middle(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function median(runs: RunResult[]): RunResult {
+  const first = runs[0]!;
+  const m = (pick: (r: RunResult) => number | undefined) => {
+    const values = runs.map(pick).filter((v): v is number => v !== undefined);
+    return values.length ? middle(values) : undefined;
+  };
+  return {
+    ...first,
+    outcome: runs.every((r) => r.outcome === first.outcome) ? first.outcome : 'mixed',
+    wallS: m((r) => r.wallS)!,
+    usersPhaseS: m((r) => r.usersPhaseS)!,
+    floorS: m((r) => r.floorS),
+    calls: m((r) => r.calls)!,
+    rejected429: m((r) => r.rejected429)!,
+    runs: m((r) => r.runs)!,
+    longestParentEvents: Math.max(...runs.map((r) => r.longestParentEvents)),
+    longestParentBytes: Math.max(...runs.map((r) => r.longestParentBytes)),
+    longestChildEvents: Math.max(...runs.map((r) => r.longestChildEvents)),
+    peakRssMiB: m((r) => r.peakRssMiB)!,
+    endRssMiB: m((r) => r.endRssMiB)!,
+    completed: m((r) => r.completed)!,
+    ok: runs.every((r) => r.ok),
+    trivialPerS: m((r) => r.trivialPerS),
+  };
+}
+
+function printTable(rows: RunResult[], title: string): void {
+  const mode = options.lifted
+    ? `rate limits lifted; trivial yardstick ${options.trivialCount} children, ${options.trivialWindow} in flight`
+    : `simulator ${rateLimit.perSecond}/s and ${rateLimit.perMinute}/min (scale ${options.scale}); worker limited to ${fmt(cronofyCallsPerSecond, 2)} calls/s`;
+  console.log(`\n### ${title} — ${mode}; window ${options.window}\n`);
+  const header = [
+    'users',
+    'outcome',
+    'wall s',
+    ...(options.lifted ? [] : ['floor s', 'wall/floor']),
+    'Cronofy calls/user',
+    '429s',
+    'users/s',
+    ...(options.lifted ? ['trivial children/s', 'users/s ÷ trivial/s'] : []),
+    'parent runs',
+    'longest parent history (events, KiB)',
+    'longest child history (events, sample)',
+    'worker peak RSS MiB (end)',
+    'completed',
+  ];
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map(() => '---').join('|')}|`);
+  for (const r of rows) {
+    const usersPerS = r.completed / r.usersPhaseS;
+    const cells = [
+      String(r.users),
+      r.outcome,
+      fmt(r.wallS, 1),
+      ...(options.lifted ? [] : [fmt(r.floorS, 1), fmt(r.floorS && r.wallS / r.floorS, 2)]),
+      `${fmt(r.calls / r.users, 3)}${r.callsTruncated ? ' (log full: ≥)' : ''}`,
+      String(r.rejected429),
+      fmt(usersPerS, 1),
+      ...(options.lifted ? [fmt(r.trivialPerS, 1), fmt(r.trivialPerS && usersPerS / r.trivialPerS, 2)] : []),
+      String(r.runs),
+      `${r.longestParentEvents}, ${fmt(r.longestParentBytes / 1024, 0)}`,
+      String(r.longestChildEvents),
+      `${fmt(r.peakRssMiB, 0)} (${fmt(r.endRssMiB, 0)})`,
+      `${r.completed}/${r.users}${r.ok ? '' : ' FAILED'}${r.reached ? ` (${r.reached})` : ''}`,
+    ];
+    console.log(`| ${cells.join(' | ')} |`);
+  }
+}
+
+process.exitCode = await main().catch((error: unknown) => {
+  console.error(error);
+  return 1;
+});
+// Anything the SDK's runtime still holds must not keep a finished benchmark alive.
+setTimeout(() => process.exit(), 5_000).unref();

@@ -1,0 +1,119 @@
+/**
+ * The service's worker alone in its own process, so the benchmark can measure its memory without its own:
+ * the same workers as production (`createDowngradeWorkers`), plus, when asked, a worker for the trivial
+ * yardstick workflows on another task queue. Configured by environment variables, driven over IPC:
+ * it sends `{ type: 'ready' }`, answers `{ type: 'stats' }` with its memory, and `{ type: 'stop' }` ends it.
+ */
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { StateSigner } from '../src/callbacks/stateToken.js';
+import { EncryptionCodec } from '../src/codec/encryptionCodec.js';
+import { CronofyClient } from '../src/cronofy/client.js';
+import { CredentialStore } from '../src/store/credentialStore.js';
+import { openDatabase } from '../src/store/database.js';
+import { Keyring } from '../src/store/encryption.js';
+import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
+import { createDowngradeWorkers } from '../src/worker.js';
+
+export interface WorkerStats {
+  type: 'stats';
+  /** Highest RSS sampled every 200 ms since the last reset, in bytes. */
+  peakRss: number;
+  rss: number;
+  heapUsed: number;
+  /** `process.resourceUsage().maxRSS` (kernel high-water mark over the process's life), in bytes. */
+  maxRss: number;
+}
+
+export type ParentMessage = { type: 'stats'; resetPeak?: boolean } | { type: 'stop' };
+export type ChildMessage = { type: 'ready' } | WorkerStats | { type: 'error'; message: string };
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`workerProcess: ${name} is not set`);
+  return value;
+}
+
+function send(message: ChildMessage): void {
+  process.send?.(message);
+}
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  let peakRss = process.memoryUsage.rss();
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  }, 200);
+
+  const database = await openDatabase(required('BENCH_DATABASE_URL'));
+  const store = new CredentialStore(database, Keyring.parse(required('BENCH_CREDENTIAL_KEYS')));
+  const enterpriseUsers = new EnterpriseUsers(database);
+  const stateSigner = new StateSigner(required('BENCH_STATE_SECRET'));
+  const simulatorUrl = required('BENCH_SIMULATOR_URL');
+  const cronofy = new CronofyClient({
+    clientId: required('BENCH_CLIENT_ID'),
+    clientSecret: required('BENCH_CLIENT_SECRET'),
+    hosts: { api: simulatorUrl, app: simulatorUrl },
+  });
+  const connection = await NativeConnection.connect({ address: required('BENCH_TEMPORAL_ADDRESS') });
+  // Payloads are encrypted as in production: the codec's cost is part of what is measured.
+  const dataConverter = {
+    payloadCodecs: [EncryptionCodec.fromSpec(required('BENCH_PAYLOAD_ENCRYPTION_KEYS'))],
+  };
+  const workers = await createDowngradeWorkers({
+    connection,
+    namespace: 'default',
+    taskQueue: required('BENCH_TASK_QUEUE'),
+    workflowBundle: { codePath: required('BENCH_WORKFLOW_BUNDLE') },
+    cronofyCallsPerSecond: Number(required('BENCH_CRONOFY_CALLS_PER_SECOND')),
+    dataConverter,
+    deps: {
+      cronofy,
+      store,
+      stateSigner,
+      enterpriseUsers,
+      redirectUri: required('BENCH_REDIRECT_URI'),
+      serviceAccountCallbackUrl: required('BENCH_SERVICE_ACCOUNT_CALLBACK_URL'),
+    },
+  });
+  const trivialQueue = process.env.BENCH_TRIVIAL_TASK_QUEUE;
+  const trivial = trivialQueue
+    ? await Worker.create({
+        connection,
+        namespace: 'default',
+        taskQueue: trivialQueue,
+        workflowBundle: { codePath: required('BENCH_TRIVIAL_BUNDLE') },
+        dataConverter,
+      })
+    : undefined;
+  const running = Promise.all([workers.run(), trivial?.run()]);
+
+  process.on('message', (message: ParentMessage) => {
+    if (message.type === 'stats') {
+      const rss = process.memoryUsage.rss();
+      peakRss = Math.max(peakRss, rss);
+      send({
+        type: 'stats',
+        peakRss,
+        rss,
+        heapUsed: process.memoryUsage().heapUsed,
+        maxRss: process.resourceUsage().maxRSS * 1024,
+      });
+      if (message.resetPeak) peakRss = rss;
+    } else if (message.type === 'stop') {
+      workers.shutdown();
+      trivial?.shutdown();
+    }
+  });
+  send({ type: 'ready' });
+  await running;
+  clearInterval(sampler);
+  await connection.close();
+  await database.close();
+  process.disconnect?.();
+}
+
+main().catch((error: unknown) => {
+  send({ type: 'error', message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+  console.error(error);
+  process.exit(1);
+});
