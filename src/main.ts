@@ -37,6 +37,8 @@ async function main() {
     codec,
     token: config.CODEC_SERVER_TOKEN,
     allowedOrigin: config.CODEC_ALLOWED_ORIGIN,
+    // The embedded UI cannot send a token; outside production, on loopback, its origin is trusted instead.
+    trustAllowedOrigin: process.env.NODE_ENV !== 'production' && isLoopback(config.CODEC_SERVER_HOST),
     host: config.CODEC_SERVER_HOST,
     port: config.CODEC_SERVER_PORT,
     logLevel: config.LOG_LEVEL,
@@ -149,3 +151,7 @@ main().catch(async (error: unknown) => {
   log.fatal({ err: error }, 'failed to start');
   await stop('startup failure', 1);
 });
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}

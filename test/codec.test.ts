@@ -293,6 +293,33 @@ describe('codec server', () => {
     assert.equal(response.headers['access-control-allow-origin'], undefined);
   });
 
+  test('only with trustAllowedOrigin (local development) does the UI origin decode without the token', async () => {
+    const secret = secretValue();
+    const body = await encryptedBody(secret);
+    const refused = await post('/decode', body, { origin: UI_ORIGIN });
+    assert.equal(refused.statusCode, 401, 'off by default');
+
+    const dev = await startCodecServer({
+      codec,
+      token: TOKEN,
+      allowedOrigin: UI_ORIGIN,
+      trustAllowedOrigin: true,
+      host: '127.0.0.1',
+      port: 0,
+    });
+    try {
+      const send = (headers: Record<string, string>) =>
+        got.post(`${dev.url}/decode`, { json: body, headers, throwHttpErrors: false, retry: { limit: 0 } });
+      const fromUi = await send({ origin: UI_ORIGIN });
+      assert.equal(fromUi.statusCode, 200);
+      assert.ok(fromUi.body.includes(Buffer.from(JSON.stringify(secret)).toString('base64')));
+      assert.equal((await send({ origin: 'http://evil.example' })).statusCode, 401);
+      assert.equal((await send({})).statusCode, 401);
+    } finally {
+      await dev.close();
+    }
+  });
+
   test('a body over the size limit is refused', async () => {
     const small = await startCodecServer({
       codec,
