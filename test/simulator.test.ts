@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { parseConsentFormBase, unescapeHtml } from './support/consentForm.js';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 
@@ -68,32 +69,12 @@ interface ConsentForm {
   decisions: string[];
 }
 
-function unescapeHtml(text: string): string {
-  return text
-    .replaceAll('&quot;', '"')
-    .replaceAll('&#39;', "'")
-    .replaceAll('&lt;', '<')
-    .replaceAll('&gt;', '>')
-    .replaceAll('&amp;', '&');
-}
-
 function parseConsentForm(html: string): ConsentForm {
-  const action = /<form method="post" action="([^"]+)">/.exec(html)?.[1];
-  assert.ok(action, 'the consent page has a form');
-  const hidden = Object.fromEntries(
-    [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((match) => [
-      match[1] ?? '',
-      unescapeHtml(match[2] ?? ''),
-    ]),
-  );
   const accountOptions = [...html.matchAll(/<option value="([^"]+)"( selected)?>/g)].map((match) => ({
     email: unescapeHtml(match[1] ?? ''),
     selected: match[2] !== undefined,
   }));
-  const decisions = [...html.matchAll(/<button type="submit" name="decision" value="([^"]+)"/g)].map(
-    (match) => match[1] ?? '',
-  );
-  return { action, hidden, accountOptions, decisions };
+  return { ...parseConsentFormBase(html), accountOptions };
 }
 
 function authorizePath(params: Fields): string {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { parseConsentFormBase } from './support/consentForm.js';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
@@ -135,32 +136,12 @@ interface EnterpriseConsentForm {
   decisions: string[];
 }
 
-function unescapeHtml(text: string): string {
-  return text
-    .replaceAll('&quot;', '"')
-    .replaceAll('&#39;', "'")
-    .replaceAll('&lt;', '<')
-    .replaceAll('&gt;', '>')
-    .replaceAll('&amp;', '&');
-}
-
 function parseConsentForm(html: string): EnterpriseConsentForm {
-  const action = /<form method="post" action="([^"]+)">/.exec(html)?.[1];
-  assert.ok(action, 'the consent page has a form');
-  const hidden = Object.fromEntries(
-    [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((match) => [
-      match[1] ?? '',
-      unescapeHtml(match[2] ?? ''),
-    ]),
-  );
   const domainInput = /<input id="domain" name="domain"[^>]* value="([^"]*)" data-testid="domain">/.exec(
     html,
   );
   assert.ok(domainInput, 'the consent page has a domain field');
-  const decisions = [...html.matchAll(/<button type="submit" name="decision" value="([^"]+)"/g)].map(
-    (match) => match[1] ?? '',
-  );
-  return { action, hidden, domain: domainInput[1] || undefined, decisions };
+  return { ...parseConsentFormBase(html), domain: domainInput[1] || undefined };
 }
 
 function enterpriseAuthorizeParams(overrides: Fields = {}): Fields {

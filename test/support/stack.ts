@@ -10,6 +10,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
+import { parseConsentFormBase } from './consentForm.js';
 import { DowngradeClient } from '../../src/client.js';
 import { REDIRECT_PATH } from '../../src/callbacks/getReauthorizationRedirect.js';
 import { startCallbackServer } from '../../src/callbacks/server.js';
@@ -223,20 +224,13 @@ export async function decideOnConsentPage(
   decision: ConsentDecision,
   account: { email?: string; newEmail?: string; domain?: string },
 ) {
-  const page = await got(authorizationUrl);
-  const form = new Map<string, string>();
-  for (const match of page.body.matchAll(/<input[^>]*type="hidden"[^>]*>/g)) {
-    const name = /name="([^"]+)"/.exec(match[0])?.[1];
-    const value = /value="([^"]*)"/.exec(match[0])?.[1];
-    if (name !== undefined && value !== undefined) form.set(name, decodeEntities(value));
-  }
-  assertContains(page.body, `value="${decision}"`);
-  const action = /<form[^>]*action="([^"]+)"/.exec(page.body)?.[1] ?? '/oauth/authorize';
-  const body = new URLSearchParams([...form, ['decision', decision]]);
+  const form = parseConsentFormBase((await got(authorizationUrl)).body);
+  if (!form.decisions.includes(decision)) throw new Error(`consent page does not offer ${decision}`);
+  const body = new URLSearchParams({ ...form.hidden, decision });
   if (account.email) body.set('email', account.email);
   if (account.newEmail) body.set('new_email', account.newEmail);
   if (account.domain) body.set('domain', account.domain);
-  const response = await got.post(new URL(decodeEntities(action), authorizationUrl), {
+  const response = await got.post(new URL(form.action, authorizationUrl), {
     body: body.toString(),
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     followRedirect: false,
@@ -277,17 +271,4 @@ export async function signalCount(stack: Stack, workflowId: string): Promise<num
 
 export async function simulatorGet<T>(stack: Stack, path: string, schema: z.ZodType<T>): Promise<T> {
   return schema.parse(await got(`${stack.simulator.url}${path}`).json());
-}
-
-function decodeEntities(text: string): string {
-  return text
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
-}
-
-function assertContains(body: string, needle: string) {
-  if (!body.includes(needle)) throw new Error(`consent page does not offer ${needle}`);
 }
