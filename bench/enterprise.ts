@@ -21,6 +21,7 @@ import { DowngradeClient } from '../src/client.js';
 import { REDIRECT_PATH } from '../src/callbacks/getReauthorizationRedirect.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
 import { startCallbackServer } from '../src/callbacks/server.js';
+import { temporalCallbackDeps } from '../src/callbacks/deps.js';
 import { EncryptionCodec } from '../src/codec/encryptionCodec.js';
 import { StateSigner } from '../src/callbacks/stateToken.js';
 import { startSimulator } from '../src/simulator/server.js';
@@ -30,11 +31,9 @@ import { Keyring } from '../src/store/encryption.js';
 import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
 import { devServerSearchAttributeArgs, temporalCliPath } from '../src/temporalDevServer.js';
 import { bundleWorkflows } from '../src/worker.js';
-import { reauthorizationCallback } from '../src/workflows/definitions.js';
 import {
   enterpriseDowngradeId,
   enterpriseUserDowngradeId,
-  userAccessCallback,
   type EnterpriseStatus,
 } from '../src/workflows/enterpriseDefinitions.js';
 import type { ChildMessage, ParentMessage, WorkerStats } from './workerProcess.js';
@@ -203,18 +202,11 @@ async function runOnce(
     const enterpriseUsers = new EnterpriseUsers(database);
     const stateSigner = new StateSigner(STATE_SECRET);
 
-    const callbacks = await startCallbackServer(
-      {
-        stateSigner,
-        codes: store,
-        nonces: store,
-        signalReauthorization: (workflowId, callback) =>
-          env.client.workflow.getHandle(workflowId).signal(reauthorizationCallback, callback),
-        signalUserAccess: (workflowId, callback) =>
-          env.client.workflow.getHandle(workflowId).signal(userAccessCallback, callback),
-      },
-      { host: '127.0.0.1', port: 0, logLevel: 'silent' },
-    );
+    const callbacks = await startCallbackServer(temporalCallbackDeps(env.client, store, stateSigner), {
+      host: '127.0.0.1',
+      port: 0,
+      logLevel: 'silent',
+    });
     cleanups.push(() => callbacks.app.close());
     const redirectUri = `${callbacks.url}${REDIRECT_PATH}`;
     const simulator = await startSimulator({

@@ -6,6 +6,7 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { REDIRECT_PATH } from './callbacks/getReauthorizationRedirect.js';
 import { startCallbackServer } from './callbacks/server.js';
+import { temporalCallbackDeps } from './callbacks/deps.js';
 import { startCodecServer } from './codec/codecServer.js';
 import { loadConfig } from './config.js';
 import { createLogger } from './logger.js';
@@ -19,8 +20,6 @@ import {
 } from './services.js';
 import { startSimulator } from './simulator/server.js';
 import { startDevServer } from './temporalDevServer.js';
-import { reauthorizationCallback } from './workflows/definitions.js';
-import { userAccessCallback } from './workflows/enterpriseDefinitions.js';
 import { createDowngradeWorkers } from './worker.js';
 
 const config = loadConfig();
@@ -89,15 +88,7 @@ async function main() {
   });
 
   const callbacks = await startCallbackServer(
-    {
-      stateSigner: services.stateSigner,
-      codes: services.store,
-      nonces: services.store,
-      signalReauthorization: (workflowId, callback) =>
-        temporal.client.workflow.getHandle(workflowId).signal(reauthorizationCallback, callback),
-      signalUserAccess: (workflowId, callback) =>
-        temporal.client.workflow.getHandle(workflowId).signal(userAccessCallback, callback),
-    },
+    temporalCallbackDeps(temporal.client, services.store, services.stateSigner),
     {
       host: config.CALLBACK_HOST,
       port: config.CALLBACK_PORT,

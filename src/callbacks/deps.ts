@@ -1,5 +1,6 @@
-import type { ReauthorizationCallback } from '../workflows/definitions.js';
-import type { UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
+import type { Client } from '@temporalio/client';
+import { reauthorizationCallback, type ReauthorizationCallback } from '../workflows/definitions.js';
+import { userAccessCallback, type UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
 import type { StateSigner } from './stateToken.js';
 
 /** Where a callback's code waits, encrypted, until the workflow's exchange activity reads it. */
@@ -27,3 +28,20 @@ export const stateRejections = {
   wrong_purpose: [400, 'This link is not valid', 'The sign-in link was issued for something else.'],
   expired: [410, 'This link has expired', 'Ask the application for a new link.'],
 } as const;
+
+/** The production wiring: codes and nonces in the credential store, signals sent through a Temporal client. */
+export function temporalCallbackDeps(
+  temporal: Client,
+  store: CallbackDeps['codes'] & CallbackDeps['nonces'],
+  stateSigner: StateSigner,
+): CallbackDeps {
+  return {
+    stateSigner,
+    codes: store,
+    nonces: store,
+    signalReauthorization: (workflowId, callback) =>
+      temporal.workflow.getHandle(workflowId).signal(reauthorizationCallback, callback),
+    signalUserAccess: (workflowId, callback) =>
+      temporal.workflow.getHandle(workflowId).signal(userAccessCallback, callback),
+  };
+}

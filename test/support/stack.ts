@@ -14,6 +14,7 @@ import { parseConsentFormBase } from './consentForm.js';
 import { DowngradeClient } from '../../src/client.js';
 import { REDIRECT_PATH } from '../../src/callbacks/getReauthorizationRedirect.js';
 import { startCallbackServer } from '../../src/callbacks/server.js';
+import { temporalCallbackDeps } from '../../src/callbacks/deps.js';
 import { StateSigner } from '../../src/callbacks/stateToken.js';
 import type { EncryptionCodec } from '../../src/codec/encryptionCodec.js';
 import { CronofyClient } from '../../src/cronofy/client.js';
@@ -23,8 +24,7 @@ import { CredentialStore } from '../../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { Keyring } from '../../src/store/encryption.js';
 import { devServerSearchAttributeArgs, temporalCliPath } from '../../src/temporalDevServer.js';
-import { reauthorizationCallback, type ApplicationEvent } from '../../src/workflows/definitions.js';
-import { userAccessCallback } from '../../src/workflows/enterpriseDefinitions.js';
+import type { ApplicationEvent } from '../../src/workflows/definitions.js';
 import { EnterpriseUsers } from '../../src/store/enterpriseUsers.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../../src/callbacks/postServiceAccountCallback.js';
 import { bundleWorkflows, createDowngradeWorkers } from '../../src/worker.js';
@@ -92,18 +92,11 @@ export async function startStack(
   const webhook = await startWebhookReceiver(webhookEvents);
 
   // The callback server must exist before the simulator, which only redirects to registered URIs.
-  const callbacks = await startCallbackServer(
-    {
-      stateSigner,
-      codes: store,
-      nonces: store,
-      signalReauthorization: (workflowId, callback) =>
-        env.client.workflow.getHandle(workflowId).signal(reauthorizationCallback, callback),
-      signalUserAccess: (workflowId, callback) =>
-        env.client.workflow.getHandle(workflowId).signal(userAccessCallback, callback),
-    },
-    { host: '127.0.0.1', port: 0, logLevel: 'silent' },
-  );
+  const callbacks = await startCallbackServer(temporalCallbackDeps(env.client, store, stateSigner), {
+    host: '127.0.0.1',
+    port: 0,
+    logLevel: 'silent',
+  });
   const redirectUri = `${callbacks.url}${REDIRECT_PATH}`;
   const simulator = await startSimulator({ clients: [{ ...CLIENT, redirectUris: [redirectUri] }] });
   const cronofy = new CronofyClient({ ...CLIENT, hosts: { api: simulator.url, app: simulator.url } });
