@@ -22,7 +22,7 @@ import { REDIRECT_PATH } from '../src/callbacks/getReauthorizationRedirect.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
 import { startCallbackServer } from '../src/callbacks/server.js';
 import { temporalCallbackDeps } from '../src/callbacks/deps.js';
-import { EncryptionCodec } from '../src/codec/encryptionCodec.js';
+import { payloadEncryption } from '../src/services.js';
 import { StateSigner } from '../src/callbacks/stateToken.js';
 import { startSimulator } from '../src/simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
@@ -184,7 +184,7 @@ async function runOnce(
   try {
     const payloadKeys = Keyring.generateSpec('payload1');
     const env = await TestWorkflowEnvironment.createLocal({
-      client: { dataConverter: { payloadCodecs: [EncryptionCodec.fromSpec(payloadKeys)] } },
+      client: { dataConverter: payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: payloadKeys }).dataConverter },
       server: {
         executable: { type: 'existing-path', path: temporalCliPath() },
         ip: '127.0.0.1',

@@ -6,7 +6,7 @@
  */
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { StateSigner } from '../src/callbacks/stateToken.js';
-import { EncryptionCodec } from '../src/codec/encryptionCodec.js';
+import { payloadEncryption } from '../src/services.js';
 import { CronofyClient } from '../src/cronofy/client.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase } from '../src/store/database.js';
@@ -56,9 +56,9 @@ async function main(): Promise<void> {
   });
   const connection = await NativeConnection.connect({ address: required('BENCH_TEMPORAL_ADDRESS') });
   // Payloads are encrypted as in production: the codec's cost is part of what is measured.
-  const dataConverter = {
-    payloadCodecs: [EncryptionCodec.fromSpec(required('BENCH_PAYLOAD_ENCRYPTION_KEYS'))],
-  };
+  const { dataConverter } = payloadEncryption({
+    PAYLOAD_ENCRYPTION_KEYS: required('BENCH_PAYLOAD_ENCRYPTION_KEYS'),
+  });
   const workers = await createDowngradeWorkers({
     connection,
     namespace: 'default',

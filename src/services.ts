@@ -7,6 +7,7 @@ import { SERVICE_ACCOUNT_CALLBACK_PATH } from './callbacks/postServiceAccountCal
 import { StateSigner } from './callbacks/stateToken.js';
 import type { Config } from './config.js';
 import { EncryptionCodec } from './codec/encryptionCodec.js';
+import { failureConverterPath } from './worker.js';
 import { CronofyClient } from './cronofy/client.js';
 import { CredentialStore } from './store/credentialStore.js';
 import { openDatabase, type Database } from './store/database.js';
@@ -46,14 +47,15 @@ export function redirectUri(config: Config): string {
 
 /**
  * Encrypts every payload the service hands Temporal (workflow inputs and results, activity arguments, signals,
- * queries, memos) under PAYLOAD_ENCRYPTION_KEYS. The client, the workers and the codec server must share it.
+ * queries, memos, failure messages and stack traces) under PAYLOAD_ENCRYPTION_KEYS. The client, the workers and the
+ * codec server must share it.
  */
 export function payloadEncryption(config: Pick<Config, 'PAYLOAD_ENCRYPTION_KEYS'>): {
   codec: EncryptionCodec;
   dataConverter: DataConverter;
 } {
   const codec = EncryptionCodec.fromSpec(config.PAYLOAD_ENCRYPTION_KEYS);
-  return { codec, dataConverter: { payloadCodecs: [codec] } };
+  return { codec, dataConverter: { payloadCodecs: [codec], failureConverterPath } };
 }
 
 export interface Services {

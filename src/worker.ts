@@ -10,6 +10,8 @@ import { createActivities, type ActivityDeps } from './activities/index.js';
 import { cronofyTaskQueue } from './workflows/definitions.js';
 
 export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
+/** Encodes failure messages so that the payload codec encrypts them (see codec/failureConverter.ts). */
+export const failureConverterPath = fileURLToPath(new URL('./codec/failureConverter.ts', import.meta.url));
 
 export interface DowngradeWorkerOptions {
   connection: NativeConnection;
@@ -34,7 +36,7 @@ export interface DowngradeWorkers {
 
 /** Bundles the workflow code once (webpack), logging only problems. */
 export function bundleWorkflows(): ReturnType<typeof bundleWorkflowCode> {
-  return bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+  return bundleWorkflowCode({ workflowsPath, failureConverterPath, logger: new DefaultLogger('WARN') });
 }
 
 /**

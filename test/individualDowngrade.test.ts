@@ -360,6 +360,17 @@ describe('Cronofy failures', () => {
     assert.equal(result.state, 'failed');
     assert.match(result.reason ?? '', /invalid_grant/);
     assert.equal((await requestsTo('token')).length - tokensBefore, 1, 'the used code was sent once');
+
+    // The activity's failure is stored encoded: the server holds no error message, only an encrypted payload.
+    const events = (await stack.env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const failures = events.flatMap((event) => event.activityTaskFailedEventAttributes?.failure ?? []);
+    assert.ok(failures.length > 0, 'the exchange activity failed');
+    for (const failure of failures) {
+      assert.equal(failure.message, 'Encoded failure');
+      assert.equal(failure.stackTrace ?? '', '');
+    }
+    const raw = await rawHistory(stack, workflowId);
+    assert.equal(raw.includes(Buffer.from('invalid_grant')), false, 'the error is not in plaintext');
   });
 });
 
