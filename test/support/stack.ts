@@ -58,7 +58,8 @@ export interface Stack {
   cronofy: CronofyClient;
   webhookEvents: ApplicationEvent[];
   taskQueue: string;
-  startWorker(): Promise<RunningWorker>;
+  /** A worker as the service runs it; `dataConverter` replaces the stack's (a worker after a key rotation, say). */
+  startWorker(options?: { dataConverter?: DataConverter }): Promise<RunningWorker>;
   stop(): Promise<void>;
 }
 
@@ -71,17 +72,27 @@ export async function startStack(
     extraServerArgs?: string[];
     cronofyCallsPerSecond?: number;
     serviceAccountRefreshMarginMs?: number;
+    /**
+     * A dev server the caller started (and stops), e.g. with the Temporal UI (`startDevServer`); without it the
+     * stack starts its own, headless one.
+     */
+    temporalAddress?: string;
   } = {},
 ): Promise<Stack> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const { codec, dataConverter } = testPayloadEncryption();
-  const env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: temporalCliPath() },
-      extraArgs: [...devServerSearchAttributeArgs(), ...(options.extraServerArgs ?? [])],
-    },
-    client: { dataConverter },
-  });
+  const env = options.temporalAddress
+    ? await TestWorkflowEnvironment.createFromExistingServer({
+        address: options.temporalAddress,
+        client: { dataConverter },
+      })
+    : await TestWorkflowEnvironment.createLocal({
+        server: {
+          executable: { type: 'existing-path', path: temporalCliPath() },
+          extraArgs: [...devServerSearchAttributeArgs(), ...(options.extraServerArgs ?? [])],
+        },
+        client: { dataConverter },
+      });
   const workflowBundle = await bundleWorkflows();
   const database = await openDatabase('memory:');
   const store = new CredentialStore(database, Keyring.parse(Keyring.generateSpec('test1')));
@@ -102,7 +113,9 @@ export async function startStack(
   const cronofy = new CronofyClient({ ...CLIENT, hosts: { api: simulator.url, app: simulator.url } });
 
   const taskQueue = `downgrades-${Date.now()}`;
-  const startWorker = async (): Promise<RunningWorker> => {
+  const startWorker = async (
+    workerOptions: { dataConverter?: DataConverter } = {},
+  ): Promise<RunningWorker> => {
     const worker = await createDowngradeWorkers({
       connection: env.nativeConnection,
       namespace: 'default',
@@ -119,7 +132,7 @@ export async function startStack(
         webhook: { url: webhook.url, secret: WEBHOOK_SECRET },
       },
       cronofyCallsPerSecond: options.cronofyCallsPerSecond ?? 1000,
-      dataConverter,
+      dataConverter: workerOptions.dataConverter ?? dataConverter,
     });
     const running = worker.run();
     return {
