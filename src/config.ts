@@ -31,6 +31,17 @@ const Environment = z.object({
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TEMPORAL_TASK_QUEUE: z.string().default('cronofy-downgrade'),
   /**
+   * Temporal Cloud or any TLS-fronted cluster. An API key (Temporal Cloud) or a client certificate (mTLS) turns
+   * TLS on; TEMPORAL_TLS=true turns it on without either (server authentication only).
+   */
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_TLS: z.enum(['true', 'false']).optional(),
+  TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_KEY_PATH: z.string().min(1).optional(),
+  /** A private CA for the server's certificate; by default the system's roots. */
+  TEMPORAL_TLS_CA_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+  /**
    * Server-enforced cap on Cronofy calls per second across every worker. Cronofy allows 50/s and 500/min per
    * application; a task-queue rate limit is per second, so the default stays under the per-minute limit.
    */
@@ -59,6 +70,14 @@ const Environment = z.object({
   CODEC_SERVER_PORT: port.default(8234),
   /** The one browser origin the codec server answers (CORS): the Temporal UI. Defaults to the embedded UI's. */
   CODEC_ALLOWED_ORIGIN: url.transform((value) => new URL(value).origin).optional(),
+  /**
+   * Operators signed in to the Temporal UI through OIDC: the UI forwards their access token
+   * (TEMPORAL_CODEC_PASS_ACCESS_TOKEN=true) and the codec server accepts JWTs from this issuer for this audience.
+   */
+  CODEC_OIDC_ISSUER: url.optional(),
+  CODEC_OIDC_AUDIENCE: z.string().min(1).optional(),
+  /** The issuer's JWKS, when it is not published through OIDC discovery. */
+  CODEC_OIDC_JWKS_URL: url.optional(),
 
   APP_WEBHOOK_URL: url.optional(),
   APP_WEBHOOK_SECRET: z.string().min(16).optional(),
@@ -78,6 +97,8 @@ const PAIRS = [
   ['CRONOFY_CLIENT_ID', 'CRONOFY_CLIENT_SECRET'],
   ['CRONOFY_API_URL', 'CRONOFY_APP_URL'],
   ['APP_WEBHOOK_URL', 'APP_WEBHOOK_SECRET'],
+  ['CODEC_OIDC_ISSUER', 'CODEC_OIDC_AUDIENCE'],
+  ['TEMPORAL_TLS_CERT_PATH', 'TEMPORAL_TLS_KEY_PATH'],
 ] as const;
 
 export type Config = Omit<z.infer<typeof Environment>, 'CODEC_ALLOWED_ORIGIN'> & {
@@ -92,7 +113,9 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-export function parseConfig(env: Record<string, string | undefined>): Config {
+export function parseConfig(rawEnv: Record<string, string | undefined>): Config {
+  // A variable set to the empty string (`FOO=` in an env file, `${FOO:-}` in Compose) counts as unset.
+  const env = Object.fromEntries(Object.entries(rawEnv).filter(([, value]) => value !== ''));
   const parsed = Environment.safeParse(env);
   const problems = parsed.success
     ? []

@@ -36,6 +36,14 @@ async function main() {
     codec,
     token: config.CODEC_SERVER_TOKEN,
     allowedOrigin: config.CODEC_ALLOWED_ORIGIN,
+    oidc:
+      config.CODEC_OIDC_ISSUER && config.CODEC_OIDC_AUDIENCE
+        ? {
+            issuer: config.CODEC_OIDC_ISSUER,
+            audience: config.CODEC_OIDC_AUDIENCE,
+            jwksUrl: config.CODEC_OIDC_JWKS_URL,
+          }
+        : undefined,
     // The embedded UI cannot send a token; outside production, on loopback, its origin is trusted instead.
     trustAllowedOrigin: process.env.NODE_ENV !== 'production' && isLoopback(config.CODEC_SERVER_HOST),
     host: config.CODEC_SERVER_HOST,

@@ -1,4 +1,5 @@
-import { Client, Connection } from '@temporalio/client';
+import { readFileSync } from 'node:fs';
+import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import type { ActivityDeps } from './activities/index.js';
@@ -101,11 +102,78 @@ export async function createServices(config: Config, cronofy: CronofyTarget): Pr
   };
 }
 
+type TemporalConnectionConfig = Pick<
+  Config,
+  | 'TEMPORAL_ADDRESS'
+  | 'TEMPORAL_NAMESPACE'
+  | 'TEMPORAL_API_KEY'
+  | 'TEMPORAL_TLS'
+  | 'TEMPORAL_TLS_CERT_PATH'
+  | 'TEMPORAL_TLS_KEY_PATH'
+  | 'TEMPORAL_TLS_CA_PATH'
+  | 'TEMPORAL_TLS_SERVER_NAME'
+>;
+
+/**
+ * How the client and the workers reach Temporal: plain gRPC to a dev server or a cluster inside the network, or TLS
+ * with a client certificate (mTLS) or an API key, as Temporal Cloud requires. Certificate files are read here, once,
+ * and an unreadable one is reported by its variable's name.
+ */
+export function temporalConnectionOptions(config: TemporalConnectionConfig): {
+  address: string;
+  tls?: TLSConfig | false;
+  apiKey?: string;
+  metadata?: Record<string, string>;
+} {
+  const clientCertPair =
+    config.TEMPORAL_TLS_CERT_PATH && config.TEMPORAL_TLS_KEY_PATH
+      ? {
+          crt: readConfiguredFile('TEMPORAL_TLS_CERT_PATH', config.TEMPORAL_TLS_CERT_PATH),
+          key: readConfiguredFile('TEMPORAL_TLS_KEY_PATH', config.TEMPORAL_TLS_KEY_PATH),
+        }
+      : undefined;
+  const useTls =
+    config.TEMPORAL_TLS === 'true' ||
+    (config.TEMPORAL_TLS !== 'false' &&
+      (clientCertPair !== undefined || config.TEMPORAL_API_KEY !== undefined));
+  if (config.TEMPORAL_TLS === 'false' && (clientCertPair || config.TEMPORAL_API_KEY)) {
+    throw new Error('TEMPORAL_TLS=false cannot be combined with a client certificate or TEMPORAL_API_KEY');
+  }
+  return {
+    address: config.TEMPORAL_ADDRESS,
+    tls: useTls
+      ? {
+          clientCertPair,
+          serverRootCACertificate: config.TEMPORAL_TLS_CA_PATH
+            ? readConfiguredFile('TEMPORAL_TLS_CA_PATH', config.TEMPORAL_TLS_CA_PATH)
+            : undefined,
+          serverNameOverride: config.TEMPORAL_TLS_SERVER_NAME,
+        }
+      : false,
+    ...(config.TEMPORAL_API_KEY
+      ? {
+          apiKey: config.TEMPORAL_API_KEY,
+          // Temporal Cloud's regional endpoints route API-key calls by this header.
+          metadata: { 'temporal-namespace': config.TEMPORAL_NAMESPACE },
+        }
+      : {}),
+  };
+}
+
+function readConfiguredFile(variable: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new Error(`${variable}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
 /** Connects the client (encoding through `dataConverter`) and the workers' connection to Temporal. */
-export async function connectTemporal(config: Config, dataConverter: DataConverter) {
+export async function connectTemporal(config: TemporalConnectionConfig, dataConverter: DataConverter) {
+  const options = temporalConnectionOptions(config);
   const [clientConnection, workerConnection] = await Promise.all([
-    Connection.connect({ address: config.TEMPORAL_ADDRESS }),
-    NativeConnection.connect({ address: config.TEMPORAL_ADDRESS }),
+    Connection.connect(options),
+    NativeConnection.connect(options),
   ]);
   const client = new Client({
     connection: clientConnection,

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
@@ -7,6 +9,7 @@ import proto from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import got from 'got';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { z } from 'zod';
 import { startCodecServer, type RunningCodecServer } from '../src/codec/codecServer.js';
 import { EncryptionCodec, PayloadDecryptionError } from '../src/codec/encryptionCodec.js';
@@ -28,6 +31,10 @@ function metadataText(payload: Payload, name: string): string | undefined {
   const value = payload.metadata?.[name];
   return value ? Buffer.from(value).toString('utf8') : undefined;
 }
+
+type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+const b64 = (text: string) => Buffer.from(text).toString('base64');
+const b64url = (text: string) => Buffer.from(text).toString('base64url');
 
 function serialized(payload: Payload): Buffer {
   return Buffer.from(temporal.api.common.v1.Payload.encode(payload).finish());
@@ -338,6 +345,92 @@ describe('codec server', () => {
       assert.equal(response.statusCode, 413);
     } finally {
       await small.close();
+    }
+  });
+});
+
+describe("codec server with the Temporal UI's forwarded OIDC access token", () => {
+  const codec = EncryptionCodec.fromSpec(K1);
+  const AUDIENCE = 'temporal-ui';
+  let issuer: string;
+  let idp: Server;
+  let server: RunningCodecServer;
+  let signingKey: SigningKey;
+  let discoveryRequests = 0;
+
+  before(async () => {
+    // The identity provider, on a real socket: OIDC discovery and its JWKS.
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    signingKey = privateKey;
+    const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'idp-key-1', alg: 'RS256', use: 'sig' }] };
+    idp = createServer((request, response) => {
+      const json = (body: unknown) =>
+        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      if (request.url === '/.well-known/openid-configuration') {
+        discoveryRequests += 1;
+        json({ issuer, jwks_uri: `${issuer}/jwks.json` });
+      } else if (request.url === '/jwks.json') json(jwks);
+      else response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => idp.listen(0, '127.0.0.1', resolve));
+    issuer = `http://127.0.0.1:${(idp.address() as AddressInfo).port}`;
+    server = await startCodecServer({
+      codec,
+      token: TOKEN,
+      allowedOrigin: UI_ORIGIN,
+      oidc: { issuer, audience: AUDIENCE },
+      host: '127.0.0.1',
+      port: 0,
+    });
+  });
+  after(async () => {
+    await server?.close();
+    await new Promise((resolve) => idp?.close(resolve));
+  });
+
+  const accessToken = (
+    claims: { iss?: string; aud?: string; exp?: string | number } = {},
+    key: SigningKey = signingKey,
+  ) =>
+    new SignJWT({ scope: 'openid email' })
+      .setProtectedHeader({ alg: 'RS256', kid: 'idp-key-1' })
+      .setSubject('operator@example.org')
+      .setIssuer(claims.iss ?? issuer)
+      .setAudience(claims.aud ?? AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime(claims.exp ?? '5m')
+      .sign(key);
+
+  const decodeWith = async (token: string) => {
+    const secret = secretValue();
+    const response = await got.post(`${server.url}/decode`, {
+      json: { payloads: (await codec.encode([defaultPayloadConverter.toPayload(secret)])).map(toJson) },
+      headers: { authorization: `Bearer ${token}`, origin: UI_ORIGIN },
+      throwHttpErrors: false,
+      retry: { limit: 0 },
+    });
+    return { status: response.statusCode, decoded: response.body.includes(b64(JSON.stringify(secret))) };
+  };
+
+  test("an operator's valid access token from the issuer decodes", async () => {
+    assert.deepEqual(await decodeWith(await accessToken()), { status: 200, decoded: true });
+    assert.deepEqual(await decodeWith(await accessToken()), { status: 200, decoded: true });
+    assert.equal(discoveryRequests, 1, 'discovery and keys are fetched once, then cached');
+  });
+
+  test('expired, wrong-audience, wrong-issuer, foreign-key and unsigned tokens get 401', async () => {
+    const { privateKey: foreignKey } = await generateKeyPair('RS256');
+    const unsigned = `${b64url('{"alg":"none"}')}.${b64url(JSON.stringify({ iss: issuer, aud: AUDIENCE, exp: 9e9 }))}.`;
+    const refused = [
+      await accessToken({ exp: Math.floor(Date.now() / 1000) - 60 }),
+      await accessToken({ aud: 'another-api' }),
+      await accessToken({ iss: 'http://127.0.0.1:1/other-issuer' }),
+      await accessToken({}, foreignKey),
+      unsigned,
+      'not-a-jwt',
+    ];
+    for (const token of refused) {
+      assert.deepEqual(await decodeWith(token), { status: 401, decoded: false });
     }
   });
 });

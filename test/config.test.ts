@@ -170,3 +170,18 @@ test('local secrets are generated once; a file from an earlier version gains the
     rmSync(directory, { recursive: true, force: true });
   }
 });
+
+test('a variable set to the empty string counts as unset (Compose `${VAR:-}`, `VAR=` in env files)', () => {
+  const config = parseConfig({
+    ...valid,
+    CODEC_OIDC_ISSUER: '',
+    CODEC_OIDC_AUDIENCE: '',
+    TEMPORAL_ADDRESS: '',
+  });
+  assert.equal(config.CODEC_OIDC_ISSUER, undefined);
+  assert.equal(config.TEMPORAL_ADDRESS, '127.0.0.1:7233');
+  assert.throws(
+    () => parseConfig({ ...valid, CODEC_OIDC_ISSUER: 'https://idp.example.org', CODEC_OIDC_AUDIENCE: '' }),
+    /CODEC_OIDC_AUDIENCE: required with CODEC_OIDC_ISSUER/,
+  );
+});

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { loggerOptions } from '../logger.js';
 
@@ -27,6 +28,12 @@ export interface CodecServerOptions {
   /** The one browser origin allowed to call (the Temporal UI), e.g. `http://127.0.0.1:8233`. */
   allowedOrigin: string;
   /**
+   * Also accept the Temporal UI's forwarded credentials: with `TEMPORAL_CODEC_PASS_ACCESS_TOKEN=true` the UI sends
+   * the signed-in operator's OIDC access token as the bearer token; it must be a JWT from `issuer`, for `audience`,
+   * signed by a key of the issuer's JWKS (discovered from the issuer unless `jwksUrl` is given) and not expired.
+   */
+  oidc?: OidcOptions;
+  /**
    * Local development only: also answer the allowed origin's requests without a token. The Temporal UI of a dev
    * server has no way to send one, and everything here listens on loopback.
    */
@@ -35,6 +42,12 @@ export interface CodecServerOptions {
   port: number;
   bodyLimit?: number;
   logLevel?: string;
+}
+
+export interface OidcOptions {
+  issuer: string;
+  audience: string;
+  jwksUrl?: string;
 }
 
 export interface RunningCodecServer {
@@ -49,7 +62,12 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
     // A payload may be up to 2 MB; the UI sends the payloads of one event at a time.
     bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024,
   });
-  const isAuthorized = bearerTokenCheck(options.token);
+  const isServiceToken = bearerTokenCheck(options.token);
+  const isOperatorToken = options.oidc ? accessTokenCheck(options.oidc) : async () => false;
+  const isAuthorized = async (header: string | undefined) => {
+    const token = /^Bearer (.+)$/i.exec(header ?? '')?.[1];
+    return token !== undefined && (isServiceToken(token) || (await isOperatorToken(token)));
+  };
 
   // Runs before the body is read: an unauthorized request is never parsed, let alone decoded.
   app.addHook('onRequest', async (request, reply) => {
@@ -69,7 +87,10 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
       }
       return reply.code(204).send();
     }
-    if (!(options.trustAllowedOrigin && corsAllowed) && !isAuthorized(request.headers.authorization)) {
+    if (
+      !(options.trustAllowedOrigin && corsAllowed) &&
+      !(await isAuthorized(request.headers.authorization))
+    ) {
       return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized' });
     }
   });
@@ -103,13 +124,48 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
 }
 
 /** Compares digests, so neither the token's content nor its length leaks through timing. */
-function bearerTokenCheck(token: string): (header: string | undefined) => boolean {
+function bearerTokenCheck(token: string): (candidate: string) => boolean {
   const expected = createHash('sha256').update(token).digest();
-  return (header) => {
-    const match = /^Bearer (.+)$/i.exec(header ?? '');
-    if (!match?.[1]) return false;
-    return timingSafeEqual(createHash('sha256').update(match[1]).digest(), expected);
+  return (candidate) => timingSafeEqual(createHash('sha256').update(candidate).digest(), expected);
+}
+
+/**
+ * Verifies an operator's OIDC access token (a JWT) against the issuer's published keys. The JWKS is fetched on
+ * first use and cached by jose (refetched when a token names an unknown key id); a failed discovery is retried on
+ * the next request.
+ */
+function accessTokenCheck(oidc: OidcOptions): (token: string) => Promise<boolean> {
+  let keys: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+  const jwks = () =>
+    (keys ??= discoverJwksUrl(oidc)
+      .then((url) => createRemoteJWKSet(url))
+      .catch((error: unknown) => {
+        keys = undefined;
+        throw error;
+      }));
+  return async (token) => {
+    if (token.split('.').length !== 3) return false;
+    try {
+      await jwtVerify(token, await jwks(), {
+        issuer: oidc.issuer,
+        audience: oidc.audience,
+        algorithms: ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'],
+      });
+      return true;
+    } catch {
+      return false;
+    }
   };
+}
+
+const OpenIdConfiguration = z.object({ jwks_uri: z.url() });
+
+async function discoverJwksUrl(oidc: OidcOptions): Promise<URL> {
+  if (oidc.jwksUrl) return new URL(oidc.jwksUrl);
+  const discovery = new URL('.well-known/openid-configuration', oidc.issuer.replace(/\/?$/, '/'));
+  const response = await fetch(discovery, { signal: AbortSignal.timeout(5_000) });
+  if (!response.ok) throw new Error(`OIDC discovery at ${discovery.href} answered ${response.status}`);
+  return new URL(OpenIdConfiguration.parse(await response.json()).jwks_uri);
 }
 
 function fromJson({ metadata, data }: JsonPayload): Payload {
