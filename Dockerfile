@@ -7,4 +7,4 @@ COPY tsconfig.json ./
 COPY src ./src
 USER node
 EXPOSE 8080 7070
-CMD ["npx", "tsx", "src/main.ts"]
+CMD ["node", "--import", "tsx", "src/main.ts"]

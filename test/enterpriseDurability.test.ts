@@ -3,8 +3,6 @@
  * SIGKILL twice while a domain moves; started again, it ends with the same counts, every user recorded once.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { after, before, test } from 'node:test';
 import { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -20,14 +18,8 @@ import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
 import { enterpriseDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
 import { devServerSearchAttributeArgs, temporalCliPath } from '../src/temporalDevServer.js';
 import { createScratchDatabase, testPostgresUrl } from './support/postgres.js';
-import {
-  CLIENT,
-  decideOnConsentPage,
-  followRedirect,
-  STATE_SECRET,
-  TEST_PAYLOAD_ENCRYPTION_KEYS,
-  testPayloadEncryption,
-} from './support/stack.js';
+import { freePort, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import { CLIENT, decideOnConsentPage, followRedirect, testPayloadEncryption } from './support/stack.js';
 
 const USERS = 300;
 const DOMAIN = 'durable.example.org';
@@ -40,7 +32,7 @@ let database: Database;
 let downgrades: DowngradeClient;
 let temporalClient: Client;
 let enterpriseUsers: EnterpriseUsers;
-let service: ChildProcess | undefined;
+let service: ServiceProcess | undefined;
 let callbackPort: number;
 const taskQueue = `durable-${Date.now()}`;
 
@@ -75,7 +67,7 @@ before(async () => {
 });
 
 after(async () => {
-  service?.kill('SIGKILL');
+  await service?.stop('SIGKILL');
   await simulator?.close();
   await database?.close();
   await scratch?.drop();
@@ -83,50 +75,18 @@ after(async () => {
 });
 
 async function startService(): Promise<void> {
-  service = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: {
-      ...process.env,
-      NODE_ENV: 'production',
-      LOG_LEVEL: 'error',
-      TEMPORAL_ADDRESS: env.address,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      DATABASE_URL: scratch.url,
-      CREDENTIAL_KEYS,
-      PAYLOAD_ENCRYPTION_KEYS: TEST_PAYLOAD_ENCRYPTION_KEYS,
-      CODEC_SERVER_TOKEN: 'durability-codec-token-0123456789',
-      CODEC_SERVER_PORT: '0',
-      STATE_SIGNING_SECRET: STATE_SECRET,
-      CRONOFY_CLIENT_ID: CLIENT.clientId,
-      CRONOFY_CLIENT_SECRET: CLIENT.clientSecret,
-      CRONOFY_API_URL: simulator.url,
-      CRONOFY_APP_URL: simulator.url,
-      CRONOFY_CALLS_PER_SECOND: '40',
-      CALLBACK_HOST: '127.0.0.1',
-      CALLBACK_PORT: String(callbackPort),
-    },
+  service = await startServiceProcess({
+    temporalAddress: env.address,
+    taskQueue,
+    databaseUrl: scratch.url,
+    credentialKeys: CREDENTIAL_KEYS,
+    simulatorUrl: simulator.url,
+    callbackPort,
   });
-  const started = service;
-  let exitCode: number | null = null;
-  started.once('exit', (code) => (exitCode = code ?? -1));
-  // Bundling the workflow code at start takes seconds, more on a loaded machine.
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    if (exitCode !== null) throw new Error(`the service exited with code ${exitCode} before it was healthy`);
-    const healthy = await got(`http://127.0.0.1:${callbackPort}/healthz`, { retry: { limit: 0 } }).then(
-      () => true,
-      () => false,
-    );
-    if (healthy) return;
-    if (Date.now() > deadline) throw new Error('the service did not come up');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 async function killService(): Promise<void> {
-  const exited = new Promise((resolve) => service!.once('exit', resolve));
-  service!.kill('SIGKILL');
-  await exited;
+  await service!.stop('SIGKILL');
 }
 
 async function recorded(captureId: string): Promise<number> {
@@ -199,14 +159,3 @@ test('a domain survives its service being killed with SIGKILL twice: same counts
   assert.deepEqual(twice, [], 'no user was granted and stored twice');
   assert.equal(new Set(outcomes.map((o) => o.credentialRef)).size, USERS);
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}

@@ -1,0 +1,98 @@
+/**
+ * The service (`src/main.ts`: worker, callback server, codec server) as its own process, as production runs it:
+ * started on a given Temporal, database and Cronofy (the simulator), stopped with a signal.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import got from 'got';
+import { CLIENT, STATE_SECRET, TEST_PAYLOAD_ENCRYPTION_KEYS } from './stack.js';
+
+export interface ServiceProcessOptions {
+  temporalAddress: string;
+  taskQueue: string;
+  databaseUrl: string;
+  credentialKeys: string;
+  simulatorUrl: string;
+  callbackPort: number;
+  cronofyCallsPerSecond?: number;
+  /** More variables, overriding the defaults. */
+  env?: Record<string, string>;
+}
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  /** Resolves with the exit code (or the signal's name) once the process has exited. */
+  exited: Promise<number | string>;
+  /** Sends `signal` and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+/** Starts the service and waits until its callback server answers /healthz. */
+export async function startServiceProcess(options: ServiceProcessOptions): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'error',
+      TEMPORAL_ADDRESS: options.temporalAddress,
+      TEMPORAL_TASK_QUEUE: options.taskQueue,
+      DATABASE_URL: options.databaseUrl,
+      CREDENTIAL_KEYS: options.credentialKeys,
+      PAYLOAD_ENCRYPTION_KEYS: TEST_PAYLOAD_ENCRYPTION_KEYS,
+      CODEC_SERVER_TOKEN: 'service-process-codec-token-0123456789',
+      CODEC_SERVER_PORT: '0',
+      METRICS_BIND_ADDRESS: 'off',
+      STATE_SIGNING_SECRET: STATE_SECRET,
+      CRONOFY_CLIENT_ID: CLIENT.clientId,
+      CRONOFY_CLIENT_SECRET: CLIENT.clientSecret,
+      CRONOFY_API_URL: options.simulatorUrl,
+      CRONOFY_APP_URL: options.simulatorUrl,
+      CRONOFY_CALLS_PER_SECOND: String(options.cronofyCallsPerSecond ?? 40),
+      CALLBACK_HOST: '127.0.0.1',
+      CALLBACK_PORT: String(options.callbackPort),
+      ...options.env,
+    },
+  });
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
+  let exitCode: number | string | undefined;
+  void exited.then((code) => (exitCode = code));
+  // Bundling the workflow code at start takes seconds, more on a loaded machine.
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    if (exitCode !== undefined) throw new Error(`the service exited (${exitCode}) before it was healthy`);
+    const healthy = await got(`http://127.0.0.1:${options.callbackPort}/healthz`, {
+      retry: { limit: 0 },
+    }).then(
+      () => true,
+      () => false,
+    );
+    if (healthy) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error('the service did not come up');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return {
+    child,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (exitCode === undefined) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
