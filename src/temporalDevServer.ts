@@ -25,22 +25,26 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
-/** Starts the official Temporal dev server with its data in a file, the Temporal UI on, and waits until healthy. */
+/**
+ * Starts the official Temporal dev server with the Temporal UI on, and waits until healthy. Its data is kept in
+ * `dbFile`, or only in memory without one (tests).
+ */
 export async function startDevServer(options: {
   port: number;
   uiPort: number;
-  dbFile: string;
+  dbFile?: string;
   /** A remote codec the Temporal UI calls to show payloads decoded (`--ui-codec-endpoint`). */
   uiCodecEndpoint?: string;
+  /** The server's own log level (default `warn`). */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
 }): Promise<DevServer> {
-  mkdirSync(dirname(options.dbFile), { recursive: true });
+  if (options.dbFile) mkdirSync(dirname(options.dbFile), { recursive: true });
   const child: ChildProcess = spawn(
     temporalCliPath(),
     [
       'server',
       'start-dev',
-      '--db-filename',
-      options.dbFile,
+      ...(options.dbFile ? ['--db-filename', options.dbFile] : []),
       '--ip',
       '127.0.0.1',
       '--port',
@@ -48,7 +52,7 @@ export async function startDevServer(options: {
       '--ui-port',
       String(options.uiPort),
       '--log-level',
-      'warn',
+      options.logLevel ?? 'warn',
       ...(options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : []),
       ...devServerSearchAttributeArgs(),
     ],
