@@ -177,7 +177,10 @@ describe('enterprise downgrade', () => {
       );
     }
 
-    await assertHistoryHoldsNoSecrets(stack, await executionsOf(domain, 20), { plaintexts: emails });
+    // Every run of this domain: the parent's runs and all 500 users' workflows.
+    await assertHistoryHoldsNoSecrets(stack, await executionsOf(domain, emails.length), {
+      plaintexts: emails,
+    });
 
     const histories = await longestHistories(domain);
     assert.ok(
@@ -282,7 +285,7 @@ async function signalledRequests(workflowId: string): Promise<number[]> {
   );
 }
 
-/** Every run of the parent, and the first users' workflows. */
+/** Every run of the parent, and the first `users` users' workflows. */
 async function executionsOf(domain: string, users: number) {
   const runs: Array<{ workflowId: string; runId: string }> = [];
   for await (const execution of stack.env.client.workflow.list({
