@@ -90,6 +90,22 @@ const Environment = z.object({
   TEMPORAL_UI_PORT: port.default(8233),
   TEMPORAL_DB_FILE: z.string().default('.data/temporal.db'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  /**
+   * The Prometheus endpoint (`GET /metrics`: the SDK's worker metrics and the service's), as ip:port; `off`
+   * disables metrics. Loopback by default; 0.0.0.0:9464 to be scraped from elsewhere.
+   */
+  METRICS_BIND_ADDRESS: z
+    .string()
+    .regex(
+      /^(off|(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5})$/,
+      'must be ip:port (e.g. 0.0.0.0:9464) or off',
+    )
+    .default('127.0.0.1:9464')
+    .transform((value) => (value === 'off' ? undefined : value)),
+  /** OTLP/HTTP collector (e.g. http://otel-collector:4318): spans are exported there; unset, tracing is off. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: url.optional(),
+  /** The service name on exported spans. */
+  OTEL_SERVICE_NAME: z.string().min(1).default('cronofy-downgrade'),
 });
 
 /** Variables that only make sense together. */

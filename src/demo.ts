@@ -8,6 +8,7 @@ import got from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from './client.js';
 import { loadConfig } from './config.js';
+import { setupTracing } from './observability/tracing.js';
 import { connectTemporal, payloadEncryption, SIMULATOR_CLIENT } from './services.js';
 
 const config = loadConfig();
@@ -19,6 +20,11 @@ const simulatorUrl = `http://127.0.0.1:${config.SIMULATOR_PORT}`;
 const enterprise = process.argv.includes('--enterprise');
 const stamp = Date.now();
 
+// With OTEL_EXPORTER_OTLP_ENDPOINT set, the downgrade's trace starts at this client's StartWorkflow span.
+const tracing = setupTracing({
+  otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+  serviceName: config.OTEL_SERVICE_NAME,
+});
 const temporal = await connectTemporal(config, payloadEncryption(config).dataConverter);
 const downgrades = new DowngradeClient({
   temporal: temporal.client,
@@ -91,3 +97,4 @@ if (enterprise) {
   );
 }
 await temporal.close();
+await tracing.shutdown();

@@ -10,6 +10,8 @@ import { temporalCallbackDeps } from './callbacks/deps.js';
 import { startCodecServer } from './codec/codecServer.js';
 import { loadConfig } from './config.js';
 import { createLogger } from './logger.js';
+import { runtimeTelemetryOptions } from './observability/metrics.js';
+import { setupTracing } from './observability/tracing.js';
 import {
   connectTemporal,
   createServices,
@@ -26,8 +28,18 @@ const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, 'main');
 Runtime.install({
   logger: new DefaultLogger(['debug', 'trace'].includes(config.LOG_LEVEL) ? 'DEBUG' : 'WARN'),
+  // The Prometheus endpoint: the SDK's worker metrics and the service's own (src/observability/metrics.ts).
+  telemetryOptions: runtimeTelemetryOptions(config.METRICS_BIND_ADDRESS),
+  // The SDK would start draining the worker on SIGTERM by itself; stop() below does it, after the callback server.
+  shutdownSignals: [],
 });
-const stops: Array<() => Promise<unknown>> = [];
+// Before any client or worker exists; a no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+const tracing = setupTracing({
+  otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+  serviceName: config.OTEL_SERVICE_NAME,
+});
+// Stops run first to last; tracing stops last, exporting the spans of everything stopped before it.
+const stops: Array<() => Promise<unknown>> = [() => tracing.shutdown()];
 
 async function main() {
   const { codec, dataConverter } = payloadEncryption(config);
@@ -88,6 +100,7 @@ async function main() {
     deps: services.activityDeps,
     cronofyCallsPerSecond: config.CRONOFY_CALLS_PER_SECOND,
     dataConverter,
+    workflowSpanSink: tracing.workflowSpanSink,
   });
   const workerRun = worker.run();
   stops.unshift(async () => {
@@ -102,6 +115,8 @@ async function main() {
       port: config.CALLBACK_PORT,
       publicBaseUrl: config.callbackBaseUrl,
       logLevel: config.LOG_LEVEL,
+      // Counted on the Runtime's Prometheus endpoint, next to the worker's metrics.
+      metricMeter: Runtime.instance().metricMeter,
     },
   );
   stops.unshift(() => callbacks.app.close());
@@ -121,6 +136,8 @@ async function main() {
     `  Credential store:   ${config.DATABASE_URL.startsWith('postgres') ? 'PostgreSQL' : config.DATABASE_URL}`,
     `  Codec server:       ${codecUrl}  (payloads in Temporal are encrypted; this decodes them for the CLI)`,
     `    temporal workflow show -w <id> --codec-endpoint ${codecUrl} --codec-auth "Bearer ${codecToken}"`,
+    `  Metrics:            ${config.METRICS_BIND_ADDRESS ? `http://${config.METRICS_BIND_ADDRESS.replace(/^(0\.0\.0\.0|\[::\]):/, '127.0.0.1:')}/metrics` : 'off (METRICS_BIND_ADDRESS=off)'}`,
+    `  Tracing:            ${tracing.enabled ? `OTLP/HTTP to ${config.OTEL_EXPORTER_OTLP_ENDPOINT}` : 'off (set OTEL_EXPORTER_OTLP_ENDPOINT to export spans)'}`,
     '',
     'Start a downgrade: npm run demo',
     '',

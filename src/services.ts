@@ -10,6 +10,8 @@ import type { Config } from './config.js';
 import { EncryptionCodec } from './codec/encryptionCodec.js';
 import { failureConverterPath } from './worker.js';
 import { CronofyClient } from './cronofy/client.js';
+import { cronofyCallMetrics } from './observability/metrics.js';
+import { tracingClientInterceptors } from './observability/tracing.js';
 import { CredentialStore } from './store/credentialStore.js';
 import { openDatabase, type Database } from './store/database.js';
 import { EnterpriseUsers } from './store/enterpriseUsers.js';
@@ -78,6 +80,7 @@ export async function createServices(config: Config, cronofy: CronofyTarget): Pr
     clientSecret: cronofy.clientSecret,
     dataCentre: config.CRONOFY_DATA_CENTER,
     hosts: cronofy.apiUrl && cronofy.appUrl ? { api: cronofy.apiUrl, app: cronofy.appUrl } : undefined,
+    onCall: cronofyCallMetrics(),
   });
   const webhook =
     config.APP_WEBHOOK_URL && config.APP_WEBHOOK_SECRET
@@ -179,6 +182,8 @@ export async function connectTemporal(config: TemporalConnectionConfig, dataConv
     connection: clientConnection,
     namespace: config.TEMPORAL_NAMESPACE,
     dataConverter,
+    // StartWorkflow and SignalWorkflow spans, whose context the workflows continue (see observability/tracing.ts).
+    interceptors: tracingClientInterceptors(),
   });
   return {
     client,

@@ -7,6 +7,12 @@ import {
   type WorkerOptions,
 } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities/index.js';
+import {
+  discardWorkflowSpans,
+  tracingActivityInterceptors,
+  tracingWorkflowInterceptorModule,
+  type WorkflowSpanSink,
+} from './observability/tracing.js';
 import { cronofyTaskQueue } from './workflows/definitions.js';
 
 export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
@@ -27,6 +33,8 @@ export interface DowngradeWorkerOptions {
   dataConverter: NonNullable<WorkerOptions['dataConverter']>;
   /** A prebuilt bundle (tests build it once); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Where workflow spans go (`setupTracing().workflowSpanSink`); dropped without one. */
+  workflowSpanSink?: WorkflowSpanSink;
 }
 
 export interface DowngradeWorkers {
@@ -34,9 +42,22 @@ export interface DowngradeWorkers {
   shutdown(): void;
 }
 
-/** Bundles the workflow code once (webpack), logging only problems. */
+/**
+ * Bundles the workflow code once (webpack), logging only problems. OpenTelemetry's workflow interceptors are
+ * always in the bundle (tracing on or off), so the code that runs is the code test/replay.test.ts replays.
+ */
 export function bundleWorkflows(): ReturnType<typeof bundleWorkflowCode> {
-  return bundleWorkflowCode({ workflowsPath, failureConverterPath, logger: new DefaultLogger('WARN') });
+  return bundleWorkflowCode({
+    workflowsPath,
+    failureConverterPath,
+    workflowInterceptorModules: [tracingWorkflowInterceptorModule],
+    logger: new DefaultLogger('WARN'),
+  });
+}
+
+/** The sinks the bundle's workflow code calls; a replayer registers them too (dropping the spans). */
+export function workflowSinks(workflowSpanSink: WorkflowSpanSink = discardWorkflowSpans) {
+  return { exporter: workflowSpanSink };
 }
 
 /**
@@ -50,6 +71,12 @@ export async function createDowngradeWorkers(options: DowngradeWorkerOptions): P
     namespace: options.namespace,
     activities,
     dataConverter: options.dataConverter,
+    // On shutdown (SIGTERM) running activities get this long to finish before they are cancelled and retried
+    // elsewhere: a Cronofy call takes well under a second.
+    shutdownGraceTime: '10s',
+    // RunActivity spans, children of the workflow's StartActivity; no-ops unless tracing is set up.
+    interceptors: { activity: tracingActivityInterceptors() },
+    sinks: workflowSinks(options.workflowSpanSink),
   };
   const main = await Worker.create({
     ...common,

@@ -1,6 +1,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { markCallbackResult } from '../observability/metrics.js';
 import type { ReauthorizationCallback } from '../workflows/definitions.js';
 import { CODE_TTL_SECONDS, stateRejections, type CallbackDeps } from './deps.js';
 import { resultPage } from './resultPage.js';
@@ -46,6 +47,7 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
     } catch (error) {
       if (!(error instanceof InvalidStateError)) throw error;
       request.log.warn({ reason: error.reason }, 'callback rejected: bad state');
+      markCallbackResult(request, error.reason);
       const [status, title, message] = stateRejections[error.reason];
       return page(status, title, message);
     }
@@ -81,6 +83,7 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
           { workflowId: claims.workflowId },
           'callback for a downgrade that is no longer running',
         );
+        markCallbackResult(request, 'not_running');
         return page(
           410,
           'This request has ended',

@@ -1,6 +1,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { markCallbackResult } from '../observability/metrics.js';
 import type { UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
 import { CODE_TTL_SECONDS, stateRejections, type CallbackDeps } from './deps.js';
 import { InvalidStateError } from './stateToken.js';
@@ -57,11 +58,13 @@ export function postServiceAccountCallback(
     } catch (error) {
       if (!(error instanceof InvalidStateError)) throw error;
       request.log.warn({ reason: error.reason }, 'service-account callback rejected: bad state');
+      markCallbackResult(request, error.reason);
       return fail(stateRejections[error.reason][0], `state is ${error.reason}`);
     }
 
     if (!(await deps.nonces.consumeStateNonce(claims.nonce, claims.expiresAt))) {
       request.log.info({ workflowId: claims.workflowId }, 'duplicate service-account callback acknowledged');
+      markCallbackResult(request, 'duplicate');
       return reply.code(200).send({ duplicate: true });
     }
 
@@ -86,6 +89,7 @@ export function postServiceAccountCallback(
       if (codeRef) await deps.codes.deleteSecret(codeRef);
       if (error instanceof WorkflowNotFoundError) {
         request.log.warn({ workflowId: claims.workflowId }, 'service-account callback for a finished user');
+        markCallbackResult(request, 'not_running');
         return fail(410, 'this user is no longer waiting for access');
       }
       await deps.nonces.releaseStateNonce(claims.nonce);

@@ -1,8 +1,10 @@
+import type { MetricMeter } from '@temporalio/common';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { loggerOptions } from '../logger.js';
+import { registerCallbackMetrics } from '../observability/metrics.js';
 import type { CallbackDeps } from './deps.js';
-import { getReauthorizationRedirect } from './getReauthorizationRedirect.js';
-import { postServiceAccountCallback } from './postServiceAccountCallback.js';
+import { getReauthorizationRedirect, REDIRECT_PATH } from './getReauthorizationRedirect.js';
+import { postServiceAccountCallback, SERVICE_ACCOUNT_CALLBACK_PATH } from './postServiceAccountCallback.js';
 
 export interface CallbackServerOptions {
   host: string;
@@ -10,6 +12,11 @@ export interface CallbackServerOptions {
   /** The public base URL Cronofy posts to; user callback URLs are rebuilt on it to exchange their codes. */
   publicBaseUrl?: string;
   logLevel?: string;
+  /**
+   * Where `downgrade_callbacks` is counted: the Temporal Runtime's meter (its Prometheus endpoint), or any other
+   * Temporal MetricMeter. Without one nothing is counted.
+   */
+  metricMeter?: MetricMeter;
 }
 
 export async function startCallbackServer(
@@ -18,6 +25,12 @@ export async function startCallbackServer(
 ): Promise<{ app: FastifyInstance; url: string }> {
   const app = Fastify({ logger: loggerOptions(options.logLevel ?? 'info'), bodyLimit: 64 * 1024 });
   let url = '';
+  if (options.metricMeter) {
+    registerCallbackMetrics(app, options.metricMeter, {
+      [REDIRECT_PATH]: 'oauth_callback',
+      [SERVICE_ACCOUNT_CALLBACK_PATH]: 'service_account_callback',
+    });
+  }
   getReauthorizationRedirect(app, deps);
   postServiceAccountCallback(app, deps, () => options.publicBaseUrl ?? url);
   app.get('/healthz', async () => ({ ok: true }));

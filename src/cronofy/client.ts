@@ -1,3 +1,4 @@
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import got, { RequestError, type Got, type Response } from 'got';
 import type { z } from 'zod';
 import {
@@ -19,7 +20,32 @@ export interface CronofyClientOptions {
   dataCentre?: DataCentre;
   hosts?: CronofyHosts;
   timeoutMs?: number;
+  /** Called after every HTTP call (metrics); must not throw. */
+  onCall?: (call: CronofyCall) => void;
 }
+
+/** Cronofy's API endpoints this client calls, named as the simulator names them. */
+export type CronofyEndpoint = 'token' | 'revoke' | 'userinfo' | 'service_account_authorizations';
+
+const ENDPOINT_PATHS: Record<CronofyEndpoint, string> = {
+  token: '/oauth/token',
+  revoke: '/oauth/token/revoke',
+  userinfo: '/v1/userinfo',
+  service_account_authorizations: '/v1/service_account_authorizations',
+};
+
+/** What one HTTP call did. Nothing of its URL query, body or headers: they carry tokens and codes. */
+export interface CronofyCall {
+  endpoint: CronofyEndpoint;
+  method: 'GET' | 'POST';
+  /** Undefined when Cronofy could not be reached. */
+  status?: number;
+  durationMs: number;
+  /** Retry-After of a 429 or 5xx, when Cronofy sent one. */
+  retryAfterMs?: number;
+}
+
+const tracer = trace.getTracer('cronofy-downgrade/cronofy');
 
 export interface AuthorizationUrlParams {
   redirectUri: string;
@@ -100,8 +126,8 @@ export class CronofyClient {
       scope: entry.scope,
       state: entry.state,
     }));
-    await this.send(() =>
-      this.http.post(new URL('/v1/service_account_authorizations', this.hosts.api), {
+    await this.send('service_account_authorizations', 'POST', (url) =>
+      this.http.post(url, {
         headers: { authorization: `Bearer ${serviceAccountToken}` },
         json: body.length === 1 ? body[0] : { service_account_authorizations: body },
       }),
@@ -109,7 +135,7 @@ export class CronofyClient {
   }
 
   async requestAccessToken(code: string, redirectUri: string): Promise<AccessTokenResponse> {
-    const response = await this.postOAuth('/oauth/token', {
+    const response = await this.postOAuth('token', {
       grant_type: 'authorization_code',
       code,
       redirect_uri: redirectUri,
@@ -118,7 +144,7 @@ export class CronofyClient {
   }
 
   async refreshAccessToken(refreshToken: string): Promise<AccessTokenResponse> {
-    const response = await this.postOAuth('/oauth/token', {
+    const response = await this.postOAuth('token', {
       grant_type: 'refresh_token',
       refresh_token: refreshToken,
     });
@@ -127,41 +153,94 @@ export class CronofyClient {
 
   /** Idempotent: Cronofy answers 200 whether the token was live, already revoked or unknown (RFC 7009). */
   async revokeAuthorization(target: RevokeTarget): Promise<void> {
-    await this.postOAuth('/oauth/token/revoke', target);
+    await this.postOAuth('revoke', target);
   }
 
   async userInfo(accessToken: string): Promise<UserInfo> {
-    const response = await this.send(() =>
-      this.http.get(new URL('/v1/userinfo', this.hosts.api), {
+    const response = await this.send('userinfo', 'GET', (url) =>
+      this.http.get(url, {
         headers: { authorization: `Bearer ${accessToken}` },
       }),
     );
     return parseBody(response, UserInfo, 'userinfo');
   }
 
-  private postOAuth(path: string, body: Record<string, string>): Promise<Response<string>> {
-    return this.send(() =>
-      this.http.post(new URL(path, this.hosts.api), {
+  private postOAuth(endpoint: CronofyEndpoint, body: Record<string, string>): Promise<Response<string>> {
+    return this.send(endpoint, 'POST', (url) =>
+      this.http.post(url, {
         json: { client_id: this.options.clientId, client_secret: this.options.clientSecret, ...body },
       }),
     );
   }
 
-  private async send(request: () => Promise<Response<string>>): Promise<Response<string>> {
-    let response: Response<string>;
-    try {
-      response = await request();
-    } catch (error) {
-      const reason = error instanceof RequestError ? error.code : 'request failed';
-      throw new CronofyUnavailableError(
-        `Cronofy could not be reached (${reason})`,
-        undefined,
-        undefined,
-        true,
-      );
-    }
-    if (response.statusCode >= 200 && response.statusCode < 300) return response;
-    throw errorFor(response);
+  /**
+   * One HTTP call, in a client span (a child of the activity's RunActivity span when tracing is on) whose
+   * attributes are the endpoint, method, host and status: never the query, body or headers.
+   */
+  private async send(
+    endpoint: CronofyEndpoint,
+    method: 'GET' | 'POST',
+    request: (url: URL) => Promise<Response<string>>,
+  ): Promise<Response<string>> {
+    const url = new URL(ENDPOINT_PATHS[endpoint], this.hosts.api);
+    return tracer.startActiveSpan(
+      `Cronofy ${method} ${endpoint}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'cronofy.endpoint': endpoint,
+          'http.request.method': method,
+          'url.path': url.pathname,
+          'server.address': url.hostname,
+        },
+      },
+      async (span) => {
+        const started = performance.now();
+        const report = (status: number | undefined, retryAfter?: number) => {
+          try {
+            this.options.onCall?.({
+              endpoint,
+              method,
+              status,
+              durationMs: performance.now() - started,
+              retryAfterMs: retryAfter,
+            });
+          } catch {
+            // Metrics never fail a call.
+          }
+        };
+        try {
+          let response: Response<string>;
+          try {
+            response = await request(url);
+          } catch (error) {
+            const reason = error instanceof RequestError ? error.code : 'request failed';
+            report(undefined);
+            span.setAttribute('error.type', reason);
+            span.setStatus({
+              code: SpanStatusCode.ERROR,
+              message: `Cronofy could not be reached (${reason})`,
+            });
+            throw new CronofyUnavailableError(
+              `Cronofy could not be reached (${reason})`,
+              undefined,
+              undefined,
+              true,
+            );
+          }
+          const status = response.statusCode;
+          span.setAttribute('http.response.status_code', status);
+          report(status, status === 429 || status >= 500 ? retryAfterMs(response) : undefined);
+          if (status >= 200 && status < 300) return response;
+          const error = errorFor(response);
+          span.setAttribute('error.type', error.name);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
   }
 }
 

@@ -14,6 +14,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { cronofyActivities, serviceActivities } from './activityProxies.js';
+import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
 import {
   FREE_BUSY_PROVIDERS,
   reauthorizationCallback,
@@ -65,6 +66,8 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
   let pending: { nonce: string; callback?: ReauthorizationCallback } | undefined;
   const finished: EnterpriseUserResult[] = [];
   const inFlight = new Set(input.progress?.inFlight);
+  // A run continued as new carries on the same downgrade.
+  if (info.continuedFromExecutionRunId === undefined) countDowngradeStarted('enterprise');
 
   setHandler(getEnterpriseStatus, () => status);
   setHandler(userFinished, (result) => void finished.push(result));
@@ -94,6 +97,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       authorizationExpiresAt: undefined,
       waitingSince: undefined,
     });
+    countDowngradeFinished('enterprise', phase);
     return status;
   };
 
@@ -117,6 +121,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
   } catch (error) {
     if (isCancellation(error)) {
       enter('cancelled', { reason: 'cancelled by request' });
+      countDowngradeFinished('enterprise', 'cancelled');
       await CancellationScope.nonCancellable(() =>
         // allSettled: a place may be reserved for a child that was never started.
         Promise.allSettled(

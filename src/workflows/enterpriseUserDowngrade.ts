@@ -10,6 +10,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { cronofyActivities, serviceActivities } from './activityProxies.js';
+import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
 import { FREE_BUSY_PROVIDERS, searchAttributes } from './definitions.js';
 import {
   userAccessCallback,
@@ -34,6 +35,7 @@ export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promi
     if (received.request === request && !callback) callback = received;
   });
   const enter = (state: UserState) => upsertSearchAttributes([{ key: searchAttributes.state, value: state }]);
+  countDowngradeStarted('enterprise_user');
 
   let result: EnterpriseUserResult;
   let credentialRef: string | undefined;
@@ -44,6 +46,7 @@ export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promi
     result = { position: input.position, state: 'cancelled', reason: 'the domain downgrade was cancelled' };
   }
   enter(result.state);
+  countDowngradeFinished('enterprise_user', result.state);
   await CancellationScope.nonCancellable(async () => {
     await service.recordUserOutcome({
       captureId: input.captureId,

@@ -9,6 +9,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { cronofyActivities, serviceActivities } from './activityProxies.js';
+import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
 import { waitWithReminders } from './waiting.js';
 import {
   FREE_BUSY_PROVIDERS,
@@ -41,6 +42,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
     remindersSent: 0,
   };
   let pending: { nonce: string; callback?: ReauthorizationCallback } | undefined;
+  countDowngradeStarted('individual');
 
   setHandler(getStatus, () => status);
   setHandler(reauthorizationCallback, (callback) => {
@@ -74,6 +76,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
       waitingSince: undefined,
       ...details,
     });
+    countDowngradeFinished('individual', state);
     await CancellationScope.nonCancellable(() => service.notifyApplication({ type: 'finished', status }));
     return { ...status, state } as DowngradeResult;
   };
@@ -151,6 +154,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
   } catch (error) {
     if (isCancellation(error)) {
       enter('cancelled', { reason: 'cancelled by request' });
+      countDowngradeFinished('individual', 'cancelled');
       await CancellationScope.nonCancellable(() => service.notifyApplication({ type: 'finished', status }));
       throw error;
     }

@@ -5,7 +5,7 @@ import proto from '@temporalio/proto';
 import type { DataConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { z } from 'zod';
-import { bundleWorkflows } from '../../src/worker.js';
+import { bundleWorkflows, workflowSinks } from '../../src/worker.js';
 import { ENCRYPTED_ENCODING } from '../../src/codec/encryptionCodec.js';
 import { simulatorGet, testPayloadEncryption, type Stack } from './stack.js';
 
@@ -105,7 +105,7 @@ export async function replayHistories(
   assert.ok(histories.length > 0, 'there are histories to replay');
   let replayed = 0;
   for await (const result of Worker.runReplayHistories(
-    { workflowBundle: await bundleWorkflows(), dataConverter },
+    { workflowBundle: await bundleWorkflows(), dataConverter, sinks: workflowSinks() },
     histories,
   )) {
     assert.equal(result.error, undefined, `${result.workflowId} does not replay: ${String(result.error)}`);

@@ -18,6 +18,8 @@ import { temporalCallbackDeps } from '../../src/callbacks/deps.js';
 import { StateSigner } from '../../src/callbacks/stateToken.js';
 import type { EncryptionCodec } from '../../src/codec/encryptionCodec.js';
 import { CronofyClient } from '../../src/cronofy/client.js';
+import { cronofyCallMetrics, runtimeTelemetryOptions } from '../../src/observability/metrics.js';
+import { tracingClientInterceptors, type Tracing } from '../../src/observability/tracing.js';
 import { payloadEncryption } from '../../src/services.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { CredentialStore } from '../../src/store/credentialStore.js';
@@ -77,21 +79,29 @@ export async function startStack(
      * stack starts its own, headless one.
      */
     temporalAddress?: string;
+    /** Serve the Runtime's Prometheus endpoint (SDK and service metrics) on this ip:port. */
+    metricsBindAddress?: string;
+    /** Trace as the service does: client interceptors on the stack's client, workflow spans into `tracing`. */
+    tracing?: Tracing;
   } = {},
 ): Promise<Stack> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({
+    logger: new DefaultLogger('WARN'),
+    telemetryOptions: runtimeTelemetryOptions(options.metricsBindAddress),
+  });
+  const clientTracing = options.tracing ? { interceptors: tracingClientInterceptors() } : {};
   const { codec, dataConverter } = testPayloadEncryption();
   const env = options.temporalAddress
     ? await TestWorkflowEnvironment.createFromExistingServer({
         address: options.temporalAddress,
-        client: { dataConverter },
+        client: { dataConverter, ...clientTracing },
       })
     : await TestWorkflowEnvironment.createLocal({
         server: {
           executable: { type: 'existing-path', path: temporalCliPath() },
           extraArgs: [...devServerSearchAttributeArgs(), ...(options.extraServerArgs ?? [])],
         },
-        client: { dataConverter },
+        client: { dataConverter, ...clientTracing },
       });
   const workflowBundle = await bundleWorkflows();
   const database = await openDatabase('memory:');
@@ -107,10 +117,15 @@ export async function startStack(
     host: '127.0.0.1',
     port: 0,
     logLevel: 'silent',
+    metricMeter: Runtime.instance().metricMeter,
   });
   const redirectUri = `${callbacks.url}${REDIRECT_PATH}`;
   const simulator = await startSimulator({ clients: [{ ...CLIENT, redirectUris: [redirectUri] }] });
-  const cronofy = new CronofyClient({ ...CLIENT, hosts: { api: simulator.url, app: simulator.url } });
+  const cronofy = new CronofyClient({
+    ...CLIENT,
+    hosts: { api: simulator.url, app: simulator.url },
+    onCall: cronofyCallMetrics(),
+  });
 
   const taskQueue = `downgrades-${Date.now()}`;
   const startWorker = async (
@@ -133,6 +148,7 @@ export async function startStack(
       },
       cronofyCallsPerSecond: options.cronofyCallsPerSecond ?? 1000,
       dataConverter: workerOptions.dataConverter ?? dataConverter,
+      workflowSpanSink: options.tracing?.workflowSpanSink,
     });
     const running = worker.run();
     return {
