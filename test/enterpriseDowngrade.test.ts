@@ -221,6 +221,17 @@ describe('enterprise downgrade', () => {
       if (Date.now() > deadline) throw new Error('the window never filled');
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    // What an operator reads on a waiting user's run in the Temporal UI (its current details).
+    const child = stack.env.client.workflow.getHandle(
+      enterpriseUserDowngradeId(enterpriseDowngradeId(domain), 0),
+    );
+    const { currentDetails } = z
+      .object({ currentDetails: z.string() })
+      .parse(await child.query('__temporal_workflow_metadata'));
+    assert.match(currentDetails, /\*\*awaiting_user_access\*\* · access request 1 of \d+/);
+    assert.match(currentDetails, new RegExp(`User ${emails[0]} of ${domain}`));
+    assert.match(currentDetails, /Waiting for Cronofy's callback since \d{4}-\d\d-\d\dT/);
+    assert.match(currentDetails, /Asks again at \d{4}-\d\d-\d\dT/);
     await stack.downgrades.cancelEnterpriseDowngrade(domain);
     const result = await stack.downgrades.waitForEnterpriseResult(domain);
     assert.equal(result.phase, 'cancelled');

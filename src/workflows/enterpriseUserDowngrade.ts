@@ -5,6 +5,7 @@ import {
   condition,
   getExternalWorkflowHandle,
   isCancellation,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -34,7 +35,26 @@ export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promi
   setHandler(userAccessCallback, (received) => {
     if (received.request === request && !callback) callback = received;
   });
-  const enter = (state: UserState) => upsertSearchAttributes([{ key: searchAttributes.state, value: state }]);
+  // The operator's view of this user in the Temporal UI: where it is, since when, until when (encrypted payload).
+  let since = new Date(Date.now()).toISOString();
+  const describe = (state: UserState | EnterpriseUserResult['state'], reason?: string) => {
+    const lines = [
+      `**${state}** · access request ${request} of ${input.maxUserRequests}`,
+      `User ${input.email} of ${input.domain}`,
+    ];
+    if (state === 'awaiting_user_access') {
+      lines.push(`Waiting for Cronofy's callback since ${since}`);
+      lines.push(`Asks again at ${new Date(Date.parse(since) + input.userDeadlineMs).toISOString()}`);
+    }
+    if (reason) lines.push(`Reason: ${reason}`);
+    setCurrentDetails(lines.join('\n\n'));
+  };
+  const enter = (state: UserState) => {
+    since = new Date(Date.now()).toISOString();
+    upsertSearchAttributes([{ key: searchAttributes.state, value: state }]);
+    describe(state);
+  };
+  describe('awaiting_user_access');
   countDowngradeStarted('enterprise_user');
 
   let result: EnterpriseUserResult;
@@ -46,6 +66,7 @@ export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promi
     result = { position: input.position, state: 'cancelled', reason: 'the domain downgrade was cancelled' };
   }
   enter(result.state);
+  describe(result.state, result.reason);
   countDowngradeFinished('enterprise_user', result.state);
   await CancellationScope.nonCancellable(async () => {
     await service.recordUserOutcome({
