@@ -6,11 +6,9 @@
  * scripts/prepare-tests.sh. Without it these tests fail — they never skip.
  */
 import assert from 'node:assert/strict';
-import { accessSync, constants } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium, missingChromium, SCREENSHOTS } from './support/chromium.js';
 import {
   createReadWriteUser,
   startStack,
@@ -19,23 +17,7 @@ import {
   type Stack,
 } from './support/stack.js';
 
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SCREENSHOTS = fileURLToPath(new URL('../test-artifacts/screenshots/', import.meta.url));
 const TEST_TIMEOUT_MS = 60_000;
-
-/** Why the browser tests cannot run, or undefined when Chromium is there. */
-function missingChromium(): Error | undefined {
-  try {
-    accessSync(CHROMIUM_PATH, constants.X_OK);
-    return undefined;
-  } catch {
-    return new Error(
-      `Chromium is not executable at ${CHROMIUM_PATH}. Install it (as root: ` +
-        '`apt-get update && apt-get install -y chromium`, or run `npm test`, whose pretest does it) ' +
-        'or point CHROMIUM_PATH at a Chromium binary.',
-    );
-  }
-}
 
 const chromiumError = missingChromium();
 let browser: Browser | undefined;
@@ -51,20 +33,7 @@ function ready(): Stack {
 
 before(async () => {
   if (chromiumError) return;
-  await mkdir(SCREENSHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    timeout: 30_000,
-  });
+  browser = await launchChromium(['--disable-quic', '--disable-component-update', '--disable-sync']);
   stack = await startStack();
   worker = await stack.startWorker();
 });

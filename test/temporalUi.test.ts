@@ -9,13 +9,11 @@
  * scripts/prepare-tests.sh. Without it these tests fail — they never skip.
  */
 import assert from 'node:assert/strict';
-import { accessSync, constants } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import got from 'got';
-import { chromium, type Browser, type FrameLocator, type Page } from 'playwright-core';
+import type { Browser, FrameLocator, Page } from 'playwright-core';
+import { launchChromium, missingChromium, SCREENSHOTS } from './support/chromium.js';
 import { z } from 'zod';
 import { startCodecServer, type RunningCodecServer } from '../src/codec/codecServer.js';
 import { startDevServer, type DevServer } from '../src/temporalDevServer.js';
@@ -33,8 +31,6 @@ import {
   type Stack,
 } from './support/stack.js';
 
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SCREENSHOTS = fileURLToPath(new URL('../test-artifacts/screenshots/', import.meta.url));
 const TEST_TIMEOUT_MS = 45_000;
 /** The UI is a single-page app that loads its bundle, then the run, then asks the codec server. */
 const UI_TIMEOUT_MS = 20_000;
@@ -44,20 +40,6 @@ const CODEC_TOKEN = 'temporal-ui-test-codec-token-0123456789';
 const ENTERPRISE_DOMAIN = 'ui.example.org';
 const ENTERPRISE_USERS = ['ada@ui.example.org', 'grace@ui.example.org', 'linus@ui.example.org'];
 const CODEC_FAILED_BANNER = 'Codec Server could not connect';
-
-/** Why the browser tests cannot run, or undefined when Chromium is there. */
-function missingChromium(): Error | undefined {
-  try {
-    accessSync(CHROMIUM_PATH, constants.X_OK);
-    return undefined;
-  } catch {
-    return new Error(
-      `Chromium is not executable at ${CHROMIUM_PATH}. Install it (as root: ` +
-        '`apt-get update && apt-get install -y chromium`, or run `npm test`, whose pretest does it) ' +
-        'or point CHROMIUM_PATH at a Chromium binary.',
-    );
-  }
-}
 
 interface Runs {
   /** Waiting for the person to authorize again. */
@@ -118,12 +100,7 @@ function startTestCodecServer(trustAllowedOrigin: boolean): Promise<RunningCodec
 
 before(async () => {
   if (chromiumError) return;
-  await mkdir(SCREENSHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    timeout: 30_000,
-  });
+  browser = await launchChromium();
   const [temporalPort, uiPort, chosenCodecPort] = await freePorts(3);
   assert.ok(temporalPort && uiPort && chosenCodecPort);
   codecPort = chosenCodecPort;
