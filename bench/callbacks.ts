@@ -1,0 +1,2143 @@
+/**
+ * Load and abuse benchmark of the callback server, running as in production: `src/main.ts` (callback server and
+ * worker) in its own process, on a Temporal dev server, PostgreSQL and the Cronofy simulator in processes of their
+ * own; this process only prepares, sends and checks. See bench/README.md.
+ *
+ *   npx tsx bench/callbacks.ts [--count 1000] [--rate 500,max] [--concurrency 64] [--bad 10000]
+ *                              [--latency-count 300] [--latency-rate 20] [--repeat 1] [--timeout 300]
+ *                              [--phases sustained,abuse,latency] [--profile] [--service-node <node>]
+ */
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Client } from '@temporalio/client';
+import { tsToMs } from '@temporalio/common/lib/time.js';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import got from 'got';
+import pg from 'pg';
+import { z } from 'zod';
+import { DowngradeClient } from '../src/client.js';
+import { REDIRECT_PATH } from '../src/callbacks/getReauthorizationRedirect.js';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
+import { StateSigner, type StatePurpose } from '../src/callbacks/stateToken.js';
+import { payloadEncryption } from '../src/services.js';
+import { CredentialStore } from '../src/store/credentialStore.js';
+import { openDatabase, type Database } from '../src/store/database.js';
+import { Keyring } from '../src/store/encryption.js';
+import { devServerSearchAttributeArgs, temporalCliPath } from '../src/temporalDevServer.js';
+import { reauthorizationCallback, searchAttributes } from '../src/workflows/definitions.js';
+import { parseConsentFormBase } from '../test/support/consentForm.js';
+import type { SimulatorMessage } from './simulatorProcess.js';
+
+const CLIENT = { clientId: 'bench-app', clientSecret: 'bench-app-secret-0123456789' };
+/** Each prompt waits an hour: nothing expires or reminds during a run. */
+const PROMPT_MS = 3_600_000;
+/** Concurrency of the preparation (simulator accounts, starts, queries, consent forms) and of history reads. */
+const PREPARE_CONCURRENCY = 32;
+/** Consent pages actually loaded per batch; see `collectConsents`. */
+const CONSENT_PAGE_SAMPLE = 10;
+
+const { values: args } = parseArgs({
+  options: {
+    count: { type: 'string', default: '1000' },
+    rate: { type: 'string', default: '500,max' },
+    concurrency: { type: 'string', default: '64' },
+    'max-in-flight': { type: 'string', default: '2000' },
+    bad: { type: 'string', default: '10000' },
+    waiting: { type: 'string', default: '50' },
+    'latency-count': { type: 'string', default: '300' },
+    'latency-rate': { type: 'string', default: '20' },
+    repeat: { type: 'string', default: '1' },
+    timeout: { type: 'string', default: '300' },
+    phases: { type: 'string', default: 'sustained,abuse,latency' },
+    'log-level': { type: 'string', default: 'info' },
+    profile: { type: 'boolean', default: false },
+    'service-node': { type: 'string' },
+    'database-url': { type: 'string' },
+  },
+});
+
+function positive(name: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new Error(`--${name} must be a positive number, not ${text}`);
+  return value;
+}
+
+const PHASES = ['sustained', 'abuse', 'latency'] as const;
+type PhaseName = (typeof PHASES)[number];
+const options = {
+  count: Math.floor(positive('count', args.count)),
+  rates: args.rate
+    .split(',')
+    .map((r) => (r.trim() === 'max' ? ('max' as const) : positive('rate', r.trim()))),
+  concurrency: Math.floor(positive('concurrency', args.concurrency)),
+  maxInFlight: Math.floor(positive('max-in-flight', args['max-in-flight'])),
+  bad: Math.floor(positive('bad', args.bad)),
+  waiting: Math.max(3, Math.floor(positive('waiting', args.waiting))),
+  latencyCount: Math.floor(positive('latency-count', args['latency-count'])),
+  latencyRate: positive('latency-rate', args['latency-rate']),
+  repeat: Math.floor(positive('repeat', args.repeat)),
+  timeoutMs: positive('timeout', args.timeout) * 1000,
+  phases: new Set(
+    args.phases.split(',').map((p) => {
+      if (!(PHASES as readonly string[]).includes(p.trim())) throw new Error(`unknown phase ${p}`);
+      return p.trim() as PhaseName;
+    }),
+  ),
+  logLevel: args['log-level'],
+  profile: args.profile,
+  serviceNode: args['service-node'] ?? process.execPath,
+};
+
+const log = (message: string) =>
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable with Temporal's event times. */
+const now = () => performance.timeOrigin + performance.now();
+
+class PhaseTimeout extends Error {
+  override readonly name = 'PhaseTimeout';
+}
+
+/**
+ * Runs one phase under its own time limit. On timeout it throws with what the phase had reached (its `status`),
+ * and the caller tears everything down and exits 1.
+ */
+async function phase<T>(
+  name: string,
+  work: (status: { text: string }) => Promise<T>,
+  timeoutMs = options.timeoutMs,
+): Promise<T> {
+  const status = { text: 'starting' };
+  const started = Date.now();
+  log(`${name}: start (limit ${timeoutMs / 1000} s)`);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new PhaseTimeout(
+            `TIMEOUT: phase "${name}" did not finish within ${timeoutMs / 1000} s (reached: ${status.text})`,
+          ),
+        ),
+      timeoutMs,
+    );
+  });
+  const progress = setInterval(() => log(`${name}: ${status.text}`), 10_000);
+  const running = work(status);
+  // After a timeout the work may still fail while everything is torn down: that is no second error.
+  running.catch(() => {});
+  try {
+    const result = await Promise.race([running, timeout]);
+    log(`${name}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return result;
+  } finally {
+    clearTimeout(timer);
+    clearInterval(progress);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The stack: Temporal dev server, PostgreSQL, simulator and service, each in its own process.
+
+interface Stack {
+  client: Client;
+  downgrades: DowngradeClient;
+  taskQueue: string;
+  callbackBase: string;
+  simulatorUrl: string;
+  stateSecret: string;
+  metricsUrl: string;
+  /** The service's own Prometheus endpoint (`downgrade_callbacks` by endpoint, status and result). */
+  serviceMetricsUrl: string;
+  serviceLog: string;
+  profileDir: string;
+  pids: Record<string, number | undefined>;
+  stop(): Promise<void>;
+}
+
+async function startStack(adminUrl: string, pgDataDir: string | undefined, scratch: string): Promise<Stack> {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((error: unknown) => log(`cleanup: ${String(error)}`));
+    }
+    cleanups.length = 0;
+  };
+  try {
+    const metricsPort = await freePort();
+    const env = await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'existing-path', path: temporalCliPath() },
+        extraArgs: [...devServerSearchAttributeArgs(), '--metrics-port', String(metricsPort)],
+      },
+    });
+    cleanups.push(() => env.teardown());
+    const databaseUrl = await createScratchDatabase(adminUrl);
+    cleanups.push(() => dropScratchDatabase(adminUrl, databaseUrl));
+
+    const callbackPort = await freePort();
+    const serviceMetricsPort = await freePort();
+    const callbackBase = `http://127.0.0.1:${callbackPort}`;
+    const simulator = await startSimulatorProcess(`${callbackBase}${REDIRECT_PATH}`);
+    cleanups.push(() => simulator.stop());
+
+    const stateSecret = randomBytes(32).toString('base64url');
+    const credentialKeys = Keyring.generateSpec('bench1');
+    const payloadKeys = Keyring.generateSpec('benchpayload1');
+    const taskQueue = `bench-callbacks-${Date.now()}`;
+    const serviceLog = join(scratch, `service-${Date.now()}.log`);
+    const service = await startService(
+      {
+        NODE_ENV: 'production',
+        LOG_LEVEL: options.logLevel,
+        TEMPORAL_ADDRESS: env.address,
+        TEMPORAL_TASK_QUEUE: taskQueue,
+        DATABASE_URL: databaseUrl,
+        CREDENTIAL_KEYS: credentialKeys,
+        PAYLOAD_ENCRYPTION_KEYS: payloadKeys,
+        CODEC_SERVER_TOKEN: randomBytes(24).toString('base64url'),
+        CODEC_SERVER_PORT: '0',
+        STATE_SIGNING_SECRET: stateSecret,
+        CRONOFY_CLIENT_ID: CLIENT.clientId,
+        CRONOFY_CLIENT_SECRET: CLIENT.clientSecret,
+        CRONOFY_API_URL: simulator.url,
+        CRONOFY_APP_URL: simulator.url,
+        CRONOFY_CALLS_PER_SECOND: '100000',
+        CALLBACK_HOST: '127.0.0.1',
+        CALLBACK_PORT: String(callbackPort),
+        // Its own port: the default 9464 is shared with everything else on the machine.
+        METRICS_BIND_ADDRESS: `127.0.0.1:${serviceMetricsPort}`,
+      },
+      callbackBase,
+      serviceLog,
+      scratch,
+    );
+    cleanups.push(() => service.stop());
+
+    // This process's client encodes payloads with the service's key, as an application's would.
+    const client = new Client({
+      connection: env.connection,
+      dataConverter: payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: payloadKeys }).dataConverter,
+    });
+    const database: Database = await openDatabase(databaseUrl);
+    cleanups.push(() => database.close());
+    const downgrades = new DowngradeClient({
+      temporal: client,
+      taskQueue,
+      store: new CredentialStore(database, Keyring.parse(credentialKeys)),
+      defaults: { deadlineMs: PROMPT_MS, reminderIntervalMs: PROMPT_MS, maxPrompts: 1 },
+    });
+    return {
+      client,
+      downgrades,
+      taskQueue,
+      callbackBase,
+      simulatorUrl: simulator.url,
+      stateSecret,
+      metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+      serviceMetricsUrl: `http://127.0.0.1:${serviceMetricsPort}/metrics`,
+      serviceLog,
+      profileDir: join(scratch, 'profiles'),
+      pids: {
+        'dev server': findPid(
+          (cmdline) => cmdline.includes('start-dev') && cmdline.includes(String(metricsPort)),
+        ),
+        service: service.pid,
+        simulator: simulator.pid,
+        PostgreSQL: pgDataDir ? postmasterPid(pgDataDir) : undefined,
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function startSimulatorProcess(redirectUri: string) {
+  const child = fork(fileURLToPath(new URL('./simulatorProcess.ts', import.meta.url)), [], {
+    env: {
+      ...process.env,
+      BENCH_CLIENT_ID: CLIENT.clientId,
+      BENCH_CLIENT_SECRET: CLIENT.clientSecret,
+      BENCH_REDIRECT_URI: redirectUri,
+    },
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await Promise.race([
+    new Promise<string>((resolve, reject) => {
+      child.on('message', (message: SimulatorMessage) =>
+        message.type === 'ready' ? resolve(message.url) : reject(new Error(`simulator: ${message.message}`)),
+      );
+      void exited.then(() => reject(new Error('the simulator process exited before it listened')));
+    }),
+    sleep(60_000).then(() => {
+      throw new Error('the simulator process did not start within 60 s');
+    }),
+  ]).catch((error: unknown) => {
+    child.kill('SIGKILL');
+    throw error;
+  });
+  return {
+    url,
+    pid: child.pid,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      if (!(await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]))) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
+
+/** `src/main.ts`, as deployed: its own process, pointed at this Temporal, PostgreSQL and simulator. */
+async function startService(
+  env: Record<string, string>,
+  callbackBase: string,
+  logFile: string,
+  scratch: string,
+) {
+  const out = openSync(logFile, 'w');
+  const profileArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(scratch, 'profiles')}`] : [];
+  const child: ChildProcess = spawn(options.serviceNode, [...profileArgs, '--import', 'tsx', 'src/main.ts'], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    env: { ...process.env, ...env },
+    stdio: ['ignore', out, out],
+  });
+  closeSync(out);
+  let exitCode: number | null = null;
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (code) => {
+      exitCode = code ?? -1;
+      resolve();
+    }),
+  );
+  // Bundling the workflow code at start takes seconds, more on a loaded machine.
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    if (exitCode !== null) {
+      throw new Error(`the service exited with code ${exitCode} before it was healthy:\n${tail(logFile)}`);
+    }
+    const healthy = await got(`${callbackBase}/healthz`, {
+      retry: { limit: 0 },
+      timeout: { request: 2000 },
+    }).then(
+      () => true,
+      () => false,
+    );
+    if (healthy) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the service was not healthy within 180 s:\n${tail(logFile)}`);
+    }
+    await sleep(200);
+  }
+  return {
+    pid: child.pid,
+    async stop() {
+      if (exitCode === null) child.kill('SIGTERM');
+      if (!(await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]))) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      if (options.profile) log(`service CPU profile(s) in ${join(scratch, 'profiles')}`);
+    },
+  };
+}
+
+function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (!address || typeof address === 'string') throw new Error('no free port');
+  return address.port;
+}
+
+/**
+ * The project's throwaway PostgreSQL, on its own port and data folder (as bench/enterprise.ts): the tests' default
+ * 55432 is shared with every other checkout on the machine.
+ */
+function startTestPostgres(): { url: string; dataDir: string } {
+  const dataDir = process.env.BENCH_POSTGRES_DIR ?? join(tmpdir(), 'cronofy-downgrade-bench-postgres');
+  const script = fileURLToPath(new URL('../scripts/start-test-postgres.sh', import.meta.url));
+  const url = execFileSync('bash', [script], {
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      TEST_POSTGRES_PORT: process.env.BENCH_POSTGRES_PORT ?? '55439',
+      TEST_POSTGRES_DIR: dataDir,
+    },
+  }).trim();
+  return { url, dataDir };
+}
+
+async function withAdmin<T>(adminUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function createScratchDatabase(adminUrl: string): Promise<string> {
+  const name = `benchcb_${Date.now()}_${process.pid}`;
+  await withAdmin(adminUrl, (client) => client.query(`CREATE DATABASE ${name}`));
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function dropScratchDatabase(adminUrl: string, databaseUrl: string): Promise<void> {
+  const name = new URL(databaseUrl).pathname.slice(1);
+  if (!/^benchcb_\d+_\d+$/.test(name)) throw new Error(`refusing to drop ${name}`);
+  await withAdmin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CPU per process, from /proc: where the time goes while a phase runs.
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+function statFields(pid: number, tid?: string): string[] | undefined {
+  try {
+    const stat = readFileSync(tid ? `/proc/${pid}/task/${tid}/stat` : `/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds of a process (with `children`, also of its live and reaped children: PostgreSQL's backends). */
+function cpuSeconds(pid: number, children: boolean): number {
+  const fields = statFields(pid);
+  if (!fields) return 0;
+  let ticks = Number(fields[11]) + Number(fields[12]);
+  if (children) {
+    ticks += Number(fields[13]) + Number(fields[14]);
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const child = statFields(Number(entry));
+      if (child && Number(child[1]) === pid) ticks += Number(child[11]) + Number(child[12]);
+    }
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/**
+ * The service's CPU by thread: its main thread (the callback server, activities, the client), the worker thread
+ * running workflow code (a JavaScript thread started seconds after the process, once the workflows are bundled),
+ * the SDK's Rust core (gRPC to Temporal, polling), and the rest (V8's platform threads and garbage collector,
+ * libuv's pool, threads started with the process).
+ */
+function serviceThreadSeconds(pid: number): Record<string, number> {
+  const groups: Record<string, number> = {
+    'svc main': 0,
+    'svc workflows': 0,
+    'svc Rust core': 0,
+    'svc other': 0,
+  };
+  const processStart = Number(statFields(pid)?.[19] ?? 0);
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return groups;
+  }
+  for (const tid of tids) {
+    let comm = '';
+    try {
+      comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    const fields = statFields(pid, tid);
+    if (!fields) continue;
+    const seconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    // Node 20 names every thread "node"; Node 24 names its own (MainThread, V8Worker, libuv-worker, …) and a
+    // worker thread by its name.
+    const group =
+      Number(tid) === pid
+        ? 'svc main'
+        : /^(tokio|temporal|workflow-proces)/.test(comm)
+          ? 'svc Rust core'
+          : /^(V8Worker|libuv-worker|DelayedTaskSche|SignalInspector)/.test(comm) ||
+              (comm === 'node' && Number(fields[19]) <= processStart + 2 * CLOCK_TICKS)
+            ? 'svc other'
+            : 'svc workflows';
+    groups[group]! += seconds;
+  }
+  return groups;
+}
+
+function findPid(match: (cmdline: string) => boolean): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (match(readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' '))) return Number(entry);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
+function postmasterPid(dataDir: string): number | undefined {
+  try {
+    return Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Busy CPU seconds of the whole machine (every process, other agents' too). */
+function machineBusySeconds(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+  return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS;
+}
+
+interface CpuSnapshot {
+  at: number;
+  /** CLOCK_MONOTONIC in µs, the clock of V8's CPU profiles in every process. */
+  monotonicUs: number;
+  seconds: Record<string, number>;
+}
+
+function cpuSnapshot(stack: Stack): CpuSnapshot {
+  const seconds: Record<string, number> = { machine: machineBusySeconds() };
+  for (const [name, pid] of Object.entries(stack.pids)) {
+    if (pid) seconds[name] = cpuSeconds(pid, name === 'PostgreSQL');
+  }
+  if (stack.pids.service) Object.assign(seconds, serviceThreadSeconds(stack.pids.service));
+  const usage = process.cpuUsage();
+  seconds.bench = (usage.user + usage.system) / 1e6;
+  return { at: Date.now(), monotonicUs: Number(process.hrtime.bigint() / 1000n), seconds };
+}
+
+interface CpuRow {
+  run: number;
+  phase: string;
+  wallS: number;
+  /** Cores used on average, per process and for the whole machine. */
+  cores: Record<string, number>;
+  fromUs: number;
+  toUs: number;
+}
+
+const cpuRows: CpuRow[] = [];
+
+function recordCpu(run: number, name: string, from: CpuSnapshot, to: CpuSnapshot): void {
+  const wallS = (to.at - from.at) / 1000;
+  const cores: Record<string, number> = {};
+  for (const key of Object.keys(to.seconds))
+    cores[key] = (to.seconds[key]! - (from.seconds[key] ?? 0)) / wallS;
+  cpuRows.push({ run, phase: name, wallS, cores, fromUs: from.monotonicUs, toUs: to.monotonicUs });
+}
+
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string } }>;
+  startTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+function profileCategory(frame: { functionName: string; url: string }): string {
+  const url = frame.url;
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1];
+  if (pkg) return pkg;
+  if (url.includes('/src/')) return `src/${url.split('/src/')[1]}`;
+  if (url.includes('workflow-bundle')) return 'workflow bundle';
+  return url || `(${frame.functionName || 'native'})`;
+}
+
+/**
+ * With --profile: where each thread of the service spent each measured window, from its V8 CPU profiles (files
+ * `CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile`; thread 0 is the main thread). Self time by package.
+ */
+function summarizeProfiles(dir: string, pid: number, run: number): string[] {
+  const lines: string[] = [];
+  let files: string[] = [];
+  try {
+    files = readdirSync(dir).filter((f) => f.includes(`.${pid}.`) && f.endsWith('.cpuprofile'));
+  } catch {
+    return lines;
+  }
+  const profiles = files.map((file) => ({
+    thread: file.split('.')[4] ?? '?',
+    profile: JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile,
+  }));
+  lines.push(
+    `\n### Service CPU profile, run ${run} (self time by package; threads busy ≥ 5 % of a window)\n`,
+  );
+  for (const row of cpuRows.filter((r) => r.run === run)) {
+    for (const { thread, profile } of profiles) {
+      const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
+      const byCategory = new Map<string, number>();
+      let at = profile.startTime;
+      profile.samples.forEach((id, i) => {
+        const delta = profile.timeDeltas[i] ?? 0;
+        at += delta;
+        if (at < row.fromUs || at > row.toUs) return;
+        const category = profileCategory(nodes.get(id)!.callFrame);
+        byCategory.set(category, (byCategory.get(category) ?? 0) + delta);
+      });
+      const windowUs = row.toUs - row.fromUs;
+      const busy = [...byCategory].filter(([category]) => category !== '((idle))' && category !== '(idle)');
+      const busyUs = busy.reduce((sum, [, us]) => sum + us, 0);
+      if (busyUs < 0.05 * windowUs) continue;
+      const top = busy
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 8)
+        .map(([category, us]) => `${category} ${fmt((100 * us) / windowUs)} %`);
+      lines.push(
+        `- ${row.phase}, thread ${thread === '0' ? '0 (main)' : thread}: busy ${fmt((100 * busyUs) / windowUs)} % — ${top.join(', ')}`,
+      );
+    }
+  }
+  return lines;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTTP: a small sender over keep-alive sockets, open loop at a rate or closed loop at a concurrency.
+
+interface RequestSpec {
+  category: string;
+  method: 'GET' | 'POST' | 'PUT';
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /**
+   * On a connection of its own, closed afterwards: for requests the server answers by closing the connection
+   * (431), which Node's keep-alive agent would otherwise hand to the next request ("socket hang up").
+   */
+  ownConnection?: boolean;
+  /** The status the server must answer (abuse). */
+  expected?: number;
+}
+
+interface Answer {
+  status: number;
+  scheduledAt: number;
+  sentAt: number;
+  answeredAt: number;
+  error?: string;
+}
+
+function sendOne(agent: http.Agent, base: URL, spec: RequestSpec, timeoutMs: number): Promise<Answer> {
+  const sentAt = now();
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (status: number, error?: string) => {
+      if (done) return;
+      done = true;
+      resolve({ status, scheduledAt: sentAt, sentAt, answeredAt: now(), error });
+    };
+    const request = http.request(
+      {
+        host: base.hostname,
+        port: base.port,
+        method: spec.method,
+        path: spec.path,
+        agent: spec.ownConnection ? false : agent,
+        headers: {
+          ...spec.headers,
+          ...(spec.body !== undefined ? { 'content-length': String(Buffer.byteLength(spec.body)) } : {}),
+        },
+      },
+      (response) => {
+        response.on('data', () => {});
+        response.on('end', () => finish(response.statusCode ?? 0));
+        response.on('error', (error) => finish(response.statusCode ?? 0, error.message));
+      },
+    );
+    request.setTimeout(timeoutMs, () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    request.on('error', (error) => finish(0, error.message));
+    request.end(spec.body);
+  });
+}
+
+interface SendResult {
+  answers: Answer[];
+  maxInFlight: number;
+  /** Open loop: how late the last request left compared with its schedule (the sender or the in-flight cap). */
+  maxLagMs: number;
+  capped: number;
+}
+
+/** Sends every request at `ratePerS` (open loop), holding at most `maxInFlight` unanswered. */
+function openLoop(
+  base: URL,
+  specs: RequestSpec[],
+  ratePerS: number,
+  maxInFlight: number,
+  status: { text: string },
+) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: maxInFlight, maxFreeSockets: maxInFlight });
+  const answers: Answer[] = new Array(specs.length);
+  let next = 0;
+  let inFlight = 0;
+  let answered = 0;
+  let maxSeen = 0;
+  let maxLagMs = 0;
+  let capped = 0;
+  const start = now() + 20;
+  return new Promise<SendResult>((resolve) => {
+    const tick = () => {
+      const t = now();
+      while (next < specs.length && start + (next * 1000) / ratePerS <= t) {
+        if (inFlight >= maxInFlight) {
+          capped += 1;
+          break;
+        }
+        const index = next++;
+        const scheduledAt = start + (index * 1000) / ratePerS;
+        maxLagMs = Math.max(maxLagMs, t - scheduledAt);
+        inFlight += 1;
+        maxSeen = Math.max(maxSeen, inFlight);
+        void sendOne(agent, base, specs[index]!, 120_000).then((answer) => {
+          answers[index] = { ...answer, scheduledAt };
+          inFlight -= 1;
+          answered += 1;
+          if (answered === specs.length) {
+            agent.destroy();
+            resolve({ answers, maxInFlight: maxSeen, maxLagMs, capped });
+          }
+        });
+      }
+      status.text = `sent ${next}/${specs.length}, answered ${answered}, in flight ${inFlight}`;
+      if (next < specs.length) {
+        const wait = start + (next * 1000) / ratePerS - now();
+        setTimeout(tick, Math.max(0, Math.min(wait, 10)));
+      }
+    };
+    setTimeout(tick, 20);
+  });
+}
+
+/** Sends every request as fast as `concurrency` connections allow (closed loop). */
+async function closedLoop(base: URL, specs: RequestSpec[], concurrency: number, status: { text: string }) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
+  const answers: Answer[] = new Array(specs.length);
+  let next = 0;
+  let answered = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, specs.length) }, async () => {
+      while (next < specs.length) {
+        const index = next++;
+        answers[index] = await sendOne(agent, base, specs[index]!, 120_000);
+        answered += 1;
+        status.text = `answered ${answered}/${specs.length}`;
+      }
+    }),
+  );
+  agent.destroy();
+  return {
+    answers,
+    maxInFlight: Math.min(concurrency, specs.length),
+    maxLagMs: 0,
+    capped: 0,
+  } satisfies SendResult;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Preparation: N individual downgrades waiting for re-authorization, and a real consent redirect for each.
+
+interface Prepared {
+  workflowId: string;
+  sub: string;
+  email: string;
+  authorizationUrl: string;
+  /** Where the simulator sent the browser back: the callback server's URL with `code` and `state`. */
+  callback: URL;
+}
+
+async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T, index: number) => Promise<R>,
+) {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const index = next++;
+        results[index] = await work(items[index]!, index);
+      }
+    }),
+  );
+  return results;
+}
+
+const SimulatorAccount = z.object({ sub: z.string(), email: z.string(), refresh_token: z.string() });
+
+/** Running downgrades of one batch: those started since it began (visibility, so nothing earlier counts). */
+const runningQuery = (stack: Stack, since: Date) =>
+  `TaskQueue = '${stack.taskQueue}' AND ExecutionStatus = 'Running' AND StartTime >= '${since.toISOString()}'`;
+
+async function prepare(
+  stack: Stack,
+  label: string,
+  n: number,
+  status: { text: string },
+): Promise<Prepared[] & { since: Date }> {
+  const steps: string[] = [];
+  let stepStart = Date.now();
+  const step = (name: string) => {
+    steps.push(`${name} ${((Date.now() - stepStart) / 1000).toFixed(1)} s`);
+    stepStart = Date.now();
+  };
+  const since = new Date();
+  let created = 0;
+  let started = 0;
+  const accounts = await mapLimit(
+    Array.from({ length: n }, (_, i) => i),
+    PREPARE_CONCURRENCY,
+    async (i) => {
+      const account = SimulatorAccount.parse(
+        await got
+          .post(`${stack.simulatorUrl}/_sim/accounts`, {
+            json: { email: `${label}-${i}-${Date.now()}@bench.example.org`, client_id: CLIENT.clientId },
+          })
+          .json(),
+      );
+      status.text = `${label}: accounts ${++created}/${n}`;
+      return account;
+    },
+  );
+  step('accounts');
+  const workflowIds = await mapLimit(accounts, PREPARE_CONCURRENCY, async (account, i) => {
+    const { workflowId } = await stack.downgrades.startIndividualDowngrade({
+      sub: account.sub,
+      refreshToken: account.refresh_token,
+      userId: `${label}-${i}`,
+    });
+    status.text = `${label}: started ${++started}/${n}`;
+    return workflowId;
+  });
+  step('starts');
+  for (;;) {
+    const waiting = (
+      await stack.client.workflow.count(
+        `${runningQuery(stack, since)} AND DowngradeState = 'awaiting_reauthorization'`,
+      )
+    ).count;
+    status.text = `${label}: ${waiting}/${n} waiting for re-authorization`;
+    if (waiting >= n) break;
+    await sleep(500);
+  }
+  step('until waiting');
+  let queried = 0;
+  const urls = await mapLimit(workflowIds, PREPARE_CONCURRENCY, async (workflowId) => {
+    for (;;) {
+      const downgrade = await stack.downgrades.getDowngrade(workflowId);
+      if (downgrade.state === 'awaiting_reauthorization' && downgrade.authorizationUrl) {
+        status.text = `${label}: consent links ${++queried}/${n}`;
+        return downgrade.authorizationUrl;
+      }
+      if (downgrade.state !== 'revoking')
+        throw new Error(`${workflowId} is ${downgrade.state}: ${downgrade.reason}`);
+      await sleep(200);
+    }
+  });
+  step('queries');
+  const callbacks = await collectConsents(stack, accounts, urls, label, status);
+  step('consents');
+  log(`${label}: prepared ${n}: ${steps.join(', ')}`);
+  const prepared = accounts.map((account, i) => ({
+    workflowId: workflowIds[i]!,
+    sub: account.sub,
+    email: account.email,
+    authorizationUrl: urls[i]!,
+    callback: callbacks[i]!,
+  }));
+  return Object.assign(prepared, { since });
+}
+
+/**
+ * Each person approves Free/Busy on the simulator's consent page, over HTTP; the redirect is not followed, its
+ * Location (the callback URL with code and state) is kept for the load. The simulator's page lists every account
+ * the application ever had, so loading it is O(accounts): the page is loaded and checked for a sample, and for
+ * every downgrade the browser's form submission (the page's hidden fields are the authorization URL's parameters,
+ * as the sample confirms) is posted.
+ */
+async function collectConsents(
+  stack: Stack,
+  accounts: Array<z.infer<typeof SimulatorAccount>>,
+  urls: string[],
+  label: string,
+  status: { text: string },
+): Promise<URL[]> {
+  let done = 0;
+  return mapLimit(urls, PREPARE_CONCURRENCY, async (authorizationUrl, i) => {
+    const url = new URL(authorizationUrl);
+    const fields = Object.fromEntries(url.searchParams);
+    let action = '/oauth/authorize';
+    if (i < CONSENT_PAGE_SAMPLE) {
+      const form = parseConsentFormBase((await got(authorizationUrl)).body);
+      if (!form.decisions.includes('free_busy_google'))
+        throw new Error('the consent page offers no Google Free/Busy');
+      if (JSON.stringify(form.hidden) !== JSON.stringify(fields)) {
+        throw new Error(`the consent form's hidden fields are not the authorization URL's parameters`);
+      }
+      action = form.action;
+    }
+    const body = new URLSearchParams({ ...fields, decision: 'free_busy_google', email: accounts[i]!.email });
+    const response = await got.post(new URL(action, url), {
+      body: body.toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      followRedirect: false,
+      throwHttpErrors: false,
+    });
+    const location = response.headers.location;
+    if (response.statusCode !== 302 || !location) {
+      throw new Error(`consent page answered ${response.statusCode}: ${response.body.slice(0, 200)}`);
+    }
+    const callback = new URL(location);
+    if (
+      callback.origin !== stack.callbackBase ||
+      callback.pathname !== REDIRECT_PATH ||
+      !callback.searchParams.get('code') ||
+      !callback.searchParams.get('state')
+    ) {
+      throw new Error(`unexpected consent redirect ${callback.origin}${callback.pathname}`);
+    }
+    status.text = `${label}: consents ${++done}/${urls.length}`;
+    return callback;
+  });
+}
+
+const pathOf = (url: URL) => `${url.pathname}${url.search}`;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Verification from Temporal: signals in each history, how each run ended, and when.
+
+interface WorkflowFacts {
+  signals: number;
+  status: string;
+  state?: string;
+  signalAt?: number;
+  verifiedAt?: number;
+  closedAt?: number;
+}
+
+async function waitUntilNoneRunning(stack: Stack, since: Date, status: { text: string }, label: string) {
+  for (;;) {
+    const left = (await stack.client.workflow.count(runningQuery(stack, since))).count;
+    status.text = `${label}: ${left} still running`;
+    if (left === 0) return;
+    await sleep(1000);
+  }
+}
+
+async function workflowFacts(stack: Stack, workflowIds: string[], status: { text: string }) {
+  const listed = new Map<string, { status: string; state?: string }>();
+  for await (const info of stack.client.workflow.list({ query: `TaskQueue = '${stack.taskQueue}'` })) {
+    listed.set(info.workflowId, {
+      status: info.status.name,
+      state: info.typedSearchAttributes.get(searchAttributes.state),
+    });
+  }
+  let read = 0;
+  const facts = await mapLimit(
+    workflowIds,
+    PREPARE_CONCURRENCY,
+    async (workflowId): Promise<WorkflowFacts> => {
+      const history = await stack.client.workflow.getHandle(workflowId).fetchHistory();
+      const activityTypes = new Map<string, string>();
+      const result: WorkflowFacts = { signals: 0, status: listed.get(workflowId)?.status ?? 'UNKNOWN' };
+      result.state = listed.get(workflowId)?.state;
+      for (const event of history.events ?? []) {
+        const at = tsToMs(event.eventTime);
+        const signal = event.workflowExecutionSignaledEventAttributes;
+        if (signal) {
+          if (signal.signalName === reauthorizationCallback.name) result.signals += 1;
+          result.signalAt ??= at;
+        }
+        const scheduled = event.activityTaskScheduledEventAttributes?.activityType?.name;
+        if (scheduled) activityTypes.set(String(event.eventId), scheduled);
+        const completed = event.activityTaskCompletedEventAttributes?.scheduledEventId;
+        if (completed != null && activityTypes.get(String(completed)) === 'exchangeAuthorizationCode') {
+          result.verifiedAt = at;
+        }
+        if (event.workflowExecutionCompletedEventAttributes) result.closedAt = at;
+      }
+      status.text = `histories read ${++read}/${workflowIds.length}`;
+      return result;
+    },
+  );
+  return facts;
+}
+
+/** SignalWorkflowExecution requests the dev server's frontend has received, from its Prometheus metrics. */
+async function signalRequests(stack: Stack): Promise<number> {
+  const text = await got(stack.metricsUrl).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (
+      line.startsWith('service_requests{') &&
+      line.includes('operation="SignalWorkflowExecution"') &&
+      line.includes('service_name="frontend"')
+    ) {
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return total;
+}
+
+/** The service's `downgrade_callbacks` counters, by result (delivered, forged, replay, …), summed over endpoints. */
+async function serviceCallbackCounts(stack: Stack): Promise<Record<string, number>> {
+  const text = await got(stack.serviceMetricsUrl, { retry: { limit: 0 } }).text();
+  const counts: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('downgrade_callbacks')) continue;
+    const result = /result="([^"]+)"/.exec(line)?.[1];
+    if (result) counts[result] = (counts[result] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return counts;
+}
+
+function countsDelta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const delta: Record<string, number> = {};
+  for (const [key, value] of Object.entries(after)) {
+    if (value - (before[key] ?? 0) > 0) delta[key] = value - (before[key] ?? 0);
+  }
+  return delta;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Statistics.
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** The median (the mean of the two middle values for an even count). */
+function middle(values: number[]): number {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Row label: the run's number, or "median" for rows of medians (run 0). */
+const runLabel = (run: number) => (run === 0 ? 'median' : String(run));
+
+interface Distribution {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+function distribution(values: number[]): Distribution {
+  return {
+    p50: percentile(values, 50),
+    p90: percentile(values, 90),
+    p99: percentile(values, 99),
+    max: values.length ? Math.max(...values) : NaN,
+  };
+}
+
+function countBy<T>(items: readonly T[], key: (item: T) => string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1;
+  return counts;
+}
+
+const fmt = (value: number | undefined, digits = 0) =>
+  value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits);
+const describeCounts = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([key, n]) => `${key}: ${n}`)
+    .join(', ');
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. Sustained callbacks.
+
+interface YardstickResult {
+  run: number;
+  signals: number;
+  workflows: number;
+  perS: number;
+  latency: Distribution;
+}
+
+/**
+ * What this dev server gives a plain Temporal client, on the same machine at the same moment: signals (encrypted
+ * payloads of the callback's size) from this process at the same concurrency, without HTTP, state checks or
+ * PostgreSQL. The targets are workflows on a task queue no worker polls, so each signal costs the server one
+ * history write and nothing else runs meanwhile; the callbacks' signals also wake the service's worker.
+ */
+async function signalYardstick(stack: Stack, run: number): Promise<YardstickResult> {
+  const signals = Math.min(options.count, 2000);
+  const workflows = 256;
+  const taskQueue = `${stack.taskQueue}-signal-sink`;
+  return phase(`[yardstick] ${signals} plain signals, ${options.concurrency} at a time`, async (status) => {
+    const ids = await mapLimit(
+      Array.from({ length: workflows }, (_, i) => `bench-signal-sink-${run}-${i}`),
+      PREPARE_CONCURRENCY,
+      async (workflowId) => {
+        await stack.client.workflow.start('benchSignalSink', { workflowId, taskQueue, args: [] });
+        return workflowId;
+      },
+    );
+    const latencies: number[] = new Array(signals);
+    let next = 0;
+    const started = now();
+    await Promise.all(
+      Array.from({ length: options.concurrency }, async () => {
+        while (next < signals) {
+          const i = next++;
+          const at = now();
+          await stack.client.workflow.getHandle(ids[i % workflows]!).signal(reauthorizationCallback, {
+            prompt: 1,
+            nonce: StateSigner.newNonce(),
+            codeRef: `sec_${randomBytes(18).toString('base64url')}`,
+          });
+          latencies[i] = now() - at;
+          status.text = `signals ${i + 1}/${signals}`;
+        }
+      }),
+    );
+    const elapsedS = (now() - started) / 1000;
+    await mapLimit(ids, PREPARE_CONCURRENCY, (id) =>
+      stack.client.workflow.getHandle(id).terminate('benchmark: yardstick over'),
+    );
+    const result = { run, signals, workflows, perS: signals / elapsedS, latency: distribution(latencies) };
+    log(`yardstick: ${JSON.stringify(result)}`);
+    return result;
+  });
+}
+
+interface SustainedResult {
+  run: number;
+  mode: string;
+  count: number;
+  statuses: Record<string, number>;
+  sendWindowS: number;
+  answerWindowS: number;
+  acceptedPerS: number;
+  perSecondMin: number;
+  perSecondMedian: number;
+  latency: Distribution;
+  /** From sending the callback to the signal's event time in the history (the server persisted it). */
+  toSignal: Distribution;
+  maxInFlight: number;
+  maxLagMs: number;
+  capped: number;
+  completed: number;
+  lost: number;
+  duplicated: number;
+  notCompleted: number;
+  allDoneS: number;
+  completedPerS: number;
+  ok: boolean;
+}
+
+async function sustained(
+  stack: Stack,
+  run: number,
+  rate: number | 'max',
+  used: URL[],
+): Promise<SustainedResult> {
+  const mode = rate === 'max' ? `max (${options.concurrency} conns)` : `${rate}/s open loop`;
+  const label = rate === 'max' ? 'max' : `rate${rate}`;
+  const prepared = await phase(`[${mode}] prepare ${options.count}`, (status) =>
+    prepare(stack, label, options.count, status),
+  );
+  const base = new URL(stack.callbackBase);
+  const specs = prepared.map((p): RequestSpec => ({
+    category: 'legitimate',
+    method: 'GET',
+    path: pathOf(p.callback),
+  }));
+  used.push(...prepared.map((p) => p.callback));
+  const cpuBefore = cpuSnapshot(stack);
+  const sent = await phase(`[${mode}] send ${specs.length} callbacks`, (status) =>
+    rate === 'max'
+      ? closedLoop(base, specs, options.concurrency, status)
+      : openLoop(base, specs, rate, options.maxInFlight, status),
+  );
+  const cpuSent = cpuSnapshot(stack);
+  recordCpu(run, `${mode}: send`, cpuBefore, cpuSent);
+  await phase(`[${mode}] wait until every downgrade ends`, (status) =>
+    waitUntilNoneRunning(stack, prepared.since, status, mode),
+  );
+  recordCpu(run, `${mode}: until all ended`, cpuSent, cpuSnapshot(stack));
+  const facts = await phase(`[${mode}] verify ${prepared.length} histories`, (status) =>
+    workflowFacts(
+      stack,
+      prepared.map((p) => p.workflowId),
+      status,
+    ),
+  );
+
+  const answers = sent.answers;
+  const firstSent = Math.min(...answers.map((a) => a.sentAt));
+  const lastSent = Math.max(...answers.map((a) => a.sentAt));
+  const lastAnswer = Math.max(...answers.map((a) => a.answeredAt));
+  const accepted = answers.filter((a) => a.status === 200);
+  const answerWindowS = (lastAnswer - firstSent) / 1000;
+  // Accepted answers per whole second inside the window (the partial first and last seconds left out).
+  const buckets = new Map<number, number>();
+  for (const a of accepted) {
+    const second = Math.floor((a.answeredAt - firstSent) / 1000);
+    buckets.set(second, (buckets.get(second) ?? 0) + 1);
+  }
+  const fullSeconds = Math.floor(answerWindowS);
+  const perSecond = Array.from({ length: Math.max(0, fullSeconds - 1) }, (_, i) => buckets.get(i + 1) ?? 0);
+  const ok200 = answers.map((a) => a.status === 200);
+  const lost = facts.filter((f, i) => ok200[i] && f.signals === 0).length;
+  const duplicated = facts.filter((f) => f.signals > 1).length;
+  const completed = facts.filter((f) => f.status === 'COMPLETED' && f.state === 'completed').length;
+  const lastClose = Math.max(...facts.map((f) => f.closedAt ?? NaN).filter(Number.isFinite));
+  const errors = answers.filter((a) => a.error).map((a) => a.error!);
+  if (errors.length) log(`transport errors: ${describeCounts(countBy(errors, (e) => e))}`);
+  const result: SustainedResult = {
+    run,
+    mode,
+    count: prepared.length,
+    statuses: countBy(answers, (a) => String(a.status)),
+    sendWindowS: (lastSent - firstSent) / 1000,
+    answerWindowS,
+    acceptedPerS: accepted.length / answerWindowS,
+    perSecondMin: perSecond.length ? Math.min(...perSecond) : NaN,
+    perSecondMedian: perSecond.length ? middle(perSecond) : NaN,
+    latency: distribution(answers.map((a) => a.answeredAt - a.sentAt)),
+    toSignal: distribution(
+      facts.map((f, i) => (f.signalAt ?? NaN) - answers[i]!.sentAt).filter(Number.isFinite),
+    ),
+    maxInFlight: sent.maxInFlight,
+    maxLagMs: sent.maxLagMs,
+    capped: sent.capped,
+    completed,
+    lost,
+    duplicated,
+    notCompleted: prepared.length - completed,
+    allDoneS: (lastClose - firstSent) / 1000,
+    completedPerS: completed / ((lastClose - firstSent) / 1000),
+    ok:
+      accepted.length === prepared.length && lost === 0 && duplicated === 0 && completed === prepared.length,
+  };
+  log(`${mode}: ${JSON.stringify(result)}`);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. Abuse: bad callbacks of every kind against both endpoints, while legitimate downgrades wait.
+
+interface AbuseResult {
+  run: number;
+  count: number;
+  statuses: Record<string, number>;
+  byCategory: Array<{ category: string; expected: number; count: number; got: Record<string, number> }>;
+  unexpected: number;
+  serverErrors: number;
+  answeredPerS: number;
+  latency: Distribution;
+  signalRequestsDuring: number;
+  /** The service's own `downgrade_callbacks` counters over the abuse, by result. */
+  serviceResults: Record<string, number>;
+  signalsInWaitingHistories: number;
+  waitingStillWaiting: string;
+  health: number;
+  goodCallback: string;
+  ok: boolean;
+}
+
+function b64url(value: unknown): string {
+  return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+}
+
+/** A pseudo-random generator with a fixed seed, so every run sends the same mix in the same order. */
+function seeded(seed: number) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state * 1664525 + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+async function badRequests(
+  stack: Stack,
+  count: number,
+  waiting: Prepared[],
+  used: URL[],
+  usedServiceAccountState: string,
+): Promise<RequestSpec[]> {
+  const signer = new StateSigner(stack.stateSecret);
+  const stranger = new StateSigner(randomBytes(32).toString('base64url'));
+  const random = seeded(20261125);
+  const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
+  // Every signed state names a downgrade that is really waiting, with a fresh nonce: if the server let one
+  // through, that downgrade's history would show the signal.
+  const claims = (purpose: StatePurpose) => ({
+    workflowId: pick(waiting).workflowId,
+    purpose,
+    prompt: 1,
+    nonce: StateSigner.newNonce(),
+  });
+  const future = () => new Date(Date.now() + PROMPT_MS);
+  const real = (purpose: StatePurpose) => signer.sign(claims(purpose), future());
+  const expired = (purpose: StatePurpose) => signer.sign(claims(purpose), new Date(Date.now() - 3_600_000));
+  const foreign = (purpose: StatePurpose) => stranger.sign(claims(purpose), future());
+  const tampered = async () => {
+    const [header, payload, signature] = (await real('individual_reauthorization')).split('.');
+    const claimsOf = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as object;
+    const changed = { ...claimsOf, workflowId: pick(waiting).workflowId, prompt: 2 };
+    return `${header}.${b64url(changed)}.${signature}`;
+  };
+  const algNone = () => {
+    const exp = Math.floor(future().getTime() / 1000);
+    return `${b64url({ alg: 'none' })}.${b64url({ ...claims('individual_reauthorization'), iss: 'cronofy-downgrade', exp })}.`;
+  };
+  const code = () => randomBytes(24).toString('base64url');
+
+  type Request = Omit<RequestSpec, 'category' | 'expected'>;
+  const json = { 'content-type': 'application/json' };
+  const get = (query: string): Request => ({
+    method: 'GET',
+    path: query ? `${REDIRECT_PATH}?${query}` : REDIRECT_PATH,
+  });
+  const post = (
+    state: string | undefined,
+    body: string,
+    headers: Record<string, string> = json,
+  ): Request => ({
+    method: 'POST',
+    path:
+      state === undefined
+        ? SERVICE_ACCOUNT_CALLBACK_PATH
+        : `${SERVICE_ACCOUNT_CALLBACK_PATH}?state=${encodeURIComponent(state)}`,
+    headers,
+    body,
+  });
+  const codeBody = (state?: string) => JSON.stringify({ authorization: { code: code(), state } });
+
+  const kinds: Array<{
+    category: string;
+    expected: number;
+    variants: Array<() => Request | Promise<Request>>;
+  }> = [
+    {
+      category: 'GET malformed query',
+      expected: 400,
+      variants: [
+        () => get(`code=${code()}&code=${code()}&state=x`),
+        () => get('code=&state='),
+        () => get('%ZZ=1&code=%E0%A4%A&state=%'),
+        () => get(''),
+        () => get('&&&==&'),
+        () => get(`code=${code()}&error=access_denied&state=abc`),
+      ],
+    },
+    {
+      category: 'GET missing state',
+      expected: 400,
+      variants: [() => get(`code=${code()}`), () => get('error=access_denied')],
+    },
+    {
+      category: 'GET extra parameter (valid state)',
+      expected: 400,
+      variants: [async () => get(`code=${code()}&state=${await real('individual_reauthorization')}&x=1`)],
+    },
+    {
+      category: 'GET state not a token',
+      expected: 400,
+      variants: [
+        () => get(`code=${code()}&state=${randomBytes(40).toString('base64url')}`),
+        () => get(`code=${code()}&state=a.b.c`),
+      ],
+    },
+    {
+      category: 'GET forged (other key)',
+      expected: 400,
+      variants: [
+        async () => get(`code=${code()}&state=${await foreign('individual_reauthorization')}`),
+        async () => get(`error=access_denied&state=${await foreign('individual_reauthorization')}`),
+      ],
+    },
+    {
+      category: 'GET forged (tampered payload)',
+      expected: 400,
+      variants: [async () => get(`code=${code()}&state=${await tampered()}`)],
+    },
+    {
+      category: 'GET forged (alg none)',
+      expected: 400,
+      variants: [() => get(`code=${code()}&state=${algNone()}`)],
+    },
+    {
+      category: 'GET expired (real key)',
+      expected: 410,
+      variants: [async () => get(`code=${code()}&state=${await expired('individual_reauthorization')}`)],
+    },
+    {
+      category: 'GET wrong purpose (real key)',
+      expected: 400,
+      variants: [async () => get(`code=${code()}&state=${await real('enterprise_user')}`)],
+    },
+    {
+      category: 'GET replayed (already used)',
+      expected: 409,
+      variants: [() => get(pick(used).search.slice(1))],
+    },
+    {
+      category: 'GET oversized state (> 4096)',
+      expected: 400,
+      variants: [() => get(`code=${code()}&state=${'A'.repeat(5000)}`)],
+    },
+    {
+      category: 'GET oversized error_description',
+      expected: 400,
+      variants: [
+        async () =>
+          get(
+            `error=access_denied&error_description=${'x'.repeat(2000)}&state=${await real('individual_reauthorization')}`,
+          ),
+      ],
+    },
+    {
+      category: 'GET URL over the header limit',
+      expected: 431,
+      variants: [() => ({ ...get(`code=${code()}&state=${'B'.repeat(20_000)}`), ownConnection: true })],
+    },
+    {
+      category: 'PUT on the redirect path',
+      expected: 404,
+      variants: [() => ({ ...get(`code=${code()}&state=x`), method: 'PUT' })],
+    },
+    {
+      category: 'POST bad JSON',
+      expected: 400,
+      variants: [
+        async () => post(await real('enterprise_user'), '{"authorization":{"code":'),
+        async () => post(await real('enterprise_user'), ''),
+        async () => post(await real('enterprise_user'), "{'authorization': nope}"),
+      ],
+    },
+    {
+      category: 'POST wrong JSON shape',
+      expected: 400,
+      variants: [
+        async () => post(await real('enterprise_user'), JSON.stringify({ authorization: {} })),
+        async () => post(await real('enterprise_user'), '[1,2,3]'),
+        async () => post(await real('enterprise_user'), JSON.stringify({ authorization: { code: 7 } })),
+      ],
+    },
+    { category: 'POST missing state', expected: 400, variants: [() => post(undefined, codeBody())] },
+    {
+      category: 'POST body over bodyLimit (64 KiB)',
+      expected: 413,
+      variants: [
+        async () =>
+          post(
+            await real('enterprise_user'),
+            JSON.stringify({ authorization: { code: code(), pad: 'p'.repeat(70_000) } }),
+          ),
+      ],
+    },
+    {
+      category: 'POST unsupported content type',
+      expected: 415,
+      variants: [
+        async () =>
+          post(await real('enterprise_user'), '<authorization/>', { 'content-type': 'application/xml' }),
+      ],
+    },
+    {
+      category: 'POST forged (other key)',
+      expected: 400,
+      variants: [
+        async () => {
+          const state = await foreign('enterprise_user');
+          return post(state, codeBody(state));
+        },
+      ],
+    },
+    {
+      category: 'POST wrong purpose (real key)',
+      expected: 400,
+      variants: [
+        async () => {
+          const state = await real('individual_reauthorization');
+          return post(state, codeBody(state));
+        },
+      ],
+    },
+    {
+      category: 'POST expired (real key)',
+      expected: 410,
+      variants: [
+        async () => {
+          const state = await expired('enterprise_user');
+          return post(state, codeBody(state));
+        },
+      ],
+    },
+    {
+      category: 'POST body state ≠ URL state',
+      expected: 400,
+      variants: [async () => post(await real('enterprise_user'), codeBody(await real('enterprise_user')))],
+    },
+    {
+      category: 'POST oversized state (> 4096)',
+      expected: 400,
+      variants: [() => post('C'.repeat(5000), codeBody())],
+    },
+    // Cronofy resends callbacks; a duplicate is acknowledged (200) so that it stops, and sends no second signal.
+    {
+      category: 'POST replayed (duplicate, documented 200)',
+      expected: 200,
+      variants: [() => post(usedServiceAccountState, codeBody(usedServiceAccountState))],
+    },
+  ];
+  const specs: RequestSpec[] = [];
+  for (let i = 0; i < count; i += 1) {
+    const kind = kinds[i % kinds.length]!;
+    const variant = kind.variants[Math.floor(i / kinds.length) % kind.variants.length]!;
+    specs.push({ ...(await variant()), category: kind.category, expected: kind.expected });
+  }
+  // Fisher-Yates with the fixed seed: both endpoints and every kind interleaved.
+  for (let i = specs.length - 1; i > 0; i -= 1) {
+    const j = Math.floor(random() * (i + 1));
+    [specs[i], specs[j]] = [specs[j]!, specs[i]!];
+  }
+  return specs;
+}
+
+async function abuse(stack: Stack, run: number, used: URL[]): Promise<AbuseResult> {
+  const waiting = await phase(`[abuse] prepare ${options.waiting} waiting downgrades`, (status) =>
+    prepare(stack, 'waiting', options.waiting, status),
+  );
+  const base = new URL(stack.callbackBase);
+  const agent = new http.Agent({ keepAlive: true });
+  // Priming, before the signal count is read: one legitimate callback (its URL then replays as "already used"),
+  // and one service-account callback for a user who is not waiting (410; its state then replays as a duplicate).
+  const primed = waiting[0]!;
+  const primeAnswer = await sendOne(
+    agent,
+    base,
+    { category: 'prime', method: 'GET', path: pathOf(primed.callback) },
+    30_000,
+  );
+  if (primeAnswer.status !== 200) throw new Error(`the priming callback answered ${primeAnswer.status}`);
+  const usedServiceAccountState = await new StateSigner(stack.stateSecret).sign(
+    {
+      workflowId: 'downgrade-enterprise-user-bench-nobody',
+      purpose: 'enterprise_user',
+      prompt: 1,
+      nonce: StateSigner.newNonce(),
+    },
+    new Date(Date.now() + PROMPT_MS),
+  );
+  const primePost = await sendOne(
+    agent,
+    base,
+    {
+      category: 'prime',
+      method: 'POST',
+      path: `${SERVICE_ACCOUNT_CALLBACK_PATH}?state=${encodeURIComponent(usedServiceAccountState)}`,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ authorization: { code: 'x'.repeat(32), state: usedServiceAccountState } }),
+    },
+    30_000,
+  );
+  if (primePost.status !== 410)
+    throw new Error(`the priming service-account callback answered ${primePost.status}`);
+  agent.destroy();
+  const targets = waiting.slice(1);
+  const specs = await badRequests(
+    stack,
+    options.bad,
+    targets,
+    [...used, primed.callback],
+    usedServiceAccountState,
+  );
+
+  await sleep(1500);
+  const signalsBefore = await signalRequests(stack);
+  const resultsBefore = await serviceCallbackCounts(stack);
+  const cpuBefore = cpuSnapshot(stack);
+  const sent = await phase(`[abuse] send ${specs.length} bad callbacks`, (status) =>
+    closedLoop(base, specs, options.concurrency, status),
+  );
+  recordCpu(run, 'abuse: send', cpuBefore, cpuSnapshot(stack));
+  await sleep(1500);
+  const signalsAfter = await signalRequests(stack);
+  const serviceResults = countsDelta(await serviceCallbackCounts(stack), resultsBefore);
+
+  return phase('[abuse] verify', async (status) => {
+    const facts = await workflowFacts(
+      stack,
+      targets.map((t) => t.workflowId),
+      status,
+    );
+    const health = await got(`${stack.callbackBase}/healthz`, {
+      throwHttpErrors: false,
+      retry: { limit: 0 },
+    });
+    const good = targets[0]!;
+    const goodAnswer = await got(good.callback.toString(), {
+      throwHttpErrors: false,
+      followRedirect: false,
+      retry: { limit: 0 },
+    });
+    const result = await Promise.race([
+      stack.downgrades.waitForResult(good.workflowId),
+      sleep(60_000).then(() => undefined),
+    ]);
+    const [goodFacts] = await workflowFacts(stack, [good.workflowId], status);
+    // The rest were only there to be targeted: end them, no signal.
+    await mapLimit(targets.slice(1), PREPARE_CONCURRENCY, (t) =>
+      stack.client.workflow.getHandle(t.workflowId).terminate('benchmark: abuse phase over'),
+    );
+
+    const answers = sent.answers;
+    const firstSent = Math.min(...answers.map((a) => a.sentAt));
+    const lastAnswer = Math.max(...answers.map((a) => a.answeredAt));
+    const byCategory = new Map<string, { expected: number; answers: Answer[] }>();
+    specs.forEach((spec, i) => {
+      const entry = byCategory.get(spec.category) ?? { expected: spec.expected!, answers: [] };
+      entry.answers.push(answers[i]!);
+      byCategory.set(spec.category, entry);
+    });
+    const unexpected = specs.filter((spec, i) => answers[i]!.status !== spec.expected).length;
+    const serverErrors = answers.filter((a) => a.status >= 500 || a.status === 0).length;
+    const signalsInWaiting = facts.reduce((sum, f) => sum + f.signals, 0);
+    const stillWaiting = facts.filter(
+      (f) => f.status === 'RUNNING' && f.state === 'awaiting_reauthorization',
+    ).length;
+    const goodCallback =
+      goodAnswer.statusCode === 200 && result?.state === 'completed' && goodFacts?.signals === 1
+        ? `200, completed, 1 signal`
+        : `FAILED: HTTP ${goodAnswer.statusCode}, ${result?.state ?? 'no result in 60 s'}, ${goodFacts?.signals} signals`;
+    const abuseResult: AbuseResult = {
+      run,
+      count: specs.length,
+      statuses: countBy(answers, (a) => String(a.status)),
+      byCategory: [...byCategory.entries()].map(([category, entry]) => ({
+        category,
+        expected: entry.expected,
+        count: entry.answers.length,
+        got: countBy(entry.answers, (a) =>
+          a.error ? `${a.status} (${a.error.slice(0, 40)})` : String(a.status),
+        ),
+      })),
+      unexpected,
+      serverErrors,
+      answeredPerS: specs.length / ((lastAnswer - firstSent) / 1000),
+      latency: distribution(answers.map((a) => a.answeredAt - a.sentAt)),
+      signalRequestsDuring: signalsAfter - signalsBefore,
+      serviceResults,
+      signalsInWaitingHistories: signalsInWaiting,
+      waitingStillWaiting: `${stillWaiting}/${facts.length}`,
+      health: health.statusCode,
+      goodCallback,
+      ok:
+        unexpected === 0 &&
+        serverErrors === 0 &&
+        signalsAfter === signalsBefore &&
+        !serviceResults.delivered &&
+        signalsInWaiting === 0 &&
+        stillWaiting === facts.length &&
+        health.statusCode === 200 &&
+        goodCallback.startsWith('200'),
+    };
+    log(`abuse: ${JSON.stringify({ ...abuseResult, byCategory: undefined })}`);
+    return abuseResult;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. Callback → verified latency of Individual downgrades at a modest rate.
+
+interface LatencyResult {
+  run: number;
+  count: number;
+  rate: number;
+  statuses: Record<string, number>;
+  http: Distribution;
+  sendToSignal: Distribution;
+  signalToVerified: Distribution;
+  signalToCompleted: Distribution;
+  wall: Distribution;
+  completed: number;
+  ok: boolean;
+}
+
+async function latency(stack: Stack, run: number): Promise<LatencyResult> {
+  const prepared = await phase(`[latency] prepare ${options.latencyCount}`, (status) =>
+    prepare(stack, 'latency', options.latencyCount, status),
+  );
+  const base = new URL(stack.callbackBase);
+  const cpuBefore = cpuSnapshot(stack);
+  const measured = await phase(
+    `[latency] ${prepared.length} callbacks at ${options.latencyRate}/s`,
+    async (status) => {
+      // Every wait on the result is already polling when its callback leaves.
+      const results = prepared.map((p) =>
+        stack.downgrades.waitForResult(p.workflowId).then((result) => ({ result, at: now() })),
+      );
+      const specs = prepared.map((p): RequestSpec => ({
+        category: 'legitimate',
+        method: 'GET',
+        path: pathOf(p.callback),
+      }));
+      const sent = await openLoop(base, specs, options.latencyRate, options.maxInFlight, status);
+      status.text = 'waiting for results';
+      return { sent, results: await Promise.all(results) };
+    },
+  );
+  recordCpu(run, 'latency: send until all results', cpuBefore, cpuSnapshot(stack));
+  const facts = await phase('[latency] verify histories', (status) =>
+    workflowFacts(
+      stack,
+      prepared.map((p) => p.workflowId),
+      status,
+    ),
+  );
+  const answers = measured.sent.answers;
+  const span = (from: (i: number) => number | undefined, to: (i: number) => number | undefined) =>
+    prepared
+      .map((_, i) => {
+        const a = from(i);
+        const b = to(i);
+        return a === undefined || b === undefined ? NaN : b - a;
+      })
+      .filter(Number.isFinite);
+  const completed = measured.results.filter((r) => r.result.state === 'completed').length;
+  const result: LatencyResult = {
+    run,
+    count: prepared.length,
+    rate: options.latencyRate,
+    statuses: countBy(answers, (a) => String(a.status)),
+    http: distribution(answers.map((a) => a.answeredAt - a.sentAt)),
+    sendToSignal: distribution(
+      span(
+        (i) => answers[i]!.sentAt,
+        (i) => facts[i]!.signalAt,
+      ),
+    ),
+    signalToVerified: distribution(
+      span(
+        (i) => facts[i]!.signalAt,
+        (i) => facts[i]!.verifiedAt,
+      ),
+    ),
+    signalToCompleted: distribution(
+      span(
+        (i) => facts[i]!.signalAt,
+        (i) => facts[i]!.closedAt,
+      ),
+    ),
+    wall: distribution(
+      span(
+        (i) => answers[i]!.sentAt,
+        (i) => measured.results[i]!.at,
+      ),
+    ),
+    completed,
+    ok:
+      completed === prepared.length &&
+      answers.every((a) => a.status === 200) &&
+      facts.every((f) => f.signals === 1 && f.verifiedAt !== undefined),
+  };
+  log(`latency: ${JSON.stringify(result)}`);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tables.
+
+function table(header: string[], rows: string[][]): void {
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map(() => '---').join('|')}|`);
+  for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+}
+
+const dist = (d: Distribution) => `${fmt(d.p50)} / ${fmt(d.p90)} / ${fmt(d.p99)} / ${fmt(d.max)}`;
+
+function printSustained(rows: SustainedResult[], title: string): void {
+  console.log(`\n### ${title}\n`);
+  table(
+    [
+      'run',
+      'mode',
+      'callbacks',
+      'send window s',
+      'answer window s',
+      'accepted/s (whole window)',
+      'accepted/s per second (min, median)',
+      'statuses',
+      'HTTP ms p50 / p90 / p99 / max',
+      'send → signal in history ms p50 / p90 / p99 / max',
+      'max in flight',
+      'max send lag ms',
+      'first send → all ended s',
+      'ended completed/s',
+      'completed',
+      'lost',
+      'duplicated',
+    ],
+    rows.map((r) => [
+      runLabel(r.run),
+      r.mode,
+      String(r.count),
+      fmt(r.sendWindowS, 1),
+      fmt(r.answerWindowS, 1),
+      fmt(r.acceptedPerS, 0),
+      `${fmt(r.perSecondMin)}, ${fmt(r.perSecondMedian)}`,
+      describeCounts(r.statuses),
+      dist(r.latency),
+      dist(r.toSignal),
+      `${fmt(r.maxInFlight)}${r.capped ? ` (cap ${options.maxInFlight} reached)` : ''}`,
+      fmt(r.maxLagMs),
+      fmt(r.allDoneS, 1),
+      fmt(r.completedPerS, 1),
+      `${r.completed}/${r.count}${r.ok ? '' : ' FAILED'}`,
+      String(r.lost),
+      String(r.duplicated),
+    ]),
+  );
+}
+
+function printYardstick(rows: YardstickResult[], title: string): void {
+  console.log(`\n### ${title}\n`);
+  table(
+    ['run', 'signals', 'target workflows', 'connections', 'signals/s', 'RPC ms p50 / p90 / p99 / max'],
+    rows.map((r) => [
+      runLabel(r.run),
+      String(r.signals),
+      String(r.workflows),
+      String(options.concurrency),
+      fmt(r.perS, 0),
+      dist(r.latency),
+    ]),
+  );
+}
+
+function printAbuse(rows: AbuseResult[], title: string): void {
+  console.log(`\n### ${title}\n`);
+  table(
+    [
+      'run',
+      'bad callbacks',
+      'answered/s',
+      'HTTP ms p50 / p90 / p99 / max',
+      'statuses',
+      'not as documented',
+      '5xx or no answer',
+      'signal RPCs during',
+      "service's callback results",
+      'signals in waiting histories',
+      'still waiting',
+      'health after',
+      'good callback after',
+    ],
+    rows.map((r) => [
+      runLabel(r.run),
+      String(r.count),
+      fmt(r.answeredPerS, 0),
+      dist(r.latency),
+      describeCounts(r.statuses),
+      `${r.unexpected}${r.ok ? '' : ' FAILED'}`,
+      String(r.serverErrors),
+      String(r.signalRequestsDuring),
+      describeCounts(r.serviceResults),
+      String(r.signalsInWaitingHistories),
+      r.waitingStillWaiting,
+      String(r.health),
+      r.goodCallback,
+    ]),
+  );
+  const last = rows.at(-1);
+  if (last && last.byCategory.length) {
+    console.log(`\nBy kind (run ${last.run}):\n`);
+    table(
+      ['kind', 'sent', 'documented', 'answered'],
+      [...last.byCategory]
+        .sort((a, b) => a.category.localeCompare(b.category))
+        .map((c) => [c.category, String(c.count), String(c.expected), describeCounts(c.got)]),
+    );
+  }
+}
+
+function printLatency(rows: LatencyResult[], title: string): void {
+  console.log(`\n### ${title} (ms: p50 / p90 / p99 / max)\n`);
+  table(
+    [
+      'run',
+      'downgrades',
+      'rate /s',
+      'statuses',
+      'HTTP answer',
+      'send → signal recorded',
+      'signal → verified (exchange done)',
+      'signal → workflow completed',
+      'wall: send → result returned',
+      'completed',
+    ],
+    rows.map((r) => [
+      runLabel(r.run),
+      String(r.count),
+      fmt(r.rate),
+      describeCounts(r.statuses),
+      dist(r.http),
+      dist(r.sendToSignal),
+      dist(r.signalToVerified),
+      dist(r.signalToCompleted),
+      dist(r.wall),
+      `${r.completed}/${r.count}${r.ok ? '' : ' FAILED'}`,
+    ]),
+  );
+}
+
+function printCpu(): void {
+  if (!cpuRows.length) return;
+  console.log(
+    '\n### CPU (cores used on average: the whole machine, shared with other work, and each process; ' +
+      '"svc …" splits the service by thread)\n',
+  );
+  const names = [
+    'machine',
+    'dev server',
+    'service',
+    'svc main',
+    'svc workflows',
+    'svc Rust core',
+    'svc other',
+    'simulator',
+    'PostgreSQL',
+    'bench',
+  ];
+  table(
+    ['run', 'phase', 'wall s', ...names],
+    cpuRows.map((r) => [String(r.run), r.phase, fmt(r.wallS, 1), ...names.map((n) => fmt(r.cores[n], 2))]),
+  );
+}
+
+function medianDistribution(items: Distribution[]): Distribution {
+  return {
+    p50: middle(items.map((d) => d.p50)),
+    p90: middle(items.map((d) => d.p90)),
+    p99: middle(items.map((d) => d.p99)),
+    max: middle(items.map((d) => d.max)),
+  };
+}
+
+function medianSustained(rows: SustainedResult[]): SustainedResult {
+  const m = (pick: (r: SustainedResult) => number) => middle(rows.map(pick));
+  return {
+    ...rows[0]!,
+    run: 0,
+    sendWindowS: m((r) => r.sendWindowS),
+    answerWindowS: m((r) => r.answerWindowS),
+    acceptedPerS: m((r) => r.acceptedPerS),
+    perSecondMin: m((r) => r.perSecondMin),
+    perSecondMedian: m((r) => r.perSecondMedian),
+    latency: medianDistribution(rows.map((r) => r.latency)),
+    toSignal: medianDistribution(rows.map((r) => r.toSignal)),
+    maxInFlight: m((r) => r.maxInFlight),
+    maxLagMs: m((r) => r.maxLagMs),
+    allDoneS: m((r) => r.allDoneS),
+    completedPerS: m((r) => r.completedPerS),
+    completed: m((r) => r.completed),
+    lost: Math.max(...rows.map((r) => r.lost)),
+    duplicated: Math.max(...rows.map((r) => r.duplicated)),
+    statuses: sumCounts(rows.map((r) => r.statuses)),
+    ok: rows.every((r) => r.ok),
+  };
+}
+
+function sumCounts(items: Record<string, number>[]): Record<string, number> {
+  const total: Record<string, number> = {};
+  for (const item of items) for (const [k, v] of Object.entries(item)) total[k] = (total[k] ?? 0) + v;
+  return total;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const external = args['database-url'] ?? process.env.BENCH_DATABASE_URL;
+  const postgres = external ? { url: external, dataDir: undefined } : startTestPostgres();
+  const scratch = mkdtempSync(join(tmpdir(), 'bench-callbacks-'));
+  log(
+    `options: ${JSON.stringify({ ...options, phases: [...options.phases] })}; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`,
+  );
+  const results: Results = { sustained: [], yardstick: [], abuse: [], latency: [], profile: [] };
+  let failed = false;
+  let stack: Stack | undefined;
+  try {
+    for (let run = 1; run <= options.repeat; run += 1) {
+      log(`run ${run}/${options.repeat}: starting the stack`);
+      stack = await phase(
+        'start the stack',
+        () => startStack(postgres.url, postgres.dataDir, scratch),
+        300_000,
+      );
+      log(`service log: ${stack.serviceLog}`);
+      const used: URL[] = [];
+      if (options.phases.has('sustained')) {
+        results.yardstick.push(await signalYardstick(stack, run));
+        for (const rate of options.rates) {
+          const result = await sustained(stack, run, rate, used);
+          results.sustained.push(result);
+          failed ||= !result.ok;
+        }
+      }
+      if (options.phases.has('abuse')) {
+        // Phase 1's callbacks, all used once, are the abuse phase's replays.
+        const result = await abuse(stack, run, used);
+        results.abuse.push(result);
+        failed ||= !result.ok;
+      }
+      if (options.phases.has('latency')) {
+        const result = await latency(stack, run);
+        results.latency.push(result);
+        failed ||= !result.ok;
+      }
+      await stack.stop();
+      if (options.profile && stack.pids.service) {
+        results.profile.push(...summarizeProfiles(stack.profileDir, stack.pids.service, run));
+      }
+      stack = undefined;
+    }
+  } catch (error) {
+    failed = true;
+    console.error(error instanceof PhaseTimeout ? error.message : error);
+    if (stack) log(`service log tail:\n${tail(stack.serviceLog)}`);
+  } finally {
+    await stack?.stop();
+    printResults(results);
+    if (options.profile) log(`kept ${scratch} (service CPU profiles and logs)`);
+    else rmSync(scratch, { recursive: true, force: true });
+  }
+  if (failed) log('FAILED: see the tables and messages above');
+  return failed ? 1 : 0;
+}
+
+interface Results {
+  sustained: SustainedResult[];
+  yardstick: YardstickResult[];
+  abuse: AbuseResult[];
+  latency: LatencyResult[];
+  profile: string[];
+}
+
+function printResults(results: Results) {
+  const {
+    sustained: sustainedRows,
+    yardstick: yardstickRows,
+    abuse: abuseRows,
+    latency: latencyRows,
+  } = results;
+  if (sustainedRows.length) printSustained(sustainedRows, '1. Sustained callbacks');
+  if (yardstickRows.length)
+    printYardstick(yardstickRows, 'Yardstick: the same signals from a plain Temporal client (no HTTP)');
+  if (abuseRows.length)
+    printAbuse(abuseRows, `2. Abuse: ${options.bad} bad callbacks, ${options.concurrency} connections`);
+  if (latencyRows.length) printLatency(latencyRows, '3. Callback → verified latency');
+  printCpu();
+  for (const line of results.profile) console.log(line);
+  if (options.repeat > 1) {
+    console.log(`\n## Medians of ${options.repeat} runs`);
+    const modes = [...new Set(sustainedRows.map((r) => r.mode))];
+    if (sustainedRows.length) {
+      printSustained(
+        modes.map((mode) => medianSustained(sustainedRows.filter((r) => r.mode === mode))),
+        '1. Sustained callbacks (median; lost/duplicated: maximum; statuses: summed)',
+      );
+    }
+    if (yardstickRows.length) {
+      printYardstick(
+        [
+          {
+            ...yardstickRows[0]!,
+            run: 0,
+            perS: middle(yardstickRows.map((r) => r.perS)),
+            latency: medianDistribution(yardstickRows.map((r) => r.latency)),
+          },
+        ],
+        'Yardstick (median)',
+      );
+    }
+    if (abuseRows.length) {
+      const m = (pick: (r: AbuseResult) => number) => middle(abuseRows.map(pick));
+      printAbuse(
+        [
+          {
+            ...abuseRows[0]!,
+            run: 0,
+            answeredPerS: m((r) => r.answeredPerS),
+            latency: medianDistribution(abuseRows.map((r) => r.latency)),
+            statuses: sumCounts(abuseRows.map((r) => r.statuses)),
+            unexpected: Math.max(...abuseRows.map((r) => r.unexpected)),
+            serverErrors: Math.max(...abuseRows.map((r) => r.serverErrors)),
+            signalRequestsDuring: Math.max(...abuseRows.map((r) => r.signalRequestsDuring)),
+            serviceResults: sumCounts(abuseRows.map((r) => r.serviceResults)),
+            signalsInWaitingHistories: Math.max(...abuseRows.map((r) => r.signalsInWaitingHistories)),
+            byCategory: [],
+            ok: abuseRows.every((r) => r.ok),
+          },
+        ],
+        '2. Abuse (median rate and latency; counts: maximum; statuses: summed)',
+      );
+    }
+    if (latencyRows.length) {
+      printLatency(
+        [
+          {
+            ...latencyRows[0]!,
+            run: 0,
+            http: medianDistribution(latencyRows.map((r) => r.http)),
+            sendToSignal: medianDistribution(latencyRows.map((r) => r.sendToSignal)),
+            signalToVerified: medianDistribution(latencyRows.map((r) => r.signalToVerified)),
+            signalToCompleted: medianDistribution(latencyRows.map((r) => r.signalToCompleted)),
+            wall: medianDistribution(latencyRows.map((r) => r.wall)),
+            statuses: sumCounts(latencyRows.map((r) => r.statuses)),
+            completed: Math.min(...latencyRows.map((r) => r.completed)),
+            ok: latencyRows.every((r) => r.ok),
+          },
+        ],
+        '3. Callback → verified latency (median of each percentile)',
+      );
+    }
+  }
+}
+
+process.exitCode = await main().catch((error: unknown) => {
+  console.error(error);
+  return 1;
+});
+// Anything the SDK's runtime or a timed-out phase still holds must not keep a finished benchmark alive.
+setTimeout(() => process.exit(), 5_000).unref();
