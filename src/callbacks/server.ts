@@ -23,7 +23,13 @@ export async function startCallbackServer(
   deps: CallbackDeps,
   options: CallbackServerOptions,
 ): Promise<{ app: FastifyInstance; url: string }> {
-  const app = Fastify({ logger: loggerOptions(options.logLevel ?? 'info'), bodyLimit: 64 * 1024 });
+  const app = Fastify({
+    logger: loggerOptions(options.logLevel ?? 'info'),
+    // Each handler logs one line with the outcome (and downgrade_callbacks counts it); fastify's own "incoming
+    // request" and "request completed" lines would triple the logging of every callback.
+    disableRequestLogging: true,
+    bodyLimit: 64 * 1024,
+  });
   let url = '';
   if (options.metricMeter) {
     registerCallbackMetrics(app, options.metricMeter, {
