@@ -1688,6 +1688,8 @@ interface LatencyResult {
   http: Distribution;
   sendToSignal: Distribution;
   signalToVerified: Distribution;
+  /** The bar's measure: the callback leaving the person's browser → the code exchanged and the provider known. */
+  sendToVerified: Distribution;
   signalToCompleted: Distribution;
   wall: Distribution;
   completed: number;
@@ -1750,6 +1752,12 @@ async function latency(stack: Stack, run: number): Promise<LatencyResult> {
     signalToVerified: distribution(
       span(
         (i) => facts[i]!.signalAt,
+        (i) => facts[i]!.verifiedAt,
+      ),
+    ),
+    sendToVerified: distribution(
+      span(
+        (i) => answers[i]!.sentAt,
         (i) => facts[i]!.verifiedAt,
       ),
     ),
@@ -1902,6 +1910,7 @@ function printLatency(rows: LatencyResult[], title: string): void {
       'HTTP answer',
       'send → signal recorded',
       'signal → verified (exchange done)',
+      'send → verified',
       'signal → workflow completed',
       'wall: send → result returned',
       'completed',
@@ -1914,6 +1923,7 @@ function printLatency(rows: LatencyResult[], title: string): void {
       dist(r.http),
       dist(r.sendToSignal),
       dist(r.signalToVerified),
+      dist(r.sendToVerified),
       dist(r.signalToCompleted),
       dist(r.wall),
       `${r.completed}/${r.count}${r.ok ? '' : ' FAILED'}`,
@@ -2122,6 +2132,7 @@ function printResults(results: Results) {
             http: medianDistribution(latencyRows.map((r) => r.http)),
             sendToSignal: medianDistribution(latencyRows.map((r) => r.sendToSignal)),
             signalToVerified: medianDistribution(latencyRows.map((r) => r.signalToVerified)),
+            sendToVerified: medianDistribution(latencyRows.map((r) => r.sendToVerified)),
             signalToCompleted: medianDistribution(latencyRows.map((r) => r.signalToCompleted)),
             wall: medianDistribution(latencyRows.map((r) => r.wall)),
             statuses: sumCounts(latencyRows.map((r) => r.statuses)),
