@@ -10,6 +10,7 @@ import type { Payload } from '@temporalio/common';
 import { DowngradeClient } from '../src/client.js';
 import { KEY_ID_METADATA, PayloadDecryptionError } from '../src/codec/encryptionCodec.js';
 import { payloadEncryption } from '../src/services.js';
+import { assertHistoryHoldsNoSecrets } from './support/histories.js';
 import {
   createReadWriteUser,
   decideOnConsentPage,
@@ -86,6 +87,12 @@ test('downgrades started under key 1 complete after the worker and client move t
     // A process still on key 1 alone cannot read what the rotated worker wrote.
     await assert.rejects(stack.codec.decode(result), PayloadDecryptionError);
   }
+
+  await assertHistoryHoldsNoSecrets(
+    stack,
+    started.map(({ workflowId }) => workflowId),
+    { plaintexts: started.map(({ user }) => user.email) },
+  );
 
   // New runs go entirely under key 2.
   const user = await createReadWriteUser(stack, 'rotation-new@example.com');
