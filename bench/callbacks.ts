@@ -22,13 +22,13 @@ import { tsToMs } from '@temporalio/common/lib/time.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
-import pg from 'pg';
 import { z } from 'zod';
 import { DowngradeClient } from '../src/client.js';
 import { REDIRECT_PATH } from '../src/callbacks/getReauthorizationRedirect.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
 import { StateSigner, type StatePurpose } from '../src/callbacks/stateToken.js';
 import { payloadEncryption } from '../src/services.js';
+import { createScratchDatabase, dropScratchDatabase, startBenchPostgres } from './postgres.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
@@ -182,8 +182,8 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
       },
     });
     cleanups.push(() => env.teardown());
-    const databaseUrl = await createScratchDatabase(adminUrl);
-    cleanups.push(() => dropScratchDatabase(adminUrl, databaseUrl));
+    const databaseUrl = await createScratchDatabase(adminUrl, 'benchcb');
+    cleanups.push(() => dropScratchDatabase(adminUrl, databaseUrl, 'benchcb'));
 
     const callbackPort = await freePort();
     const serviceMetricsPort = await freePort();
@@ -373,48 +373,6 @@ async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   if (!address || typeof address === 'string') throw new Error('no free port');
   return address.port;
-}
-
-/**
- * The project's throwaway PostgreSQL, on its own port and data folder (as bench/enterprise.ts): the tests' default
- * 55432 is shared with every other checkout on the machine.
- */
-function startTestPostgres(): { url: string; dataDir: string } {
-  const dataDir = process.env.BENCH_POSTGRES_DIR ?? join(tmpdir(), 'cronofy-downgrade-bench-postgres');
-  const script = fileURLToPath(new URL('../scripts/start-test-postgres.sh', import.meta.url));
-  const url = execFileSync('bash', [script], {
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      TEST_POSTGRES_PORT: process.env.BENCH_POSTGRES_PORT ?? '55439',
-      TEST_POSTGRES_DIR: dataDir,
-    },
-  }).trim();
-  return { url, dataDir };
-}
-
-async function withAdmin<T>(adminUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function createScratchDatabase(adminUrl: string): Promise<string> {
-  const name = `benchcb_${Date.now()}_${process.pid}`;
-  await withAdmin(adminUrl, (client) => client.query(`CREATE DATABASE ${name}`));
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function dropScratchDatabase(adminUrl: string, databaseUrl: string): Promise<void> {
-  const name = new URL(databaseUrl).pathname.slice(1);
-  if (!/^benchcb_\d+_\d+$/.test(name)) throw new Error(`refusing to drop ${name}`);
-  await withAdmin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1999,7 +1957,7 @@ function sumCounts(items: Record<string, number>[]): Record<string, number> {
 async function main(): Promise<number> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const external = args['database-url'] ?? process.env.BENCH_DATABASE_URL;
-  const postgres = external ? { url: external, dataDir: undefined } : startTestPostgres();
+  const postgres = external ? { url: external, dataDir: undefined } : startBenchPostgres();
   const scratch = mkdtempSync(join(tmpdir(), 'bench-callbacks-'));
   log(
     `options: ${JSON.stringify({ ...options, phases: [...options.phases] })}; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`,

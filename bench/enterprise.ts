@@ -15,7 +15,6 @@ import proto from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
-import pg from 'pg';
 import { z } from 'zod';
 import { DowngradeClient } from '../src/client.js';
 import { REDIRECT_PATH } from '../src/callbacks/getReauthorizationRedirect.js';
@@ -23,6 +22,7 @@ import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccou
 import { startCallbackServer } from '../src/callbacks/server.js';
 import { temporalCallbackDeps } from '../src/callbacks/deps.js';
 import { payloadEncryption } from '../src/services.js';
+import { createScratchDatabase, dropScratchDatabase, startBenchPostgres } from './postgres.js';
 import { StateSigner } from '../src/callbacks/stateToken.js';
 import { startSimulator } from '../src/simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
@@ -122,7 +122,7 @@ const MiB = 1024 * 1024;
 async function main(): Promise<number> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const benchStart = Date.now();
-  const adminUrl = args['database-url'] ?? process.env.BENCH_DATABASE_URL ?? (await startTestPostgres());
+  const adminUrl = args['database-url'] ?? process.env.BENCH_DATABASE_URL ?? startBenchPostgres().url;
   const scratch = mkdtempSync(join(tmpdir(), 'bench-enterprise-'));
   try {
     log('bundling workflows');
@@ -193,8 +193,8 @@ async function runOnce(
     });
     cleanups.push(() => env.teardown());
 
-    const databaseUrl = await createScratchDatabase(adminUrl);
-    cleanups.push(() => dropScratchDatabase(adminUrl, databaseUrl));
+    const databaseUrl = await createScratchDatabase(adminUrl, 'bench');
+    cleanups.push(() => dropScratchDatabase(adminUrl, databaseUrl, 'bench'));
     const database = await openDatabase(databaseUrl);
     cleanups.push(() => database.close());
     const keys = Keyring.generateSpec('bench1');
@@ -564,47 +564,6 @@ async function startWorkerProcess(env: Record<string, string>): Promise<WorkerHa
       }
     },
   };
-}
-
-/**
- * The project's throwaway PostgreSQL, on its own port and data folder: the tests' default (55432) is shared with
- * any other checkout on the machine, whose `start-test-postgres.sh stop` would end a long run half-way.
- */
-async function startTestPostgres(): Promise<string> {
-  const { execFileSync } = await import('node:child_process');
-  const script = fileURLToPath(new URL('../scripts/start-test-postgres.sh', import.meta.url));
-  return execFileSync('bash', [script], {
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      TEST_POSTGRES_PORT: process.env.BENCH_POSTGRES_PORT ?? '55439',
-      TEST_POSTGRES_DIR: process.env.BENCH_POSTGRES_DIR ?? join(tmpdir(), 'cronofy-downgrade-bench-postgres'),
-    },
-  }).trim();
-}
-
-async function withAdmin<T>(adminUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function createScratchDatabase(adminUrl: string): Promise<string> {
-  const name = `bench_${Date.now()}_${process.pid}`;
-  await withAdmin(adminUrl, (client) => client.query(`CREATE DATABASE ${name}`));
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function dropScratchDatabase(adminUrl: string, databaseUrl: string): Promise<void> {
-  const name = new URL(databaseUrl).pathname.slice(1);
-  if (!/^bench_\d+_\d+$/.test(name)) throw new Error(`refusing to drop ${name}`);
-  await withAdmin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
 }
 
 function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
