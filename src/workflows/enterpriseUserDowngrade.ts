@@ -36,23 +36,23 @@ export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promi
     if (received.request === request && !callback) callback = received;
   });
   // The operator's view of this user in the Temporal UI: where it is, since when, until when (encrypted payload).
-  let since = new Date(Date.now()).toISOString();
+  let sinceMs = Date.now();
   const describe = (state: UserState | EnterpriseUserResult['state'], reason?: string) => {
     const lines = [
       `**${state}** · access request ${request} of ${input.maxUserRequests}`,
       `User ${input.email} of ${input.domain}`,
     ];
     if (state === 'awaiting_user_access') {
-      lines.push(`Waiting for Cronofy's callback since ${since}`);
-      lines.push(`Asks again at ${new Date(Date.parse(since) + input.userDeadlineMs).toISOString()}`);
+      lines.push(`Waiting for Cronofy's callback since ${new Date(sinceMs).toISOString()}`);
+      lines.push(`Asks again at ${new Date(sinceMs + input.userDeadlineMs).toISOString()}`);
     }
     if (reason) lines.push(`Reason: ${reason}`);
     setCurrentDetails(lines.join('\n\n'));
   };
-  const enter = (state: UserState) => {
-    since = new Date(Date.now()).toISOString();
+  const enter = (state: UserState, reason?: string) => {
+    sinceMs = Date.now();
     upsertSearchAttributes([{ key: searchAttributes.state, value: state }]);
-    describe(state);
+    describe(state, reason);
   };
   describe('awaiting_user_access');
   countDowngradeStarted('enterprise_user');
@@ -65,8 +65,7 @@ export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promi
     if (!isCancellation(error)) throw error;
     result = { position: input.position, state: 'cancelled', reason: 'the domain downgrade was cancelled' };
   }
-  enter(result.state);
-  describe(result.state, result.reason);
+  enter(result.state, result.reason);
   countDowngradeFinished('enterprise_user', result.state);
   await CancellationScope.nonCancellable(async () => {
     await service.recordUserOutcome({
