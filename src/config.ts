@@ -141,6 +141,9 @@ export function parseConfig(rawEnv: Record<string, string | undefined>): Config 
       problems.push(env[a] === undefined ? `${a}: required with ${b}` : `${b}: required with ${a}`);
     }
   }
+  if (env.TEMPORAL_TLS === 'false' && (env.TEMPORAL_API_KEY ?? env.TEMPORAL_TLS_CERT_PATH) !== undefined) {
+    problems.push('TEMPORAL_TLS: false cannot be combined with TEMPORAL_API_KEY or a client certificate');
+  }
   if (!parsed.success || problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n${problems.map((line) => `  ${line}`).join('\n')}`);
   }

@@ -63,7 +63,7 @@ async function main() {
     logLevel: config.LOG_LEVEL,
   });
   stops.unshift(() => codecServer.close());
-  const codecUrl = codecServer.url.replace(/\/\/(0\.0\.0\.0|\[?::\]?):/, '//127.0.0.1:');
+  const codecUrl = reachableFromHere(codecServer.url);
 
   const embeddedTemporal = process.env.TEMPORAL_ADDRESS === undefined;
   if (embeddedTemporal) {
@@ -136,7 +136,7 @@ async function main() {
     `  Credential store:   ${config.DATABASE_URL.startsWith('postgres') ? 'PostgreSQL' : config.DATABASE_URL}`,
     `  Codec server:       ${codecUrl}  (payloads in Temporal are encrypted; this decodes them for the CLI)`,
     `    temporal workflow show -w <id> --codec-endpoint ${codecUrl} --codec-auth "Bearer ${codecToken}"`,
-    `  Metrics:            ${config.METRICS_BIND_ADDRESS ? `http://${config.METRICS_BIND_ADDRESS.replace(/^(0\.0\.0\.0|\[::\]):/, '127.0.0.1:')}/metrics` : 'off (METRICS_BIND_ADDRESS=off)'}`,
+    `  Metrics:            ${config.METRICS_BIND_ADDRESS ? `${reachableFromHere(`http://${config.METRICS_BIND_ADDRESS}`)}/metrics` : 'off (METRICS_BIND_ADDRESS=off)'}`,
     `  Tracing:            ${tracing.enabled ? `OTLP/HTTP to ${config.OTEL_EXPORTER_OTLP_ENDPOINT}` : 'off (set OTEL_EXPORTER_OTLP_ENDPOINT to export spans)'}`,
     '',
     'Start a downgrade: npm run demo',
@@ -170,4 +170,9 @@ main().catch(async (error: unknown) => {
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/** A URL of a server listening on every interface (0.0.0.0, ::), as this machine reaches it: on loopback. */
+function reachableFromHere(url: string): string {
+  return url.replace(/\/\/(0\.0\.0\.0|\[::\]|::):/, '//127.0.0.1:');
 }

@@ -135,13 +135,9 @@ export function temporalConnectionOptions(config: TemporalConnectionConfig): {
           key: readConfiguredFile('TEMPORAL_TLS_KEY_PATH', config.TEMPORAL_TLS_KEY_PATH),
         }
       : undefined;
+  // parseConfig refuses TEMPORAL_TLS=false together with a key or certificate.
   const useTls =
-    config.TEMPORAL_TLS === 'true' ||
-    (config.TEMPORAL_TLS !== 'false' &&
-      (clientCertPair !== undefined || config.TEMPORAL_API_KEY !== undefined));
-  if (config.TEMPORAL_TLS === 'false' && (clientCertPair || config.TEMPORAL_API_KEY)) {
-    throw new Error('TEMPORAL_TLS=false cannot be combined with a client certificate or TEMPORAL_API_KEY');
-  }
+    config.TEMPORAL_TLS === 'true' || clientCertPair !== undefined || config.TEMPORAL_API_KEY !== undefined;
   return {
     address: config.TEMPORAL_ADDRESS,
     tls: useTls

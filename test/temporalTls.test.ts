@@ -151,8 +151,8 @@ test('an API key turns TLS on and travels with the namespace header; unreadable 
     /TEMPORAL_TLS_KEY_PATH: required/,
   );
   assert.throws(
-    () => temporalConnectionOptions(config({ TEMPORAL_TLS: 'false', TEMPORAL_API_KEY: 'cloud-api-key' })),
-    /TEMPORAL_TLS=false cannot be combined/,
+    () => config({ TEMPORAL_TLS: 'false', TEMPORAL_API_KEY: 'cloud-api-key' }),
+    /TEMPORAL_TLS: false cannot be combined/,
   );
 });
 
