@@ -28,7 +28,8 @@ import { REDIRECT_PATH } from '../src/callbacks/getReauthorizationRedirect.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
 import { StateSigner, type StatePurpose } from '../src/callbacks/stateToken.js';
 import { payloadEncryption } from '../src/services.js';
-import { createScratchDatabase, dropScratchDatabase, startBenchPostgres } from './postgres.js';
+import { createScratchDatabase } from '../test/support/postgres.js';
+import { startBenchPostgres } from './postgres.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
@@ -182,8 +183,9 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
       },
     });
     cleanups.push(() => env.teardown());
-    const databaseUrl = await createScratchDatabase(adminUrl, 'benchcb');
-    cleanups.push(() => dropScratchDatabase(adminUrl, databaseUrl, 'benchcb'));
+    const scratchDatabase = await createScratchDatabase(adminUrl, 'benchcb');
+    cleanups.push(() => scratchDatabase.drop());
+    const databaseUrl = scratchDatabase.url;
 
     const callbackPort = await freePort();
     const serviceMetricsPort = await freePort();

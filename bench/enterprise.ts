@@ -22,7 +22,8 @@ import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccou
 import { startCallbackServer } from '../src/callbacks/server.js';
 import { temporalCallbackDeps } from '../src/callbacks/deps.js';
 import { payloadEncryption } from '../src/services.js';
-import { createScratchDatabase, dropScratchDatabase, startBenchPostgres } from './postgres.js';
+import { createScratchDatabase } from '../test/support/postgres.js';
+import { startBenchPostgres } from './postgres.js';
 import { StateSigner } from '../src/callbacks/stateToken.js';
 import { startSimulator } from '../src/simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
@@ -36,6 +37,7 @@ import {
   enterpriseUserDowngradeId,
   type EnterpriseStatus,
 } from '../src/workflows/enterpriseDefinitions.js';
+import { decideOnConsentPage, followRedirect } from '../test/support/stack.js';
 import type { ChildMessage, ParentMessage, WorkerStats } from './workerProcess.js';
 import type { trivialParent } from './trivialWorkflows.js';
 
@@ -193,8 +195,9 @@ async function runOnce(
     });
     cleanups.push(() => env.teardown());
 
-    const databaseUrl = await createScratchDatabase(adminUrl, 'bench');
-    cleanups.push(() => dropScratchDatabase(adminUrl, databaseUrl, 'bench'));
+    const scratchDatabase = await createScratchDatabase(adminUrl, 'bench');
+    cleanups.push(() => scratchDatabase.drop());
+    const databaseUrl = scratchDatabase.url;
     const database = await openDatabase(databaseUrl);
     cleanups.push(() => database.close());
     const keys = Keyring.generateSpec('bench1');
@@ -375,42 +378,14 @@ async function approveAsAdministrator(downgrades: DowngradeClient, domain: strin
   for (;;) {
     const status = await downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
     if (status?.phase === 'awaiting_admin' && status.authorizationUrl) {
-      const page = await got(status.authorizationUrl);
-      const form = new URLSearchParams();
-      for (const match of page.body.matchAll(/<input[^>]*type="hidden"[^>]*>/g)) {
-        const name = /name="([^"]+)"/.exec(match[0])?.[1];
-        const value = /value="([^"]*)"/.exec(match[0])?.[1];
-        if (name !== undefined && value !== undefined) form.set(name, decodeEntities(value));
-      }
-      form.set('decision', 'free_busy_google');
-      form.set('domain', domain);
-      const action =
-        /<form[^>]*action="([^"]+)"/.exec(page.body)?.[1] ?? '/enterprise_connect/oauth/authorize';
-      const consent = await got.post(new URL(decodeEntities(action), status.authorizationUrl), {
-        body: form.toString(),
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        followRedirect: false,
-        throwHttpErrors: false,
-      });
-      if (consent.statusCode !== 302 || !consent.headers.location) {
-        throw new Error(`consent page answered ${consent.statusCode}: ${consent.body.slice(0, 200)}`);
-      }
-      const back = await got(consent.headers.location, { throwHttpErrors: false, followRedirect: false });
-      if (back.statusCode !== 200) throw new Error(`the callback server answered ${back.statusCode}`);
+      const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', { domain });
+      const back = await followRedirect(location);
+      if (back.status !== 200) throw new Error(`the callback server answered ${back.status}`);
       return;
     }
     if (Date.now() > deadline) throw new Error(`the downgrade of ${domain} never asked the administrator`);
     await sleep(100);
   }
-}
-
-function decodeEntities(text: string): string {
-  return text
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
 }
 
 /** Every run of the parent, and a sample of children spread over the domain: the longest history of each. */
