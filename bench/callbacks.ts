@@ -11,7 +11,6 @@ import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -28,6 +27,7 @@ import { REDIRECT_PATH } from '../src/callbacks/getReauthorizationRedirect.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
 import { StateSigner, type StatePurpose } from '../src/callbacks/stateToken.js';
 import { payloadEncryption } from '../src/services.js';
+import { freePorts } from '../test/support/ports.js';
 import { createScratchDatabase } from '../test/support/postgres.js';
 import { startBenchPostgres } from './postgres.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
@@ -175,7 +175,7 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
     cleanups.length = 0;
   };
   try {
-    const metricsPort = await freePort();
+    const [metricsPort, callbackPort, serviceMetricsPort] = await freePorts(3);
     const env = await TestWorkflowEnvironment.createLocal({
       server: {
         executable: { type: 'existing-path', path: temporalCliPath() },
@@ -187,8 +187,6 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
     cleanups.push(() => scratchDatabase.drop());
     const databaseUrl = scratchDatabase.url;
 
-    const callbackPort = await freePort();
-    const serviceMetricsPort = await freePort();
     const callbackBase = `http://127.0.0.1:${callbackPort}`;
     const simulator = await startSimulatorProcess(`${callbackBase}${REDIRECT_PATH}`);
     cleanups.push(() => simulator.stop());
@@ -366,15 +364,6 @@ function tail(file: string, lines = 20): string {
   } catch {
     return '(no log)';
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (!address || typeof address === 'string') throw new Error('no free port');
-  return address.port;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

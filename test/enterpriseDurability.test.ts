@@ -4,22 +4,24 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import got from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from '../src/client.js';
 import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import type { RunningSimulator } from '../src/simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
 import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
 import { enterpriseDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
-import { devServerSearchAttributeArgs, temporalCliPath } from '../src/temporalDevServer.js';
 import { createScratchDatabase, testPostgresUrl } from './support/postgres.js';
-import { freePort, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
-import { CLIENT, decideOnConsentPage, followRedirect, testPayloadEncryption } from './support/stack.js';
+import {
+  startServiceProcess,
+  startServiceSurroundings,
+  type ServiceProcess,
+} from './support/serviceProcess.js';
+import { CLIENT, decideOnConsentPage, followRedirect } from './support/stack.js';
 
 const USERS = 300;
 const DOMAIN = 'durable.example.org';
@@ -30,34 +32,22 @@ let simulator: RunningSimulator;
 let scratch: Awaited<ReturnType<typeof createScratchDatabase>>;
 let database: Database;
 let downgrades: DowngradeClient;
-let temporalClient: Client;
 let enterpriseUsers: EnterpriseUsers;
 let service: ServiceProcess | undefined;
 let callbackPort: number;
 const taskQueue = `durable-${Date.now()}`;
 
 before(async () => {
-  env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: temporalCliPath() },
-      extraArgs: devServerSearchAttributeArgs(),
-    },
-  });
+  ({ env, simulator, callbackPort } = await startServiceSurroundings({ perSecond: 50, perMinute: 100_000 }));
+
   scratch = await createScratchDatabase(testPostgresUrl(), 'durability');
   database = await openDatabase(scratch.url);
   enterpriseUsers = new EnterpriseUsers(database);
-  callbackPort = await freePort();
-  simulator = await startSimulator({
-    clients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${callbackPort}/oauth/callback`] }],
-    rateLimit: { perSecond: 50, perMinute: 100_000 },
-  });
+
   // Encodes as the service does: both sides share PAYLOAD_ENCRYPTION_KEYS.
-  temporalClient = new Client({
-    connection: env.connection,
-    dataConverter: testPayloadEncryption().dataConverter,
-  });
+
   downgrades = new DowngradeClient({
-    temporal: temporalClient,
+    temporal: env.client,
     taskQueue,
     store: new CredentialStore(database, Keyring.parse(CREDENTIAL_KEYS)),
     enterpriseUsers,
@@ -138,7 +128,7 @@ test('a domain survives its service being killed with SIGKILL twice: same counts
   const result = await downgrades.waitForEnterpriseResult(DOMAIN);
   assert.equal(result.phase, 'completed');
   assert.deepEqual(result.counts, { completed: USERS });
-  const history = await temporalClient.workflow.getHandle(enterpriseDowngradeId(DOMAIN)).fetchHistory();
+  const history = await env.client.workflow.getHandle(enterpriseDowngradeId(DOMAIN)).fetchHistory();
   const stored = history.events?.at(-1)?.workflowExecutionCompletedEventAttributes?.result?.payloads?.[0];
   assert.equal(
     Buffer.from(stored?.metadata?.encoding ?? []).toString(),

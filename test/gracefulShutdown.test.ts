@@ -9,16 +9,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import got, { RequestError } from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from '../src/client.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import type { RunningSimulator } from '../src/simulator/server.js';
 import { Keyring } from '../src/store/encryption.js';
-import { devServerSearchAttributeArgs, temporalCliPath } from '../src/temporalDevServer.js';
-import { freePort, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
-import { CLIENT, decideOnConsentPage, testPayloadEncryption } from './support/stack.js';
+import {
+  startServiceProcess,
+  startServiceSurroundings,
+  type ServiceProcess,
+} from './support/serviceProcess.js';
+import { CLIENT, decideOnConsentPage } from './support/stack.js';
 
 const PEOPLE = 40;
 const CONCURRENCY = 6;
@@ -29,30 +31,20 @@ let service: ServiceProcess | undefined;
 let directory: string;
 let callbackPort: number;
 let downgrades: DowngradeClient;
-let temporalClient: Client;
 const taskQueue = `graceful-${Date.now()}`;
 const credentialKeys = Keyring.generateSpec('graceful1');
 
 before(async () => {
-  env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: temporalCliPath() },
-      extraArgs: devServerSearchAttributeArgs(),
-    },
-  });
+  ({ env, simulator, callbackPort } = await startServiceSurroundings({
+    perSecond: 1_000,
+    perMinute: 100_000,
+  }));
+
   directory = mkdtempSync(join(tmpdir(), 'graceful-'));
-  callbackPort = await freePort();
-  simulator = await startSimulator({
-    clients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${callbackPort}/oauth/callback`] }],
-    rateLimit: { perSecond: 1_000, perMinute: 100_000 },
-  });
-  temporalClient = new Client({
-    connection: env.connection,
-    dataConverter: testPayloadEncryption().dataConverter,
-  });
+
   // Revokes by sub: the service's embedded database belongs to its process alone.
   downgrades = new DowngradeClient({
-    temporal: temporalClient,
+    temporal: env.client,
     taskQueue,
     defaults: { deadlineMs: 300_000, reminderIntervalMs: 300_000, maxPrompts: 1 },
   });
@@ -188,7 +180,7 @@ test('SIGTERM during a stream of callbacks: in-flight ones answered, exit 0, non
   for (const { workflowId } of callbacks) {
     const result = await downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'completed', `${workflowId} completed`);
-    const events = (await temporalClient.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
     const signals = events.filter((event) => event.workflowExecutionSignaledEventAttributes).length;
     assert.equal(signals, 1, `${workflowId} received exactly one callback`);
   }

@@ -31,6 +31,7 @@ import {
   type RunningWorker,
   type Stack,
 } from './support/stack.js';
+import { freePort } from './support/ports.js';
 
 let stack: Stack;
 let worker: RunningWorker;
@@ -333,12 +334,4 @@ async function waitForSpans<T>(find: () => T | undefined, timeoutMs = 10_000): P
     if (Date.now() > deadline) throw new Error('the expected spans were not exported');
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }

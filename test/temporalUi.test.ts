@@ -9,7 +9,6 @@
  * scripts/prepare-tests.sh. Without it these tests fail — they never skip.
  */
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import got from 'got';
 import type { Browser, FrameLocator, Page } from 'playwright-core';
@@ -19,6 +18,7 @@ import { startCodecServer, type RunningCodecServer } from '../src/codec/codecSer
 import { startDevServer, type DevServer } from '../src/temporalDevServer.js';
 import type { EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
 import type { DowngradeStatus } from '../src/workflows/definitions.js';
+import { freePorts } from './support/ports.js';
 import {
   CLIENT,
   createReadWriteUser,
@@ -65,24 +65,6 @@ function ready(): { stack: Stack; runs: Runs } {
   if (chromiumError) throw chromiumError;
   assert.ok(browser && devServer && stack && runs, 'the browser, the stack or the runs did not start');
   return { stack, runs };
-}
-
-/** Free loopback ports, held together while chosen so that no two are the same. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < count; i += 1) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', resolve);
-      });
-    }
-    return servers.map((server) => (server.address() as AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  }
 }
 
 /** The codec server as `npm start` runs it; `trustAllowedOrigin: false` is how production runs it. */

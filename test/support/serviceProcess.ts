@@ -3,9 +3,13 @@
  * started on a given Temporal, database and Cronofy (the simulator), stopped with a signal.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
 import got from 'got';
-import { CLIENT, STATE_SECRET, TEST_PAYLOAD_ENCRYPTION_KEYS } from './stack.js';
+import { REDIRECT_PATH } from '../../src/callbacks/getReauthorizationRedirect.js';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { devServerSearchAttributeArgs, temporalCliPath } from '../../src/temporalDevServer.js';
+import { freePort } from './ports.js';
+import { CLIENT, STATE_SECRET, TEST_PAYLOAD_ENCRYPTION_KEYS, testPayloadEncryption } from './stack.js';
 
 export interface ServiceProcessOptions {
   temporalAddress: string;
@@ -86,13 +90,27 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
   };
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
+/**
+ * What the service process talks to: a Temporal dev server with the project's search attributes (its `env.client`
+ * encodes payloads as the service does), and the Cronofy simulator, which redirects to the service's callback
+ * server on `callbackPort`.
+ */
+export async function startServiceSurroundings(rateLimit: { perSecond: number; perMinute: number }): Promise<{
+  env: TestWorkflowEnvironment;
+  simulator: RunningSimulator;
+  callbackPort: number;
+}> {
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: temporalCliPath() },
+      extraArgs: devServerSearchAttributeArgs(),
+    },
+    client: { dataConverter: testPayloadEncryption().dataConverter },
   });
+  const callbackPort = await freePort();
+  const simulator = await startSimulator({
+    clients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${callbackPort}${REDIRECT_PATH}`] }],
+    rateLimit,
+  });
+  return { env, simulator, callbackPort };
 }
