@@ -302,6 +302,38 @@ for (const backend of [pgliteBackend(), postgresBackend(postgresUrl)]) {
       assert.equal(results.filter(Boolean).length, 1);
     });
 
+    void test('a callback claims its nonce and stores its code in one statement, once', async () => {
+      const expiresAt = new Date(Date.now() + 600_000);
+      const code = { purpose: 'authorization_code', plaintext: 'code-claimed', ttlSeconds: 600 };
+      const secretCount = async () =>
+        (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM secrets'))[0]!.n;
+
+      const nonce = randomBytes(16).toString('base64url');
+      const first = await store.claimStateNonce(nonce, expiresAt, code);
+      assert.match(first?.secretRef ?? '', /^sec_[A-Za-z0-9_-]{24}$/);
+      assert.equal(await store.readSecret(first!.secretRef!), 'code-claimed');
+      const before = await secretCount();
+      assert.equal(await store.claimStateNonce(nonce, expiresAt, code), undefined);
+      assert.equal(await secretCount(), before, 'a replay stores no second code');
+
+      // No code (an error callback): the nonce is used all the same.
+      const errorNonce = randomBytes(16).toString('base64url');
+      assert.deepEqual(await store.claimStateNonce(errorNonce, expiresAt), {});
+      assert.equal(await store.claimStateNonce(errorNonce, expiresAt, code), undefined);
+      assert.equal(await secretCount(), before);
+
+      const contested = randomBytes(16).toString('base64url');
+      const claims = await Promise.all(
+        Array.from({ length: 20 }, () => store.claimStateNonce(contested, expiresAt, code)),
+      );
+      assert.equal(claims.filter((claim) => claim !== undefined).length, 1);
+      assert.equal(await secretCount(), before + 1, 'exactly one of 20 concurrent claims stored its code');
+      await assert.rejects(
+        store.claimStateNonce(randomBytes(16).toString('base64url'), expiresAt, { ...code, ttlSeconds: 0 }),
+        RangeError,
+      );
+    });
+
     void test('a secret is readable repeatedly until it expires or is deleted', async () => {
       const ref = await store.putSecret('authorization_code', 'code-ttl', 0.5);
       assert.match(ref, /^sec_[A-Za-z0-9_-]{24}$/);

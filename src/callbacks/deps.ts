@@ -6,16 +6,37 @@ import type { StateSigner } from './stateToken.js';
 /** Where a callback's code waits, encrypted, until the workflow's exchange activity reads it. */
 export const CODE_TTL_SECONDS = 60 * 60;
 
+/** The first use of a state stores the code it carried (if any); undefined on a replay. */
+export async function claimCallback(
+  deps: CallbackDeps,
+  claims: { nonce: string; expiresAt: Date },
+  code: string | undefined,
+): Promise<{ codeRef?: string } | undefined> {
+  const claimed = await deps.store.claimStateNonce(
+    claims.nonce,
+    claims.expiresAt,
+    code === undefined
+      ? undefined
+      : { purpose: 'authorization_code', plaintext: code, ttlSeconds: CODE_TTL_SECONDS },
+  );
+  return claimed && { codeRef: claimed.secretRef };
+}
+
 /** What the callback handlers need: no Cronofy client, no tokens; codes go straight into the store. */
 export interface CallbackDeps {
   stateSigner: StateSigner;
-  codes: {
-    putSecret(purpose: string, plaintext: string, ttlSeconds: number): Promise<string>;
-    deleteSecret(ref: string): Promise<void>;
-  };
-  nonces: {
-    consumeStateNonce(nonce: string, expiresAt: Date): Promise<boolean>;
+  store: {
+    /**
+     * Uses the state's nonce and, the first time only, stores the code the callback carried: undefined on a
+     * replay, otherwise the code's ref (if there was a code).
+     */
+    claimStateNonce(
+      nonce: string,
+      expiresAt: Date,
+      secret?: { purpose: string; plaintext: string; ttlSeconds: number },
+    ): Promise<{ secretRef?: string } | undefined>;
     releaseStateNonce(nonce: string): Promise<void>;
+    deleteSecret(ref: string): Promise<void>;
   };
   signalReauthorization(workflowId: string, callback: ReauthorizationCallback): Promise<void>;
   signalUserAccess(workflowId: string, callback: UserAccessCallback): Promise<void>;
@@ -32,13 +53,12 @@ export const stateRejections = {
 /** The production wiring: codes and nonces in the credential store, signals sent through a Temporal client. */
 export function temporalCallbackDeps(
   temporal: Client,
-  store: CallbackDeps['codes'] & CallbackDeps['nonces'],
+  store: CallbackDeps['store'],
   stateSigner: StateSigner,
 ): CallbackDeps {
   return {
     stateSigner,
-    codes: store,
-    nonces: store,
+    store,
     signalReauthorization: (workflowId, callback) =>
       temporal.workflow.getHandle(workflowId).signal(reauthorizationCallback, callback),
     signalUserAccess: (workflowId, callback) =>

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { markCallbackResult } from '../observability/metrics.js';
 import type { ReauthorizationCallback } from '../workflows/definitions.js';
-import { CODE_TTL_SECONDS, stateRejections, type CallbackDeps } from './deps.js';
+import { claimCallback, stateRejections, type CallbackDeps } from './deps.js';
 import { resultPage } from './resultPage.js';
 import { InvalidStateError } from './stateToken.js';
 
@@ -52,7 +52,8 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
       return page(status, title, message);
     }
 
-    if (!(await deps.nonces.consumeStateNonce(claims.nonce, claims.expiresAt))) {
+    const claimed = await claimCallback(deps, claims, 'code' in query.data ? query.data.code : undefined);
+    if (!claimed) {
       request.log.warn({ workflowId: claims.workflowId }, 'callback rejected: state already used');
       return page(
         409,
@@ -61,10 +62,7 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
       );
     }
 
-    const codeRef =
-      'code' in query.data
-        ? await deps.codes.putSecret('authorization_code', query.data.code, CODE_TTL_SECONDS)
-        : undefined;
+    const { codeRef } = claimed;
     const callback: ReauthorizationCallback = codeRef
       ? { prompt: claims.prompt, nonce: claims.nonce, codeRef }
       : {
@@ -77,7 +75,7 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
     try {
       await deps.signalReauthorization(claims.workflowId, callback);
     } catch (error) {
-      if (codeRef) await deps.codes.deleteSecret(codeRef);
+      if (codeRef) await deps.store.deleteSecret(codeRef);
       if (error instanceof WorkflowNotFoundError) {
         request.log.warn(
           { workflowId: claims.workflowId },
@@ -91,7 +89,7 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
         );
       }
       // Nothing was delivered: let the person retry the same link.
-      await deps.nonces.releaseStateNonce(claims.nonce);
+      await deps.store.releaseStateNonce(claims.nonce);
       request.log.error({ err: error, workflowId: claims.workflowId }, 'could not deliver callback');
       return page(
         503,

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { markCallbackResult } from '../observability/metrics.js';
 import type { UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
-import { CODE_TTL_SECONDS, stateRejections, type CallbackDeps } from './deps.js';
+import { claimCallback, stateRejections, type CallbackDeps } from './deps.js';
 import { InvalidStateError } from './stateToken.js';
 
 export const SERVICE_ACCOUNT_CALLBACK_PATH = '/cronofy/service-account-callback';
@@ -62,37 +62,38 @@ export function postServiceAccountCallback(
       return fail(stateRejections[error.reason][0], `state is ${error.reason}`);
     }
 
-    if (!(await deps.nonces.consumeStateNonce(claims.nonce, claims.expiresAt))) {
+    const claimed = await claimCallback(
+      deps,
+      claims,
+      'code' in authorization ? authorization.code : undefined,
+    );
+    if (!claimed) {
       request.log.info({ workflowId: claims.workflowId }, 'duplicate service-account callback acknowledged');
       markCallbackResult(request, 'duplicate');
       return reply.code(200).send({ duplicate: true });
     }
 
     const redirectUri = new URL(request.url, publicBaseUrl()).toString();
-    let callback: UserAccessCallback;
-    if ('code' in authorization) {
-      const codeRef = await deps.codes.putSecret('authorization_code', authorization.code, CODE_TTL_SECONDS);
-      callback = { request: claims.prompt, redirectUri, codeRef };
-    } else {
-      callback = {
-        request: claims.prompt,
-        redirectUri,
-        error: authorization.error_key ?? authorization.error,
-        errorDescription: authorization.error_description,
-      };
-    }
-    const codeRef = 'codeRef' in callback ? callback.codeRef : undefined;
+    const { codeRef } = claimed;
+    const callback: UserAccessCallback = codeRef
+      ? { request: claims.prompt, redirectUri, codeRef }
+      : {
+          request: claims.prompt,
+          redirectUri,
+          error: 'error' in authorization ? (authorization.error_key ?? authorization.error) : 'unknown',
+          errorDescription: 'error' in authorization ? authorization.error_description : undefined,
+        };
 
     try {
       await deps.signalUserAccess(claims.workflowId, callback);
     } catch (error) {
-      if (codeRef) await deps.codes.deleteSecret(codeRef);
+      if (codeRef) await deps.store.deleteSecret(codeRef);
       if (error instanceof WorkflowNotFoundError) {
         request.log.warn({ workflowId: claims.workflowId }, 'service-account callback for a finished user');
         markCallbackResult(request, 'not_running');
         return fail(410, 'this user is no longer waiting for access');
       }
-      await deps.nonces.releaseStateNonce(claims.nonce);
+      await deps.store.releaseStateNonce(claims.nonce);
       request.log.error(
         { err: error, workflowId: claims.workflowId },
         'could not deliver service-account callback',

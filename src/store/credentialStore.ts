@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from './database.js';
 import type { Keyring } from './encryption.js';
+import { GroupCommit } from './groupCommit.js';
 
 export interface NewCredentials {
   kind: 'account' | 'service_account';
@@ -24,6 +25,12 @@ export interface StoredCredentials extends NewCredentials {
   accessTokenExpiresAt?: Date;
   createdAt: Date;
   revokedAt?: Date;
+}
+
+interface NonceClaim {
+  nonce: string;
+  expiresAt: Date;
+  secret?: { ref: string; purpose: string; valueEnc: string; ttlSeconds: number };
 }
 
 export type CredentialMetadata = Omit<StoredCredentials, 'accessToken' | 'refreshToken'>;
@@ -93,6 +100,11 @@ function assertPositiveSeconds(name: string, seconds: number): void {
  * (`cred_…`, `sec_…`); activities resolve them.
  */
 export class CredentialStore {
+  /** Callbacks' claims, many to a statement under load (see claimStateNonce). */
+  readonly #claims = new GroupCommit((claims: NonceClaim[]) => this.#claimStateNonces(claims), {
+    maxBatch: 500,
+  });
+
   constructor(
     private readonly db: Database,
     private readonly keyring: Keyring,
@@ -230,12 +242,60 @@ export class CredentialStore {
 
   /** True the first time a nonce is seen, false on every replay, also under concurrent callbacks. */
   async consumeStateNonce(nonce: string, expiresAt: Date): Promise<boolean> {
-    const inserted = await this.db.query(
-      `INSERT INTO state_nonces (nonce, expires_at) VALUES ($1, $2)
-       ON CONFLICT (nonce) DO NOTHING RETURNING nonce`,
-      [nonce, expiresAt],
+    return (await this.claimStateNonce(nonce, expiresAt)) !== undefined;
+  }
+
+  /**
+   * A callback's whole write: uses the state's nonce and, the first time only, stores the secret it carried (an
+   * authorization code). Undefined on a replay, with nothing stored; otherwise the secret's ref, if one was given.
+   * Concurrent claims of one nonce: exactly one gets an answer. Claims made while one is in flight share the next
+   * statement (group commit), so a burst of callbacks costs a few round trips, not one each.
+   */
+  async claimStateNonce(
+    nonce: string,
+    expiresAt: Date,
+    secret?: { purpose: string; plaintext: string; ttlSeconds: number },
+  ): Promise<{ secretRef?: string } | undefined> {
+    if (!secret) return this.#claims.submit({ nonce, expiresAt });
+    assertPositiveSeconds('ttlSeconds', secret.ttlSeconds);
+    const ref = newRef('sec');
+    const valueEnc = this.keyring.encrypt(secret.plaintext, aad('secrets', 'value_enc', ref));
+    return this.#claims.submit({ nonce, expiresAt, secret: { ...secret, ref, valueEnc } });
+  }
+
+  /** One statement for a batch of claims; a nonce twice in one batch is claimed by its first occurrence. */
+  async #claimStateNonces(claims: NonceClaim[]): Promise<Array<{ secretRef?: string } | undefined>> {
+    const firstOfNonce = new Map<string, NonceClaim>();
+    for (const claim of claims) if (!firstOfNonce.has(claim.nonce)) firstOfNonce.set(claim.nonce, claim);
+    const firsts = [...firstOfNonce.values()];
+    const claimed = await this.db.query<{ nonce: string }>(
+      `WITH input AS (
+         SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::float8[])
+           AS input (nonce, expires_at, ref, purpose, value_enc, ttl_seconds)
+       ), claimed AS (
+         INSERT INTO state_nonces (nonce, expires_at) SELECT nonce, expires_at FROM input
+         ON CONFLICT (nonce) DO NOTHING RETURNING nonce
+       ), stored AS (
+         INSERT INTO secrets (ref, purpose, value_enc, expires_at)
+         SELECT input.ref, input.purpose, input.value_enc, now() + input.ttl_seconds * interval '1 second'
+         FROM input JOIN claimed USING (nonce) WHERE input.ref IS NOT NULL
+       )
+       SELECT nonce FROM claimed`,
+      [
+        firsts.map((claim) => claim.nonce),
+        firsts.map((claim) => claim.expiresAt.toISOString()),
+        firsts.map((claim) => claim.secret?.ref ?? null),
+        firsts.map((claim) => claim.secret?.purpose ?? null),
+        firsts.map((claim) => claim.secret?.valueEnc ?? null),
+        firsts.map((claim) => claim.secret?.ttlSeconds ?? null),
+      ],
+      { prepareAs: 'claim_state_nonces' },
     );
-    return inserted.length === 1;
+    const won = new Set(claimed.map(({ nonce }) => nonce));
+    return claims.map((claim) => {
+      if (firstOfNonce.get(claim.nonce) !== claim || !won.has(claim.nonce)) return undefined;
+      return claim.secret ? { secretRef: claim.secret.ref } : {};
+    });
   }
 
   /** Undoes a consumption whose callback could not be delivered, so the user can retry it. */
