@@ -90,7 +90,7 @@ async function main() {
 
   const services = await createServices(config, cronofyTarget(config, simulatorUrl));
   stops.unshift(() => services.close());
-  const temporal = await connectTemporal(config, dataConverter);
+  const temporal = await connectTemporal(config, dataConverter, { tracing: tracing.enabled });
   stops.unshift(() => temporal.close());
 
   const worker = await createDowngradeWorkers({

@@ -4,8 +4,9 @@
  * (src/cronofy/client.ts), so a downgrade is one trace. Spans are exported with OTLP over HTTP when
  * OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise no tracer provider is registered and every span is a no-op.
  *
- * The interceptors are installed whether tracing is on or not (the OpenTelemetry API falls back to no-ops), so the
- * workflow bundle, and what it replays, is the same in every configuration.
+ * The workflow and activity interceptors are installed whether tracing is on or not (the OpenTelemetry API falls
+ * back to no-ops), so the workflow bundle, and what it replays, is the same in every configuration. The client's
+ * are only installed with tracing on: without them no trace context travels, which the workflows accept.
  */
 import { createRequire } from 'node:module';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
