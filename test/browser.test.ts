@@ -16,6 +16,7 @@ import {
   type RunningWorker,
   type Stack,
 } from './support/stack.js';
+import { assertEveryHistoryHoldsNoSecrets } from './support/histories.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 
@@ -142,4 +143,9 @@ describe('consent in a real browser', () => {
       assert.equal(result.state, 'denied');
     },
   );
+});
+
+test('every run stored by the server holds encrypted payloads and no issued secret or e-mail', async () => {
+  assert.ok(stack, 'the stack started');
+  await assertEveryHistoryHoldsNoSecrets(stack, { atLeast: 2 });
 });

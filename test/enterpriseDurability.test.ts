@@ -22,10 +22,12 @@ import {
   type ServiceProcess,
 } from './support/serviceProcess.js';
 import { CLIENT, decideOnConsentPage, followRedirect } from './support/stack.js';
+import { assertEveryHistoryHoldsNoSecrets } from './support/histories.js';
 
 const USERS = 300;
 const DOMAIN = 'durable.example.org';
 const CREDENTIAL_KEYS = Keyring.generateSpec('durable1');
+const EMAILS = Array.from({ length: USERS }, (_, i) => `person${i}@${DOMAIN}`);
 
 let env: TestWorkflowEnvironment;
 let simulator: RunningSimulator;
@@ -92,7 +94,7 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 24
 }
 
 test('a domain survives its service being killed with SIGKILL twice: same counts, every user once', async () => {
-  const emails = Array.from({ length: USERS }, (_, i) => `person${i}@${DOMAIN}`);
+  const emails = EMAILS;
   const serviceAccount = z.object({ service_account_id: z.string(), refresh_token: z.string() }).parse(
     await got
       .post(`${simulator.url}/_sim/enterprise/domains`, {
@@ -148,4 +150,8 @@ test('a domain survives its service being killed with SIGKILL twice: same counts
   );
   assert.deepEqual(twice, [], 'no user was granted and stored twice');
   assert.equal(new Set(outcomes.map((o) => o.credentialRef)).size, USERS);
+});
+
+test('every run stored by the server (parent runs and users) holds encrypted payloads and no secret or e-mail', async () => {
+  await assertEveryHistoryHoldsNoSecrets({ env, simulator }, { plaintexts: EMAILS, atLeast: USERS + 1 });
 });

@@ -21,6 +21,7 @@ import {
   type ServiceProcess,
 } from './support/serviceProcess.js';
 import { CLIENT, decideOnConsentPage } from './support/stack.js';
+import { assertEveryHistoryHoldsNoSecrets } from './support/histories.js';
 
 const PEOPLE = 40;
 const CONCURRENCY = 6;
@@ -184,4 +185,8 @@ test('SIGTERM during a stream of callbacks: in-flight ones answered, exit 0, non
     const signals = events.filter((event) => event.workflowExecutionSignaledEventAttributes).length;
     assert.equal(signals, 1, `${workflowId} received exactly one callback`);
   }
+});
+
+test('every run stored by the server holds encrypted payloads and no issued secret or e-mail', async () => {
+  await assertEveryHistoryHoldsNoSecrets({ env, simulator }, { atLeast: PEOPLE });
 });

@@ -32,6 +32,7 @@ import {
   type Stack,
 } from './support/stack.js';
 import { freePort } from './support/ports.js';
+import { assertEveryHistoryHoldsNoSecrets } from './support/histories.js';
 
 let stack: Stack;
 let worker: RunningWorker;
@@ -335,3 +336,7 @@ async function waitForSpans<T>(find: () => T | undefined, timeoutMs = 10_000): P
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+test('every run stored by the server holds encrypted payloads and no issued secret or e-mail', async () => {
+  await assertEveryHistoryHoldsNoSecrets(stack, { atLeast: 1 });
+});

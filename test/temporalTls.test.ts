@@ -21,6 +21,7 @@ import { connectTemporal, temporalConnectionOptions } from '../src/services.js';
 import { temporalCliPath } from '../src/temporalDevServer.js';
 import { echo } from './fixtures/codecWorkflow.js';
 import { TEST_PAYLOAD_ENCRYPTION_KEYS, testPayloadEncryption } from './support/stack.js';
+import { assertHistoryHoldsNoSecrets } from './support/histories.js';
 
 const SERVER_NAME = 'temporal.test';
 
@@ -91,6 +92,7 @@ test('with a client certificate from the trusted CA, the client and a worker run
   );
   try {
     const taskQueue = `tls-${randomUUID()}`;
+    const workflowId = `tls-${randomUUID()}`;
     const worker = await Worker.create({
       connection: temporal.workerConnection,
       taskQueue,
@@ -101,10 +103,11 @@ test('with a client certificate from the trusted CA, the client and a worker run
       temporal.client.workflow.execute(echo, {
         args: ['over mTLS'],
         taskQueue,
-        workflowId: `tls-${randomUUID()}`,
+        workflowId,
       }),
     );
     assert.equal(result, 'over mTLS');
+    await assertHistoryHoldsNoSecrets({ env }, [workflowId], { plaintexts: ['over mTLS'] });
   } finally {
     await temporal.close();
   }

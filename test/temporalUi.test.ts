@@ -30,6 +30,7 @@ import {
   type RunningWorker,
   type Stack,
 } from './support/stack.js';
+import { assertEveryHistoryHoldsNoSecrets } from './support/histories.js';
 
 const TEST_TIMEOUT_MS = 45_000;
 /** The UI is a single-page app that loads its bundle, then the run, then asks the codec server. */
@@ -375,4 +376,9 @@ describe('the Temporal UI shows operators decoded runs', () => {
       });
     },
   );
+});
+
+test('every run stored by the server holds encrypted payloads and no issued secret or e-mail', async () => {
+  assert.ok(stack, 'the stack started');
+  await assertEveryHistoryHoldsNoSecrets(stack, { atLeast: 3 });
 });

@@ -9,6 +9,9 @@ import { bundleWorkflows, workflowSinks } from '../../src/worker.js';
 import { ENCRYPTED_ENCODING } from '../../src/codec/encryptionCodec.js';
 import { simulatorGet, testPayloadEncryption, type Stack } from './stack.js';
 
+/** What the checks read: the Temporal server (through `env.client`) and, if one ran, the simulator. */
+export type HistorySource = Pick<Stack, 'env'> & { simulator?: Stack['simulator'] };
+
 const { temporal } = proto;
 type History = proto.temporal.api.history.v1.IHistory;
 
@@ -24,20 +27,27 @@ export type Execution = string | { workflowId: string; runId?: string };
 /**
  * Reads each run's history as the server stores it (the raw protobuf, payloads included) and checks that its
  * payloads are encrypted: it holds `binary/encrypted` payloads, not one of the codes and tokens the simulator ever
- * issued, none of `plaintexts` (the test's emails, say) and no JSON naming a `"sub"` or a `"userId"`.
+ * issued (when a simulator ran), none of `plaintexts` (the test's emails, say) and no JSON naming a `"sub"` or a
+ * `"userId"`.
  */
 export async function assertHistoryHoldsNoSecrets(
-  stack: Stack,
+  source: HistorySource,
   executions: Execution[],
   options: { plaintexts?: string[] } = {},
 ): Promise<void> {
-  const issued = await simulatorGet(stack, '/_sim/issued-secrets', IssuedSecrets);
-  const secrets = [...issued.codes, ...issued.access_tokens, ...issued.refresh_tokens];
-  assert.ok(issued.codes.length > 0 && issued.refresh_tokens.length > 0, 'the runs issued codes and tokens');
+  const secrets: string[] = [];
+  if (source.simulator) {
+    const issued = await simulatorGet({ simulator: source.simulator }, '/_sim/issued-secrets', IssuedSecrets);
+    assert.ok(
+      issued.codes.length > 0 && issued.refresh_tokens.length > 0,
+      'the runs issued codes and tokens',
+    );
+    secrets.push(...issued.codes, ...issued.access_tokens, ...issued.refresh_tokens);
+  }
   assert.ok(executions.length > 0, 'there are histories to check');
   for (const execution of executions) {
     const { workflowId, runId } = typeof execution === 'string' ? { workflowId: execution } : execution;
-    const raw = await rawHistory(stack, workflowId, runId);
+    const raw = await rawHistory(source, workflowId, runId);
     assert.ok(raw.length > 0);
     assert.ok(raw.includes(Buffer.from(ENCRYPTED_ENCODING)), `${workflowId}'s payloads are encrypted`);
     for (const secret of secrets) {
@@ -57,12 +67,42 @@ export async function assertHistoryHoldsNoSecrets(
   }
 }
 
+const SimulatorAccounts = z.object({ accounts: z.array(z.object({ email: z.string() })) });
+
+/**
+ * Every run the server holds (every run of every workflow, as visibility lists them) checked as
+ * assertHistoryHoldsNoSecrets does, with the e-mail address of each simulator account among the plaintexts.
+ * Returns the number of runs checked; at least `atLeast`, or it fails.
+ */
+export async function assertEveryHistoryHoldsNoSecrets(
+  source: HistorySource,
+  options: { plaintexts?: string[]; atLeast: number },
+): Promise<number> {
+  const executions: Execution[] = [];
+  for await (const { workflowId, runId } of source.env.client.workflow.list()) {
+    executions.push({ workflowId, runId });
+  }
+  assert.ok(
+    executions.length >= options.atLeast,
+    `visibility lists ${executions.length} runs, expected at least ${options.atLeast}`,
+  );
+  const emails = source.simulator
+    ? (await simulatorGet({ simulator: source.simulator }, '/_sim/state', SimulatorAccounts)).accounts.map(
+        ({ email }) => email,
+      )
+    : [];
+  await assertHistoryHoldsNoSecrets(source, executions, {
+    plaintexts: [...emails, ...(options.plaintexts ?? [])],
+  });
+  return executions.length;
+}
+
 /** The history exactly as the server returns it, payloads not decoded. */
-export async function rawHistory(stack: Stack, workflowId: string, runId?: string): Promise<Buffer> {
+export async function rawHistory(source: HistorySource, workflowId: string, runId?: string): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
   let nextPageToken: Uint8Array | undefined;
   do {
-    const page = await stack.env.client.workflowService.getWorkflowExecutionHistory({
+    const page = await source.env.client.workflowService.getWorkflowExecutionHistory({
       namespace: 'default',
       execution: { workflowId, runId },
       nextPageToken,

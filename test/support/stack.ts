@@ -291,6 +291,10 @@ export async function signalCount(stack: Stack, workflowId: string): Promise<num
   return (history.events ?? []).filter((event) => event.workflowExecutionSignaledEventAttributes).length;
 }
 
-export async function simulatorGet<T>(stack: Stack, path: string, schema: z.ZodType<T>): Promise<T> {
+export async function simulatorGet<T>(
+  stack: { simulator: { url: string } },
+  path: string,
+  schema: z.ZodType<T>,
+): Promise<T> {
   return schema.parse(await got(`${stack.simulator.url}${path}`).json());
 }
