@@ -63,6 +63,7 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     'service-node': { type: 'string' },
     'database-url': { type: 'string' },
+    'cronofy-calls-per-second': { type: 'string', default: '100000' },
   },
 });
 
@@ -97,6 +98,7 @@ const options = {
   logLevel: args['log-level'],
   profile: args.profile,
   serviceNode: args['service-node'] ?? process.execPath,
+  cronofyCallsPerSecond: positive('cronofy-calls-per-second', args['cronofy-calls-per-second']),
 };
 
 const log = (message: string) =>
@@ -212,7 +214,7 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
         CRONOFY_CLIENT_SECRET: CLIENT.clientSecret,
         CRONOFY_API_URL: simulator.url,
         CRONOFY_APP_URL: simulator.url,
-        CRONOFY_CALLS_PER_SECOND: '100000',
+        CRONOFY_CALLS_PER_SECOND: String(options.cronofyCallsPerSecond),
         CALLBACK_HOST: '127.0.0.1',
         CALLBACK_PORT: String(callbackPort),
         // Its own port: the default 9464 is shared with everything else on the machine.
