@@ -1,7 +1,7 @@
 /**
  * Validates docker-compose.yml without a Docker engine: against the Compose Specification's JSON schema, and
  * against this project's code — each service we build runs a file that exists, sets only variables that code
- * reads, and the downgrade service's environment passes the service's own configuration parser.
+ * reads, and the downgrade containers' environments pass the service's own configuration parser.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -9,7 +9,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import addFormatsPlugin from 'ajv-formats';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { configVariableNames, parseConfig } from '../src/config.js';
+import { configVariableNames, parseConfig, SERVICE_ROLES, type ServiceRole } from '../src/config.js';
 
 const addFormats = addFormatsPlugin as unknown as (ajv: Ajv2019) => void;
 const require = createRequire(import.meta.url);
@@ -28,7 +28,8 @@ function withoutDraft4Ids(node: unknown): unknown {
   );
 }
 
-const compose: unknown = parse(readFileSync('docker-compose.yml', 'utf8'));
+// `<<: *anchor` merge keys, as Compose resolves them: the downgrade containers share one environment.
+const compose: unknown = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true });
 const problems: string[] = [];
 
 const ajv = new Ajv2019({ strict: false, allErrors: true });
@@ -49,6 +50,9 @@ const Service = z.looseObject({
 });
 const services = z.object({ services: z.record(z.string(), Service) }).parse(compose).services;
 
+/** The roles (SERVICE_ROLES) the downgrade containers run between them: all of them, or a part is missing. */
+const rolesRun = new Set<ServiceRole>();
+
 /** What each entry point of ours reads from the environment. */
 const entryPoints: Record<
   string,
@@ -56,7 +60,7 @@ const entryPoints: Record<
 > = {
   'src/main.ts': {
     reads: (name) => configVariableNames.includes(name),
-    check: (env) => parseConfig(env),
+    check: (env) => parseConfig(env).SERVICE_ROLES.forEach((role) => rolesRun.add(role)),
   },
   'src/simulator/main.ts': { reads: (name) => readFileSync('src/simulator/main.ts', 'utf8').includes(name) },
 };
@@ -94,6 +98,9 @@ for (const [name, service] of Object.entries(services)) {
   }
   checked += 1;
 }
+
+const rolesMissing = SERVICE_ROLES.filter((role) => !rolesRun.has(role));
+if (rolesMissing.length > 0) problems.push(`no container runs the role(s) ${rolesMissing.join(', ')}`);
 
 if (problems.length > 0) {
   console.error(`docker-compose.yml has problems:\n${problems.map((p) => `  - ${p}`).join('\n')}`);

@@ -26,7 +26,29 @@ const keyringSpec = z.string().superRefine((spec, ctx) => {
   }
 });
 
+export const SERVICE_ROLES = ['worker', 'callbacks', 'codec'] as const;
+export type ServiceRole = (typeof SERVICE_ROLES)[number];
+
 const Environment = z.object({
+  /**
+   * What this process runs: `worker` (workflows and activities), `callbacks` (the callback server), `codec` (the
+   * codec server), comma-separated; all three by default. Deployments scale callback servers and workers apart.
+   */
+  SERVICE_ROLES: z
+    .string()
+    .default(SERVICE_ROLES.join(','))
+    .transform((value, ctx) => {
+      const roles = value.split(',').map((role) => role.trim());
+      const unknown = roles.filter((role) => !(SERVICE_ROLES as readonly string[]).includes(role));
+      if (unknown.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${value}": roles are ${SERVICE_ROLES.join(', ')}, comma-separated`,
+        });
+        return z.NEVER;
+      }
+      return new Set(roles as ServiceRole[]);
+    }),
   TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TEMPORAL_TASK_QUEUE: z.string().default('cronofy-downgrade'),

@@ -43,27 +43,31 @@ const stops: Array<() => Promise<unknown>> = [() => tracing.shutdown()];
 
 async function main() {
   const { codec, dataConverter } = payloadEncryption(config);
-  // Decodes payloads for the Temporal CLI and UI; only callers with CODEC_SERVER_TOKEN get an answer.
-  const codecServer = await startCodecServer({
-    codec,
-    token: config.CODEC_SERVER_TOKEN,
-    allowedOrigin: config.CODEC_ALLOWED_ORIGIN,
-    oidc:
-      config.CODEC_OIDC_ISSUER && config.CODEC_OIDC_AUDIENCE
-        ? {
-            issuer: config.CODEC_OIDC_ISSUER,
-            audience: config.CODEC_OIDC_AUDIENCE,
-            jwksUrl: config.CODEC_OIDC_JWKS_URL,
-          }
-        : undefined,
-    // The embedded UI cannot send a token; outside production, on loopback, its origin is trusted instead.
-    trustAllowedOrigin: process.env.NODE_ENV !== 'production' && isLoopback(config.CODEC_SERVER_HOST),
-    host: config.CODEC_SERVER_HOST,
-    port: config.CODEC_SERVER_PORT,
-    logLevel: config.LOG_LEVEL,
-  });
-  stops.unshift(() => codecServer.close());
-  const codecUrl = reachableFromHere(codecServer.url);
+  const roles = config.SERVICE_ROLES;
+  let codecUrl: string | undefined;
+  if (roles.has('codec')) {
+    // Decodes payloads for the Temporal CLI and UI; only callers with CODEC_SERVER_TOKEN get an answer.
+    const codecServer = await startCodecServer({
+      codec,
+      token: config.CODEC_SERVER_TOKEN,
+      allowedOrigin: config.CODEC_ALLOWED_ORIGIN,
+      oidc:
+        config.CODEC_OIDC_ISSUER && config.CODEC_OIDC_AUDIENCE
+          ? {
+              issuer: config.CODEC_OIDC_ISSUER,
+              audience: config.CODEC_OIDC_AUDIENCE,
+              jwksUrl: config.CODEC_OIDC_JWKS_URL,
+            }
+          : undefined,
+      // The embedded UI cannot send a token; outside production, on loopback, its origin is trusted instead.
+      trustAllowedOrigin: process.env.NODE_ENV !== 'production' && isLoopback(config.CODEC_SERVER_HOST),
+      host: config.CODEC_SERVER_HOST,
+      port: config.CODEC_SERVER_PORT,
+      logLevel: config.LOG_LEVEL,
+    });
+    stops.unshift(() => codecServer.close());
+    codecUrl = reachableFromHere(codecServer.url);
+  }
 
   const embeddedTemporal = process.env.TEMPORAL_ADDRESS === undefined;
   if (embeddedTemporal) {
@@ -93,33 +97,41 @@ async function main() {
   const temporal = await connectTemporal(config, dataConverter, { tracing: tracing.enabled });
   stops.unshift(() => temporal.close());
 
-  const worker = await createDowngradeWorkers({
-    connection: temporal.workerConnection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    deps: services.activityDeps,
-    cronofyCallsPerSecond: config.CRONOFY_CALLS_PER_SECOND,
-    dataConverter,
-    workflowSpanSink: tracing.workflowSpanSink,
-  });
-  const workerRun = worker.run();
-  stops.unshift(async () => {
-    worker.shutdown();
-    await workerRun;
-  });
+  let workerRun: Promise<void> | undefined;
+  if (roles.has('worker')) {
+    const worker = await createDowngradeWorkers({
+      connection: temporal.workerConnection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      deps: services.activityDeps,
+      cronofyCallsPerSecond: config.CRONOFY_CALLS_PER_SECOND,
+      dataConverter,
+      workflowSpanSink: tracing.workflowSpanSink,
+    });
+    const running = worker.run();
+    workerRun = running;
+    stops.unshift(async () => {
+      worker.shutdown();
+      await running;
+    });
+  }
 
-  const callbacks = await startCallbackServer(
-    temporalCallbackDeps(temporal.client, services.store, services.stateSigner),
-    {
-      host: config.CALLBACK_HOST,
-      port: config.CALLBACK_PORT,
-      publicBaseUrl: config.callbackBaseUrl,
-      logLevel: config.LOG_LEVEL,
-      // Counted on the Runtime's Prometheus endpoint, next to the worker's metrics.
-      metricMeter: Runtime.instance().metricMeter,
-    },
-  );
-  stops.unshift(() => callbacks.app.close());
+  let callbackUrl: string | undefined;
+  if (roles.has('callbacks')) {
+    const callbacks = await startCallbackServer(
+      temporalCallbackDeps(temporal.client, services.store, services.stateSigner),
+      {
+        host: config.CALLBACK_HOST,
+        port: config.CALLBACK_PORT,
+        publicBaseUrl: config.callbackBaseUrl,
+        logLevel: config.LOG_LEVEL,
+        // Counted on the Runtime's Prometheus endpoint, next to the worker's metrics.
+        metricMeter: Runtime.instance().metricMeter,
+      },
+    );
+    stops.unshift(() => callbacks.app.close());
+    callbackUrl = callbacks.url;
+  }
 
   // Never print the token itself; outside production it was generated into .data/local-secrets.json.
   const codecToken =
@@ -131,11 +143,18 @@ async function main() {
     'Cronofy downgrade service is running',
     `  Temporal:           ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.TEMPORAL_TASK_QUEUE})`,
     ...(embeddedTemporal ? [`  Temporal UI:        http://127.0.0.1:${config.TEMPORAL_UI_PORT}`] : []),
-    `  Callback server:    ${callbacks.url}${REDIRECT_PATH}  (public: ${redirectUri(config)})`,
+    `  Roles:              ${[...roles].join(', ')} (SERVICE_ROLES)`,
+    ...(callbackUrl
+      ? [`  Callback server:    ${callbackUrl}${REDIRECT_PATH}  (public: ${redirectUri(config)})`]
+      : []),
     `  Cronofy:            ${simulatorUrl ? `simulator at ${simulatorUrl} (state: ${simulatorUrl}/_sim/state)` : `Cronofy ${config.CRONOFY_DATA_CENTER}`}`,
     `  Credential store:   ${config.DATABASE_URL.startsWith('postgres') ? 'PostgreSQL' : config.DATABASE_URL}`,
-    `  Codec server:       ${codecUrl}  (payloads in Temporal are encrypted; this decodes them for the CLI)`,
-    `    temporal workflow show -w <id> --codec-endpoint ${codecUrl} --codec-auth "Bearer ${codecToken}"`,
+    ...(codecUrl
+      ? [
+          `  Codec server:       ${codecUrl}  (payloads in Temporal are encrypted; this decodes them for the CLI)`,
+          `    temporal workflow show -w <id> --codec-endpoint ${codecUrl} --codec-auth "Bearer ${codecToken}"`,
+        ]
+      : []),
     `  Metrics:            ${config.METRICS_BIND_ADDRESS ? `${reachableFromHere(`http://${config.METRICS_BIND_ADDRESS}`)}/metrics` : 'off (METRICS_BIND_ADDRESS=off)'}`,
     `  Tracing:            ${tracing.enabled ? `OTLP/HTTP to ${config.OTEL_EXPORTER_OTLP_ENDPOINT}` : 'off (set OTEL_EXPORTER_OTLP_ENDPOINT to export spans)'}`,
     '',
@@ -143,6 +162,7 @@ async function main() {
     '',
   ];
   console.log(lines.join('\n'));
+  // A worker that stops by itself (a fatal error) ends the process; servers alone keep it running.
   await workerRun;
 }
 

@@ -185,3 +185,18 @@ test('a variable set to the empty string counts as unset (Compose `${VAR:-}`, `V
     /CODEC_OIDC_AUDIENCE: required with CODEC_OIDC_ISSUER/,
   );
 });
+
+test('SERVICE_ROLES picks what a process runs: all three by default, any subset, nothing unknown', () => {
+  assert.deepEqual([...parseConfig(valid).SERVICE_ROLES], ['worker', 'callbacks', 'codec']);
+  assert.deepEqual(
+    [...parseConfig({ ...valid, SERVICE_ROLES: 'callbacks, codec' }).SERVICE_ROLES],
+    ['callbacks', 'codec'],
+  );
+  assert.deepEqual([...parseConfig({ ...valid, SERVICE_ROLES: 'worker' }).SERVICE_ROLES], ['worker']);
+  assert.throws(
+    () => parseConfig({ ...valid, SERVICE_ROLES: 'worker,queue' }),
+    (error: Error) =>
+      error instanceof ConfigError &&
+      /SERVICE_ROLES: "worker,queue": roles are worker, callbacks, codec/.test(error.message),
+  );
+});

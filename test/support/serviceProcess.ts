@@ -19,6 +19,8 @@ export interface ServiceProcessOptions {
   simulatorUrl: string;
   callbackPort: number;
   cronofyCallsPerSecond?: number;
+  /** What answers once the process is up; by default the callback server's /healthz. */
+  readyUrl?: string;
   /** More variables, overriding the defaults. */
   env?: Record<string, string>;
 }
@@ -31,7 +33,7 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Starts the service and waits until its callback server answers /healthz. */
+/** Starts the service and waits until it answers (`readyUrl`, by default its callback server's /healthz). */
 export async function startServiceProcess(options: ServiceProcessOptions): Promise<ServiceProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -67,7 +69,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
   const deadline = Date.now() + 180_000;
   for (;;) {
     if (exitCode !== undefined) throw new Error(`the service exited (${exitCode}) before it was healthy`);
-    const healthy = await got(`http://127.0.0.1:${options.callbackPort}/healthz`, {
+    const healthy = await got(options.readyUrl ?? `http://127.0.0.1:${options.callbackPort}/healthz`, {
       retry: { limit: 0 },
     }).then(
       () => true,

@@ -286,7 +286,7 @@ export async function waitForState(
   }
 }
 
-export async function signalCount(stack: Stack, workflowId: string): Promise<number> {
+export async function signalCount(stack: Pick<Stack, 'env'>, workflowId: string): Promise<number> {
   const history = await stack.env.client.workflow.getHandle(workflowId).fetchHistory();
   return (history.events ?? []).filter((event) => event.workflowExecutionSignaledEventAttributes).length;
 }
