@@ -64,6 +64,7 @@ const { values: args } = parseArgs({
     'service-node': { type: 'string' },
     'database-url': { type: 'string' },
     'cronofy-calls-per-second': { type: 'string', default: '100000' },
+    roles: { type: 'string', default: 'split' },
   },
 });
 
@@ -99,6 +100,8 @@ const options = {
   profile: args.profile,
   serviceNode: args['service-node'] ?? process.execPath,
   cronofyCallsPerSecond: positive('cronofy-calls-per-second', args['cronofy-calls-per-second']),
+  /** `split`: a callback-server process and a worker process, as docker-compose.yml deploys; `combined`: one. */
+  roles: z.enum(['split', 'combined']).parse(args.roles),
 };
 
 const log = (message: string) =>
@@ -162,7 +165,8 @@ interface Stack {
   metricsUrl: string;
   /** The service's own Prometheus endpoint (`downgrade_callbacks` by endpoint, status and result). */
   serviceMetricsUrl: string;
-  serviceLog: string;
+  /** The service's log files: one, or the callback server's and the worker's. */
+  serviceLogs: string[];
   profileDir: string;
   pids: Record<string, number | undefined>;
   stop(): Promise<void>;
@@ -177,7 +181,7 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
     cleanups.length = 0;
   };
   try {
-    const [metricsPort, callbackPort, serviceMetricsPort] = await freePorts(3);
+    const [metricsPort, callbackPort, serviceMetricsPort, workerMetricsPort] = await freePorts(4);
     const env = await TestWorkflowEnvironment.createLocal({
       server: {
         executable: { type: 'existing-path', path: temporalCliPath() },
@@ -197,34 +201,53 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
     const credentialKeys = Keyring.generateSpec('bench1');
     const payloadKeys = Keyring.generateSpec('benchpayload1');
     const taskQueue = `bench-callbacks-${Date.now()}`;
-    const serviceLog = join(scratch, `service-${Date.now()}.log`);
-    const service = await startService(
-      {
-        NODE_ENV: 'production',
-        LOG_LEVEL: options.logLevel,
-        TEMPORAL_ADDRESS: env.address,
-        TEMPORAL_TASK_QUEUE: taskQueue,
-        DATABASE_URL: databaseUrl,
-        CREDENTIAL_KEYS: credentialKeys,
-        PAYLOAD_ENCRYPTION_KEYS: payloadKeys,
-        CODEC_SERVER_TOKEN: randomBytes(24).toString('base64url'),
-        CODEC_SERVER_PORT: '0',
-        STATE_SIGNING_SECRET: stateSecret,
-        CRONOFY_CLIENT_ID: CLIENT.clientId,
-        CRONOFY_CLIENT_SECRET: CLIENT.clientSecret,
-        CRONOFY_API_URL: simulator.url,
-        CRONOFY_APP_URL: simulator.url,
-        CRONOFY_CALLS_PER_SECOND: String(options.cronofyCallsPerSecond),
-        CALLBACK_HOST: '127.0.0.1',
-        CALLBACK_PORT: String(callbackPort),
-        // Its own port: the default 9464 is shared with everything else on the machine.
-        METRICS_BIND_ADDRESS: `127.0.0.1:${serviceMetricsPort}`,
-      },
-      callbackBase,
-      serviceLog,
-      scratch,
-    );
-    cleanups.push(() => service.stop());
+    const serviceEnv = {
+      NODE_ENV: 'production',
+      LOG_LEVEL: options.logLevel,
+      TEMPORAL_ADDRESS: env.address,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      DATABASE_URL: databaseUrl,
+      CREDENTIAL_KEYS: credentialKeys,
+      PAYLOAD_ENCRYPTION_KEYS: payloadKeys,
+      CODEC_SERVER_TOKEN: randomBytes(24).toString('base64url'),
+      CODEC_SERVER_PORT: '0',
+      STATE_SIGNING_SECRET: stateSecret,
+      CRONOFY_CLIENT_ID: CLIENT.clientId,
+      CRONOFY_CLIENT_SECRET: CLIENT.clientSecret,
+      CRONOFY_API_URL: simulator.url,
+      CRONOFY_APP_URL: simulator.url,
+      CRONOFY_CALLS_PER_SECOND: String(options.cronofyCallsPerSecond),
+      CALLBACK_HOST: '127.0.0.1',
+      CALLBACK_PORT: String(callbackPort),
+      // Its own port: the default 9464 is shared with everything else on the machine.
+      METRICS_BIND_ADDRESS: `127.0.0.1:${serviceMetricsPort}`,
+    };
+    const stamp = Date.now();
+    const pids: Record<string, number | undefined> = {};
+    const serviceLogs: string[] = [];
+    const processes =
+      options.roles === 'combined'
+        ? [{ name: 'service', roles: 'worker,callbacks,codec', metricsPort: serviceMetricsPort }]
+        : [
+            { name: 'callbacks', roles: 'callbacks,codec', metricsPort: serviceMetricsPort },
+            { name: 'worker', roles: 'worker', metricsPort: workerMetricsPort },
+          ];
+    for (const { name, roles, metricsPort } of processes) {
+      const logFile = join(scratch, `${name}-${stamp}.log`);
+      serviceLogs.push(logFile);
+      const service = await startService(
+        {
+          ...serviceEnv,
+          SERVICE_ROLES: roles,
+          METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
+        },
+        roles.includes('callbacks') ? `${callbackBase}/healthz` : `http://127.0.0.1:${metricsPort}/metrics`,
+        logFile,
+        scratch,
+      );
+      cleanups.push(() => service.stop());
+      pids[name] = service.pid;
+    }
 
     // This process's client encodes payloads with the service's key, as an application's would.
     const client = new Client({
@@ -248,13 +271,13 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
       stateSecret,
       metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
       serviceMetricsUrl: `http://127.0.0.1:${serviceMetricsPort}/metrics`,
-      serviceLog,
+      serviceLogs,
       profileDir: join(scratch, 'profiles'),
       pids: {
         'dev server': findPid(
           (cmdline) => cmdline.includes('start-dev') && cmdline.includes(String(metricsPort)),
         ),
-        service: service.pid,
+        ...pids,
         simulator: simulator.pid,
         PostgreSQL: pgDataDir ? postmasterPid(pgDataDir) : undefined,
       },
@@ -305,13 +328,11 @@ async function startSimulatorProcess(redirectUri: string) {
   };
 }
 
-/** `src/main.ts`, as deployed: its own process, pointed at this Temporal, PostgreSQL and simulator. */
-async function startService(
-  env: Record<string, string>,
-  callbackBase: string,
-  logFile: string,
-  scratch: string,
-) {
+/**
+ * `src/main.ts`, as deployed: its own process (with `env`'s SERVICE_ROLES), pointed at this Temporal, PostgreSQL
+ * and simulator; ready once `readyUrl` answers.
+ */
+async function startService(env: Record<string, string>, readyUrl: string, logFile: string, scratch: string) {
   const out = openSync(logFile, 'w');
   const profileArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(scratch, 'profiles')}`] : [];
   const child: ChildProcess = spawn(options.serviceNode, [...profileArgs, '--import', 'tsx', 'src/main.ts'], {
@@ -333,7 +354,7 @@ async function startService(
     if (exitCode !== null) {
       throw new Error(`the service exited with code ${exitCode} before it was healthy:\n${tail(logFile)}`);
     }
-    const healthy = await got(`${callbackBase}/healthz`, {
+    const healthy = await got(readyUrl, {
       retry: { limit: 0 },
       timeout: { request: 2000 },
     }).then(
@@ -404,12 +425,12 @@ function cpuSeconds(pid: number, children: boolean): number {
  * the SDK's Rust core (gRPC to Temporal, polling), and the rest (V8's platform threads and garbage collector,
  * libuv's pool, threads started with the process).
  */
-function serviceThreadSeconds(pid: number): Record<string, number> {
+function serviceThreadSeconds(pid: number, prefix: string): Record<string, number> {
   const groups: Record<string, number> = {
-    'svc main': 0,
-    'svc workflows': 0,
-    'svc Rust core': 0,
-    'svc other': 0,
+    [`${prefix} main`]: 0,
+    [`${prefix} workflows`]: 0,
+    [`${prefix} Rust core`]: 0,
+    [`${prefix} other`]: 0,
   };
   const processStart = Number(statFields(pid)?.[19] ?? 0);
   let tids: string[] = [];
@@ -430,15 +451,16 @@ function serviceThreadSeconds(pid: number): Record<string, number> {
     const seconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
     // Node 20 names every thread "node"; Node 24 names its own (MainThread, V8Worker, libuv-worker, …) and a
     // worker thread by its name.
-    const group =
+    const group = `${prefix} ${
       Number(tid) === pid
-        ? 'svc main'
+        ? 'main'
         : /^(tokio|temporal|workflow-proces)/.test(comm)
-          ? 'svc Rust core'
+          ? 'Rust core'
           : /^(V8Worker|libuv-worker|DelayedTaskSche|SignalInspector)/.test(comm) ||
               (comm === 'node' && Number(fields[19]) <= processStart + 2 * CLOCK_TICKS)
-            ? 'svc other'
-            : 'svc workflows';
+            ? 'other'
+            : 'workflows'
+    }`;
     groups[group]! += seconds;
   }
   return groups;
@@ -478,12 +500,22 @@ interface CpuSnapshot {
   seconds: Record<string, number>;
 }
 
+/** The service's processes (combined, or split by SERVICE_ROLES) and the prefix of their threads' columns. */
+const SERVICE_PROCESSES = [
+  ['service', 'svc'],
+  ['callbacks', 'cb'],
+  ['worker', 'wk'],
+] as const;
+
 function cpuSnapshot(stack: Stack): CpuSnapshot {
   const seconds: Record<string, number> = { machine: machineBusySeconds() };
   for (const [name, pid] of Object.entries(stack.pids)) {
     if (pid) seconds[name] = cpuSeconds(pid, name === 'PostgreSQL');
   }
-  if (stack.pids.service) Object.assign(seconds, serviceThreadSeconds(stack.pids.service));
+  for (const [name, prefix] of SERVICE_PROCESSES) {
+    const pid = stack.pids[name];
+    if (pid) Object.assign(seconds, serviceThreadSeconds(pid, prefix));
+  }
   const usage = process.cpuUsage();
   seconds.bench = (usage.user + usage.system) / 1e6;
   return { at: Date.now(), monotonicUs: Number(process.hrtime.bigint() / 1000n), seconds };
@@ -529,7 +561,7 @@ function profileCategory(frame: { functionName: string; url: string }): string {
  * With --profile: where each thread of the service spent each measured window, from its V8 CPU profiles (files
  * `CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile`; thread 0 is the main thread). Self time by package.
  */
-function summarizeProfiles(dir: string, pid: number, run: number): string[] {
+function summarizeProfiles(dir: string, pid: number, run: number, processName: string): string[] {
   const lines: string[] = [];
   let files: string[] = [];
   try {
@@ -542,7 +574,7 @@ function summarizeProfiles(dir: string, pid: number, run: number): string[] {
     profile: JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile,
   }));
   lines.push(
-    `\n### Service CPU profile, run ${run} (self time by package; threads busy ≥ 5 % of a window)\n`,
+    `\n### CPU profile of the ${processName} process, run ${run} (self time by package; threads busy ≥ 5 % of a window)\n`,
   );
   for (const row of cpuRows.filter((r) => r.run === run)) {
     for (const { thread, profile } of profiles) {
@@ -1886,16 +1918,16 @@ function printCpu(): void {
   if (!cpuRows.length) return;
   console.log(
     '\n### CPU (cores used on average: the whole machine, shared with other work, and each process; ' +
-      '"svc …" splits the service by thread)\n',
+      '"svc …" splits the service by thread; with --roles split, "cb …" the callback server and "wk …" the worker)\n',
   );
   const names = [
     'machine',
     'dev server',
-    'service',
-    'svc main',
-    'svc workflows',
-    'svc Rust core',
-    'svc other',
+    ...SERVICE_PROCESSES.flatMap(([name, prefix]) =>
+      [name, ...['main', 'workflows', 'Rust core', 'other'].map((thread) => `${prefix} ${thread}`)].filter(
+        (column) => cpuRows.some((row) => row.cores[column] !== undefined),
+      ),
+    ),
     'simulator',
     'PostgreSQL',
     'bench',
@@ -1966,7 +1998,7 @@ async function main(): Promise<number> {
         () => startStack(postgres.url, postgres.dataDir, scratch),
         300_000,
       );
-      log(`service log: ${stack.serviceLog}`);
+      log(`service log(s): ${stack.serviceLogs.join(', ')}`);
       const used: URL[] = [];
       if (options.phases.has('sustained')) {
         results.yardstick.push(await signalYardstick(stack, run));
@@ -1988,15 +2020,17 @@ async function main(): Promise<number> {
         failed ||= !result.ok;
       }
       await stack.stop();
-      if (options.profile && stack.pids.service) {
-        results.profile.push(...summarizeProfiles(stack.profileDir, stack.pids.service, run));
+      for (const [name] of SERVICE_PROCESSES) {
+        const pid = stack.pids[name];
+        if (options.profile && pid)
+          results.profile.push(...summarizeProfiles(stack.profileDir, pid, run, name));
       }
       stack = undefined;
     }
   } catch (error) {
     failed = true;
     console.error(error instanceof PhaseTimeout ? error.message : error);
-    if (stack) log(`service log tail:\n${tail(stack.serviceLog)}`);
+    for (const logFile of stack?.serviceLogs ?? []) log(`log tail of ${logFile}:\n${tail(logFile)}`);
   } finally {
     await stack?.stop();
     printResults(results);
