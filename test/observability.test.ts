@@ -20,7 +20,9 @@ import {
 import { setupTracing, type Tracing } from '../src/observability/tracing.js';
 import { DOWNGRADE_FINISHED, DOWNGRADE_STARTED } from '../src/workflows/metrics.js';
 import {
+  approveAsAdministrator,
   CLIENT,
+  createDomain,
   createReadWriteUser,
   decideOnConsentPage,
   followRedirect,
@@ -336,6 +338,47 @@ async function waitForSpans<T>(find: () => T | undefined, timeoutMs = 10_000): P
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+test('an Enterprise Connect domain moves the enterprise and per-user counters', async () => {
+  const domain = 'observed.example.org';
+  const emails = ['ada', 'grace', 'alan', 'edsger'].map((name) => `${name}@${domain}`);
+  const serviceAccount = await createDomain(stack, domain, emails);
+  await got.put(`${stack.simulator.url}/_sim/enterprise/outcomes`, {
+    json: { byEmail: { [emails[3]!]: { kind: 'error', error: 'unable_to_grant_scope' } } },
+  });
+  await stack.downgrades.startEnterpriseDowngrade({
+    domain,
+    users: [emails],
+    serviceAccountRefreshToken: serviceAccount.refresh_token,
+    serviceAccountSub: serviceAccount.service_account_id,
+    maxUserRequests: 1,
+  });
+  await approveAsAdministrator(stack, domain);
+  const result = await stack.downgrades.waitForEnterpriseResult(domain);
+  assert.deepEqual(result.counts, { completed: 3, failed: 1 });
+
+  const enterprise = { kind: 'enterprise' };
+  const user = { kind: 'enterprise_user' };
+  const metrics = await scrapeUntil((m) => value(m, DOWNGRADE_FINISHED, enterprise) > 0);
+  assert.equal(value(metrics, DOWNGRADE_STARTED, enterprise), 1);
+  assert.equal(value(metrics, DOWNGRADE_FINISHED, { ...enterprise, outcome: 'completed' }), 1);
+  assert.equal(value(metrics, DOWNGRADE_FINISHED, enterprise), 1, 'no other outcome');
+  assert.equal(value(metrics, DOWNGRADE_STARTED, user), 4);
+  assert.equal(value(metrics, DOWNGRADE_FINISHED, { ...user, outcome: 'completed' }), 3);
+  assert.equal(value(metrics, DOWNGRADE_FINISHED, { ...user, outcome: 'failed' }), 1);
+  assert.equal(value(metrics, DOWNGRADE_FINISHED, user), 4, 'no other outcome');
+  // The administrator's redirect, then one service-account callback per user (the refusal included).
+  assert.equal(
+    value(metrics, CALLBACKS, { endpoint: 'oauth_callback', status: '200', result: 'delivered' }),
+    2,
+    "the first test's callback and the administrator's",
+  );
+  assert.equal(
+    value(metrics, CALLBACKS, { endpoint: 'service_account_callback', status: '200', result: 'delivered' }),
+    4,
+  );
+  await assertNoSecrets(metrics.text, 'the metrics');
+});
 
 test('every run stored by the server holds encrypted payloads and no issued secret or e-mail', async () => {
   await assertEveryHistoryHoldsNoSecrets(stack, { atLeast: 1 });

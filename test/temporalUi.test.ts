@@ -10,17 +10,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import got from 'got';
 import type { Browser, FrameLocator, Page } from 'playwright-core';
 import { launchChromium, missingChromium, SCREENSHOTS } from './support/chromium.js';
-import { z } from 'zod';
 import { startCodecServer, type RunningCodecServer } from '../src/codec/codecServer.js';
 import { startDevServer, type DevServer } from '../src/temporalDevServer.js';
 import type { EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
 import type { DowngradeStatus } from '../src/workflows/definitions.js';
 import { freePorts } from './support/ports.js';
 import {
-  CLIENT,
+  createDomain,
   createReadWriteUser,
   decideOnConsentPage,
   followRedirect,
@@ -148,13 +146,7 @@ async function completeDowngrade(s: Stack): Promise<Runs['completed']> {
 }
 
 async function startEnterpriseAwaitingAdmin(s: Stack): Promise<Runs['enterprise']> {
-  const serviceAccount = z.object({ service_account_id: z.string(), refresh_token: z.string() }).parse(
-    await got
-      .post(`${s.simulator.url}/_sim/enterprise/domains`, {
-        json: { domain: ENTERPRISE_DOMAIN, client_id: CLIENT.clientId, users: ENTERPRISE_USERS },
-      })
-      .json(),
-  );
+  const serviceAccount = await createDomain(s, ENTERPRISE_DOMAIN, ENTERPRISE_USERS);
   const { workflowId, runId } = await s.downgrades.startEnterpriseDowngrade({
     domain: ENTERPRISE_DOMAIN,
     users: [ENTERPRISE_USERS],

@@ -2,6 +2,7 @@
  * The whole service, for tests: a real Temporal dev server (the official CLI), the Cronofy simulator, the
  * credential store on PGlite, the callback server and a worker — all on loopback, wired as in production.
  */
+import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -297,4 +298,33 @@ export async function simulatorGet<T>(
   schema: z.ZodType<T>,
 ): Promise<T> {
   return schema.parse(await got(`${stack.simulator.url}${path}`).json());
+}
+
+const Domain = z.object({ service_account_id: z.string(), refresh_token: z.string() });
+
+/** An Enterprise Connect domain on the simulator with these users; its service account's credentials. */
+export async function createDomain(stack: Stack, domain: string, emails: string[]) {
+  return Domain.parse(
+    await got
+      .post(`${stack.simulator.url}/_sim/enterprise/domains`, {
+        json: { domain, client_id: CLIENT.clientId, users: emails },
+      })
+      .json(),
+  );
+}
+
+/** Waits for the domain's downgrade to ask its administrator, who chooses Free/Busy on the consent page. */
+export async function approveAsAdministrator(stack: Stack, domain: string) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const status = await stack.downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
+    if (status?.phase === 'awaiting_admin' && status.authorizationUrl) {
+      const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', { domain });
+      const page = await followRedirect(location);
+      assert.equal(page.status, 200);
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`the downgrade of ${domain} never asked the administrator`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
