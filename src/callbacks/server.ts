@@ -1,5 +1,5 @@
 import type { MetricMeter } from '@temporalio/common';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { loggerOptions } from '../logger.js';
 import { registerCallbackMetrics } from '../observability/metrics.js';
 import type { CallbackDeps } from './deps.js';
@@ -27,7 +27,7 @@ export async function startCallbackServer(
     logger: loggerOptions(options.logLevel ?? 'info'),
     // Each handler logs one line with the outcome (and downgrade_callbacks counts it); fastify's own "incoming
     // request" and "request completed" lines would triple the logging of every callback.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
   });
   let url = '';
