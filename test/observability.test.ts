@@ -18,6 +18,7 @@ import {
   CRONOFY_REQUESTS,
 } from '../src/observability/metrics.js';
 import { setupTracing, type Tracing } from '../src/observability/tracing.js';
+import { enterpriseDowngradeId, enterpriseUserDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
 import { DOWNGRADE_FINISHED, DOWNGRADE_STARTED } from '../src/workflows/metrics.js';
 import {
   approveAsAdministrator,
@@ -34,7 +35,7 @@ import {
   type Stack,
 } from './support/stack.js';
 import { freePort } from './support/ports.js';
-import { assertEveryHistoryHoldsNoSecrets } from './support/histories.js';
+import { assertEveryHistoryHoldsNoSecrets, recordHistories, replayHistories } from './support/histories.js';
 
 let stack: Stack;
 let worker: RunningWorker;
@@ -378,6 +379,12 @@ test('an Enterprise Connect domain moves the enterprise and per-user counters', 
     4,
   );
   await assertNoSecrets(metrics.text, 'the metrics');
+
+  // The parent and its users replay against the current code, trace headers and all; with RECORD_HISTORIES set
+  // they are written as fixtures for test/replay.test.ts.
+  const parentId = enterpriseDowngradeId(domain);
+  const userIds = emails.map((_, i) => enterpriseUserDowngradeId(parentId, i));
+  await replayHistories(await recordHistories(stack, [parentId, ...userIds]));
 });
 
 test('every run stored by the server holds encrypted payloads and no issued secret or e-mail', async () => {

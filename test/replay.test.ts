@@ -1,12 +1,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { historyFromJson, replayHistories } from './support/histories.js';
 
 /**
  * Histories recorded from earlier versions' test runs (`RECORD_HISTORIES=test/fixtures/histories/<version> node
- * --import tsx --test test/individualDowngrade.test.ts`). Workflows started by those versions may still be running
- * in production, so the current code must replay every one of them.
+ * --import tsx --test test/individualDowngrade.test.ts`, and test/observability.test.ts for an Enterprise Connect
+ * parent and its users, traced). Workflows started by those versions may still be running in production, so the
+ * current code must replay every one of them.
  */
 const root = join(import.meta.dirname, 'fixtures', 'histories');
 
@@ -14,7 +15,8 @@ test('histories recorded by earlier versions replay against the current workflow
   const histories = readdirSync(root, { recursive: true, encoding: 'utf8' })
     .filter((file) => file.endsWith('.json'))
     .map((file) => ({
-      workflowId: file,
+      // The recorded workflow's own id: a parent derives its children's ids from it.
+      workflowId: basename(file, '.json'),
       history: historyFromJson(readFileSync(join(root, file), 'utf8')),
     }));
   await replayHistories(histories);
