@@ -166,6 +166,19 @@ export function parseConfig(rawEnv: Record<string, string | undefined>): Config 
   if (env.TEMPORAL_TLS === 'false' && (env.TEMPORAL_API_KEY ?? env.TEMPORAL_TLS_CERT_PATH) !== undefined) {
     problems.push('TEMPORAL_TLS: false cannot be combined with TEMPORAL_API_KEY or a client certificate');
   }
+  // The callback server stores each code where the worker reads it: two processes need one PostgreSQL, since an
+  // embedded PGlite store belongs to the process that opened it.
+  if (parsed.success) {
+    const roles = parsed.data.SERVICE_ROLES;
+    if (
+      roles.has('worker') !== roles.has('callbacks') &&
+      !/^postgres(ql)?:\/\//.test(parsed.data.DATABASE_URL)
+    ) {
+      problems.push(
+        'SERVICE_ROLES: a worker and a callback server in separate processes must share a PostgreSQL DATABASE_URL',
+      );
+    }
+  }
   if (!parsed.success || problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n${problems.map((line) => `  ${line}`).join('\n')}`);
   }

@@ -25,7 +25,9 @@ const tracing = setupTracing({
   otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
   serviceName: config.OTEL_SERVICE_NAME,
 });
-const temporal = await connectTemporal(config, payloadEncryption(config).dataConverter);
+const temporal = await connectTemporal(config, payloadEncryption(config).dataConverter, {
+  tracing: tracing.enabled,
+});
 const downgrades = new DowngradeClient({
   temporal: temporal.client,
   taskQueue: config.TEMPORAL_TASK_QUEUE,

@@ -187,12 +187,22 @@ test('a variable set to the empty string counts as unset (Compose `${VAR:-}`, `V
 });
 
 test('SERVICE_ROLES picks what a process runs: all three by default, any subset, nothing unknown', () => {
+  const postgres = { DATABASE_URL: 'postgres://downgrade@db/credentials' };
   assert.deepEqual([...parseConfig(valid).SERVICE_ROLES], ['worker', 'callbacks', 'codec']);
   assert.deepEqual(
-    [...parseConfig({ ...valid, SERVICE_ROLES: 'callbacks, codec' }).SERVICE_ROLES],
+    [...parseConfig({ ...valid, ...postgres, SERVICE_ROLES: 'callbacks, codec' }).SERVICE_ROLES],
     ['callbacks', 'codec'],
   );
-  assert.deepEqual([...parseConfig({ ...valid, SERVICE_ROLES: 'worker' }).SERVICE_ROLES], ['worker']);
+  assert.deepEqual(
+    [...parseConfig({ ...valid, ...postgres, SERVICE_ROLES: 'worker' }).SERVICE_ROLES],
+    ['worker'],
+  );
+  // Split across processes, the callback server and the worker must share PostgreSQL, not an embedded store.
+  assert.throws(
+    () => parseConfig({ ...valid, SERVICE_ROLES: 'worker' }),
+    /SERVICE_ROLES: a worker and a callback server in separate processes must share a PostgreSQL DATABASE_URL/,
+  );
+  assert.equal(parseConfig({ ...valid, SERVICE_ROLES: 'codec' }).SERVICE_ROLES.has('codec'), true);
   assert.throws(
     () => parseConfig({ ...valid, SERVICE_ROLES: 'worker,queue' }),
     (error: Error) =>
