@@ -22,6 +22,7 @@ test('a call on an idle batcher leaves alone; calls made meanwhile leave togethe
   const commit = new GroupCommit(run, { maxBatch: 100 });
   const first = commit.submit(1);
   const rest = [2, 3, 4, 5].map((i) => commit.submit(i));
+  await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(batches, [[1]]);
   await finishNext();
   assert.equal(await first, 2);
@@ -61,4 +62,19 @@ test('a failed batch fails its own calls only, and the next batch still goes', a
 test('a batch answered with the wrong number of outputs fails its calls instead of mismatching them', async () => {
   const commit = new GroupCommit(async (inputs: number[]) => inputs.slice(1), { maxBatch: 10 });
   await assert.rejects(commit.submit(1), /a batch of 1 was answered with 0 outputs/);
+});
+
+test('a batch function that throws instead of rejecting fails its batch, and the next batch still goes', async () => {
+  let calls = 0;
+  const commit = new GroupCommit(
+    (inputs: number[]) => {
+      calls += 1;
+      if (calls === 1) throw new Error('thrown synchronously');
+      return Promise.resolve(inputs);
+    },
+    { maxBatch: 10 },
+  );
+  await assert.rejects(commit.submit(1), /thrown synchronously/);
+  assert.equal(await commit.submit(2), 2);
+  assert.throws(() => new GroupCommit(async (inputs: number[]) => inputs, { maxBatch: 0 }), RangeError);
 });

@@ -334,6 +334,40 @@ for (const backend of [pgliteBackend(), postgresBackend(postgresUrl)]) {
       );
     });
 
+    void test('one batch of different claims answers each its own; two stores racing on the same nonces agree', async () => {
+      const expiresAt = new Date(Date.now() + 600_000);
+      const code = (plaintext: string) => ({ purpose: 'authorization_code', plaintext, ttlSeconds: 600 });
+      const nonce = () => randomBytes(16).toString('base64url');
+      const used = nonce();
+      await store.claimStateNonce(used, expiresAt);
+      const [a, b, c] = [nonce(), nonce(), nonce()];
+      // The first claim leaves alone; the other four share the next statement.
+      const [first, withCode, withoutCode, replay, another] = await Promise.all([
+        store.claimStateNonce(nonce(), expiresAt),
+        store.claimStateNonce(a, expiresAt, code('code-a')),
+        store.claimStateNonce(b, expiresAt),
+        store.claimStateNonce(used, expiresAt, code('code-replayed')),
+        store.claimStateNonce(c, expiresAt, code('code-c')),
+      ]);
+      assert.deepEqual(first, {});
+      assert.equal(await store.readSecret(withCode!.secretRef!), 'code-a');
+      assert.deepEqual(withoutCode, {});
+      assert.equal(replay, undefined);
+      assert.equal(await store.readSecret(another!.secretRef!), 'code-c');
+
+      // Two callback servers: two stores, each batching, claiming the same nonces in opposite orders.
+      const other = new CredentialStore(db, Keyring.parse(K1));
+      const contested = Array.from({ length: 30 }, nonce);
+      const results = await Promise.all([
+        ...contested.map((n) => store.claimStateNonce(n, expiresAt, code(`one-${n}`))),
+        ...[...contested].reverse().map((n) => other.claimStateNonce(n, expiresAt, code(`two-${n}`))),
+      ]);
+      assert.equal(results.filter((claim) => claim !== undefined).length, contested.length);
+      for (const claim of results.filter((r) => r !== undefined)) {
+        assert.match(await store.readSecret(claim.secretRef!), /^(one|two)-/);
+      }
+    });
+
     void test('a secret is readable repeatedly until it expires or is deleted', async () => {
       const ref = await store.putSecret('authorization_code', 'code-ttl', 0.5);
       assert.match(ref, /^sec_[A-Za-z0-9_-]{24}$/);

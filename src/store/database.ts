@@ -51,7 +51,8 @@ export async function openDatabase(url: string): Promise<Database> {
 }
 
 function openPostgres(url: string): Backend {
-  const pool = new pg.Pool({ connectionString: url });
+  // A statement that hangs fails after 10 s instead of holding its callers (and the callbacks batched behind them).
+  const pool = new pg.Pool({ connectionString: url, statement_timeout: 10_000, query_timeout: 15_000 });
   // An idle client losing its connection must not crash the process; the pool replaces it on the next query.
   pool.on('error', () => {});
   return {

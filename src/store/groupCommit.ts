@@ -12,6 +12,9 @@ export class GroupCommit<Input, Output> {
 
   /** `run` answers its inputs in order, one output each; if it throws, every call of the batch throws that. */
   constructor(run: (inputs: Input[]) => Promise<Output[]>, options: { maxBatch: number }) {
+    if (!Number.isInteger(options.maxBatch) || options.maxBatch < 1) {
+      throw new RangeError('maxBatch must be a positive integer');
+    }
     this.#run = run;
     this.#maxBatch = options.maxBatch;
   }
@@ -27,7 +30,9 @@ export class GroupCommit<Input, Output> {
     if (this.#inFlight || this.#queue.length === 0) return;
     const batch = this.#queue.splice(0, this.#maxBatch);
     this.#inFlight = true;
-    this.#run(batch.map(({ input }) => input))
+    // Through a promise, so that a `run` that throws instead of rejecting fails its batch too.
+    Promise.resolve(batch.map(({ input }) => input))
+      .then((inputs) => this.#run(inputs))
       .then((outputs) => {
         if (outputs.length !== batch.length) {
           throw new Error(`a batch of ${batch.length} was answered with ${outputs.length} outputs`);
