@@ -116,9 +116,17 @@ test('with no worker running, the callback server still accepts a callback; a ne
   assert.equal(await worker!.stop('SIGTERM'), 0);
   worker = undefined;
   assert.equal((await followRedirect(location)).status, 200);
-  // Recorded in Temporal, waiting for a worker (a status query would need one).
-  assert.equal(await signalCount({ env }, workflowId), 1);
-  assert.equal((await env.client.workflow.getHandle(workflowId).describe()).status.name, 'RUNNING');
+  // Recorded in Temporal and waiting for a worker: two seconds later no workflow task has started since the
+  // signal (the callback-server process runs none; a status query would need one).
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const signalled = events.findIndex((event) => event.workflowExecutionSignaledEventAttributes);
+  assert.ok(signalled >= 0, 'the signal is in the history');
+  assert.equal(
+    events.slice(signalled).some((event) => event.workflowTaskStartedEventAttributes),
+    false,
+    'no worker took the workflow task',
+  );
   worker = await startRole('worker');
   assert.equal((await downgrades.waitForResult(workflowId)).state, 'completed');
   assert.equal(await signalCount({ env }, workflowId), 1);
