@@ -4,6 +4,7 @@
  * `npm run demo -- --enterprise [users]` does the same for an Enterprise Connect domain: the link is the
  * administrator's, and the outcome is the count of users moved.
  */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from './client.js';
@@ -25,6 +26,8 @@ const tracing = setupTracing({
   otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
   serviceName: config.OTEL_SERVICE_NAME,
 });
+// The client's native connection needs the SDK's Runtime; without signal handlers of its own, Ctrl-C ends the demo.
+Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
 const temporal = await connectTemporal(config, payloadEncryption(config).dataConverter, {
   tracing: tracing.enabled,
 });
