@@ -1,11 +1,13 @@
 /**
- * Load and abuse benchmark of the callback server, running as in production: `src/main.ts` (callback server and
- * worker) in its own process, on a Temporal dev server, PostgreSQL and the Cronofy simulator in processes of their
- * own; this process only prepares, sends and checks. See bench/README.md.
+ * Load and abuse benchmark of the callback server, running as in production: `src/main.ts` as a callback-server
+ * process and a worker process (SERVICE_ROLES, as docker-compose.yml deploys them; `--roles combined` for one), on
+ * a Temporal dev server, PostgreSQL and the Cronofy simulator in processes of their own; this process only
+ * prepares, sends and checks. See bench/README.md.
  *
  *   npx tsx bench/callbacks.ts [--count 1000] [--rate 500,max] [--concurrency 64] [--bad 10000]
  *                              [--latency-count 300] [--latency-rate 20] [--repeat 1] [--timeout 300]
  *                              [--phases sustained,abuse,latency] [--profile] [--service-node <node>]
+ *                              [--roles split|combined] [--cronofy-calls-per-second 100000]
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
