@@ -26,6 +26,11 @@ const keyringSpec = z.string().superRefine((spec, ctx) => {
   }
 });
 
+/** A PostgreSQL server's URL, shared by every process that opens it; anything else is an embedded PGlite store. */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//.test(url);
+}
+
 export const SERVICE_ROLES = ['worker', 'callbacks', 'codec'] as const;
 export type ServiceRole = (typeof SERVICE_ROLES)[number];
 
@@ -170,10 +175,7 @@ export function parseConfig(rawEnv: Record<string, string | undefined>): Config 
   // embedded PGlite store belongs to the process that opened it.
   if (parsed.success) {
     const roles = parsed.data.SERVICE_ROLES;
-    if (
-      roles.has('worker') !== roles.has('callbacks') &&
-      !/^postgres(ql)?:\/\//.test(parsed.data.DATABASE_URL)
-    ) {
+    if (roles.has('worker') !== roles.has('callbacks') && !isPostgresUrl(parsed.data.DATABASE_URL)) {
       problems.push(
         'SERVICE_ROLES: a worker and a callback server in separate processes must share a PostgreSQL DATABASE_URL',
       );

@@ -8,7 +8,7 @@ import { REDIRECT_PATH } from './callbacks/getReauthorizationRedirect.js';
 import { startCallbackServer } from './callbacks/server.js';
 import { temporalCallbackDeps } from './callbacks/deps.js';
 import { startCodecServer } from './codec/codecServer.js';
-import { loadConfig } from './config.js';
+import { isPostgresUrl, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { runtimeTelemetryOptions } from './observability/metrics.js';
 import { setupTracing } from './observability/tracing.js';
@@ -148,7 +148,7 @@ async function main() {
       ? [`  Callback server:    ${callbackUrl}${REDIRECT_PATH}  (public: ${redirectUri(config)})`]
       : []),
     `  Cronofy:            ${simulatorUrl ? `simulator at ${simulatorUrl} (state: ${simulatorUrl}/_sim/state)` : `Cronofy ${config.CRONOFY_DATA_CENTER}`}`,
-    `  Credential store:   ${config.DATABASE_URL.startsWith('postgres') ? 'PostgreSQL' : config.DATABASE_URL}`,
+    `  Credential store:   ${isPostgresUrl(config.DATABASE_URL) ? 'PostgreSQL' : config.DATABASE_URL}`,
     ...(codecUrl
       ? [
           `  Codec server:       ${codecUrl}  (payloads in Temporal are encrypted; this decodes them for the CLI)`,

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import { isPostgresUrl } from '../config.js';
 import { migrations } from './migrations.js';
 
 export interface Database {
@@ -37,7 +38,7 @@ const MIGRATION_LOCK_ID = 0x63726f6e6f667931n;
  * anything else (`file:.data/store`, `file:///abs/path` or a plain path) a PGlite data directory.
  */
 export async function openDatabase(url: string): Promise<Database> {
-  const backend = /^postgres(ql)?:\/\//.test(url) ? openPostgres(url) : await openPGlite(url);
+  const backend = isPostgresUrl(url) ? openPostgres(url) : await openPGlite(url);
   try {
     await migrate(backend);
   } catch (error) {
