@@ -240,11 +240,6 @@ export class CredentialStore {
     await this.db.query('DELETE FROM secrets WHERE ref = $1', [ref]);
   }
 
-  /** True the first time a nonce is seen, false on every replay, also under concurrent callbacks. */
-  async consumeStateNonce(nonce: string, expiresAt: Date): Promise<boolean> {
-    return (await this.claimStateNonce(nonce, expiresAt)) !== undefined;
-  }
-
   /**
    * A callback's whole write: uses the state's nonce and, the first time only, stores the secret it carried (an
    * authorization code). Undefined on a replay, with nothing stored; otherwise the secret's ref, if one was given.
