@@ -35,7 +35,12 @@ import {
   type Stack,
 } from './support/stack.js';
 import { freePort } from './support/ports.js';
-import { assertEveryHistoryHoldsNoSecrets, recordHistories, replayHistories } from './support/histories.js';
+import {
+  assertEveryHistoryHoldsNoSecrets,
+  IssuedSecrets,
+  recordHistories,
+  replayHistories,
+} from './support/histories.js';
 
 let stack: Stack;
 let worker: RunningWorker;
@@ -59,12 +64,6 @@ after(async () => {
   await stack?.stop();
   await tracing?.shutdown();
   await new Promise((resolve) => otlp?.server.close(resolve));
-});
-
-const IssuedSecrets = z.object({
-  codes: z.array(z.string()),
-  access_tokens: z.array(z.string()),
-  refresh_tokens: z.array(z.string()),
 });
 
 let workflowId: string;

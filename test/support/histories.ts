@@ -15,7 +15,8 @@ export type HistorySource = Pick<Stack, 'env'> & { simulator?: Stack['simulator'
 const { temporal } = proto;
 type History = proto.temporal.api.history.v1.IHistory;
 
-const IssuedSecrets = z.object({
+/** The simulator's `/_sim/issued-secrets`: every code and token it ever handed out. */
+export const IssuedSecrets = z.object({
   codes: z.array(z.string()),
   access_tokens: z.array(z.string()),
   refresh_tokens: z.array(z.string()),
