@@ -30,6 +30,7 @@ import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccou
 import { StateSigner, type StatePurpose } from '../src/callbacks/stateToken.js';
 import { payloadEncryption } from '../src/services.js';
 import { freePorts } from '../test/support/ports.js';
+import { waitUntilAnswering } from '../test/support/serviceProcess.js';
 import { createScratchDatabase } from '../test/support/postgres.js';
 import { startBenchPostgres } from './postgres.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
@@ -343,37 +344,12 @@ async function startService(env: Record<string, string>, readyUrl: string, logFi
     stdio: ['ignore', out, out],
   });
   closeSync(out);
-  let exitCode: number | null = null;
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', (code) => {
-      exitCode = code ?? -1;
-      resolve();
-    }),
-  );
-  // Bundling the workflow code at start takes seconds, more on a loaded machine.
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    if (exitCode !== null) {
-      throw new Error(`the service exited with code ${exitCode} before it was healthy:\n${tail(logFile)}`);
-    }
-    const healthy = await got(readyUrl, {
-      retry: { limit: 0 },
-      timeout: { request: 2000 },
-    }).then(
-      () => true,
-      () => false,
-    );
-    if (healthy) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`the service was not healthy within 180 s:\n${tail(logFile)}`);
-    }
-    await sleep(200);
-  }
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await waitUntilAnswering(child, readyUrl, { detail: () => `:\n${tail(logFile)}` });
   return {
     pid: child.pid,
     async stop() {
-      if (exitCode === null) child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       if (!(await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]))) {
         child.kill('SIGKILL');
         await exited;

@@ -33,6 +33,35 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
+/**
+ * Polls `url` until it answers, as a started service process becomes ready (bundling the workflow code takes
+ * seconds, more on a loaded machine). Fails as soon as `child` exits, or after `timeoutMs` (killing it); `detail`
+ * adds to the error (the tail of a log, say).
+ */
+export async function waitUntilAnswering(
+  child: ChildProcess,
+  url: string,
+  options: { timeoutMs?: number; detail?: () => string } = {},
+): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 180_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ended = child.exitCode ?? child.signalCode;
+    if (ended !== null)
+      throw new Error(`the process exited (${ended}) before ${url} answered${options.detail?.() ?? ''}`);
+    const answered = await got(url, { retry: { limit: 0 }, timeout: { request: 2_000 } }).then(
+      () => true,
+      () => false,
+    );
+    if (answered) return;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${url} did not answer within ${timeoutMs / 1000} s${options.detail?.() ?? ''}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /** Starts the service and waits until it answers (`readyUrl`, by default its callback server's /healthz). */
 export async function startServiceProcess(options: ServiceProcessOptions): Promise<ServiceProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
@@ -63,30 +92,12 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
   );
-  let exitCode: number | string | undefined;
-  void exited.then((code) => (exitCode = code));
-  // Bundling the workflow code at start takes seconds, more on a loaded machine.
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    if (exitCode !== undefined) throw new Error(`the service exited (${exitCode}) before it was healthy`);
-    const healthy = await got(options.readyUrl ?? `http://127.0.0.1:${options.callbackPort}/healthz`, {
-      retry: { limit: 0 },
-    }).then(
-      () => true,
-      () => false,
-    );
-    if (healthy) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error('the service did not come up');
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  await waitUntilAnswering(child, options.readyUrl ?? `http://127.0.0.1:${options.callbackPort}/healthz`);
   return {
     child,
     exited,
     async stop(signal = 'SIGTERM') {
-      if (exitCode === undefined) child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
   };
