@@ -1302,6 +1302,11 @@ async function badRequests(
     body,
   });
   const codeBody = (state?: string) => JSON.stringify({ authorization: { code: code(), state } });
+  /** A code callback whose URL and body carry the same state. */
+  const postCode = async (state: Promise<string>) => {
+    const resolved = await state;
+    return post(resolved, codeBody(resolved));
+  };
 
   const kinds: Array<{
     category: string;
@@ -1437,32 +1442,17 @@ async function badRequests(
     {
       category: 'POST forged (other key)',
       expected: 400,
-      variants: [
-        async () => {
-          const state = await foreign('enterprise_user');
-          return post(state, codeBody(state));
-        },
-      ],
+      variants: [() => postCode(foreign('enterprise_user'))],
     },
     {
       category: 'POST wrong purpose (real key)',
       expected: 400,
-      variants: [
-        async () => {
-          const state = await real('individual_reauthorization');
-          return post(state, codeBody(state));
-        },
-      ],
+      variants: [() => postCode(real('individual_reauthorization'))],
     },
     {
       category: 'POST expired (real key)',
       expected: 410,
-      variants: [
-        async () => {
-          const state = await expired('enterprise_user');
-          return post(state, codeBody(state));
-        },
-      ],
+      variants: [() => postCode(expired('enterprise_user'))],
     },
     {
       category: 'POST body state ≠ URL state',
