@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import { reauthorizationCallback, type ReauthorizationCallback } from '../workflows/definitions.js';
 import { userAccessCallback, type UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
+import type { CredentialStore } from '../store/credentialStore.js';
 import type { StateSigner } from './stateToken.js';
 
 /** Where a callback's code waits, encrypted, until the workflow's exchange activity reads it. */
@@ -25,19 +26,8 @@ export async function claimCallback(
 /** What the callback handlers need: no Cronofy client, no tokens; codes go straight into the store. */
 export interface CallbackDeps {
   stateSigner: StateSigner;
-  store: {
-    /**
-     * Uses the state's nonce and, the first time only, stores the code the callback carried: undefined on a
-     * replay, otherwise the code's ref (if there was a code).
-     */
-    claimStateNonce(
-      nonce: string,
-      expiresAt: Date,
-      secret?: { purpose: string; plaintext: string; ttlSeconds: number },
-    ): Promise<{ secretRef?: string } | undefined>;
-    releaseStateNonce(nonce: string): Promise<void>;
-    deleteSecret(ref: string): Promise<void>;
-  };
+  /** Where a callback's nonce is used and its code kept (see CredentialStore.claimStateNonce). */
+  store: Pick<CredentialStore, 'claimStateNonce' | 'releaseStateNonce' | 'deleteSecret'>;
   signalReauthorization(workflowId: string, callback: ReauthorizationCallback): Promise<void>;
   signalUserAccess(workflowId: string, callback: UserAccessCallback): Promise<void>;
 }
