@@ -262,16 +262,13 @@ export class CredentialStore {
   async #claimStateNonces(claims: NonceClaim[]): Promise<Array<{ secretRef?: string } | undefined>> {
     const firstOfNonce = new Map<string, NonceClaim>();
     for (const claim of claims) if (!firstOfNonce.has(claim.nonce)) firstOfNonce.set(claim.nonce, claim);
-    // In nonce order, here and in the INSERT: two batches (two callback servers) taking the same nonces' locks in
-    // the same order cannot deadlock.
-    const firsts = [...firstOfNonce.values()].sort((a, b) =>
-      a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0,
-    );
+    const firsts = [...firstOfNonce.values()];
     const claimed = await this.db.query<{ nonce: string }>(
       `WITH input AS (
          SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::float8[])
            AS input (nonce, expires_at, ref, purpose, value_enc, ttl_seconds)
        ), claimed AS (
+         -- In nonce order: two batches (two callback servers) locking the same nonces in one order cannot deadlock.
          INSERT INTO state_nonces (nonce, expires_at) SELECT nonce, expires_at FROM input ORDER BY nonce
          ON CONFLICT (nonce) DO NOTHING RETURNING nonce
        ), stored AS (
