@@ -100,7 +100,7 @@ async function main() {
   let workerRun: Promise<void> | undefined;
   if (roles.has('worker')) {
     const worker = await createDowngradeWorkers({
-      connection: temporal.workerConnection,
+      connection: temporal.connection,
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       deps: services.activityDeps,

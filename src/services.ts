@@ -187,7 +187,7 @@ export async function connectTemporal(
   });
   return {
     client,
-    workerConnection: connection,
+    connection,
     close: () => connection.close(),
   };
 }

@@ -94,7 +94,7 @@ test('with a client certificate from the trusted CA, the client and a worker run
     const taskQueue = `tls-${randomUUID()}`;
     const workflowId = `tls-${randomUUID()}`;
     const worker = await Worker.create({
-      connection: temporal.workerConnection,
+      connection: temporal.connection,
       taskQueue,
       workflowsPath: fileURLToPath(new URL('./fixtures/codecWorkflow.ts', import.meta.url)),
       dataConverter,
