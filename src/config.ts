@@ -171,14 +171,22 @@ export function parseConfig(rawEnv: Record<string, string | undefined>): Config 
   if (env.TEMPORAL_TLS === 'false' && (env.TEMPORAL_API_KEY ?? env.TEMPORAL_TLS_CERT_PATH) !== undefined) {
     problems.push('TEMPORAL_TLS: false cannot be combined with TEMPORAL_API_KEY or a client certificate');
   }
-  // The callback server stores each code where the worker reads it: two processes need one PostgreSQL, since an
-  // embedded PGlite store belongs to the process that opened it.
+  // The callback server stores each code where the worker reads it and signals the workflows the worker runs: two
+  // processes need one PostgreSQL (an embedded PGlite store belongs to the process that opened it) and one Temporal
+  // (without TEMPORAL_ADDRESS each process would start a dev server of its own).
   if (parsed.success) {
     const roles = parsed.data.SERVICE_ROLES;
-    if (roles.has('worker') !== roles.has('callbacks') && !isPostgresUrl(parsed.data.DATABASE_URL)) {
-      problems.push(
-        'SERVICE_ROLES: a worker and a callback server in separate processes must share a PostgreSQL DATABASE_URL',
-      );
+    if (roles.has('worker') !== roles.has('callbacks')) {
+      if (!isPostgresUrl(parsed.data.DATABASE_URL)) {
+        problems.push(
+          'SERVICE_ROLES: a worker and a callback server in separate processes must share a PostgreSQL DATABASE_URL',
+        );
+      }
+      if (env.TEMPORAL_ADDRESS === undefined) {
+        problems.push(
+          'SERVICE_ROLES: a worker and a callback server in separate processes must share a Temporal server; set TEMPORAL_ADDRESS',
+        );
+      }
     }
   }
   if (!parsed.success || problems.length > 0) {

@@ -187,20 +187,27 @@ test('a variable set to the empty string counts as unset (Compose `${VAR:-}`, `V
 });
 
 test('SERVICE_ROLES picks what a process runs: all three by default, any subset, nothing unknown', () => {
-  const postgres = { DATABASE_URL: 'postgres://downgrade@db/credentials' };
+  const split = { DATABASE_URL: 'postgres://downgrade@db/credentials', TEMPORAL_ADDRESS: 'temporal:7233' };
   assert.deepEqual([...parseConfig(valid).SERVICE_ROLES], ['worker', 'callbacks', 'codec']);
   assert.deepEqual(
-    [...parseConfig({ ...valid, ...postgres, SERVICE_ROLES: 'callbacks, codec' }).SERVICE_ROLES],
+    [...parseConfig({ ...valid, ...split, SERVICE_ROLES: 'callbacks, codec' }).SERVICE_ROLES],
     ['callbacks', 'codec'],
   );
   assert.deepEqual(
-    [...parseConfig({ ...valid, ...postgres, SERVICE_ROLES: 'worker' }).SERVICE_ROLES],
+    [...parseConfig({ ...valid, ...split, SERVICE_ROLES: 'worker' }).SERVICE_ROLES],
     ['worker'],
   );
   // Split across processes, the callback server and the worker must share PostgreSQL, not an embedded store.
   assert.throws(
     () => parseConfig({ ...valid, SERVICE_ROLES: 'worker' }),
     /SERVICE_ROLES: a worker and a callback server in separate processes must share a PostgreSQL DATABASE_URL/,
+  );
+  // ... and one Temporal server: without TEMPORAL_ADDRESS each process would start a dev server of its own.
+  assert.throws(
+    () => parseConfig({ ...valid, ...split, TEMPORAL_ADDRESS: undefined, SERVICE_ROLES: 'callbacks,codec' }),
+    (error: Error) =>
+      /must share a Temporal server; set TEMPORAL_ADDRESS/.test(error.message) &&
+      !/PostgreSQL DATABASE_URL/.test(error.message),
   );
   assert.equal(parseConfig({ ...valid, SERVICE_ROLES: 'codec' }).SERVICE_ROLES.has('codec'), true);
   assert.throws(
