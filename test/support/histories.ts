@@ -26,10 +26,16 @@ export const IssuedSecrets = z.object({
 export type Execution = string | { workflowId: string; runId?: string };
 
 /**
+ * The payloads Temporal itself must read, so no codec touches them: search attributes (the server indexes them) and
+ * the OpenTelemetry trace context the SDK's interceptors put in headers.
+ */
+const PLAINTEXT_BY_DESIGN = /\.searchAttributes\.indexedFields\.[A-Za-z]+$|\.header\.fields\._tracer-data$/;
+
+/**
  * Reads each run's history as the server stores it (the raw protobuf, payloads included) and checks that its
- * payloads are encrypted: it holds `binary/encrypted` payloads, not one of the codes and tokens the simulator ever
- * issued (when a simulator ran), none of `plaintexts` (the test's emails, say) and no JSON naming a `"sub"` or a
- * `"userId"`.
+ * payloads are encrypted: every payload is `binary/encrypted` except those Temporal must read (PLAINTEXT_BY_DESIGN),
+ * and the bytes hold none of the codes and tokens the simulator ever issued (when a simulator ran), none of
+ * `plaintexts` (the test's emails, say) and no JSON naming a `"sub"` or a `"userId"`.
  */
 export async function assertHistoryHoldsNoSecrets(
   source: HistorySource,
@@ -48,9 +54,14 @@ export async function assertHistoryHoldsNoSecrets(
   assert.ok(executions.length > 0, 'there are histories to check');
   for (const execution of executions) {
     const { workflowId, runId } = typeof execution === 'string' ? { workflowId: execution } : execution;
-    const raw = await rawHistory(source, workflowId, runId);
+    const { bytes: raw, pages } = await rawHistoryPages(source, workflowId, runId);
     assert.ok(raw.length > 0);
-    assert.ok(raw.includes(Buffer.from(ENCRYPTED_ENCODING)), `${workflowId}'s payloads are encrypted`);
+    const payloads = [...payloadsIn(pages)];
+    assert.deepEqual(payloadsStoredInPlaintext(pages), [], `${workflowId}'s payloads are all encrypted`);
+    assert.ok(
+      payloads.some(({ encoding }) => encoding === ENCRYPTED_ENCODING),
+      `${workflowId}'s history holds encrypted payloads`,
+    );
     for (const secret of secrets) {
       assert.equal(
         raw.includes(Buffer.from(secret)),
@@ -100,7 +111,12 @@ export async function assertEveryHistoryHoldsNoSecrets(
 
 /** The history exactly as the server returns it, payloads not decoded. */
 export async function rawHistory(source: HistorySource, workflowId: string, runId?: string): Promise<Buffer> {
+  return (await rawHistoryPages(source, workflowId, runId)).bytes;
+}
+
+async function rawHistoryPages(source: HistorySource, workflowId: string, runId?: string) {
   const chunks: Uint8Array[] = [];
+  const pages: object[] = [];
   let nextPageToken: Uint8Array | undefined;
   do {
     const page = await source.env.client.workflowService.getWorkflowExecutionHistory({
@@ -108,10 +124,33 @@ export async function rawHistory(source: HistorySource, workflowId: string, runI
       execution: { workflowId, runId },
       nextPageToken,
     });
+    pages.push(page);
     chunks.push(temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse.encode(page).finish());
     nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
   } while (nextPageToken);
-  return Buffer.concat(chunks);
+  return { bytes: Buffer.concat(chunks), pages };
+}
+
+/** Where `message` holds a payload that is neither encrypted nor one Temporal must read, as `path (encoding)`. */
+export function payloadsStoredInPlaintext(message: unknown): string[] {
+  return [...payloadsIn(message)]
+    .filter(({ path, encoding }) => encoding !== ENCRYPTED_ENCODING && !PLAINTEXT_BY_DESIGN.test(path))
+    .map(({ path, encoding }) => `${path} (${encoding})`);
+}
+
+/** Every payload in a decoded protobuf message, with the field path that leads to it. */
+export function* payloadsIn(message: unknown, path = ''): Generator<{ path: string; encoding: string }> {
+  if (message === null || typeof message !== 'object' || message instanceof Uint8Array) return;
+  // A Payload: metadata and data (an empty `data` is left out on the wire and read from the prototype).
+  const { metadata } = message as { metadata?: unknown };
+  if (metadata !== null && typeof metadata === 'object' && 'data' in message) {
+    const encoding = (metadata as Record<string, Uint8Array | undefined>).encoding;
+    yield { path, encoding: encoding ? Buffer.from(encoding).toString() : '(none)' };
+    return;
+  }
+  for (const [key, value] of Object.entries(message)) {
+    yield* payloadsIn(value, Array.isArray(message) ? path : path ? `${path}.${key}` : key);
+  }
 }
 
 /**

@@ -1,0 +1,71 @@
+/**
+ * The history scan that every workflow test file ends with: a payload stored unencrypted fails it unless Temporal
+ * itself must read it (search attributes, the trace-context header).
+ */
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import proto from '@temporalio/proto';
+import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
+import { payloadsStoredInPlaintext } from './support/histories.js';
+
+const { GetWorkflowExecutionHistoryResponse } = proto.temporal.api.workflowservice.v1;
+
+const payload = (encoding: string, data: string) => ({
+  metadata: { encoding: Buffer.from(encoding) },
+  data: Buffer.from(data),
+});
+
+/** A page as the server sends it: encoded and decoded again, so the shapes are protobufjs's own. */
+function page(events: object[]) {
+  const message = GetWorkflowExecutionHistoryResponse.fromObject({ history: { events } });
+  return GetWorkflowExecutionHistoryResponse.decode(
+    GetWorkflowExecutionHistoryResponse.encode(message).finish(),
+  );
+}
+
+test('a history whose payloads are encrypted, but for search attributes and trace context, passes', () => {
+  const history = page([
+    {
+      eventId: 1,
+      workflowExecutionStartedEventAttributes: {
+        input: { payloads: [payload(ENCRYPTED_ENCODING, 'ciphertext')] },
+        searchAttributes: { indexedFields: { DowngradeState: payload('json/plain', '"revoking"') } },
+        header: { fields: { '_tracer-data': payload('json/plain', '{"traceparent":"00-1-2-01"}') } },
+      },
+    },
+    {
+      eventId: 2,
+      activityTaskScheduledEventAttributes: {
+        input: { payloads: [payload(ENCRYPTED_ENCODING, 'ciphertext')] },
+        header: { fields: { '_tracer-data': payload('json/plain', '{}') } },
+      },
+    },
+  ]);
+  assert.deepEqual(payloadsStoredInPlaintext(history), []);
+});
+
+test('a payload stored as plain JSON anywhere else is reported with its path', () => {
+  const history = page([
+    {
+      eventId: 1,
+      workflowExecutionStartedEventAttributes: {
+        input: { payloads: [payload('json/plain', '{"sub":"acc_1"}')] },
+        memo: { fields: { note: payload('json/plain', '"hello"') } },
+      },
+    },
+    {
+      eventId: 2,
+      workflowExecutionSignaledEventAttributes: {
+        signalName: 'reauthorized',
+        input: { payloads: [payload(ENCRYPTED_ENCODING, 'ciphertext'), payload('binary/null', '')] },
+        header: { fields: { other: payload('json/plain', '{}') } },
+      },
+    },
+  ]);
+  assert.deepEqual(payloadsStoredInPlaintext(history), [
+    'history.events.workflowExecutionStartedEventAttributes.input.payloads (json/plain)',
+    'history.events.workflowExecutionStartedEventAttributes.memo.fields.note (json/plain)',
+    'history.events.workflowExecutionSignaledEventAttributes.input.payloads (binary/null)',
+    'history.events.workflowExecutionSignaledEventAttributes.header.fields.other (json/plain)',
+  ]);
+});
