@@ -9,13 +9,12 @@
  *                              [--phases sustained,abuse,latency] [--profile] [--service-node <node>]
  *                              [--roles split|combined] [--cronofy-calls-per-second 100000]
  */
-import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client } from '@temporalio/client';
@@ -40,8 +39,33 @@ import { devServerSearchAttributeArgs, temporalCliPath } from '../src/temporalDe
 import { reauthorizationCallback, searchAttributes } from '../src/workflows/definitions.js';
 import { parseConsentFormBase } from '../test/support/consentForm.js';
 import type { SimulatorMessage } from './simulatorProcess.js';
+import {
+  cpuRows,
+  cpuSnapshot,
+  findPid,
+  postmasterPid,
+  recordCpu,
+  SERVICE_PROCESSES,
+  summarizeProfiles,
+} from './cpu.js';
+import { closedLoop, openLoop, sendOne, type Answer, type RequestSpec } from './httpLoad.js';
+import {
+  CLIENT,
+  countBy,
+  describeCounts,
+  distribution,
+  fmt,
+  log,
+  mapLimit,
+  medianDistribution,
+  middle,
+  now,
+  positive,
+  runLabel,
+  sleep,
+  type Distribution,
+} from './support.js';
 
-const CLIENT = { clientId: 'bench-app', clientSecret: 'bench-app-secret-0123456789' };
 /** Each prompt waits an hour: nothing expires or reminds during a run. */
 const PROMPT_MS = 3_600_000;
 /** Concurrency of the preparation (simulator accounts, starts, queries, consent forms) and of history reads. */
@@ -71,13 +95,6 @@ const { values: args } = parseArgs({
   },
 });
 
-function positive(name: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0)
-    throw new Error(`--${name} must be a positive number, not ${text}`);
-  return value;
-}
-
 const PHASES = ['sustained', 'abuse', 'latency'] as const;
 type PhaseName = (typeof PHASES)[number];
 const options = {
@@ -106,12 +123,6 @@ const options = {
   /** `split`: a callback-server process and a worker process, as docker-compose.yml deploys; `combined`: one. */
   roles: z.enum(['split', 'combined']).parse(args.roles),
 };
-
-const log = (message: string) =>
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-/** Wall-clock milliseconds with sub-millisecond resolution, comparable with Temporal's event times. */
-const now = () => performance.timeOrigin + performance.now();
 
 class PhaseTimeout extends Error {
   override readonly name = 'PhaseTimeout';
@@ -368,363 +379,6 @@ function tail(file: string, lines = 20): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// CPU per process, from /proc: where the time goes while a phase runs.
-
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-function statFields(pid: number, tid?: string): string[] | undefined {
-  try {
-    const stat = readFileSync(tid ? `/proc/${pid}/task/${tid}/stat` : `/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
-/** CPU seconds of a process (with `children`, also of its live and reaped children: PostgreSQL's backends). */
-function cpuSeconds(pid: number, children: boolean): number {
-  const fields = statFields(pid);
-  if (!fields) return 0;
-  let ticks = Number(fields[11]) + Number(fields[12]);
-  if (children) {
-    ticks += Number(fields[13]) + Number(fields[14]);
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      const child = statFields(Number(entry));
-      if (child && Number(child[1]) === pid) ticks += Number(child[11]) + Number(child[12]);
-    }
-  }
-  return ticks / CLOCK_TICKS;
-}
-
-/**
- * The service's CPU by thread: its main thread (the callback server, activities, the client), the worker thread
- * running workflow code (a JavaScript thread started seconds after the process, once the workflows are bundled),
- * the SDK's Rust core (gRPC to Temporal, polling), and the rest (V8's platform threads and garbage collector,
- * libuv's pool, threads started with the process).
- */
-function serviceThreadSeconds(pid: number, prefix: string): Record<string, number> {
-  const groups: Record<string, number> = {
-    [`${prefix} main`]: 0,
-    [`${prefix} workflows`]: 0,
-    [`${prefix} Rust core`]: 0,
-    [`${prefix} other`]: 0,
-  };
-  const processStart = Number(statFields(pid)?.[19] ?? 0);
-  let tids: string[] = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return groups;
-  }
-  for (const tid of tids) {
-    let comm = '';
-    try {
-      comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-    } catch {
-      continue;
-    }
-    const fields = statFields(pid, tid);
-    if (!fields) continue;
-    const seconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-    // Node 20 names every thread "node"; Node 24 names its own (MainThread, V8Worker, libuv-worker, …) and a
-    // worker thread by its name.
-    const group = `${prefix} ${
-      Number(tid) === pid
-        ? 'main'
-        : /^(tokio|temporal|workflow-proces)/.test(comm)
-          ? 'Rust core'
-          : /^(V8Worker|libuv-worker|DelayedTaskSche|SignalInspector)/.test(comm) ||
-              (comm === 'node' && Number(fields[19]) <= processStart + 2 * CLOCK_TICKS)
-            ? 'other'
-            : 'workflows'
-    }`;
-    groups[group]! += seconds;
-  }
-  return groups;
-}
-
-function findPid(match: (cmdline: string) => boolean): number | undefined {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (match(readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' '))) return Number(entry);
-    } catch {
-      // gone
-    }
-  }
-  return undefined;
-}
-
-function postmasterPid(dataDir: string): number | undefined {
-  try {
-    return Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]) || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Busy CPU seconds of the whole machine (every process, other agents' too). */
-function machineBusySeconds(): number {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
-  return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS;
-}
-
-interface CpuSnapshot {
-  at: number;
-  /** CLOCK_MONOTONIC in µs, the clock of V8's CPU profiles in every process. */
-  monotonicUs: number;
-  seconds: Record<string, number>;
-}
-
-/** The service's processes (combined, or split by SERVICE_ROLES) and the prefix of their threads' columns. */
-const SERVICE_PROCESSES = [
-  ['service', 'svc'],
-  ['callbacks', 'cb'],
-  ['worker', 'wk'],
-] as const;
-
-function cpuSnapshot(stack: Stack): CpuSnapshot {
-  const seconds: Record<string, number> = { machine: machineBusySeconds() };
-  for (const [name, pid] of Object.entries(stack.pids)) {
-    if (pid) seconds[name] = cpuSeconds(pid, name === 'PostgreSQL');
-  }
-  for (const [name, prefix] of SERVICE_PROCESSES) {
-    const pid = stack.pids[name];
-    if (pid) Object.assign(seconds, serviceThreadSeconds(pid, prefix));
-  }
-  const usage = process.cpuUsage();
-  seconds.bench = (usage.user + usage.system) / 1e6;
-  return { at: Date.now(), monotonicUs: Number(process.hrtime.bigint() / 1000n), seconds };
-}
-
-interface CpuRow {
-  run: number;
-  phase: string;
-  wallS: number;
-  /** Cores used on average, per process and for the whole machine. */
-  cores: Record<string, number>;
-  fromUs: number;
-  toUs: number;
-}
-
-const cpuRows: CpuRow[] = [];
-
-function recordCpu(run: number, name: string, from: CpuSnapshot, to: CpuSnapshot): void {
-  const wallS = (to.at - from.at) / 1000;
-  const cores: Record<string, number> = {};
-  for (const key of Object.keys(to.seconds))
-    cores[key] = (to.seconds[key]! - (from.seconds[key] ?? 0)) / wallS;
-  cpuRows.push({ run, phase: name, wallS, cores, fromUs: from.monotonicUs, toUs: to.monotonicUs });
-}
-
-interface CpuProfile {
-  nodes: Array<{ id: number; callFrame: { functionName: string; url: string } }>;
-  startTime: number;
-  samples: number[];
-  timeDeltas: number[];
-}
-
-function profileCategory(frame: { functionName: string; url: string }): string {
-  const url = frame.url;
-  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1];
-  if (pkg) return pkg;
-  if (url.includes('/src/')) return `src/${url.split('/src/')[1]}`;
-  if (url.includes('workflow-bundle')) return 'workflow bundle';
-  return url || `(${frame.functionName || 'native'})`;
-}
-
-/**
- * With --profile: where each thread of the service spent each measured window, from its V8 CPU profiles (files
- * `CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile`; thread 0 is the main thread). Self time by package.
- */
-function summarizeProfiles(dir: string, pid: number, run: number, processName: string): string[] {
-  const lines: string[] = [];
-  let files: string[] = [];
-  try {
-    files = readdirSync(dir).filter((f) => f.includes(`.${pid}.`) && f.endsWith('.cpuprofile'));
-  } catch {
-    return lines;
-  }
-  const profiles = files.map((file) => ({
-    thread: file.split('.')[4] ?? '?',
-    profile: JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile,
-  }));
-  lines.push(
-    `\n### CPU profile of the ${processName} process, run ${run} (self time by package; threads busy ≥ 5 % of a window)\n`,
-  );
-  for (const row of cpuRows.filter((r) => r.run === run)) {
-    for (const { thread, profile } of profiles) {
-      const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
-      const byCategory = new Map<string, number>();
-      let at = profile.startTime;
-      profile.samples.forEach((id, i) => {
-        const delta = profile.timeDeltas[i] ?? 0;
-        at += delta;
-        if (at < row.fromUs || at > row.toUs) return;
-        const category = profileCategory(nodes.get(id)!.callFrame);
-        byCategory.set(category, (byCategory.get(category) ?? 0) + delta);
-      });
-      const windowUs = row.toUs - row.fromUs;
-      const busy = [...byCategory].filter(([category]) => category !== '((idle))' && category !== '(idle)');
-      const busyUs = busy.reduce((sum, [, us]) => sum + us, 0);
-      if (busyUs < 0.05 * windowUs) continue;
-      const top = busy
-        .sort((a, b) => b[1] - a[1])
-        .slice(0, 8)
-        .map(([category, us]) => `${category} ${fmt((100 * us) / windowUs)} %`);
-      lines.push(
-        `- ${row.phase}, thread ${thread === '0' ? '0 (main)' : thread}: busy ${fmt((100 * busyUs) / windowUs)} % — ${top.join(', ')}`,
-      );
-    }
-  }
-  return lines;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// HTTP: a small sender over keep-alive sockets, open loop at a rate or closed loop at a concurrency.
-
-interface RequestSpec {
-  category: string;
-  method: 'GET' | 'POST' | 'PUT';
-  path: string;
-  headers?: Record<string, string>;
-  body?: string;
-  /**
-   * On a connection of its own, closed afterwards: for requests the server answers by closing the connection
-   * (431), which Node's keep-alive agent would otherwise hand to the next request ("socket hang up").
-   */
-  ownConnection?: boolean;
-  /** The status the server must answer (abuse). */
-  expected?: number;
-}
-
-interface Answer {
-  status: number;
-  scheduledAt: number;
-  sentAt: number;
-  answeredAt: number;
-  error?: string;
-}
-
-function sendOne(agent: http.Agent, base: URL, spec: RequestSpec, timeoutMs: number): Promise<Answer> {
-  const sentAt = now();
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (status: number, error?: string) => {
-      if (done) return;
-      done = true;
-      resolve({ status, scheduledAt: sentAt, sentAt, answeredAt: now(), error });
-    };
-    const request = http.request(
-      {
-        host: base.hostname,
-        port: base.port,
-        method: spec.method,
-        path: spec.path,
-        agent: spec.ownConnection ? false : agent,
-        headers: {
-          ...spec.headers,
-          ...(spec.body !== undefined ? { 'content-length': String(Buffer.byteLength(spec.body)) } : {}),
-        },
-      },
-      (response) => {
-        response.on('data', () => {});
-        response.on('end', () => finish(response.statusCode ?? 0));
-        response.on('error', (error) => finish(response.statusCode ?? 0, error.message));
-      },
-    );
-    request.setTimeout(timeoutMs, () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    request.on('error', (error) => finish(0, error.message));
-    request.end(spec.body);
-  });
-}
-
-interface SendResult {
-  answers: Answer[];
-  maxInFlight: number;
-  /** Open loop: how late the last request left compared with its schedule (the sender or the in-flight cap). */
-  maxLagMs: number;
-  capped: number;
-}
-
-/** Sends every request at `ratePerS` (open loop), holding at most `maxInFlight` unanswered. */
-function openLoop(
-  base: URL,
-  specs: RequestSpec[],
-  ratePerS: number,
-  maxInFlight: number,
-  status: { text: string },
-) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: maxInFlight, maxFreeSockets: maxInFlight });
-  const answers: Answer[] = new Array(specs.length);
-  let next = 0;
-  let inFlight = 0;
-  let answered = 0;
-  let maxSeen = 0;
-  let maxLagMs = 0;
-  let capped = 0;
-  const start = now() + 20;
-  return new Promise<SendResult>((resolve) => {
-    const tick = () => {
-      const t = now();
-      while (next < specs.length && start + (next * 1000) / ratePerS <= t) {
-        if (inFlight >= maxInFlight) {
-          capped += 1;
-          break;
-        }
-        const index = next++;
-        const scheduledAt = start + (index * 1000) / ratePerS;
-        maxLagMs = Math.max(maxLagMs, t - scheduledAt);
-        inFlight += 1;
-        maxSeen = Math.max(maxSeen, inFlight);
-        void sendOne(agent, base, specs[index]!, 120_000).then((answer) => {
-          answers[index] = { ...answer, scheduledAt };
-          inFlight -= 1;
-          answered += 1;
-          if (answered === specs.length) {
-            agent.destroy();
-            resolve({ answers, maxInFlight: maxSeen, maxLagMs, capped });
-          }
-        });
-      }
-      status.text = `sent ${next}/${specs.length}, answered ${answered}, in flight ${inFlight}`;
-      if (next < specs.length) {
-        const wait = start + (next * 1000) / ratePerS - now();
-        setTimeout(tick, Math.max(0, Math.min(wait, 10)));
-      }
-    };
-    setTimeout(tick, 20);
-  });
-}
-
-/** Sends every request as fast as `concurrency` connections allow (closed loop). */
-async function closedLoop(base: URL, specs: RequestSpec[], concurrency: number, status: { text: string }) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
-  const answers: Answer[] = new Array(specs.length);
-  let next = 0;
-  let answered = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, specs.length) }, async () => {
-      while (next < specs.length) {
-        const index = next++;
-        answers[index] = await sendOne(agent, base, specs[index]!, 120_000);
-        answered += 1;
-        status.text = `answered ${answered}/${specs.length}`;
-      }
-    }),
-  );
-  agent.destroy();
-  return {
-    answers,
-    maxInFlight: Math.min(concurrency, specs.length),
-    maxLagMs: 0,
-    capped: 0,
-  } satisfies SendResult;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // Preparation: N individual downgrades waiting for re-authorization, and a real consent redirect for each.
 
 interface Prepared {
@@ -734,24 +388,6 @@ interface Prepared {
   authorizationUrl: string;
   /** Where the simulator sent the browser back: the callback server's URL with `code` and `state`. */
   callback: URL;
-}
-
-async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T, index: number) => Promise<R>,
-) {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const index = next++;
-        results[index] = await work(items[index]!, index);
-      }
-    }),
-  );
-  return results;
 }
 
 const SimulatorAccount = z.object({ sub: z.string(), email: z.string(), refresh_token: z.string() });
@@ -991,56 +627,6 @@ function countsDelta(after: Record<string, number>, before: Record<string, numbe
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Statistics.
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
-/** The median (the mean of the two middle values for an even count). */
-function middle(values: number[]): number {
-  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-/** Row label: the run's number, or "median" for rows of medians (run 0). */
-const runLabel = (run: number) => (run === 0 ? 'median' : String(run));
-
-interface Distribution {
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-}
-
-function distribution(values: number[]): Distribution {
-  return {
-    p50: percentile(values, 50),
-    p90: percentile(values, 90),
-    p99: percentile(values, 99),
-    max: values.length ? Math.max(...values) : NaN,
-  };
-}
-
-function countBy<T>(items: readonly T[], key: (item: T) => string): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1;
-  return counts;
-}
-
-const fmt = (value: number | undefined, digits = 0) =>
-  value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits);
-const describeCounts = (counts: Record<string, number>) =>
-  Object.entries(counts)
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([key, n]) => `${key}: ${n}`)
-    .join(', ');
-
-// ---------------------------------------------------------------------------------------------------------------
 // 1. Sustained callbacks.
 
 interface YardstickResult {
@@ -1141,18 +727,18 @@ async function sustained(
     path: pathOf(p.callback),
   }));
   used.push(...prepared.map((p) => p.callback));
-  const cpuBefore = cpuSnapshot(stack);
+  const cpuBefore = cpuSnapshot(stack.pids);
   const sent = await phase(`[${mode}] send ${specs.length} callbacks`, (status) =>
     rate === 'max'
       ? closedLoop(base, specs, options.concurrency, status)
       : openLoop(base, specs, rate, options.maxInFlight, status),
   );
-  const cpuSent = cpuSnapshot(stack);
+  const cpuSent = cpuSnapshot(stack.pids);
   recordCpu(run, `${mode}: send`, cpuBefore, cpuSent);
   await phase(`[${mode}] wait until every downgrade ends`, (status) =>
     waitUntilNoneRunning(stack, prepared.since, status, mode),
   );
-  recordCpu(run, `${mode}: until all ended`, cpuSent, cpuSnapshot(stack));
+  recordCpu(run, `${mode}: until all ended`, cpuSent, cpuSnapshot(stack.pids));
   const facts = await phase(`[${mode}] verify ${prepared.length} histories`, (status) =>
     workflowFacts(
       stack,
@@ -1537,11 +1123,11 @@ async function abuse(stack: Stack, run: number, used: URL[]): Promise<AbuseResul
   await sleep(1500);
   const signalsBefore = await signalRequests(stack);
   const resultsBefore = await serviceCallbackCounts(stack);
-  const cpuBefore = cpuSnapshot(stack);
+  const cpuBefore = cpuSnapshot(stack.pids);
   const sent = await phase(`[abuse] send ${specs.length} bad callbacks`, (status) =>
     closedLoop(base, specs, options.concurrency, status),
   );
-  recordCpu(run, 'abuse: send', cpuBefore, cpuSnapshot(stack));
+  recordCpu(run, 'abuse: send', cpuBefore, cpuSnapshot(stack.pids));
   await sleep(1500);
   const signalsAfter = await signalRequests(stack);
   const serviceResults = countsDelta(await serviceCallbackCounts(stack), resultsBefore);
@@ -1652,7 +1238,7 @@ async function latency(stack: Stack, run: number): Promise<LatencyResult> {
     prepare(stack, 'latency', options.latencyCount, status),
   );
   const base = new URL(stack.callbackBase);
-  const cpuBefore = cpuSnapshot(stack);
+  const cpuBefore = cpuSnapshot(stack.pids);
   const measured = await phase(
     `[latency] ${prepared.length} callbacks at ${options.latencyRate}/s`,
     async (status) => {
@@ -1670,7 +1256,7 @@ async function latency(stack: Stack, run: number): Promise<LatencyResult> {
       return { sent, results: await Promise.all(results) };
     },
   );
-  recordCpu(run, 'latency: send until all results', cpuBefore, cpuSnapshot(stack));
+  recordCpu(run, 'latency: send until all results', cpuBefore, cpuSnapshot(stack.pids));
   const facts = await phase('[latency] verify histories', (status) =>
     workflowFacts(
       stack,
@@ -1904,15 +1490,6 @@ function printCpu(): void {
     ['run', 'phase', 'wall s', ...names],
     cpuRows.map((r) => [String(r.run), r.phase, fmt(r.wallS, 1), ...names.map((n) => fmt(r.cores[n], 2))]),
   );
-}
-
-function medianDistribution(items: Distribution[]): Distribution {
-  return {
-    p50: middle(items.map((d) => d.p50)),
-    p90: middle(items.map((d) => d.p90)),
-    p99: middle(items.map((d) => d.p99)),
-    max: middle(items.map((d) => d.max)),
-  };
 }
 
 function medianSustained(rows: SustainedResult[]): SustainedResult {

@@ -40,8 +40,8 @@ import {
 import { decideOnConsentPage, followRedirect } from '../test/support/stack.js';
 import type { ChildMessage, ParentMessage, WorkerStats } from './workerProcess.js';
 import type { trivialParent } from './trivialWorkflows.js';
+import { CLIENT, fmt, log, middle, positive, sleep } from './support.js';
 
-const CLIENT = { clientId: 'bench-app', clientSecret: 'bench-app-secret-0123456789' };
 const STATE_SECRET = 'bench-state-signing-secret-0123456789abcdef';
 /** Cronofy's documented limits per application. */
 const CRONOFY_LIMIT = { perSecond: 50, perMinute: 500 };
@@ -64,22 +64,15 @@ const { values: args } = parseArgs({
   },
 });
 
-function positiveNumber(name: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0)
-    throw new Error(`--${name} must be a positive number, not ${text}`);
-  return value;
-}
-
 const options = {
-  users: args.users.split(',').map((n) => Math.floor(positiveNumber('users', n.trim()))),
-  scale: positiveNumber('scale', args.scale),
-  window: Math.floor(positiveNumber('window', args.window)),
-  repeat: Math.floor(positiveNumber('repeat', args.repeat)),
-  timeoutMs: positiveNumber('timeout', args.timeout) * 1000,
+  users: args.users.split(',').map((n) => Math.floor(positive('users', n.trim()))),
+  scale: positive('scale', args.scale),
+  window: Math.floor(positive('window', args.window)),
+  repeat: Math.floor(positive('repeat', args.repeat)),
+  timeoutMs: positive('timeout', args.timeout) * 1000,
   lifted: args.lifted,
-  trivialCount: Math.floor(positiveNumber('trivial-count', args['trivial-count'])),
-  trivialWindow: Math.floor(positiveNumber('trivial-window', args['trivial-window'] ?? args.window)),
+  trivialCount: Math.floor(positive('trivial-count', args['trivial-count'])),
+  trivialWindow: Math.floor(positive('trivial-window', args['trivial-window'] ?? args.window)),
 };
 if (options.users.some((n) => n > 100_000))
   throw new Error('the simulator holds at most 100,000 users a domain');
@@ -116,9 +109,6 @@ interface RunResult {
   reached?: string;
 }
 
-const log = (message: string) =>
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const MiB = 1024 * 1024;
 
 async function main(): Promise<number> {
@@ -543,16 +533,6 @@ async function startWorkerProcess(env: Record<string, string>): Promise<WorkerHa
 
 function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
   for (let start = 0; start < items.length; start += size) yield items.slice(start, start + size);
-}
-
-function fmt(value: number | undefined, digits: number): string {
-  return value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits);
-}
-
-function middle(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 function median(runs: RunResult[]): RunResult {
