@@ -29,7 +29,12 @@ test('a history whose payloads are encrypted, but for search attributes and trac
       eventId: 1,
       workflowExecutionStartedEventAttributes: {
         input: { payloads: [payload(ENCRYPTED_ENCODING, 'ciphertext')] },
-        searchAttributes: { indexedFields: { DowngradeState: payload('json/plain', '"revoking"') } },
+        searchAttributes: {
+          indexedFields: {
+            DowngradeState: payload('json/plain', '"revoking"'),
+            Custom_2: payload('json/plain', '"x"'),
+          },
+        },
         header: { fields: { '_tracer-data': payload('json/plain', '{"traceparent":"00-1-2-01"}') } },
       },
     },
@@ -61,11 +66,20 @@ test('a payload stored as plain JSON anywhere else is reported with its path', (
         header: { fields: { other: payload('json/plain', '{}') } },
       },
     },
+    {
+      eventId: 3,
+      // A map whose keys look like a Payload's fields is still read entry by entry.
+      workflowExecutionStartedEventAttributes: {
+        memo: { fields: { metadata: payload('json/plain', '1'), data: payload('json/plain', '2') } },
+      },
+    },
   ]);
   assert.deepEqual(payloadsStoredInPlaintext(history), [
     'history.events.workflowExecutionStartedEventAttributes.input.payloads (json/plain)',
     'history.events.workflowExecutionStartedEventAttributes.memo.fields.note (json/plain)',
     'history.events.workflowExecutionSignaledEventAttributes.input.payloads (binary/null)',
     'history.events.workflowExecutionSignaledEventAttributes.header.fields.other (json/plain)',
+    'history.events.workflowExecutionStartedEventAttributes.memo.fields.metadata (json/plain)',
+    'history.events.workflowExecutionStartedEventAttributes.memo.fields.data (json/plain)',
   ]);
 });

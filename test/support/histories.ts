@@ -29,7 +29,8 @@ export type Execution = string | { workflowId: string; runId?: string };
  * The payloads Temporal itself must read, so no codec touches them: search attributes (the server indexes them) and
  * the OpenTelemetry trace context the SDK's interceptors put in headers.
  */
-const PLAINTEXT_BY_DESIGN = /\.searchAttributes\.indexedFields\.[A-Za-z]+$|\.header\.fields\._tracer-data$/;
+const PLAINTEXT_BY_DESIGN =
+  /\.searchAttributes\.indexedFields\.[A-Za-z0-9_]+$|\.header\.fields\._tracer-data$/;
 
 /**
  * Reads each run's history as the server stores it (the raw protobuf, payloads included) and checks that its
@@ -138,13 +139,18 @@ export function payloadsStoredInPlaintext(message: unknown): string[] {
     .map(({ path, encoding }) => `${path} (${encoding})`);
 }
 
-/** Every payload in a decoded protobuf message, with the field path that leads to it. */
+const PAYLOAD_TYPE = '.temporal.api.common.v1.Payload';
+
+/**
+ * Every payload in a protobuf message decoded by the SDK (as the server's pages are), with the field path that
+ * leads to it. Plain objects (`toObject`) name no types and are not read.
+ */
 export function* payloadsIn(message: unknown, path = ''): Generator<{ path: string; encoding: string }> {
   if (message === null || typeof message !== 'object' || message instanceof Uint8Array) return;
-  // A Payload: metadata and data (an empty `data` is left out on the wire and read from the prototype).
-  const { metadata } = message as { metadata?: unknown };
-  if (metadata !== null && typeof metadata === 'object' && 'data' in message) {
-    const encoding = (metadata as Record<string, Uint8Array | undefined>).encoding;
+  // Decoded protobuf messages name their type; a map that happens to hold `metadata` and `data` keys is no Payload.
+  if ((message as { $type?: { fullName?: string } }).$type?.fullName === PAYLOAD_TYPE) {
+    const { metadata } = message as { metadata?: Record<string, Uint8Array | undefined> };
+    const encoding = metadata?.encoding;
     yield { path, encoding: encoding ? Buffer.from(encoding).toString() : '(none)' };
     return;
   }
