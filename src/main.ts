@@ -69,7 +69,8 @@ async function main() {
     codecUrl = reachableFromHere(codecServer.url);
   }
 
-  const embeddedTemporal = process.env.TEMPORAL_ADDRESS === undefined;
+  // Unset or empty, as the configuration reads it: the embedded dev server.
+  const embeddedTemporal = !process.env.TEMPORAL_ADDRESS;
   if (embeddedTemporal) {
     const port = Number(config.TEMPORAL_ADDRESS.split(':')[1] ?? 7233);
     const devServer = await startDevServer({

@@ -209,6 +209,10 @@ test('SERVICE_ROLES picks what a process runs: all three by default, any subset,
       /must share a Temporal server; set TEMPORAL_ADDRESS/.test(error.message) &&
       !/PostgreSQL DATABASE_URL/.test(error.message),
   );
+  assert.throws(
+    () => parseConfig({ ...valid, ...split, TEMPORAL_ADDRESS: '', SERVICE_ROLES: 'worker' }),
+    /must share a Temporal server; set TEMPORAL_ADDRESS/,
+  );
   assert.equal(parseConfig({ ...valid, SERVICE_ROLES: 'codec' }).SERVICE_ROLES.has('codec'), true);
   assert.throws(
     () => parseConfig({ ...valid, SERVICE_ROLES: 'worker,queue' }),
