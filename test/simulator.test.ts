@@ -550,6 +550,34 @@ void describe('revoke', () => {
     assert.equal((await userinfo(bystander.access_token)).status, 200);
   });
 
+  void test("a profile alone, with the account's bearer token: 202, the profile leaves userinfo, the tokens live on", async () => {
+    const account = await createAccount('user@example.com');
+    const bystander = await createAccount('bystander@example.com');
+    const profiles = async (token: string) =>
+      (await json<{ 'cronofy.data': { profiles: { profile_id: string }[] } }>(await userinfo(token)))[
+        'cronofy.data'
+      ].profiles;
+    const [profile] = await profiles(account.access_token);
+    assert.ok(profile);
+    const revokeProfile = (profileId: string, headers: Record<string, string>) =>
+      fetch(`${simulator.url}/v1/profiles/${profileId}/revoke`, { method: 'POST', headers });
+
+    assert.equal((await revokeProfile(profile.profile_id, {})).status, 401);
+    assert.equal(
+      (await revokeProfile(profile.profile_id, { authorization: `Bearer ${bystander.access_token}` })).status,
+      404,
+      "another account's token does not reach this profile",
+    );
+    const response = await revokeProfile(profile.profile_id, {
+      authorization: `Bearer ${account.access_token}`,
+    });
+    assert.equal(response.status, 202);
+    assert.equal(await response.text(), '');
+    assert.equal((await userinfo(account.access_token)).status, 200, 'the authorization lives on');
+    assert.deepEqual(await profiles(account.access_token), []);
+    assert.equal((await profiles(bystander.access_token)).length, 1);
+  });
+
   void test("a client cannot revoke another client's authorization", async () => {
     const account = await createAccount('user@example.com');
     assert.equal((await revoke({ token: account.refresh_token }, other)).status, 200);

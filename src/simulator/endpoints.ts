@@ -2,7 +2,13 @@
  * Every simulated Cronofy endpoint has a name. Routes declare it in their config; the fault, rate-limit and
  * request-log hooks use it to decide what applies to a request.
  */
-export const apiEndpoints = ['token', 'revoke', 'userinfo', 'service_account_authorizations'] as const;
+export const apiEndpoints = [
+  'token',
+  'revoke',
+  'revoke_profile',
+  'userinfo',
+  'service_account_authorizations',
+] as const;
 export type ApiEndpoint = (typeof apiEndpoints)[number];
 
 /** Browser pages: faults apply, rate limits and the request log do not. */

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { bearerTokenOf, sendInvalidToken } from './bearer.js';
 import { authenticateClient, sendOAuthError } from './oauth.js';
 import type { SimulatorState } from './state.js';
 
@@ -28,4 +29,22 @@ export function registerRevokeRoute(app: FastifyInstance, state: SimulatorState)
     } else return sendOAuthError(reply, 'invalid_request');
     return reply.code(200).send();
   });
+
+  /**
+   * Revoke Profile: `POST /v1/profiles/{profile_id}/revoke` with the account's bearer token, 202 with an empty
+   * body. Only that calendar profile is let go; the authorization and its tokens live on.
+   */
+  app.post<{ Params: { profileId: string } }>(
+    '/v1/profiles/:profileId/revoke',
+    { config: { endpoint: 'revoke_profile' } },
+    async (request, reply) => {
+      const token = bearerTokenOf(request);
+      const authorization = token === undefined ? undefined : state.authorizeAccessToken(token);
+      if (!authorization) return sendInvalidToken(reply, token);
+      if (state.accountOf(authorization).profileId !== request.params.profileId)
+        return reply.code(404).send();
+      authorization.profileRevoked = true;
+      return reply.code(202).send();
+    },
+  );
 }

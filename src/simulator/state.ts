@@ -33,6 +33,11 @@ export interface Authorization {
   /** Set when an Enterprise Connect service account granted this authorization. */
   serviceAccountId?: string;
   revoked: boolean;
+  /**
+   * The account's calendar profile was revoked on its own (`POST /v1/profiles/{profile_id}/revoke`): the
+   * authorization and its tokens live on, but the profile no longer appears in its userinfo.
+   */
+  profileRevoked?: boolean;
   createdAt: number;
   revokedAt?: number;
 }

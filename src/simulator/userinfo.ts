@@ -18,16 +18,18 @@ export function registerUserinfoRoute(app: FastifyInstance, state: SimulatorStat
       'cronofy.type': 'account',
       'cronofy.data': {
         authorization: { scope: authorization.scope, status: 'active' },
-        profiles: [
-          {
-            provider_name: authorization.providerName,
-            provider_service: authorization.providerService,
-            profile_id: account.profileId,
-            profile_name: account.email,
-            profile_connected: true,
-            profile_calendars: [],
-          },
-        ],
+        profiles: authorization.profileRevoked
+          ? []
+          : [
+              {
+                provider_name: authorization.providerName,
+                provider_service: authorization.providerService,
+                profile_id: account.profileId,
+                profile_name: account.email,
+                profile_connected: true,
+                profile_calendars: [],
+              },
+            ],
       },
     };
   });
