@@ -526,6 +526,13 @@ void describe('service account tokens', () => {
     assert.equal(missing.status, 401);
     assert.equal(missing.headers.get('www-authenticate'), 'Bearer realm="Cronofy"');
     assert.equal((await requestUserAccess('unknown', accessRequest('user@example.org'))).status, 401);
+    // The token is judged before the body: an unreadable body with no valid token is still 401, not 422.
+    const unreadable = await fetch(`${simulator.url}/v1/service_account_authorizations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer unknown' },
+      body: '{not json',
+    });
+    assert.equal(unreadable.status, 401);
     const account = await json<{ access_token: string }>(
       await post('/_sim/accounts', { email: 'someone@example.org', client_id: app.clientId }),
     );

@@ -138,7 +138,18 @@ export function registerServiceAccountAuthorizationsRoute(
 ): void {
   app.post(
     '/v1/service_account_authorizations',
-    { config: { endpoint: 'service_account_authorizations' } },
+    {
+      config: { endpoint: 'service_account_authorizations' },
+      // An unrecognised token is 401 before the body is read: the caller refreshes and retries, whatever it sent.
+      onRequest: async (request, reply) => {
+        const token = bearerTokenOf(request);
+        const recognised =
+          token !== undefined &&
+          (state.enterprise.authorizeAccessToken(token) !== undefined ||
+            state.authorizeAccessToken(token) !== undefined);
+        if (!recognised) return sendInvalidToken(reply, token);
+      },
+    },
     async (request, reply) => {
       const token = bearerTokenOf(request);
       const serviceAccount = token === undefined ? undefined : state.enterprise.authorizeAccessToken(token);
