@@ -149,6 +149,8 @@ export type Config = Omit<z.infer<typeof Environment>, 'CODEC_ALLOWED_ORIGIN'> &
   CODEC_ALLOWED_ORIGIN: string;
   /** True when no Cronofy credentials are configured: the embedded simulator stands in for Cronofy. */
   useSimulator: boolean;
+  /** True when TEMPORAL_ADDRESS is not set: `npm start` runs a Temporal dev server of its own there. */
+  embeddedTemporal: boolean;
   callbackBaseUrl: string;
 };
 
@@ -171,6 +173,7 @@ export function parseConfig(rawEnv: Record<string, string | undefined>): Config 
   if (env.TEMPORAL_TLS === 'false' && (env.TEMPORAL_API_KEY ?? env.TEMPORAL_TLS_CERT_PATH) !== undefined) {
     problems.push('TEMPORAL_TLS: false cannot be combined with TEMPORAL_API_KEY or a client certificate');
   }
+  const embeddedTemporal = env.TEMPORAL_ADDRESS === undefined;
   // The callback server stores each code where the worker reads it and signals the workflows the worker runs: two
   // processes need one PostgreSQL (an embedded PGlite store belongs to the process that opened it) and one Temporal
   // (without TEMPORAL_ADDRESS each process would start a dev server of its own).
@@ -182,7 +185,7 @@ export function parseConfig(rawEnv: Record<string, string | undefined>): Config 
           'SERVICE_ROLES: a worker and a callback server in separate processes must share a PostgreSQL DATABASE_URL',
         );
       }
-      if (env.TEMPORAL_ADDRESS === undefined) {
+      if (embeddedTemporal) {
         problems.push(
           'SERVICE_ROLES: a worker and a callback server in separate processes must share a Temporal server; set TEMPORAL_ADDRESS',
         );
@@ -196,6 +199,7 @@ export function parseConfig(rawEnv: Record<string, string | undefined>): Config 
   return {
     ...config,
     useSimulator: config.CRONOFY_CLIENT_ID === undefined,
+    embeddedTemporal,
     callbackBaseUrl: config.CALLBACK_BASE_URL ?? `http://${config.CALLBACK_HOST}:${config.CALLBACK_PORT}`,
     CODEC_ALLOWED_ORIGIN: config.CODEC_ALLOWED_ORIGIN ?? `http://127.0.0.1:${config.TEMPORAL_UI_PORT}`,
   };

@@ -69,8 +69,7 @@ async function main() {
     codecUrl = reachableFromHere(codecServer.url);
   }
 
-  // Unset or empty, as the configuration reads it: the embedded dev server.
-  const embeddedTemporal = !process.env.TEMPORAL_ADDRESS;
+  const { embeddedTemporal } = config;
   if (embeddedTemporal) {
     const port = Number(config.TEMPORAL_ADDRESS.split(':')[1] ?? 7233);
     const devServer = await startDevServer({

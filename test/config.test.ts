@@ -18,6 +18,9 @@ test('the embedded defaults need only the secrets and use the simulator', () => 
   const config = parseConfig(valid);
   assert.equal(config.useSimulator, true);
   assert.equal(config.TEMPORAL_ADDRESS, '127.0.0.1:7233');
+  assert.equal(config.embeddedTemporal, true);
+  assert.equal(parseConfig({ ...valid, TEMPORAL_ADDRESS: '' }).embeddedTemporal, true);
+  assert.equal(parseConfig({ ...valid, TEMPORAL_ADDRESS: 'temporal:7233' }).embeddedTemporal, false);
   assert.equal(config.DOWNGRADE_DEADLINE, 7 * 24 * 3600 * 1000);
   assert.equal(config.callbackBaseUrl, 'http://127.0.0.1:8080');
 });
