@@ -58,7 +58,11 @@ export async function assertHistoryHoldsNoSecrets(
     const { bytes: raw, pages } = await rawHistoryPages(source, workflowId, runId);
     assert.ok(raw.length > 0);
     const payloads = [...payloadsIn(pages)];
-    assert.deepEqual(payloadsStoredInPlaintext(pages), [], `${workflowId}'s payloads are all encrypted`);
+    assert.deepEqual(
+      payloads.filter(isStoredInPlaintext).map(describePayload),
+      [],
+      `${workflowId}'s payloads are all encrypted`,
+    );
     assert.ok(
       payloads.some(({ encoding }) => encoding === ENCRYPTED_ENCODING),
       `${workflowId}'s history holds encrypted payloads`,
@@ -134,10 +138,13 @@ async function rawHistoryPages(source: HistorySource, workflowId: string, runId?
 
 /** Where `message` holds a payload that is neither encrypted nor one Temporal must read, as `path (encoding)`. */
 export function payloadsStoredInPlaintext(message: unknown): string[] {
-  return [...payloadsIn(message)]
-    .filter(({ path, encoding }) => encoding !== ENCRYPTED_ENCODING && !PLAINTEXT_BY_DESIGN.test(path))
-    .map(({ path, encoding }) => `${path} (${encoding})`);
+  return [...payloadsIn(message)].filter(isStoredInPlaintext).map(describePayload);
 }
+
+type FoundPayload = { path: string; encoding: string };
+const isStoredInPlaintext = ({ path, encoding }: FoundPayload) =>
+  encoding !== ENCRYPTED_ENCODING && !PLAINTEXT_BY_DESIGN.test(path);
+const describePayload = ({ path, encoding }: FoundPayload) => `${path} (${encoding})`;
 
 const PAYLOAD_TYPE = '.temporal.api.common.v1.Payload';
 
@@ -145,7 +152,7 @@ const PAYLOAD_TYPE = '.temporal.api.common.v1.Payload';
  * Every payload in a protobuf message decoded by the SDK (as the server's pages are), with the field path that
  * leads to it. Plain objects (`toObject`) name no types and are not read.
  */
-export function* payloadsIn(message: unknown, path = ''): Generator<{ path: string; encoding: string }> {
+export function* payloadsIn(message: unknown, path = ''): Generator<FoundPayload> {
   if (message === null || typeof message !== 'object' || message instanceof Uint8Array) return;
   // Decoded protobuf messages name their type; a map that happens to hold `metadata` and `data` keys is no Payload.
   if ((message as { $type?: { fullName?: string } }).$type?.fullName === PAYLOAD_TYPE) {
