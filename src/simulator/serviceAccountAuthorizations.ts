@@ -151,13 +151,10 @@ export function registerServiceAccountAuthorizationsRoute(
       },
     },
     async (request, reply) => {
-      const token = bearerTokenOf(request);
-      const serviceAccount = token === undefined ? undefined : state.enterprise.authorizeAccessToken(token);
-      if (!serviceAccount) {
-        // A live account token is recognised but lacks the privilege; anything else is not recognised.
-        const accountToken = token !== undefined && state.authorizeAccessToken(token) !== undefined;
-        return accountToken ? reply.code(403).send() : sendInvalidToken(reply, token);
-      }
+      // onRequest let through only recognised tokens: one that is not a service account's is an account's, which
+      // is recognised but lacks the privilege.
+      const serviceAccount = state.enterprise.authorizeAccessToken(bearerTokenOf(request) ?? '');
+      if (!serviceAccount) return reply.code(403).send();
       if (!serviceAccount.scope.split(' ').some((scope) => userAccessScopes.includes(scope))) {
         return reply.code(403).send();
       }
