@@ -35,7 +35,7 @@ import { startBenchPostgres } from './postgres.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
-import { devServerSearchAttributeArgs, temporalCliPath } from '../src/temporalDevServer.js';
+import { devServerArgs, temporalCliPath } from '../src/temporalDevServer.js';
 import { reauthorizationCallback, searchAttributes } from '../src/workflows/definitions.js';
 import { parseConsentFormBase } from '../test/support/consentForm.js';
 import type { SimulatorMessage } from './simulatorProcess.js';
@@ -199,7 +199,7 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
     const env = await TestWorkflowEnvironment.createLocal({
       server: {
         executable: { type: 'existing-path', path: temporalCliPath() },
-        extraArgs: [...devServerSearchAttributeArgs(), '--metrics-port', String(metricsPort)],
+        extraArgs: [...devServerArgs(), '--metrics-port', String(metricsPort)],
       },
     });
     cleanups.push(() => env.teardown());
@@ -540,6 +540,8 @@ interface WorkflowFacts {
   signalAt?: number;
   verifiedAt?: number;
   closedAt?: number;
+  /** After the first signal: workflow tasks started, workflow tasks timed out, activities scheduled. */
+  afterSignal: { workflowTasks: number; timedOut: number; activities: number };
 }
 
 async function waitUntilNoneRunning(stack: Stack, since: Date, status: { text: string }, label: string) {
@@ -566,7 +568,11 @@ async function workflowFacts(stack: Stack, workflowIds: string[], status: { text
     async (workflowId): Promise<WorkflowFacts> => {
       const history = await stack.client.workflow.getHandle(workflowId).fetchHistory();
       const activityTypes = new Map<string, string>();
-      const result: WorkflowFacts = { signals: 0, status: listed.get(workflowId)?.status ?? 'UNKNOWN' };
+      const result: WorkflowFacts = {
+        signals: 0,
+        status: listed.get(workflowId)?.status ?? 'UNKNOWN',
+        afterSignal: { workflowTasks: 0, timedOut: 0, activities: 0 },
+      };
       result.state = listed.get(workflowId)?.state;
       for (const event of history.events ?? []) {
         const at = tsToMs(event.eventTime);
@@ -574,6 +580,11 @@ async function workflowFacts(stack: Stack, workflowIds: string[], status: { text
         if (signal) {
           if (signal.signalName === reauthorizationCallback.name) result.signals += 1;
           result.signalAt ??= at;
+        }
+        if (result.signalAt !== undefined) {
+          if (event.workflowTaskStartedEventAttributes) result.afterSignal.workflowTasks += 1;
+          if (event.workflowTaskTimedOutEventAttributes) result.afterSignal.timedOut += 1;
+          if (event.activityTaskScheduledEventAttributes) result.afterSignal.activities += 1;
         }
         const scheduled = event.activityTaskScheduledEventAttributes?.activityType?.name;
         if (scheduled) activityTypes.set(String(event.eventId), scheduled);
@@ -590,21 +601,36 @@ async function workflowFacts(stack: Stack, workflowIds: string[], status: { text
   return facts;
 }
 
-/** SignalWorkflowExecution requests the dev server's frontend has received, from its Prometheus metrics. */
-async function signalRequests(stack: Stack): Promise<number> {
+/** A counter of the dev server's Prometheus metrics, summed by its `operation` label over the lines `keep` keeps. */
+async function devServerCounts(
+  stack: Stack,
+  metric: string,
+  keep: (line: string) => boolean = () => true,
+): Promise<Record<string, number>> {
   const text = await got(stack.metricsUrl).text();
-  let total = 0;
+  const counts: Record<string, number> = {};
   for (const line of text.split('\n')) {
-    if (
-      line.startsWith('service_requests{') &&
-      line.includes('operation="SignalWorkflowExecution"') &&
-      line.includes('service_name="frontend"')
-    ) {
-      total += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
+    if (!line.startsWith(`${metric}{`) || !keep(line)) continue;
+    const operation = /operation="([^"]+)"/.exec(line)?.[1] ?? '';
+    counts[operation] = (counts[operation] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
   }
-  return total;
+  return counts;
 }
+
+/** SignalWorkflowExecution requests the dev server's frontend has received. */
+async function signalRequests(stack: Stack): Promise<number> {
+  const counts = await devServerCounts(stack, 'service_requests', (line) =>
+    line.includes('service_name="frontend"'),
+  );
+  return counts.SignalWorkflowExecution ?? 0;
+}
+
+/** Every request the dev server made to its persistence (SQLite), by operation. */
+function persistenceRequests(stack: Stack): Promise<Record<string, number>> {
+  return devServerCounts(stack, 'persistence_requests');
+}
+
+const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
 
 /** The service's `downgrade_callbacks` counters, by result (delivered, forged, replay, …), summed over endpoints. */
 async function serviceCallbackCounts(stack: Stack): Promise<Record<string, number>> {
@@ -706,6 +732,13 @@ interface SustainedResult {
   notCompleted: number;
   allDoneS: number;
   completedPerS: number;
+  /** The dev server's persistence requests per callback: during the send, and from the send until all ended. */
+  persistencePerCallbackSend: number;
+  persistencePerCallback: number;
+  /** The operations that make most of persistencePerCallback, each per callback. */
+  topPersistence: Array<[string, number]>;
+  /** Per downgrade, after its signal: workflow tasks started, of them timed out, activities scheduled. */
+  afterSignal: { workflowTasks: number; timedOut: number; activities: number };
   ok: boolean;
 }
 
@@ -727,6 +760,7 @@ async function sustained(
     path: pathOf(p.callback),
   }));
   used.push(...prepared.map((p) => p.callback));
+  const persistenceBefore = await persistenceRequests(stack);
   const cpuBefore = cpuSnapshot(stack.pids);
   const sent = await phase(`[${mode}] send ${specs.length} callbacks`, (status) =>
     rate === 'max'
@@ -734,11 +768,13 @@ async function sustained(
       : openLoop(base, specs, rate, options.maxInFlight, status),
   );
   const cpuSent = cpuSnapshot(stack.pids);
+  const persistenceSent = await persistenceRequests(stack);
   recordCpu(run, `${mode}: send`, cpuBefore, cpuSent);
   await phase(`[${mode}] wait until every downgrade ends`, (status) =>
     waitUntilNoneRunning(stack, prepared.since, status, mode),
   );
   recordCpu(run, `${mode}: until all ended`, cpuSent, cpuSnapshot(stack.pids));
+  const persistenceEnded = await persistenceRequests(stack);
   const facts = await phase(`[${mode}] verify ${prepared.length} histories`, (status) =>
     workflowFacts(
       stack,
@@ -791,6 +827,17 @@ async function sustained(
     notCompleted: prepared.length - completed,
     allDoneS: (lastClose - firstSent) / 1000,
     completedPerS: completed / ((lastClose - firstSent) / 1000),
+    persistencePerCallbackSend: sum(countsDelta(persistenceSent, persistenceBefore)) / prepared.length,
+    persistencePerCallback: sum(countsDelta(persistenceEnded, persistenceBefore)) / prepared.length,
+    topPersistence: Object.entries(countsDelta(persistenceEnded, persistenceBefore))
+      .sort(([, a], [, b]) => b - a)
+      .slice(0, 6)
+      .map(([operation, count]) => [operation, count / prepared.length]),
+    afterSignal: {
+      workflowTasks: facts.reduce((n, f) => n + f.afterSignal.workflowTasks, 0) / facts.length,
+      timedOut: facts.reduce((n, f) => n + f.afterSignal.timedOut, 0) / facts.length,
+      activities: facts.reduce((n, f) => n + f.afterSignal.activities, 0) / facts.length,
+    },
     ok:
       accepted.length === prepared.length && lost === 0 && duplicated === 0 && completed === prepared.length,
   };
@@ -1373,6 +1420,25 @@ function printSustained(rows: SustainedResult[], title: string): void {
       String(r.duplicated),
     ]),
   );
+  console.log(
+    `\n### ${title}: the Temporal server's work per callback (its persistence requests, SQLite on the dev server)\n`,
+  );
+  table(
+    [
+      'run',
+      'mode',
+      'persistence requests / callback: send, until all ended',
+      'most of them, per callback',
+      'after the signal, per downgrade: workflow tasks (timed out), activities',
+    ],
+    rows.map((r) => [
+      runLabel(r.run),
+      r.mode,
+      `${fmt(r.persistencePerCallbackSend, 1)}, ${fmt(r.persistencePerCallback, 1)}`,
+      r.topPersistence.map(([operation, perCallback]) => `${operation} ${fmt(perCallback, 1)}`).join(', '),
+      `${fmt(r.afterSignal.workflowTasks, 2)} (${fmt(r.afterSignal.timedOut, 2)}), ${fmt(r.afterSignal.activities, 2)}`,
+    ]),
+  );
 }
 
 function printYardstick(rows: YardstickResult[], title: string): void {
@@ -1508,6 +1574,13 @@ function medianSustained(rows: SustainedResult[]): SustainedResult {
     maxLagMs: m((r) => r.maxLagMs),
     allDoneS: m((r) => r.allDoneS),
     completedPerS: m((r) => r.completedPerS),
+    persistencePerCallbackSend: m((r) => r.persistencePerCallbackSend),
+    persistencePerCallback: m((r) => r.persistencePerCallback),
+    afterSignal: {
+      workflowTasks: m((r) => r.afterSignal.workflowTasks),
+      timedOut: m((r) => r.afterSignal.timedOut),
+      activities: m((r) => r.afterSignal.activities),
+    },
     completed: m((r) => r.completed),
     lost: Math.max(...rows.map((r) => r.lost)),
     duplicated: Math.max(...rows.map((r) => r.duplicated)),

@@ -30,7 +30,7 @@ import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
 import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
-import { devServerSearchAttributeArgs, temporalCliPath } from '../src/temporalDevServer.js';
+import { devServerArgs, temporalCliPath } from '../src/temporalDevServer.js';
 import { bundleWorkflows } from '../src/worker.js';
 import {
   enterpriseDowngradeId,
@@ -180,7 +180,7 @@ async function runOnce(
       server: {
         executable: { type: 'existing-path', path: temporalCliPath() },
         ip: '127.0.0.1',
-        extraArgs: devServerSearchAttributeArgs(),
+        extraArgs: devServerArgs(),
       },
     });
     cleanups.push(() => env.teardown());

@@ -14,9 +14,19 @@ export function temporalCliPath(): string {
   }).trim();
 }
 
-/** Arguments after `temporal server start-dev` that register this project's search attributes. */
-export function devServerSearchAttributeArgs(): string[] {
-  return searchAttributeRegistrations.flatMap((registration) => ['--search-attribute', registration]);
+/**
+ * Arguments after `temporal server start-dev` for this project's dev servers: its search attributes, registered at
+ * start, and the search-attribute cache left to work as a real server's does. The CLI turns on
+ * `system.forceSearchAttributesCacheRefreshOnRead` so that attributes created while it runs are seen at once; that
+ * makes the server read its cluster metadata and namespace from SQLite on nearly every request (bench/callbacks.ts
+ * counted 31.8 persistence requests per callback with it, 18.0 without). Every attribute here exists from the start.
+ */
+export function devServerArgs(): string[] {
+  return [
+    ...searchAttributeRegistrations.flatMap((registration) => ['--search-attribute', registration]),
+    '--dynamic-config-value',
+    'system.forceSearchAttributesCacheRefreshOnRead=false',
+  ];
 }
 
 export interface DevServer {
@@ -54,7 +64,7 @@ export async function startDevServer(options: {
       '--log-level',
       options.logLevel ?? 'warn',
       ...(options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : []),
-      ...devServerSearchAttributeArgs(),
+      ...devServerArgs(),
     ],
     { stdio: ['ignore', 'inherit', 'inherit'] },
   );

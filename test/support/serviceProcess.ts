@@ -7,7 +7,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import got from 'got';
 import { REDIRECT_PATH } from '../../src/callbacks/getReauthorizationRedirect.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
-import { devServerSearchAttributeArgs, temporalCliPath } from '../../src/temporalDevServer.js';
+import { devServerArgs, temporalCliPath } from '../../src/temporalDevServer.js';
 import { freePort } from './ports.js';
 import { CLIENT, STATE_SECRET, TEST_PAYLOAD_ENCRYPTION_KEYS, testPayloadEncryption } from './stack.js';
 
@@ -116,7 +116,7 @@ export async function startServiceSurroundings(rateLimit: { perSecond: number; p
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: temporalCliPath() },
-      extraArgs: devServerSearchAttributeArgs(),
+      extraArgs: devServerArgs(),
     },
     client: { dataConverter: testPayloadEncryption().dataConverter },
   });

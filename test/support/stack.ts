@@ -26,7 +26,7 @@ import { startSimulator, type RunningSimulator } from '../../src/simulator/serve
 import { CredentialStore } from '../../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { Keyring } from '../../src/store/encryption.js';
-import { devServerSearchAttributeArgs, temporalCliPath } from '../../src/temporalDevServer.js';
+import { devServerArgs, temporalCliPath } from '../../src/temporalDevServer.js';
 import type { ApplicationEvent } from '../../src/workflows/definitions.js';
 import { EnterpriseUsers } from '../../src/store/enterpriseUsers.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../../src/callbacks/postServiceAccountCallback.js';
@@ -100,7 +100,7 @@ export async function startStack(
     : await TestWorkflowEnvironment.createLocal({
         server: {
           executable: { type: 'existing-path', path: temporalCliPath() },
-          extraArgs: [...devServerSearchAttributeArgs(), ...(options.extraServerArgs ?? [])],
+          extraArgs: [...devServerArgs(), ...(options.extraServerArgs ?? [])],
         },
         client: { dataConverter, ...clientTracing },
       });
