@@ -1,6 +1,6 @@
 /**
  * The history scan that every workflow test file ends with: a payload stored unencrypted fails it unless Temporal
- * itself must read it (search attributes, the trace-context header).
+ * itself must read it (search attributes, the trace-context header, the SDK's marker bookkeeping).
  */
 import assert from 'node:assert/strict';
 import test from 'node:test';
@@ -45,6 +45,16 @@ test('a history whose payloads are encrypted, but for search attributes and trac
         header: { fields: { '_tracer-data': payload('json/plain', '{}') } },
       },
     },
+    {
+      eventId: 3,
+      markerRecordedEventAttributes: {
+        markerName: 'core_local_activity',
+        details: {
+          data: { payloads: [payload('json/plain', '{"seq":1,"activity_type":"notifyApplication"}')] },
+          result: { payloads: [payload(ENCRYPTED_ENCODING, 'ciphertext')] },
+        },
+      },
+    },
   ]);
   assert.deepEqual(payloadsStoredInPlaintext(history), []);
 });
@@ -73,6 +83,14 @@ test('a payload stored as plain JSON anywhere else is reported with its path', (
         memo: { fields: { metadata: payload('json/plain', '1'), data: payload('json/plain', '2') } },
       },
     },
+    {
+      eventId: 4,
+      // A local activity's result is the workflow's data, not the SDK's bookkeeping.
+      markerRecordedEventAttributes: {
+        markerName: 'core_local_activity',
+        details: { result: { payloads: [payload('json/plain', '{"userId":"u1"}')] } },
+      },
+    },
   ]);
   assert.deepEqual(payloadsStoredInPlaintext(history), [
     'history.events.workflowExecutionStartedEventAttributes.input.payloads (json/plain)',
@@ -81,5 +99,6 @@ test('a payload stored as plain JSON anywhere else is reported with its path', (
     'history.events.workflowExecutionSignaledEventAttributes.header.fields.other (json/plain)',
     'history.events.workflowExecutionStartedEventAttributes.memo.fields.metadata (json/plain)',
     'history.events.workflowExecutionStartedEventAttributes.memo.fields.data (json/plain)',
+    'history.events.markerRecordedEventAttributes.details.result.payloads (json/plain)',
   ]);
 });

@@ -1,7 +1,13 @@
-import { proxyActivities, workflowInfo, type RetryPolicy } from '@temporalio/workflow';
+import {
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  workflowInfo,
+  type RetryPolicy,
+} from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import { NON_RETRYABLE_CRONOFY_ERRORS } from '../cronofy/errors.js';
-import { cronofyTaskQueue } from './definitions.js';
+import { cronofyTaskQueue, type ApplicationEvent } from './definitions.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -28,4 +34,25 @@ export function cronofyActivities() {
 /** Activities that touch only this service's own parts: the credential store, signing, the app's webhook. */
 export function serviceActivities() {
   return proxyActivities<Activities>({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '30m', retry });
+}
+
+/** The patch that moved the application's webhook from an activity to a local activity (older runs replay as before). */
+export const WEBHOOK_AS_LOCAL_ACTIVITY = 'webhook-as-local-activity';
+
+/**
+ * Tells the application (its webhook) about a downgrade, as a local activity: one HTTP POST of at most 10 s, run by
+ * the worker inside the workflow task that decides it. As an activity it cost the server a workflow task, a
+ * task-queue dispatch and two history writes more per event. Retries are the same; waits between attempts of over
+ * 10 s are server timers, not a worker slot kept busy, so a webhook that is down for a while costs little.
+ */
+export function applicationNotifier(): (event: ApplicationEvent) => Promise<void> {
+  const local = proxyLocalActivities<Activities>({
+    startToCloseTimeout: '30s',
+    scheduleToCloseTimeout: '30m',
+    localRetryThreshold: '10s',
+    retry,
+  });
+  const remote = serviceActivities();
+  return (event) =>
+    patched(WEBHOOK_AS_LOCAL_ACTIVITY) ? local.notifyApplication(event) : remote.notifyApplication(event);
 }

@@ -8,7 +8,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { cronofyActivities, serviceActivities } from './activityProxies.js';
+import { applicationNotifier, cronofyActivities, serviceActivities } from './activityProxies.js';
 import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
 import { waitWithReminders } from './waiting.js';
 import {
@@ -32,6 +32,7 @@ import {
 export async function individualDowngrade(input: IndividualDowngradeInput): Promise<DowngradeResult> {
   const cronofy = cronofyActivities();
   const service = serviceActivities();
+  const notifyApplication = applicationNotifier();
   const status: DowngradeStatus = {
     workflowId: workflowInfo().workflowId,
     sub: input.sub,
@@ -77,7 +78,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
       ...details,
     });
     countDowngradeFinished('individual', state);
-    await CancellationScope.nonCancellable(() => service.notifyApplication({ type: 'finished', status }));
+    await CancellationScope.nonCancellable(() => notifyApplication({ type: 'finished', status }));
     return { ...status, state } as DowngradeResult;
   };
 
@@ -103,7 +104,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
         authorizationExpiresAt: new Date(expiresAt).toISOString(),
         waitingSince: new Date().toISOString(),
       });
-      await service.notifyApplication({ type: 'authorization_required', status });
+      await notifyApplication({ type: 'authorization_required', status });
 
       const callback = await waitWithReminders(
         () => pending?.callback,
@@ -111,7 +112,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
         input.reminderIntervalMs,
         () => {
           status.remindersSent += 1;
-          return service.notifyApplication({ type: 'reminder', status });
+          return notifyApplication({ type: 'reminder', status });
         },
       );
       if (!callback) return await finish('expired', { reason: 'nobody re-authorized before the deadline' });
@@ -155,7 +156,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
     if (isCancellation(error)) {
       enter('cancelled', { reason: 'cancelled by request' });
       countDowngradeFinished('individual', 'cancelled');
-      await CancellationScope.nonCancellable(() => service.notifyApplication({ type: 'finished', status }));
+      await CancellationScope.nonCancellable(() => notifyApplication({ type: 'finished', status }));
       throw error;
     }
     if (error instanceof ActivityFailure) {

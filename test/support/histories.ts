@@ -26,11 +26,13 @@ export const IssuedSecrets = z.object({
 export type Execution = string | { workflowId: string; runId?: string };
 
 /**
- * The payloads Temporal itself must read, so no codec touches them: search attributes (the server indexes them) and
- * the OpenTelemetry trace context the SDK's interceptors put in headers.
+ * The payloads Temporal itself must read, so no codec touches them: search attributes (the server indexes them),
+ * the OpenTelemetry trace context the SDK's interceptors put in headers, and the SDK's own bookkeeping in the markers
+ * it records: a patch's id (`patch-data`) and a local activity's sequence number, type and times (`data`). A local
+ * activity's result is a marker's `result`, and is encrypted like any other.
  */
 const PLAINTEXT_BY_DESIGN =
-  /\.searchAttributes\.indexedFields\.[A-Za-z0-9_]+$|\.header\.fields\._tracer-data$/;
+  /\.searchAttributes\.indexedFields\.[A-Za-z0-9_]+$|\.header\.fields\._tracer-data$|\.markerRecordedEventAttributes\.details\.(?:patch-data|data)\.payloads$/;
 
 /**
  * Reads each run's history as the server stores it (the raw protobuf, payloads included) and checks that its
