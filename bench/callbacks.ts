@@ -540,7 +540,11 @@ interface WorkflowFacts {
   signalAt?: number;
   verifiedAt?: number;
   closedAt?: number;
-  /** After the first signal: workflow tasks started, workflow tasks timed out, activities scheduled. */
+  /**
+   * After the first signal: workflow tasks started; workflow tasks timed out (on the sticky queue before they
+   * started, each then scheduled again on the shared queue, so they come on top of the started ones); activities
+   * scheduled.
+   */
   afterSignal: { workflowTasks: number; timedOut: number; activities: number };
 }
 
@@ -625,9 +629,16 @@ async function signalRequests(stack: Stack): Promise<number> {
   return counts.SignalWorkflowExecution ?? 0;
 }
 
-/** Every request the dev server made to its persistence (SQLite), by operation. */
-function persistenceRequests(stack: Stack): Promise<Record<string, number>> {
-  return devServerCounts(stack, 'persistence_requests');
+/**
+ * Every request the dev server made to its persistence, by operation: its executions and tasks
+ * (`persistence_requests`) and its visibility records (`visibility_persistence_requests`, prefixed `visibility:`),
+ * both on the same SQLite database.
+ */
+async function persistenceRequests(stack: Stack): Promise<Record<string, number>> {
+  const counts = await devServerCounts(stack, 'persistence_requests');
+  const visibility = await devServerCounts(stack, 'visibility_persistence_requests');
+  for (const [operation, count] of Object.entries(visibility)) counts[`visibility:${operation}`] = count;
+  return counts;
 }
 
 const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
@@ -735,8 +746,8 @@ interface SustainedResult {
   /** The dev server's persistence requests per callback: during the send, and from the send until all ended. */
   persistencePerCallbackSend: number;
   persistencePerCallback: number;
-  /** The operations that make most of persistencePerCallback, each per callback. */
-  topPersistence: Array<[string, number]>;
+  /** Each operation's requests per callback, from the send until all ended. */
+  persistenceByOperation: Record<string, number>;
   /** Per downgrade, after its signal: workflow tasks started, of them timed out, activities scheduled. */
   afterSignal: { workflowTasks: number; timedOut: number; activities: number };
   ok: boolean;
@@ -829,10 +840,12 @@ async function sustained(
     completedPerS: completed / ((lastClose - firstSent) / 1000),
     persistencePerCallbackSend: sum(countsDelta(persistenceSent, persistenceBefore)) / prepared.length,
     persistencePerCallback: sum(countsDelta(persistenceEnded, persistenceBefore)) / prepared.length,
-    topPersistence: Object.entries(countsDelta(persistenceEnded, persistenceBefore))
-      .sort(([, a], [, b]) => b - a)
-      .slice(0, 6)
-      .map(([operation, count]) => [operation, count / prepared.length]),
+    persistenceByOperation: Object.fromEntries(
+      Object.entries(countsDelta(persistenceEnded, persistenceBefore)).map(([operation, count]) => [
+        operation,
+        count / prepared.length,
+      ]),
+    ),
     afterSignal: {
       workflowTasks: facts.reduce((n, f) => n + f.afterSignal.workflowTasks, 0) / facts.length,
       timedOut: facts.reduce((n, f) => n + f.afterSignal.timedOut, 0) / facts.length,
@@ -1429,14 +1442,18 @@ function printSustained(rows: SustainedResult[], title: string): void {
       'mode',
       'persistence requests / callback: send, until all ended',
       'most of them, per callback',
-      'after the signal, per downgrade: workflow tasks (timed out), activities',
+      'after the signal, per downgrade: workflow tasks started (and timed out before starting), activities',
     ],
     rows.map((r) => [
       runLabel(r.run),
       r.mode,
       `${fmt(r.persistencePerCallbackSend, 1)}, ${fmt(r.persistencePerCallback, 1)}`,
-      r.topPersistence.map(([operation, perCallback]) => `${operation} ${fmt(perCallback, 1)}`).join(', '),
-      `${fmt(r.afterSignal.workflowTasks, 2)} (${fmt(r.afterSignal.timedOut, 2)}), ${fmt(r.afterSignal.activities, 2)}`,
+      Object.entries(r.persistenceByOperation)
+        .sort(([, a], [, b]) => b - a)
+        .slice(0, 6)
+        .map(([operation, perCallback]) => `${operation} ${fmt(perCallback, 1)}`)
+        .join(', '),
+      `${fmt(r.afterSignal.workflowTasks, 2)} (+${fmt(r.afterSignal.timedOut, 2)}), ${fmt(r.afterSignal.activities, 2)}`,
     ]),
   );
 }
@@ -1576,6 +1593,12 @@ function medianSustained(rows: SustainedResult[]): SustainedResult {
     completedPerS: m((r) => r.completedPerS),
     persistencePerCallbackSend: m((r) => r.persistencePerCallbackSend),
     persistencePerCallback: m((r) => r.persistencePerCallback),
+    persistenceByOperation: Object.fromEntries(
+      [...new Set(rows.flatMap((r) => Object.keys(r.persistenceByOperation)))].map((operation) => [
+        operation,
+        m((r) => r.persistenceByOperation[operation] ?? 0),
+      ]),
+    ),
     afterSignal: {
       workflowTasks: m((r) => r.afterSignal.workflowTasks),
       timedOut: m((r) => r.afterSignal.timedOut),

@@ -42,8 +42,13 @@ export const WEBHOOK_AS_LOCAL_ACTIVITY = 'webhook-as-local-activity';
 /**
  * Tells the application (its webhook) about a downgrade, as a local activity: one HTTP POST of at most 10 s, run by
  * the worker inside the workflow task that decides it. As an activity it cost the server a workflow task, a
- * task-queue dispatch and two history writes more per event. Retries are the same; waits between attempts of over
- * 10 s are server timers, not a worker slot kept busy, so a webhook that is down for a while costs little.
+ * task-queue dispatch and two history writes more per event. The retry policy is the same, but a failing webhook
+ * costs history instead of none: the attempts of the first minute or so run inside one workflow task, and each
+ * later one follows a server timer (a timer, a workflow task and a marker: some 180 events over a 30-minute
+ * outage). Delivery stays at least once, as before: an attempt whose workflow task is not accepted runs again, so
+ * the application tells repeats apart by the event's type and its status's workflowId, state, prompt and
+ * remindersSent. During a rolling deploy a worker of an older version fails the workflow tasks of runs that passed
+ * this patch; they are retried until a current worker takes them, and nothing is lost.
  */
 export function applicationNotifier(): (event: ApplicationEvent) => Promise<void> {
   const local = proxyLocalActivities<Activities>({
