@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import got from 'got';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { z } from 'zod';
 import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
@@ -371,6 +372,38 @@ describe('Cronofy failures', () => {
     }
     const raw = await rawHistory(stack, workflowId);
     assert.equal(raw.includes(Buffer.from('invalid_grant')), false, 'the error is not in plaintext');
+  });
+});
+
+describe('application webhook', () => {
+  test('a webhook answering 503 is retried until the event arrives, once, and the downgrade completes', async () => {
+    const { user, workflowId, authorizationUrl } = await startDowngrade();
+    // Once authorization_required has arrived, fail the next five attempts: those of the 'finished' event. The
+    // retries wait 1, 2, 4 and 8 s inside the worker, then 16 s on a server timer (over localRetryThreshold).
+    while (!stack.webhookEvents.some((event) => event.status.workflowId === workflowId)) await sleep(20);
+    stack.failWebhook(workflowId, 5);
+    await followRedirect(
+      await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }),
+    );
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'completed');
+    const answers = stack.webhookAnswers.filter((answer) => answer.workflowId === workflowId);
+    assert.deepEqual(
+      answers.map((answer) => answer.status),
+      [204, 503, 503, 503, 503, 503, 204],
+    );
+    const events = (await stack.env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const signalled = events.findIndex((event) => event.workflowExecutionSignaledEventAttributes);
+    assert.equal(
+      events.slice(signalled).filter((event) => event.timerStartedEventAttributes).length,
+      1,
+      'after the callback, one server timer: the 16 s wait before the last attempt',
+    );
+    const delivered = stack.webhookEvents.filter((event) => event.status.workflowId === workflowId);
+    assert.deepEqual(
+      delivered.map((event) => event.type),
+      ['authorization_required', 'finished'],
+    );
   });
 });
 

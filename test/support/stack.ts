@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DataConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -60,6 +60,10 @@ export interface Stack {
   downgrades: DowngradeClient;
   cronofy: CronofyClient;
   webhookEvents: ApplicationEvent[];
+  /** The webhook answers 503 to the next `count` events of `workflowId` (they are not recorded). */
+  failWebhook(workflowId: string, count: number): void;
+  /** Every answer the webhook gave, in order, with the workflow each event was about. */
+  webhookAnswers: Array<{ workflowId: string; status: number }>;
   taskQueue: string;
   /** A worker as the service runs it; `dataConverter` replaces the stack's (a worker after a key rotation, say). */
   startWorker(options?: { dataConverter?: DataConverter }): Promise<RunningWorker>;
@@ -181,6 +185,8 @@ export async function startStack(
     downgrades,
     cronofy,
     webhookEvents,
+    failWebhook: (workflowId, count) => webhook.failures.set(workflowId, count),
+    webhookAnswers: webhook.answers,
     taskQueue,
     startWorker,
     async stop() {
@@ -193,8 +199,13 @@ export async function startStack(
   };
 }
 
-/** The application's webhook endpoint: records events whose signature verifies, refuses the rest. */
-async function startWebhookReceiver(events: ApplicationEvent[]): Promise<{ server: Server; url: string }> {
+/**
+ * The application's webhook endpoint: records events whose signature verifies, refuses the rest, and answers 503
+ * to as many of a workflow's events as `failures` says.
+ */
+async function startWebhookReceiver(events: ApplicationEvent[]) {
+  const failures = new Map<string, number>();
+  const answers: Array<{ workflowId: string; status: number }> = [];
   const server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -205,12 +216,18 @@ async function startWebhookReceiver(events: ApplicationEvent[]): Promise<{ serve
         response.writeHead(401).end();
         return;
       }
-      events.push(JSON.parse(body.toString('utf8')) as ApplicationEvent);
-      response.writeHead(204).end();
+      const event = JSON.parse(body.toString('utf8')) as ApplicationEvent;
+      const workflowId = event.status.workflowId;
+      const failing = failures.get(workflowId) ?? 0;
+      if (failing > 0) failures.set(workflowId, failing - 1);
+      else events.push(event);
+      answers.push({ workflowId, status: failing > 0 ? 503 : 204 });
+      response.writeHead(failing > 0 ? 503 : 204).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/downgrades` };
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/downgrades`;
+  return { server, url, failures, answers };
 }
 
 const SimulatorAccount = z.object({
