@@ -91,6 +91,14 @@ test('a payload stored as plain JSON anywhere else is reported with its path', (
         details: { result: { payloads: [payload('json/plain', '{"userId":"u1"}')] } },
       },
     },
+    {
+      eventId: 5,
+      // Only the SDK's two markers keep bookkeeping in plain; a `data` field elsewhere is no exception.
+      markerRecordedEventAttributes: {
+        markerName: 'other_marker',
+        details: { data: { payloads: [payload('json/plain', '{"sub":"acc_1"}')] } },
+      },
+    },
   ]);
   assert.deepEqual(payloadsStoredInPlaintext(history), [
     'history.events.workflowExecutionStartedEventAttributes.input.payloads (json/plain)',
@@ -99,6 +107,7 @@ test('a payload stored as plain JSON anywhere else is reported with its path', (
     'history.events.workflowExecutionSignaledEventAttributes.header.fields.other (json/plain)',
     'history.events.workflowExecutionStartedEventAttributes.memo.fields.metadata (json/plain)',
     'history.events.workflowExecutionStartedEventAttributes.memo.fields.data (json/plain)',
-    'history.events.markerRecordedEventAttributes.details.result.payloads (json/plain)',
+    'history.events.markerRecordedEventAttributes[core_local_activity].details.result.payloads (json/plain)',
+    'history.events.markerRecordedEventAttributes[other_marker].details.data.payloads (json/plain)',
   ]);
 });

@@ -27,12 +27,19 @@ export type Execution = string | { workflowId: string; runId?: string };
 
 /**
  * The payloads Temporal itself must read, so no codec touches them: search attributes (the server indexes them),
- * the OpenTelemetry trace context the SDK's interceptors put in headers, and the SDK's own bookkeeping in the markers
- * it records: a patch's id (`patch-data`) and a local activity's sequence number, type and times (`data`). A local
- * activity's result is a marker's `result`, and is encrypted like any other.
+ * the OpenTelemetry trace context the SDK's interceptors put in headers, and the SDK's own bookkeeping in the two
+ * markers it records: a patch's id (`core_patch`'s `patch-data`) and a local activity's sequence number, type and
+ * times (`core_local_activity`'s `data`). A local activity's result is its marker's `result`, encrypted like any
+ * other; any other marker's payloads are too.
  */
-const PLAINTEXT_BY_DESIGN =
-  /\.searchAttributes\.indexedFields\.[A-Za-z0-9_]+$|\.header\.fields\._tracer-data$|\.markerRecordedEventAttributes\.details\.(?:patch-data|data)\.payloads$/;
+const PLAINTEXT_BY_DESIGN = new RegExp(
+  [
+    String.raw`\.searchAttributes\.indexedFields\.[A-Za-z0-9_]+$`,
+    String.raw`\.header\.fields\._tracer-data$`,
+    String.raw`\.markerRecordedEventAttributes\[core_patch\]\.details\.patch-data\.payloads$`,
+    String.raw`\.markerRecordedEventAttributes\[core_local_activity\]\.details\.data\.payloads$`,
+  ].join('|'),
+);
 
 /**
  * Reads each run's history as the server stores it (the raw protobuf, payloads included) and checks that its
@@ -152,7 +159,8 @@ const PAYLOAD_TYPE = '.temporal.api.common.v1.Payload';
 
 /**
  * Every payload in a protobuf message decoded by the SDK (as the server's pages are), with the field path that
- * leads to it. Plain objects (`toObject`) name no types and are not read.
+ * leads to it; a marker's name is part of its path (`markerRecordedEventAttributes[core_patch]`). Plain objects
+ * (`toObject`) name no types and are not read.
  */
 export function* payloadsIn(message: unknown, path = ''): Generator<FoundPayload> {
   if (message === null || typeof message !== 'object' || message instanceof Uint8Array) return;
@@ -163,8 +171,10 @@ export function* payloadsIn(message: unknown, path = ''): Generator<FoundPayload
     yield { path, encoding: encoding ? Buffer.from(encoding).toString() : '(none)' };
     return;
   }
+  const { markerName } = message as { markerName?: unknown };
+  const here = typeof markerName === 'string' && markerName ? `${path}[${markerName}]` : path;
   for (const [key, value] of Object.entries(message)) {
-    yield* payloadsIn(value, Array.isArray(message) ? path : path ? `${path}.${key}` : key);
+    yield* payloadsIn(value, Array.isArray(message) ? here : here ? `${here}.${key}` : key);
   }
 }
 
