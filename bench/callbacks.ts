@@ -605,13 +605,12 @@ async function workflowFacts(stack: Stack, workflowIds: string[], status: { text
   return facts;
 }
 
-/** A counter of the dev server's Prometheus metrics, summed by its `operation` label over the lines `keep` keeps. */
-async function devServerCounts(
-  stack: Stack,
+/** A counter of a Prometheus text page, summed by its `operation` label over the lines `keep` keeps. */
+function countsOf(
+  text: string,
   metric: string,
   keep: (line: string) => boolean = () => true,
-): Promise<Record<string, number>> {
-  const text = await got(stack.metricsUrl).text();
+): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${metric}{`) || !keep(line)) continue;
@@ -623,21 +622,23 @@ async function devServerCounts(
 
 /** SignalWorkflowExecution requests the dev server's frontend has received. */
 async function signalRequests(stack: Stack): Promise<number> {
-  const counts = await devServerCounts(stack, 'service_requests', (line) =>
+  const counts = countsOf(await got(stack.metricsUrl).text(), 'service_requests', (line) =>
     line.includes('service_name="frontend"'),
   );
   return counts.SignalWorkflowExecution ?? 0;
 }
 
 /**
- * Every request the dev server made to its persistence, by operation: its executions and tasks
+ * Every request the dev server made to its persistence, by operation, from one scrape: its executions and tasks
  * (`persistence_requests`) and its visibility records (`visibility_persistence_requests`, prefixed `visibility:`),
  * both on the same SQLite database.
  */
 async function persistenceRequests(stack: Stack): Promise<Record<string, number>> {
-  const counts = await devServerCounts(stack, 'persistence_requests');
-  const visibility = await devServerCounts(stack, 'visibility_persistence_requests');
-  for (const [operation, count] of Object.entries(visibility)) counts[`visibility:${operation}`] = count;
+  const text = await got(stack.metricsUrl).text();
+  const counts = countsOf(text, 'persistence_requests');
+  for (const [operation, count] of Object.entries(countsOf(text, 'visibility_persistence_requests'))) {
+    counts[`visibility:${operation}`] = count;
+  }
   return counts;
 }
 

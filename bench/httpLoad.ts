@@ -69,6 +69,10 @@ export interface SendResult {
   capped: number;
 }
 
+/** Keep-alive connections to the callback server, at most `sockets` of them, all kept open between requests. */
+const keepAliveAgent = (sockets: number) =>
+  new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
+
 /** Sends every request at `ratePerS` (open loop), holding at most `maxInFlight` unanswered. */
 export function openLoop(
   base: URL,
@@ -77,7 +81,7 @@ export function openLoop(
   maxInFlight: number,
   status: { text: string },
 ) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: maxInFlight, maxFreeSockets: maxInFlight });
+  const agent = keepAliveAgent(maxInFlight);
   const answers: Answer[] = new Array(specs.length);
   let next = 0;
   let inFlight = 0;
@@ -126,7 +130,7 @@ export async function closedLoop(
   concurrency: number,
   status: { text: string },
 ) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
+  const agent = keepAliveAgent(concurrency);
   const answers: Answer[] = new Array(specs.length);
   let next = 0;
   let answered = 0;

@@ -221,8 +221,9 @@ async function startWebhookReceiver(events: ApplicationEvent[]) {
       const failing = failures.get(workflowId) ?? 0;
       if (failing > 0) failures.set(workflowId, failing - 1);
       else events.push(event);
-      answers.push({ workflowId, status: failing > 0 ? 503 : 204 });
-      response.writeHead(failing > 0 ? 503 : 204).end();
+      const status = failing > 0 ? 503 : 204;
+      answers.push({ workflowId, status });
+      response.writeHead(status).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
