@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import got from 'got';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -71,6 +72,12 @@ async function startDowngrade(
   workflowIds.push(workflowId);
   const status = await waitForState(stack, workflowId, (state) => state === 'awaiting_reauthorization');
   return { user, workflowId, authorizationUrl: status.authorizationUrl! };
+}
+
+/** The claims inside an authorization URL's `state` (read, not verified: the callback server verifies). */
+function stateClaims(authorizationUrl: string): Record<string, unknown> {
+  const payload = new URL(authorizationUrl).searchParams.get('state')!.split('.')[1]!;
+  return z.record(z.string(), z.unknown()).parse(JSON.parse(Buffer.from(payload, 'base64url').toString()));
 }
 
 async function authorizationsOf(sub: string) {
@@ -308,6 +315,45 @@ describe('callback state', () => {
       const response = await followRedirect(`${stack.callbackUrl}/oauth/callback${query}`);
       assert.equal(response.status, 400, `query ${query}`);
     }
+  });
+
+  test('the state names the run that issued it, and its callback completes that run', async () => {
+    const { user, workflowId, authorizationUrl } = await startDowngrade();
+    const { runId } = await stack.env.client.workflow.getHandle(workflowId).describe();
+    assert.equal(stateClaims(authorizationUrl).runId, runId);
+    const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
+    assert.equal((await followRedirect(location)).status, 200);
+    assert.equal((await stack.downgrades.waitForResult(workflowId)).state, 'completed');
+    assert.equal(await signalCount(stack, workflowId), 1);
+  });
+
+  test('a state from a run an operator has reset reaches the run that replaced it', async () => {
+    const { user, workflowId, authorizationUrl } = await startDowngrade();
+    const handle = stack.env.client.workflow.getHandle(workflowId);
+    const { runId: issuingRunId } = await handle.describe();
+    const lastTaskCompleted = (await handle.fetchHistory()).events
+      ?.filter((event) => event.workflowTaskCompletedEventAttributes)
+      .at(-1)?.eventId;
+    assert.ok(lastTaskCompleted, 'a workflow task completed before the wait');
+    const { runId: resetRunId } = await stack.env.client.workflowService.resetWorkflowExecution({
+      namespace: 'default',
+      workflowExecution: { workflowId, runId: issuingRunId },
+      workflowTaskFinishEventId: lastTaskCompleted,
+      requestId: randomUUID(),
+      reason: 'test: an operator resets a waiting downgrade',
+    });
+    assert.ok(resetRunId && resetRunId !== issuingRunId);
+    assert.equal(stateClaims(authorizationUrl).runId, issuingRunId);
+
+    const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
+    assert.equal((await followRedirect(location)).status, 200);
+    const result = await stack.env.client.workflow.getHandle(workflowId, resetRunId).result();
+    assert.equal(DowngradeResultShape.parse(result).state, 'completed');
+    assert.equal(
+      (await stack.env.client.workflow.getHandle(workflowId, issuingRunId).describe()).status.name,
+      'TERMINATED',
+    );
+    assert.equal(await signalCount(stack, workflowId), 1);
   });
 
   test('a valid state for a workflow that does not exist gets 410', async () => {

@@ -54,12 +54,20 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
   return {
     async createEnterpriseAuthorizationRequest(request: {
       workflowId: string;
+      /** The asking run; absent in activities scheduled before runs passed it. */
+      runId?: string;
       prompt: number;
       expiresAt: number;
     }): Promise<{ authorizationUrl: string; nonce: string }> {
       const nonce = StateSigner.newNonce();
       const state = await stateSigner.sign(
-        { workflowId: request.workflowId, purpose: 'enterprise_admin', prompt: request.prompt, nonce },
+        {
+          workflowId: request.workflowId,
+          runId: request.runId,
+          purpose: 'enterprise_admin',
+          prompt: request.prompt,
+          nonce,
+        },
         new Date(request.expiresAt),
       );
       const authorizationUrl = cronofy.enterpriseAuthorizationUrl({
@@ -105,7 +113,8 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
     /** One Cronofy call for up to 50 users; each gets a signed state bound to its own child workflow. */
     async requestUserAccess(request: {
       serviceAccountRef: string;
-      users: Array<{ email: string; workflowId: string; request: number }>;
+      /** `runId`: the user's run, absent in activities scheduled before runs passed it. */
+      users: Array<{ email: string; workflowId: string; runId?: string; request: number }>;
       expiresAt: number;
     }): Promise<void> {
       const entries = await Promise.all(
@@ -113,6 +122,7 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
           const state = await stateSigner.sign(
             {
               workflowId: user.workflowId,
+              runId: user.runId,
               purpose: 'enterprise_user',
               prompt: user.request,
               nonce: StateSigner.newNonce(),

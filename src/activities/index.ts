@@ -59,6 +59,8 @@ export function createActivities(deps: ActivityDeps) {
 
     async createAuthorizationRequest(request: {
       workflowId: string;
+      /** The asking run; absent in activities scheduled before runs passed it. */
+      runId?: string;
       prompt: number;
       providerHint?: FreeBusyProvider;
       expiresAt: number;
@@ -67,6 +69,7 @@ export function createActivities(deps: ActivityDeps) {
       const state = await stateSigner.sign(
         {
           workflowId: request.workflowId,
+          runId: request.runId,
           purpose: 'individual_reauthorization',
           prompt: request.prompt,
           nonce,

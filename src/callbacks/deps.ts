@@ -1,4 +1,5 @@
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { SignalDefinition } from '@temporalio/workflow';
 import { reauthorizationCallback, type ReauthorizationCallback } from '../workflows/definitions.js';
 import { userAccessCallback, type UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
 import type { CredentialStore } from '../store/credentialStore.js';
@@ -28,8 +29,14 @@ export interface CallbackDeps {
   stateSigner: StateSigner;
   /** Where a callback's nonce is used and its code kept (see CredentialStore.claimStateNonce). */
   store: Pick<CredentialStore, 'claimStateNonce' | 'releaseStateNonce' | 'deleteSecret'>;
-  signalReauthorization(workflowId: string, callback: ReauthorizationCallback): Promise<void>;
-  signalUserAccess(workflowId: string, callback: UserAccessCallback): Promise<void>;
+  signalReauthorization(target: SignalTarget, callback: ReauthorizationCallback): Promise<void>;
+  signalUserAccess(target: SignalTarget, callback: UserAccessCallback): Promise<void>;
+}
+
+/** The workflow a state names and, when the state carries it, the run that issued it. */
+export interface SignalTarget {
+  workflowId: string;
+  runId?: string;
 }
 
 /** How each way a `state` can be bad is answered: status, title, message for the person. */
@@ -49,9 +56,31 @@ export function temporalCallbackDeps(
   return {
     stateSigner,
     store,
-    signalReauthorization: (workflowId, callback) =>
-      temporal.workflow.getHandle(workflowId).signal(reauthorizationCallback, callback),
-    signalUserAccess: (workflowId, callback) =>
-      temporal.workflow.getHandle(workflowId).signal(userAccessCallback, callback),
+    signalReauthorization: (target, callback) =>
+      signalIssuingRun(temporal, target, reauthorizationCallback, callback),
+    signalUserAccess: (target, callback) => signalIssuingRun(temporal, target, userAccessCallback, callback),
   };
+}
+
+/**
+ * Signals the run that issued the state. A signal that names no run makes the server look the current run up in
+ * its database first: one of the two requests each callback cost the dev server's database (bench/README.md).
+ * When that run has ended (an operator reset it, it continued as new, or it finished), the workflow's current
+ * run gets the signal, as when no run is named; if that one has ended too, WorkflowNotFoundError says so.
+ */
+async function signalIssuingRun<T>(
+  temporal: Client,
+  target: SignalTarget,
+  signal: SignalDefinition<[T]>,
+  arg: T,
+): Promise<void> {
+  if (target.runId !== undefined) {
+    try {
+      await temporal.workflow.getHandle(target.workflowId, target.runId).signal(signal, arg);
+      return;
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError)) throw error;
+    }
+  }
+  await temporal.workflow.getHandle(target.workflowId).signal(signal, arg);
 }

@@ -73,7 +73,7 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
         };
 
     try {
-      await deps.signalReauthorization(claims.workflowId, callback);
+      await deps.signalReauthorization(claims, callback);
     } catch (error) {
       if (codeRef) await deps.store.deleteSecret(codeRef);
       if (error instanceof WorkflowNotFoundError) {

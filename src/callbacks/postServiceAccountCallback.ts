@@ -85,7 +85,7 @@ export function postServiceAccountCallback(
         };
 
     try {
-      await deps.signalUserAccess(claims.workflowId, callback);
+      await deps.signalUserAccess(claims, callback);
     } catch (error) {
       if (codeRef) await deps.store.deleteSecret(codeRef);
       if (error instanceof WorkflowNotFoundError) {

@@ -2,11 +2,15 @@ import { randomBytes, webcrypto } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 
-/** What a `state` value binds a callback to: one workflow, one purpose, one prompt, used once. */
+/**
+ * What a `state` value binds a callback to: one workflow, one purpose, one prompt, used once. `runId` names the run
+ * that issued it, so its signal goes straight to that run; states issued before it was added carry none.
+ */
 export type StatePurpose = 'individual_reauthorization' | 'enterprise_admin' | 'enterprise_user';
 
 const StateClaims = z.object({
   workflowId: z.string().min(1),
+  runId: z.string().min(1).optional(),
   purpose: z.string().min(1),
   prompt: z.number().int().positive(),
   nonce: z.string().min(16),

@@ -144,6 +144,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       const expiresAt = Date.now() + input.deadlineMs;
       const request = await service.createEnterpriseAuthorizationRequest({
         workflowId: info.workflowId,
+        runId: info.runId,
         prompt,
         expiresAt,
       });
@@ -265,9 +266,9 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       position: from + index,
       workflowId: childId(from + index),
     }));
-    await Promise.all(
-      users.map((user) =>
-        startChild(enterpriseUserDowngrade, {
+    const started = await Promise.all(
+      users.map(async (user) => {
+        const child = await startChild(enterpriseUserDowngrade, {
           workflowId: user.workflowId,
           parentClosePolicy: 'ABANDON',
           typedSearchAttributes: [
@@ -287,14 +288,20 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
               maxUserRequests: input.maxUserRequests,
             },
           ],
-        }),
-      ),
+        });
+        return {
+          email: user.email,
+          workflowId: user.workflowId,
+          runId: child.firstExecutionRunId,
+          request: 1,
+        };
+      }),
     );
     status.started += users.length;
     try {
       await cronofy.requestUserAccess({
         serviceAccountRef: progress.serviceAccountRef,
-        users: users.map((user) => ({ email: user.email, workflowId: user.workflowId, request: 1 })),
+        users: started,
         expiresAt: Date.now() + 2 * input.userDeadlineMs,
       });
     } catch (error) {

@@ -93,6 +93,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
       const expiresAt = Date.now() + input.deadlineMs;
       const request = await service.createAuthorizationRequest({
         workflowId: status.workflowId,
+        runId: workflowInfo().runId,
         prompt,
         providerHint: input.providerHint,
         expiresAt,
