@@ -747,7 +747,8 @@ interface SustainedResult {
   /** The dev server's persistence requests per callback: during the send, and from the send until all ended. */
   persistencePerCallbackSend: number;
   persistencePerCallback: number;
-  /** Each operation's requests per callback, from the send until all ended. */
+  /** Each operation's requests per callback, during the send and from the send until all ended. */
+  persistenceByOperationSend: Record<string, number>;
   persistenceByOperation: Record<string, number>;
   /** Per downgrade, after its signal: workflow tasks started, of them timed out, activities scheduled. */
   afterSignal: { workflowTasks: number; timedOut: number; activities: number };
@@ -814,6 +815,10 @@ async function sustained(
   const duplicated = facts.filter((f) => f.signals > 1).length;
   const completed = facts.filter((f) => f.status === 'COMPLETED' && f.state === 'completed').length;
   const lastClose = Math.max(...facts.map((f) => f.closedAt ?? NaN).filter(Number.isFinite));
+  const perCallback = (counts: Record<string, number>) =>
+    Object.fromEntries(
+      Object.entries(counts).map(([operation, count]) => [operation, count / prepared.length]),
+    );
   const errors = answers.filter((a) => a.error).map((a) => a.error!);
   if (errors.length) log(`transport errors: ${describeCounts(countBy(errors, (e) => e))}`);
   const result: SustainedResult = {
@@ -841,12 +846,8 @@ async function sustained(
     completedPerS: completed / ((lastClose - firstSent) / 1000),
     persistencePerCallbackSend: sum(countsDelta(persistenceSent, persistenceBefore)) / prepared.length,
     persistencePerCallback: sum(countsDelta(persistenceEnded, persistenceBefore)) / prepared.length,
-    persistenceByOperation: Object.fromEntries(
-      Object.entries(countsDelta(persistenceEnded, persistenceBefore)).map(([operation, count]) => [
-        operation,
-        count / prepared.length,
-      ]),
-    ),
+    persistenceByOperationSend: perCallback(countsDelta(persistenceSent, persistenceBefore)),
+    persistenceByOperation: perCallback(countsDelta(persistenceEnded, persistenceBefore)),
     afterSignal: {
       workflowTasks: facts.reduce((n, f) => n + f.afterSignal.workflowTasks, 0) / facts.length,
       timedOut: facts.reduce((n, f) => n + f.afterSignal.timedOut, 0) / facts.length,
@@ -1442,21 +1443,26 @@ function printSustained(rows: SustainedResult[], title: string): void {
       'run',
       'mode',
       'persistence requests / callback: send, until all ended',
-      'most of them, per callback',
+      'most of them, per callback: during the send; until all ended',
       'after the signal, per downgrade: workflow tasks started (and timed out before starting), activities',
     ],
     rows.map((r) => [
       runLabel(r.run),
       r.mode,
       `${fmt(r.persistencePerCallbackSend, 1)}, ${fmt(r.persistencePerCallback, 1)}`,
-      Object.entries(r.persistenceByOperation)
-        .sort(([, a], [, b]) => b - a)
-        .slice(0, 6)
-        .map(([operation, perCallback]) => `${operation} ${fmt(perCallback, 1)}`)
-        .join(', '),
+      `${largest(r.persistenceByOperationSend, 3)}; ${largest(r.persistenceByOperation, 6)}`,
       `${fmt(r.afterSignal.workflowTasks, 2)} (+${fmt(r.afterSignal.timedOut, 2)}), ${fmt(r.afterSignal.activities, 2)}`,
     ]),
   );
+}
+
+/** The `count` operations with the most requests per callback, largest first. */
+function largest(byOperation: Record<string, number>, count: number): string {
+  return Object.entries(byOperation)
+    .sort(([, a], [, b]) => b - a)
+    .slice(0, count)
+    .map(([operation, perCallback]) => `${operation} ${fmt(perCallback, 1)}`)
+    .join(', ');
 }
 
 function printYardstick(rows: YardstickResult[], title: string): void {
@@ -1576,6 +1582,14 @@ function printCpu(): void {
   );
 }
 
+/** Each operation's median over the runs (0 in a run that had none). */
+function medianByOperation(runs: Record<string, number>[]): Record<string, number> {
+  const operations = [...new Set(runs.flatMap((run) => Object.keys(run)))];
+  return Object.fromEntries(
+    operations.map((operation) => [operation, middle(runs.map((run) => run[operation] ?? 0))]),
+  );
+}
+
 function medianSustained(rows: SustainedResult[]): SustainedResult {
   const m = (pick: (r: SustainedResult) => number) => middle(rows.map(pick));
   return {
@@ -1594,12 +1608,8 @@ function medianSustained(rows: SustainedResult[]): SustainedResult {
     completedPerS: m((r) => r.completedPerS),
     persistencePerCallbackSend: m((r) => r.persistencePerCallbackSend),
     persistencePerCallback: m((r) => r.persistencePerCallback),
-    persistenceByOperation: Object.fromEntries(
-      [...new Set(rows.flatMap((r) => Object.keys(r.persistenceByOperation)))].map((operation) => [
-        operation,
-        m((r) => r.persistenceByOperation[operation] ?? 0),
-      ]),
-    ),
+    persistenceByOperationSend: medianByOperation(rows.map((r) => r.persistenceByOperationSend)),
+    persistenceByOperation: medianByOperation(rows.map((r) => r.persistenceByOperation)),
     afterSignal: {
       workflowTasks: m((r) => r.afterSignal.workflowTasks),
       timedOut: m((r) => r.afterSignal.timedOut),
