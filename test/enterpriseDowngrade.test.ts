@@ -58,6 +58,23 @@ after(async () => {
 
 const sim = (path: string) => `${stack.simulator.url}${path}`;
 
+const UserAccessInput = z.object({
+  users: z.array(z.object({ email: z.string(), workflowId: z.string(), runId: z.string().optional() })),
+});
+
+/** The users of every requestUserAccess activity a workflow scheduled, read from its history and decoded. */
+async function userAccessRequests(workflowId: string) {
+  const history = await stack.env.client.workflow.getHandle(workflowId).fetchHistory();
+  const users = [];
+  for (const event of history.events ?? []) {
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled?.activityType?.name !== 'requestUserAccess') continue;
+    const [input] = await stack.codec.decode(scheduled.input?.payloads ?? []);
+    users.push(...UserAccessInput.parse(defaultPayloadConverter.fromPayload(input!)).users);
+  }
+  return users;
+}
+
 describe('enterprise downgrade', () => {
   test('500 users with mixed outcomes, 5xx and 429 bursts and a 3-second service-account token all end right', async () => {
     const domain = 'big.example.org';
@@ -197,6 +214,17 @@ describe('enterprise downgrade', () => {
     while ((await stack.downgrades.getEnterpriseDowngrade(domain)).started < 40) {
       if (Date.now() > deadline) throw new Error('the window never filled');
       await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // Each user's state names the user's run, so its callback signals that run without a lookup.
+    let requested = await userAccessRequests(enterpriseDowngradeId(domain));
+    while (requested.length < 40) {
+      if (Date.now() > deadline) throw new Error(`only ${requested.length} users were asked for access`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      requested = await userAccessRequests(enterpriseDowngradeId(domain));
+    }
+    for (const user of requested.slice(0, 40)) {
+      const { runId } = await stack.env.client.workflow.getHandle(user.workflowId).describe();
+      assert.equal(user.runId, runId, `${user.email}: the state names the user's run`);
     }
     // What an operator reads on a waiting user's run in the Temporal UI (its current details).
     const child = stack.env.client.workflow.getHandle(
