@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DataConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type WorkflowBundle } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
 import { parseConsentFormBase } from './consentForm.js';
@@ -65,8 +65,14 @@ export interface Stack {
   /** Every answer the webhook gave, in order, with the workflow each event was about. */
   webhookAnswers: Array<{ workflowId: string; status: number }>;
   taskQueue: string;
-  /** A worker as the service runs it; `dataConverter` replaces the stack's (a worker after a key rotation, say). */
-  startWorker(options?: { dataConverter?: DataConverter }): Promise<RunningWorker>;
+  /**
+   * A worker as the service runs it; `dataConverter` replaces the stack's (a worker after a key rotation, say), and
+   * `workflowBundle` its workflow code (an earlier version's, say).
+   */
+  startWorker(options?: {
+    dataConverter?: DataConverter;
+    workflowBundle?: WorkflowBundle;
+  }): Promise<RunningWorker>;
   stop(): Promise<void>;
 }
 
@@ -134,13 +140,13 @@ export async function startStack(
 
   const taskQueue = `downgrades-${Date.now()}`;
   const startWorker = async (
-    workerOptions: { dataConverter?: DataConverter } = {},
+    workerOptions: { dataConverter?: DataConverter; workflowBundle?: WorkflowBundle } = {},
   ): Promise<RunningWorker> => {
     const worker = await createDowngradeWorkers({
       connection: env.nativeConnection,
       namespace: 'default',
       taskQueue,
-      workflowBundle,
+      workflowBundle: workerOptions.workflowBundle ?? workflowBundle,
       deps: {
         cronofy,
         store,
