@@ -1,7 +1,8 @@
 /**
  * Records the history of an Individual downgrade that an earlier version's workflow code starts and the current
- * code finishes: what a rolling deploy does to a downgrade waiting for its person. test/replay.test.ts replays the
- * recorded history with every other fixture, so a later change that cannot finish such runs fails there.
+ * code finishes: what a rolling deploy does to the workflow side of a downgrade waiting for its person (both
+ * workers run the current activities). test/replay.test.ts replays the recorded history with every other fixture,
+ * so a later change that cannot finish such runs fails there.
  *
  *   npx tsx scripts/record-upgrade-history.ts <earlier git revision> <output directory>
  *

@@ -11,6 +11,7 @@ import {
   createDomain,
   simulatorGet,
   startStack,
+  stateClaims,
   STATE_SECRET,
   type RunningWorker,
   type Stack,
@@ -59,7 +60,15 @@ after(async () => {
 const sim = (path: string) => `${stack.simulator.url}${path}`;
 
 const UserAccessInput = z.object({
-  users: z.array(z.object({ email: z.string(), workflowId: z.string(), runId: z.string().optional() })),
+  users: z.array(
+    z.object({
+      email: z.string(),
+      workflowId: z.string(),
+      runId: z.string().optional(),
+      firstRunId: z.string().optional(),
+      request: z.number(),
+    }),
+  ),
 });
 
 /** The users of every requestUserAccess activity a workflow scheduled, read from its history and decoded. */
@@ -160,6 +169,14 @@ describe('enterprise downgrade', () => {
       `the 3-second service-account token was refreshed (${tokenCalls - exchanges} times)`,
     );
 
+    // A silent user's workflow asked again itself, naming its own run.
+    const silentChild = enterpriseUserDowngradeId(enterpriseDowngradeId(domain), emails.indexOf(silent[0]!));
+    const { runId: silentRun } = await stack.env.client.workflow.getHandle(silentChild).describe();
+    assert.deepEqual(
+      (await userAccessRequests(silentChild)).map((user) => [user.request, user.runId, user.firstRunId]),
+      [[2, silentRun, silentRun]],
+    );
+
     for (const email of duplicated) {
       const childId = enterpriseUserDowngradeId(enterpriseDowngradeId(domain), emails.indexOf(email));
       const requests = await signalledRequests(childId);
@@ -209,7 +226,10 @@ describe('enterprise downgrade', () => {
       window: 40,
       userDeadlineMs: 60_000,
     });
-    await approveAsAdministrator(stack, domain);
+    const adminLink = await approveAsAdministrator(stack, domain);
+    const parent = await stack.env.client.workflow.getHandle(enterpriseDowngradeId(domain)).describe();
+    const adminClaims = stateClaims(adminLink);
+    assert.deepEqual([adminClaims.runId, adminClaims.firstRunId], [parent.runId, parent.runId]);
     const deadline = Date.now() + 30_000;
     while ((await stack.downgrades.getEnterpriseDowngrade(domain)).started < 40) {
       if (Date.now() > deadline) throw new Error('the window never filled');
@@ -224,7 +244,7 @@ describe('enterprise downgrade', () => {
     }
     for (const user of requested.slice(0, 40)) {
       const { runId } = await stack.env.client.workflow.getHandle(user.workflowId).describe();
-      assert.equal(user.runId, runId, `${user.email}: the state names the user's run`);
+      assert.deepEqual([user.runId, user.firstRunId], [runId, runId], `${user.email}: the user's run`);
     }
     // What an operator reads on a waiting user's run in the Temporal UI (its current details).
     const child = stack.env.client.workflow.getHandle(

@@ -16,6 +16,7 @@ import {
   signalCount,
   simulatorGet,
   startStack,
+  stateClaims,
   STATE_SECRET,
   waitForState,
   type RunningWorker,
@@ -74,10 +75,9 @@ async function startDowngrade(
   return { user, workflowId, authorizationUrl: status.authorizationUrl! };
 }
 
-/** The claims inside an authorization URL's `state` (read, not verified: the callback server verifies). */
-function stateClaims(authorizationUrl: string): Record<string, unknown> {
-  const payload = new URL(authorizationUrl).searchParams.get('state')!.split('.')[1]!;
-  return z.record(z.string(), z.unknown()).parse(JSON.parse(Buffer.from(payload, 'base64url').toString()));
+/** A state's run claims, to compare with a run's ids. */
+function pickRuns(claims: Record<string, unknown>) {
+  return { runId: claims.runId, firstRunId: claims.firstRunId };
 }
 
 async function authorizationsOf(sub: string) {
@@ -317,10 +317,10 @@ describe('callback state', () => {
     }
   });
 
-  test('the state names the run that issued it, and its callback completes that run', async () => {
+  test('the state names the run that issued it and its chain, and its callback completes that run', async () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade();
     const { runId } = await stack.env.client.workflow.getHandle(workflowId).describe();
-    assert.equal(stateClaims(authorizationUrl).runId, runId);
+    assert.deepEqual(pickRuns(stateClaims(authorizationUrl)), { runId, firstRunId: runId });
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
     assert.equal((await followRedirect(location)).status, 200);
     assert.equal((await stack.downgrades.waitForResult(workflowId)).state, 'completed');
@@ -331,14 +331,24 @@ describe('callback state', () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade();
     const handle = stack.env.client.workflow.getHandle(workflowId);
     const { runId: issuingRunId } = await handle.describe();
-    const lastTaskCompleted = (await handle.fetchHistory()).events
-      ?.filter((event) => event.workflowTaskCompletedEventAttributes)
-      .at(-1)?.eventId;
-    assert.ok(lastTaskCompleted, 'a workflow task completed before the wait');
+    // Reset to the workflow task that took the consent link: the new run replays it, and waits for the same state.
+    const events = (await handle.fetchHistory()).events ?? [];
+    const id = (eventId: unknown) => Number(String(eventId)); // event ids are Longs
+    const linkScheduled = events.find(
+      (event) =>
+        event.activityTaskScheduledEventAttributes?.activityType?.name === 'createAuthorizationRequest',
+    )?.eventId;
+    const linkCompleted = events.find(
+      (event) => id(event.activityTaskCompletedEventAttributes?.scheduledEventId) === id(linkScheduled),
+    )?.eventId;
+    const resetPoint = events.find(
+      (event) => event.workflowTaskCompletedEventAttributes && id(event.eventId) > id(linkCompleted),
+    )?.eventId;
+    assert.ok(linkScheduled && linkCompleted && resetPoint, 'the consent link was taken in a completed task');
     const { runId: resetRunId } = await stack.env.client.workflowService.resetWorkflowExecution({
       namespace: 'default',
       workflowExecution: { workflowId, runId: issuingRunId },
-      workflowTaskFinishEventId: lastTaskCompleted,
+      workflowTaskFinishEventId: resetPoint,
       requestId: randomUUID(),
       reason: 'test: an operator resets a waiting downgrade',
     });
@@ -349,11 +359,28 @@ describe('callback state', () => {
     assert.equal((await followRedirect(location)).status, 200);
     const result = await stack.env.client.workflow.getHandle(workflowId, resetRunId).result();
     assert.equal(DowngradeResultShape.parse(result).state, 'completed');
-    assert.equal(
-      (await stack.env.client.workflow.getHandle(workflowId, issuingRunId).describe()).status.name,
-      'TERMINATED',
-    );
+    const issuingRun = await stack.env.client.workflow.getHandle(workflowId, issuingRunId).describe();
+    assert.equal(issuingRun.status.name, 'TERMINATED');
     assert.equal(await signalCount(stack, workflowId), 1);
+  });
+
+  test("a state from an ended downgrade gets 410 and does not reach the same user's next downgrade", async () => {
+    const first = await startDowngrade();
+    await stack.downgrades.cancelDowngrade(first.workflowId);
+    assert.equal((await stack.downgrades.waitForResult(first.workflowId)).state, 'cancelled');
+    const next = await stack.downgrades.startIndividualDowngrade({
+      sub: first.user.sub,
+      refreshToken: first.user.refresh_token,
+    });
+    assert.equal(next.workflowId, first.workflowId, 'the same workflow id, a new chain of runs');
+    await waitForState(stack, next.workflowId, (state) => state === 'awaiting_reauthorization');
+
+    const location = await decideOnConsentPage(first.authorizationUrl, 'free_busy_google', {
+      email: first.user.email,
+    });
+    assert.equal((await followRedirect(location)).status, 410);
+    assert.equal(await signalCount(stack, next.workflowId), 0, 'the next downgrade got no signal');
+    await stack.downgrades.cancelDowngrade(next.workflowId);
   });
 
   test('a valid state for a workflow that does not exist gets 410', async () => {

@@ -54,8 +54,9 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
   return {
     async createEnterpriseAuthorizationRequest(request: {
       workflowId: string;
-      /** The asking run; absent in activities scheduled before runs passed it. */
+      /** The asking run and its chain's first run; absent in activities scheduled before runs passed them. */
       runId?: string;
+      firstRunId?: string;
       prompt: number;
       expiresAt: number;
     }): Promise<{ authorizationUrl: string; nonce: string }> {
@@ -64,6 +65,7 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
         {
           workflowId: request.workflowId,
           runId: request.runId,
+          firstRunId: request.firstRunId,
           purpose: 'enterprise_admin',
           prompt: request.prompt,
           nonce,
@@ -113,8 +115,14 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
     /** One Cronofy call for up to 50 users; each gets a signed state bound to its own child workflow. */
     async requestUserAccess(request: {
       serviceAccountRef: string;
-      /** `runId`: the user's run, absent in activities scheduled before runs passed it. */
-      users: Array<{ email: string; workflowId: string; runId?: string; request: number }>;
+      /** `runId`, `firstRunId`: the user's run and its chain's first, absent in activities scheduled before. */
+      users: Array<{
+        email: string;
+        workflowId: string;
+        runId?: string;
+        firstRunId?: string;
+        request: number;
+      }>;
       expiresAt: number;
     }): Promise<void> {
       const entries = await Promise.all(
@@ -123,6 +131,7 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
             {
               workflowId: user.workflowId,
               runId: user.runId,
+              firstRunId: user.firstRunId,
               purpose: 'enterprise_user',
               prompt: user.request,
               nonce: StateSigner.newNonce(),

@@ -59,8 +59,9 @@ export function createActivities(deps: ActivityDeps) {
 
     async createAuthorizationRequest(request: {
       workflowId: string;
-      /** The asking run; absent in activities scheduled before runs passed it. */
+      /** The asking run and its chain's first run; absent in activities scheduled before runs passed them. */
       runId?: string;
+      firstRunId?: string;
       prompt: number;
       providerHint?: FreeBusyProvider;
       expiresAt: number;
@@ -70,6 +71,7 @@ export function createActivities(deps: ActivityDeps) {
         {
           workflowId: request.workflowId,
           runId: request.runId,
+          firstRunId: request.firstRunId,
           purpose: 'individual_reauthorization',
           prompt: request.prompt,
           nonce,

@@ -33,10 +33,11 @@ export interface CallbackDeps {
   signalUserAccess(target: SignalTarget, callback: UserAccessCallback): Promise<void>;
 }
 
-/** The workflow a state names and, when the state carries it, the run that issued it. */
+/** The workflow a state names and, when the state carries them, the run that issued it and that run's chain. */
 export interface SignalTarget {
   workflowId: string;
   runId?: string;
+  firstRunId?: string;
 }
 
 /** How each way a `state` can be bad is answered: status, title, message for the person. */
@@ -63,10 +64,13 @@ export function temporalCallbackDeps(
 }
 
 /**
- * Signals the run that issued the state. A signal that names no run makes the server look the current run up in
- * its database first: one of the two requests each callback cost the dev server's database (bench/README.md).
- * When that run has ended (an operator reset it, it continued as new, or it finished), the workflow's current
- * run gets the signal, as when no run is named; if that one has ended too, WorkflowNotFoundError says so.
+ * Signals the run that issued the state. A signal that names no run makes the server read the current run from its
+ * database before it writes: while a burst of callbacks was answered, 1.0 of the 2.1-2.5 database requests each
+ * one cost the dev server (bench/README.md). Once that run has ended, an operator's reset or a continue-as-new has
+ * left its chain running under a new run, which gets the signal. A later downgrade under the same workflow id is
+ * another chain, and a state issued for an ended one is not its business: that, like a workflow that ended
+ * altogether, is a WorkflowNotFoundError. States issued before runs were named in them signal the current run, as
+ * they did then.
  */
 async function signalIssuingRun<T>(
   temporal: Client,
@@ -74,13 +78,25 @@ async function signalIssuingRun<T>(
   signal: SignalDefinition<[T]>,
   arg: T,
 ): Promise<void> {
-  if (target.runId !== undefined) {
-    try {
-      await temporal.workflow.getHandle(target.workflowId, target.runId).signal(signal, arg);
-      return;
-    } catch (error) {
-      if (!(error instanceof WorkflowNotFoundError)) throw error;
-    }
+  if (target.runId === undefined) {
+    await temporal.workflow.getHandle(target.workflowId).signal(signal, arg);
+    return;
   }
-  await temporal.workflow.getHandle(target.workflowId).signal(signal, arg);
+  try {
+    await temporal.workflow.getHandle(target.workflowId, target.runId).signal(signal, arg);
+    return;
+  } catch (error) {
+    if (!(error instanceof WorkflowNotFoundError)) throw error;
+  }
+  const current = await temporal.workflow.getHandle(target.workflowId).describe();
+  const sameChain =
+    target.firstRunId === undefined || current.raw.workflowExecutionInfo?.firstRunId === target.firstRunId;
+  if (current.status.name !== 'RUNNING' || !sameChain) {
+    throw new WorkflowNotFoundError(
+      'The run that issued this state has ended, and no run of its chain is running',
+      target.workflowId,
+      target.runId,
+    );
+  }
+  await temporal.workflow.getHandle(target.workflowId, current.runId).signal(signal, arg);
 }

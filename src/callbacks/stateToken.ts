@@ -4,13 +4,16 @@ import { z } from 'zod';
 
 /**
  * What a `state` value binds a callback to: one workflow, one purpose, one prompt, used once. `runId` names the run
- * that issued it, so its signal goes straight to that run; states issued before it was added carry none.
+ * that issued it, so its signal goes straight to that run, and `firstRunId` its chain (a reset or a continue-as-new
+ * keeps it; a later downgrade under the same workflow id does not). States issued before they were added carry
+ * neither.
  */
 export type StatePurpose = 'individual_reauthorization' | 'enterprise_admin' | 'enterprise_user';
 
 const StateClaims = z.object({
   workflowId: z.string().min(1),
   runId: z.string().min(1).optional(),
+  firstRunId: z.string().min(1).optional(),
   purpose: z.string().min(1),
   prompt: z.number().int().positive(),
   nonce: z.string().min(16),

@@ -145,6 +145,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       const request = await service.createEnterpriseAuthorizationRequest({
         workflowId: info.workflowId,
         runId: info.runId,
+        firstRunId: info.firstExecutionRunId,
         prompt,
         expiresAt,
       });
@@ -292,7 +293,9 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
         return {
           email: user.email,
           workflowId: user.workflowId,
+          // A child just started is the first run of its chain.
           runId: child.firstExecutionRunId,
+          firstRunId: child.firstExecutionRunId,
           request: 1,
         };
       }),

@@ -29,7 +29,7 @@ import {
 export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promise<EnterpriseUserResult> {
   const cronofy = cronofyActivities();
   const service = serviceActivities();
-  const { workflowId, runId } = workflowInfo();
+  const { workflowId, runId, firstExecutionRunId: firstRunId } = workflowInfo();
   let request = 1;
   let callback: UserAccessCallback | undefined;
   setHandler(userAccessCallback, (received) => {
@@ -92,7 +92,7 @@ export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promi
       enter('awaiting_user_access');
       await cronofy.requestUserAccess({
         serviceAccountRef: input.serviceAccountRef,
-        users: [{ email: input.email, workflowId, runId, request }],
+        users: [{ email: input.email, workflowId, runId, firstRunId, request }],
         expiresAt: Date.now() + 2 * input.userDeadlineMs,
       });
     };

@@ -94,6 +94,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
       const request = await service.createAuthorizationRequest({
         workflowId: status.workflowId,
         runId: workflowInfo().runId,
+        firstRunId: workflowInfo().firstExecutionRunId,
         prompt,
         providerHint: input.providerHint,
         expiresAt,

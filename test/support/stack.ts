@@ -311,6 +311,13 @@ export async function waitForState(
   }
 }
 
+/** The claims inside an authorization URL's `state` (read, not verified: the callback server verifies). */
+export function stateClaims(authorizationUrl: string): Record<string, unknown> {
+  const payload = new URL(authorizationUrl).searchParams.get('state')?.split('.')[1];
+  assert.ok(payload, `a signed state in ${authorizationUrl}`);
+  return z.record(z.string(), z.unknown()).parse(JSON.parse(Buffer.from(payload, 'base64url').toString()));
+}
+
 export async function signalCount(stack: Pick<Stack, 'env'>, workflowId: string): Promise<number> {
   const history = await stack.env.client.workflow.getHandle(workflowId).fetchHistory();
   return (history.events ?? []).filter((event) => event.workflowExecutionSignaledEventAttributes).length;
@@ -338,7 +345,8 @@ export async function createDomain(stack: Stack, domain: string, emails: string[
 }
 
 /** Waits for the domain's downgrade to ask its administrator, who chooses Free/Busy on the consent page. */
-export async function approveAsAdministrator(stack: Stack, domain: string) {
+/** Approves the domain's pending Enterprise Connect request as its administrator; returns the consent link used. */
+export async function approveAsAdministrator(stack: Stack, domain: string): Promise<string> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const status = await stack.downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
@@ -346,7 +354,7 @@ export async function approveAsAdministrator(stack: Stack, domain: string) {
       const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', { domain });
       const page = await followRedirect(location);
       assert.equal(page.status, 200);
-      return;
+      return status.authorizationUrl;
     }
     if (Date.now() > deadline) throw new Error(`the downgrade of ${domain} never asked the administrator`);
     await new Promise((resolve) => setTimeout(resolve, 100));
