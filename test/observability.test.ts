@@ -103,20 +103,21 @@ test('a completed downgrade, a 429, a replayed and a forged callback move the co
   assert.equal((await stack.downgrades.waitForResult(workflowId)).state, 'completed');
 
   const individual = { kind: 'individual', workflowType: 'individualDowngrade' };
-  const metrics = await scrapeUntil((m) => value(m, DOWNGRADE_FINISHED, individual) > 0);
+  const oauth = { endpoint: 'oauth_callback' };
+  const serviceAccountForged = { endpoint: 'service_account_callback', status: '400', result: 'forged' };
+  // Callbacks are counted once their answer has gone out (onResponse), a moment after the client has it.
+  const metrics = await scrapeUntil(
+    (m) => value(m, DOWNGRADE_FINISHED, individual) > 0 && value(m, CALLBACKS, serviceAccountForged) > 0,
+  );
   assert.equal(value(metrics, DOWNGRADE_STARTED, individual), 1);
   assert.equal(value(metrics, DOWNGRADE_FINISHED, { ...individual, outcome: 'completed' }), 1);
   assert.equal(value(metrics, DOWNGRADE_FINISHED, individual), 1, 'no other outcome');
 
-  const oauth = { endpoint: 'oauth_callback' };
   assert.equal(value(metrics, CALLBACKS, { ...oauth, status: '200', result: 'delivered' }), 1);
   assert.equal(value(metrics, CALLBACKS, { ...oauth, status: '409', result: 'replay' }), 1);
   assert.equal(value(metrics, CALLBACKS, { ...oauth, status: '400', result: 'forged' }), 1);
   assert.equal(value(metrics, CALLBACKS, { ...oauth, status: '400', result: 'invalid_request' }), 1);
-  assert.equal(
-    value(metrics, CALLBACKS, { endpoint: 'service_account_callback', status: '400', result: 'forged' }),
-    1,
-  );
+  assert.equal(value(metrics, CALLBACKS, serviceAccountForged), 1);
 
   // Cronofy calls by endpoint and status, labelled with the activity that made them.
   assert.equal(
@@ -361,7 +362,20 @@ test('an Enterprise Connect domain moves the enterprise and per-user counters', 
 
   const enterprise = { kind: 'enterprise' };
   const user = { kind: 'enterprise_user' };
-  const metrics = await scrapeUntil((m) => value(m, DOWNGRADE_FINISHED, enterprise) > 0);
+  const serviceAccountDelivered = {
+    endpoint: 'service_account_callback',
+    status: '200',
+    result: 'delivered',
+  };
+  // A callback is counted once its answer has gone out (onResponse), which can come after its signal has already
+  // let the downgrade finish: wait until every expected count has arrived, then check none went further.
+  const metrics = await scrapeUntil(
+    (m) =>
+      value(m, DOWNGRADE_FINISHED, enterprise) >= 1 &&
+      value(m, DOWNGRADE_FINISHED, user) >= 4 &&
+      value(m, CALLBACKS, serviceAccountDelivered) >= 4 &&
+      value(m, CALLBACKS, oauthDelivered) - deliveredBefore >= 1,
+  );
   assert.equal(value(metrics, DOWNGRADE_STARTED, enterprise), 1);
   assert.equal(value(metrics, DOWNGRADE_FINISHED, { ...enterprise, outcome: 'completed' }), 1);
   assert.equal(value(metrics, DOWNGRADE_FINISHED, enterprise), 1, 'no other outcome');
@@ -371,10 +385,7 @@ test('an Enterprise Connect domain moves the enterprise and per-user counters', 
   assert.equal(value(metrics, DOWNGRADE_FINISHED, user), 4, 'no other outcome');
   // The administrator's redirect, and one service-account callback per user (the refusal included).
   assert.equal(value(metrics, CALLBACKS, oauthDelivered) - deliveredBefore, 1, "the administrator's");
-  assert.equal(
-    value(metrics, CALLBACKS, { endpoint: 'service_account_callback', status: '200', result: 'delivered' }),
-    4,
-  );
+  assert.equal(value(metrics, CALLBACKS, serviceAccountDelivered), 4);
   await assertNoSecrets(metrics.text, 'the metrics');
 
   // The parent and its users replay against the current code, trace headers and all; with RECORD_HISTORIES set
