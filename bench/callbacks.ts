@@ -8,6 +8,7 @@
  *                              [--latency-count 300] [--latency-rate 20] [--repeat 1] [--timeout 300]
  *                              [--phases sustained,abuse,latency] [--profile] [--service-node <node>]
  *                              [--roles split|combined] [--cronofy-calls-per-second 100000]
+ *                              [--temporal-address host:port --temporal-metrics-url URL [--temporal-namespace ns]]
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -92,6 +93,9 @@ const { values: args } = parseArgs({
     'database-url': { type: 'string' },
     'cronofy-calls-per-second': { type: 'string', default: '100000' },
     roles: { type: 'string', default: 'split' },
+    'temporal-address': { type: 'string' },
+    'temporal-metrics-url': { type: 'string' },
+    'temporal-namespace': { type: 'string', default: 'default' },
   },
 });
 
@@ -122,7 +126,24 @@ const options = {
   cronofyCallsPerSecond: positive('cronofy-calls-per-second', args['cronofy-calls-per-second']),
   /** `split`: a callback-server process and a worker process, as docker-compose.yml deploys; `combined`: one. */
   roles: z.enum(['split', 'combined']).parse(args.roles),
+  /**
+   * A Temporal server the benchmark does not start (the docker-compose stack's, say), and its Prometheus endpoint:
+   * the server-work table and the abuse phase's count of signal RPCs read it. Both or neither.
+   */
+  temporal: externalTemporal(
+    args['temporal-address'],
+    args['temporal-metrics-url'],
+    args['temporal-namespace'],
+  ),
 };
+
+function externalTemporal(address: string | undefined, metricsUrl: string | undefined, namespace: string) {
+  if (address === undefined && metricsUrl === undefined) return undefined;
+  if (address === undefined || metricsUrl === undefined) {
+    throw new Error('--temporal-address and --temporal-metrics-url go together: the checks read its metrics');
+  }
+  return { address, metricsUrl: new URL(metricsUrl).toString(), namespace };
+}
 
 class PhaseTimeout extends Error {
   override readonly name = 'PhaseTimeout';
@@ -196,12 +217,18 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
   };
   try {
     const [metricsPort, callbackPort, serviceMetricsPort, workerMetricsPort] = await freePorts(4);
-    const env = await TestWorkflowEnvironment.createLocal({
-      server: {
-        executable: { type: 'existing-path', path: temporalCliPath() },
-        extraArgs: [...devServerArgs(), '--metrics-port', String(metricsPort)],
-      },
-    });
+    const external = options.temporal;
+    const env = external
+      ? await TestWorkflowEnvironment.createFromExistingServer({
+          address: external.address,
+          namespace: external.namespace,
+        })
+      : await TestWorkflowEnvironment.createLocal({
+          server: {
+            executable: { type: 'existing-path', path: temporalCliPath() },
+            extraArgs: [...devServerArgs(), '--metrics-port', String(metricsPort)],
+          },
+        });
     cleanups.push(() => env.teardown());
     const scratchDatabase = await createScratchDatabase(adminUrl, 'benchcb');
     cleanups.push(() => scratchDatabase.drop());
@@ -219,6 +246,7 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
       NODE_ENV: 'production',
       LOG_LEVEL: options.logLevel,
       TEMPORAL_ADDRESS: env.address,
+      TEMPORAL_NAMESPACE: external?.namespace ?? 'default',
       TEMPORAL_TASK_QUEUE: taskQueue,
       DATABASE_URL: databaseUrl,
       CREDENTIAL_KEYS: credentialKeys,
@@ -266,6 +294,7 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
     // This process's client encodes payloads with the service's key, as an application's would.
     const client = new Client({
       connection: env.connection,
+      namespace: env.namespace,
       dataConverter: payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: payloadKeys }).dataConverter,
     });
     const database: Database = await openDatabase(databaseUrl);
@@ -283,14 +312,15 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
       callbackBase,
       simulatorUrl: simulator.url,
       stateSecret,
-      metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+      metricsUrl: external?.metricsUrl ?? `http://127.0.0.1:${metricsPort}/metrics`,
       serviceMetricsUrl: `http://127.0.0.1:${serviceMetricsPort}/metrics`,
       serviceLogs,
       profileDir: join(scratch, 'profiles'),
       pids: {
-        'dev server': findPid(
-          (cmdline) => cmdline.includes('start-dev') && cmdline.includes(String(metricsPort)),
-        ),
+        // A server the benchmark did not start is not measured (it may not even be on this machine).
+        'dev server': external
+          ? undefined
+          : findPid((cmdline) => cmdline.includes('start-dev') && cmdline.includes(String(metricsPort))),
         ...pids,
         simulator: simulator.pid,
         PostgreSQL: pgDataDir ? postmasterPid(pgDataDir) : undefined,
@@ -1436,7 +1466,7 @@ function printSustained(rows: SustainedResult[], title: string): void {
     ]),
   );
   console.log(
-    `\n### ${title}: the Temporal server's work per callback (its persistence requests, SQLite on the dev server)\n`,
+    `\n### ${title}: the Temporal server's work per callback (its persistence requests${options.temporal ? '' : ', SQLite on the dev server'})\n`,
   );
   table(
     [
