@@ -19,9 +19,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker, type NativeConnection } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from '../src/client.js';
@@ -71,6 +72,8 @@ import {
 const PROMPT_MS = 3_600_000;
 /** Concurrency of the preparation (simulator accounts, starts, queries, consent forms) and of history reads. */
 const PREPARE_CONCURRENCY = 32;
+/** How long the Temporal server's counters may take to reach its metrics page (seen: about a second). */
+const METRICS_SETTLE_MS = 3_000;
 /** Consent pages actually loaded per batch; see `collectConsents`. */
 const CONSENT_PAGE_SAMPLE = 10;
 
@@ -192,6 +195,10 @@ async function phase<T>(
 
 interface Stack {
   client: Client;
+  /** For a worker in this process (the waking yardstick), with the client's namespace and payload encryption. */
+  nativeConnection: NativeConnection;
+  namespace: string;
+  dataConverter: DataConverter;
   downgrades: DowngradeClient;
   taskQueue: string;
   callbackBase: string;
@@ -292,11 +299,9 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
     }
 
     // This process's client encodes payloads with the service's key, as an application's would.
-    const client = new Client({
-      connection: env.connection,
-      namespace: env.namespace,
-      dataConverter: payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: payloadKeys }).dataConverter,
-    });
+    const { dataConverter } = payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: payloadKeys });
+    const namespace = env.namespace ?? 'default';
+    const client = new Client({ connection: env.connection, namespace, dataConverter });
     const database: Database = await openDatabase(databaseUrl);
     cleanups.push(() => database.close());
     const downgrades = new DowngradeClient({
@@ -307,6 +312,9 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
     });
     return {
       client,
+      nativeConnection: env.nativeConnection,
+      namespace,
+      dataConverter,
       downgrades,
       taskQueue,
       callbackBase,
@@ -650,12 +658,16 @@ function countsOf(
   return counts;
 }
 
-/** SignalWorkflowExecution requests the dev server's frontend has received. */
-async function signalRequests(stack: Stack): Promise<number> {
-  const counts = countsOf(await got(stack.metricsUrl).text(), 'service_requests', (line) =>
+/** The requests the Temporal server's frontend has received, by operation (clients' and workers' RPCs). */
+async function frontendRequests(stack: Stack): Promise<Record<string, number>> {
+  return countsOf(await got(stack.metricsUrl).text(), 'service_requests', (line) =>
     line.includes('service_name="frontend"'),
   );
-  return counts.SignalWorkflowExecution ?? 0;
+}
+
+/** SignalWorkflowExecution requests the dev server's frontend has received. */
+async function signalRequests(stack: Stack): Promise<number> {
+  return (await frontendRequests(stack)).SignalWorkflowExecution ?? 0;
 }
 
 /**
@@ -699,6 +711,8 @@ function countsDelta(after: Record<string, number>, before: Record<string, numbe
 
 interface YardstickResult {
   run: number;
+  /** Whether each signal woke a workflow that a worker in this process then ran (see `signalYardstick`). */
+  wakes: boolean;
   signals: number;
   workflows: number;
   perS: number;
@@ -706,49 +720,86 @@ interface YardstickResult {
 }
 
 /**
- * What this dev server gives a plain Temporal client, on the same machine at the same moment: signals (encrypted
- * payloads of the callback's size) from this process at the same concurrency, without HTTP, state checks or
- * PostgreSQL. The targets are workflows on a task queue no worker polls, so each signal costs the server one
- * history write and nothing else runs meanwhile; the callbacks' signals also wake the service's worker.
+ * What this Temporal server gives a plain Temporal client, on the same machine at the same moment: signals
+ * (encrypted payloads of the callback's size) from this process at `--concurrency`, without HTTP, state checks or
+ * PostgreSQL. Two kinds:
+ * - not waking: 256 workflows on a task queue no worker polls, so each signal costs the server one history write;
+ * - waking: one signal to each of as many workflows (`signalSink`, bench/trivialWorkflows.ts) as a callback batch
+ *   has, with a worker in this process running them: each signal also schedules a workflow task that the server
+ *   dispatches and the worker completes with no command, what every callback's signal costs at least.
  */
-async function signalYardstick(stack: Stack, run: number): Promise<YardstickResult> {
+async function signalYardstick(stack: Stack, run: number, wakes: boolean): Promise<YardstickResult> {
   const signals = Math.min(options.count, 2000);
-  const workflows = 256;
-  const taskQueue = `${stack.taskQueue}-signal-sink`;
-  return phase(`[yardstick] ${signals} plain signals, ${options.concurrency} at a time`, async (status) => {
-    const ids = await mapLimit(
-      Array.from({ length: workflows }, (_, i) => `bench-signal-sink-${run}-${i}`),
-      PREPARE_CONCURRENCY,
-      async (workflowId) => {
-        await stack.client.workflow.start('benchSignalSink', { workflowId, taskQueue, args: [] });
-        return workflowId;
-      },
-    );
-    const latencies: number[] = new Array(signals);
-    let next = 0;
-    const started = now();
-    await Promise.all(
-      Array.from({ length: options.concurrency }, async () => {
-        while (next < signals) {
-          const i = next++;
-          const at = now();
-          await stack.client.workflow.getHandle(ids[i % workflows]!).signal(reauthorizationCallback, {
-            prompt: 1,
-            nonce: StateSigner.newNonce(),
-            codeRef: `sec_${randomBytes(18).toString('base64url')}`,
+  const workflows = wakes ? signals : 256;
+  const kind = wakes ? 'waking' : 'plain';
+  const taskQueue = `${stack.taskQueue}-signal-${kind}`;
+  return phase(`[yardstick] ${signals} ${kind} signals, ${options.concurrency} at a time`, async (status) => {
+    const worker = wakes
+      ? await Worker.create({
+          connection: stack.nativeConnection,
+          namespace: stack.namespace,
+          taskQueue,
+          workflowsPath: fileURLToPath(new URL('./trivialWorkflows.ts', import.meta.url)),
+          dataConverter: stack.dataConverter,
+        })
+      : undefined;
+    const running = worker?.run();
+    try {
+      const ids = await mapLimit(
+        Array.from({ length: workflows }, (_, i) => `bench-signal-${kind}-${run}-${i}`),
+        PREPARE_CONCURRENCY,
+        async (workflowId) => {
+          await stack.client.workflow.start(wakes ? 'signalSink' : 'benchSignalSink', {
+            workflowId,
+            taskQueue,
+            args: [],
           });
-          latencies[i] = now() - at;
-          status.text = `signals ${i + 1}/${signals}`;
-        }
-      }),
-    );
-    const elapsedS = (now() - started) / 1000;
-    await mapLimit(ids, PREPARE_CONCURRENCY, (id) =>
-      stack.client.workflow.getHandle(id).terminate('benchmark: yardstick over'),
-    );
-    const result = { run, signals, workflows, perS: signals / elapsedS, latency: distribution(latencies) };
-    log(`yardstick: ${JSON.stringify(result)}`);
-    return result;
+          return workflowId;
+        },
+      );
+      // Each waking target's first workflow task done, so that a signal schedules a task of its own.
+      if (wakes) {
+        await mapLimit(ids, PREPARE_CONCURRENCY, async (id) => {
+          while ((await stack.client.workflow.getHandle(id).describe()).raw.pendingWorkflowTask)
+            await sleep(50);
+        });
+      }
+      const latencies: number[] = new Array(signals);
+      let next = 0;
+      const started = now();
+      await Promise.all(
+        Array.from({ length: options.concurrency }, async () => {
+          while (next < signals) {
+            const i = next++;
+            const at = now();
+            await stack.client.workflow.getHandle(ids[i % workflows]!).signal(reauthorizationCallback, {
+              prompt: 1,
+              nonce: StateSigner.newNonce(),
+              codeRef: `sec_${randomBytes(18).toString('base64url')}`,
+            });
+            latencies[i] = now() - at;
+            status.text = `signals ${i + 1}/${signals}`;
+          }
+        }),
+      );
+      const elapsedS = (now() - started) / 1000;
+      await mapLimit(ids, PREPARE_CONCURRENCY, (id) =>
+        stack.client.workflow.getHandle(id).terminate('benchmark: yardstick over'),
+      );
+      const result = {
+        run,
+        wakes,
+        signals,
+        workflows,
+        perS: signals / elapsedS,
+        latency: distribution(latencies),
+      };
+      log(`yardstick: ${JSON.stringify(result)}`);
+      return result;
+    } finally {
+      worker?.shutdown();
+      await running;
+    }
   });
 }
 
@@ -779,6 +830,8 @@ interface SustainedResult {
   persistencePerCallback: number;
   /** Each operation's requests per callback, during the send and from the send until all ended. */
   persistenceByOperationSend: Record<string, number>;
+  /** The frontend's requests per callback during the send, by operation (signals, polls, completions, …). */
+  frontendByOperationSend: Record<string, number>;
   persistenceByOperation: Record<string, number>;
   /** Per downgrade, after its signal: workflow tasks started, of them timed out, activities scheduled. */
   afterSignal: { workflowTasks: number; timedOut: number; activities: number };
@@ -803,7 +856,11 @@ async function sustained(
     path: pathOf(p.callback),
   }));
   used.push(...prepared.map((p) => p.callback));
+  // The server's counters reach its metrics page a moment late: let the preparation's requests (its status
+  // queries, say) arrive before the baseline, or they count as the send's.
+  await sleep(METRICS_SETTLE_MS);
   const persistenceBefore = await persistenceRequests(stack);
+  const frontendBefore = await frontendRequests(stack);
   const cpuBefore = cpuSnapshot(stack.pids);
   const sent = await phase(`[${mode}] send ${specs.length} callbacks`, (status) =>
     rate === 'max'
@@ -812,6 +869,7 @@ async function sustained(
   );
   const cpuSent = cpuSnapshot(stack.pids);
   const persistenceSent = await persistenceRequests(stack);
+  const frontendSent = await frontendRequests(stack);
   recordCpu(run, `${mode}: send`, cpuBefore, cpuSent);
   await phase(`[${mode}] wait until every downgrade ends`, (status) =>
     waitUntilNoneRunning(stack, prepared.since, status, mode),
@@ -877,6 +935,7 @@ async function sustained(
     persistencePerCallbackSend: sum(countsDelta(persistenceSent, persistenceBefore)) / prepared.length,
     persistencePerCallback: sum(countsDelta(persistenceEnded, persistenceBefore)) / prepared.length,
     persistenceByOperationSend: perCallback(countsDelta(persistenceSent, persistenceBefore)),
+    frontendByOperationSend: perCallback(countsDelta(frontendSent, frontendBefore)),
     persistenceByOperation: perCallback(countsDelta(persistenceEnded, persistenceBefore)),
     afterSignal: {
       workflowTasks: facts.reduce((n, f) => n + f.afterSignal.workflowTasks, 0) / facts.length,
@@ -1474,6 +1533,7 @@ function printSustained(rows: SustainedResult[], title: string): void {
       'mode',
       'persistence requests / callback: send, until all ended',
       'most of them, per callback: during the send; until all ended',
+      "the frontend's requests per callback during the send",
       'after the signal, per downgrade: workflow tasks started (and timed out before starting), activities',
     ],
     rows.map((r) => [
@@ -1481,6 +1541,7 @@ function printSustained(rows: SustainedResult[], title: string): void {
       r.mode,
       `${fmt(r.persistencePerCallbackSend, 1)}, ${fmt(r.persistencePerCallback, 1)}`,
       `${largest(r.persistenceByOperationSend, 3)}; ${largest(r.persistenceByOperation, 6)}`,
+      largest(r.frontendByOperationSend, 5),
       `${fmt(r.afterSignal.workflowTasks, 2)} (+${fmt(r.afterSignal.timedOut, 2)}), ${fmt(r.afterSignal.activities, 2)}`,
     ]),
   );
@@ -1498,10 +1559,19 @@ function largest(byOperation: Record<string, number>, count: number): string {
 function printYardstick(rows: YardstickResult[], title: string): void {
   console.log(`\n### ${title}\n`);
   table(
-    ['run', 'signals', 'target workflows', 'connections', 'signals/s', 'RPC ms p50 / p90 / p99 / max'],
+    [
+      'run',
+      'signals',
+      'each wakes a workflow',
+      'target workflows',
+      'connections',
+      'signals/s',
+      'RPC ms p50 / p90 / p99 / max',
+    ],
     rows.map((r) => [
       runLabel(r.run),
       String(r.signals),
+      r.wakes ? 'yes' : 'no',
       String(r.workflows),
       String(options.concurrency),
       fmt(r.perS, 0),
@@ -1639,6 +1709,7 @@ function medianSustained(rows: SustainedResult[]): SustainedResult {
     persistencePerCallbackSend: m((r) => r.persistencePerCallbackSend),
     persistencePerCallback: m((r) => r.persistencePerCallback),
     persistenceByOperationSend: medianByOperation(rows.map((r) => r.persistenceByOperationSend)),
+    frontendByOperationSend: medianByOperation(rows.map((r) => r.frontendByOperationSend)),
     persistenceByOperation: medianByOperation(rows.map((r) => r.persistenceByOperation)),
     afterSignal: {
       workflowTasks: m((r) => r.afterSignal.workflowTasks),
@@ -1683,7 +1754,8 @@ async function main(): Promise<number> {
       log(`service log(s): ${stack.serviceLogs.join(', ')}`);
       const used: URL[] = [];
       if (options.phases.has('sustained')) {
-        results.yardstick.push(await signalYardstick(stack, run));
+        results.yardstick.push(await signalYardstick(stack, run, false));
+        results.yardstick.push(await signalYardstick(stack, run, true));
         for (const rate of options.rates) {
           const result = await sustained(stack, run, rate, used);
           results.sustained.push(result);
@@ -1756,15 +1828,16 @@ function printResults(results: Results) {
       );
     }
     if (yardstickRows.length) {
+      const kinds = [false, true]
+        .map((wakes) => yardstickRows.filter((r) => r.wakes === wakes))
+        .filter((rows) => rows.length > 0);
       printYardstick(
-        [
-          {
-            ...yardstickRows[0]!,
-            run: 0,
-            perS: middle(yardstickRows.map((r) => r.perS)),
-            latency: medianDistribution(yardstickRows.map((r) => r.latency)),
-          },
-        ],
+        kinds.map((rows) => ({
+          ...rows[0]!,
+          run: 0,
+          perS: middle(rows.map((r) => r.perS)),
+          latency: medianDistribution(rows.map((r) => r.latency)),
+        })),
         'Yardstick (median)',
       );
     }
