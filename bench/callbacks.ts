@@ -73,6 +73,8 @@ const PROMPT_MS = 3_600_000;
 /** Concurrency of the preparation (simulator accounts, starts, queries, consent forms) and of history reads. */
 const PREPARE_CONCURRENCY = 32;
 /** How long the Temporal server's counters may take to reach its metrics page (seen: about a second). */
+const METRICS_LAG_MS = 1_500;
+/** Before a baseline: long enough for the preparation's last requests to have been counted. */
 const METRICS_SETTLE_MS = 3_000;
 /** Consent pages actually loaded per batch; see `collectConsents`. */
 const CONSENT_PAGE_SAMPLE = 10;
@@ -743,8 +745,7 @@ async function signalYardstick(stack: Stack, run: number, wakes: boolean): Promi
           dataConverter: stack.dataConverter,
         })
       : undefined;
-    const running = worker?.run();
-    try {
+    const measure = async () => {
       const ids = await mapLimit(
         Array.from({ length: workflows }, (_, i) => `bench-signal-${kind}-${run}-${i}`),
         PREPARE_CONCURRENCY,
@@ -759,9 +760,11 @@ async function signalYardstick(stack: Stack, run: number, wakes: boolean): Promi
       );
       // Each waking target's first workflow task done, so that a signal schedules a task of its own.
       if (wakes) {
+        let ready = 0;
         await mapLimit(ids, PREPARE_CONCURRENCY, async (id) => {
           while ((await stack.client.workflow.getHandle(id).describe()).raw.pendingWorkflowTask)
             await sleep(50);
+          status.text = `${(ready += 1)}/${ids.length} targets started`;
         });
       }
       const latencies: number[] = new Array(signals);
@@ -796,10 +799,9 @@ async function signalYardstick(stack: Stack, run: number, wakes: boolean): Promi
       };
       log(`yardstick: ${JSON.stringify(result)}`);
       return result;
-    } finally {
-      worker?.shutdown();
-      await running;
-    }
+    };
+    // runUntil stops the worker when the measurement ends, and fails the phase if the worker fails first.
+    return worker ? worker.runUntil(measure) : measure();
   });
 }
 
@@ -868,6 +870,9 @@ async function sustained(
       : openLoop(base, specs, rate, options.maxInFlight, status),
   );
   const cpuSent = cpuSnapshot(stack.pids);
+  // The same lag at the end: the send's requests reach the page up to a moment after its last answer, so the send's
+  // counts also take in whatever the server did in that moment.
+  await sleep(METRICS_LAG_MS);
   const persistenceSent = await persistenceRequests(stack);
   const frontendSent = await frontendRequests(stack);
   recordCpu(run, `${mode}: send`, cpuBefore, cpuSent);

@@ -42,13 +42,19 @@ as_postgres() {
   fi
 }
 
+# Where the data goes when the postgres user cannot write the project folder (see below).
+FALLBACK_DATA_DIR="${TMPDIR:-/tmp}/cronofy-downgrade-test-postgres-$PORT"
+
 BIN_DIR="$(find_bin_dir || true)"
 if [ "$ACTION" = stop ]; then
-  if [ -n "$BIN_DIR" ] && [ -f "$DATA_DIR/PG_VERSION" ] && as_postgres "$BIN_DIR/pg_ctl" -D "$DATA_DIR" status >/dev/null 2>&1; then
-    as_postgres "$BIN_DIR/pg_ctl" -D "$DATA_DIR" -m fast -w stop >&2
-  else
-    log "not running"
-  fi
+  stopped=""
+  for dir in "$DATA_DIR" "$FALLBACK_DATA_DIR"; do
+    if [ -n "$BIN_DIR" ] && [ -f "$dir/PG_VERSION" ] && as_postgres "$BIN_DIR/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+      as_postgres "$BIN_DIR/pg_ctl" -D "$dir" -m fast -w stop >&2
+      stopped=1
+    fi
+  done
+  [ -n "$stopped" ] || log "not running"
   exit 0
 fi
 [ "$ACTION" = start ] || { log "usage: $0 [start|stop]"; exit 2; }
@@ -64,7 +70,7 @@ if [ "$(id -u)" -eq 0 ]; then
   chown postgres: "$DATA_DIR"
   if ! runuser -u postgres -- test -w "$DATA_DIR"; then
     # The project may live where the postgres user cannot reach it (e.g. under /root).
-    DATA_DIR="${TMPDIR:-/tmp}/cronofy-downgrade-test-postgres-$PORT"
+    DATA_DIR="$FALLBACK_DATA_DIR"
     log "the postgres user cannot write the project folder; using $DATA_DIR"
     mkdir -p "$DATA_DIR"
     chown postgres: "$DATA_DIR"

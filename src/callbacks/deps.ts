@@ -88,15 +88,24 @@ async function signalIssuingRun<T>(
   } catch (error) {
     if (!(error instanceof WorkflowNotFoundError)) throw error;
   }
-  const current = await temporal.workflow.getHandle(target.workflowId).describe();
-  const sameChain =
-    target.firstRunId === undefined || current.raw.workflowExecutionInfo?.firstRunId === target.firstRunId;
-  if (current.status.name !== 'RUNNING' || !sameChain) {
-    throw new WorkflowNotFoundError(
-      'The run that issued this state has ended, and no run of its chain is running',
-      target.workflowId,
-      target.runId,
-    );
+  // The chain may move on again between the look and the signal (another reset): look again, a few times.
+  for (let attempt = 1; ; attempt += 1) {
+    const current = await temporal.workflow.getHandle(target.workflowId).describe();
+    const currentChain = current.raw.workflowExecutionInfo?.firstRunId;
+    // A server that does not report the chain cannot tell: the current run gets it, as before run ids.
+    const sameChain = !target.firstRunId || !currentChain || currentChain === target.firstRunId;
+    if (current.status.name !== 'RUNNING' || !sameChain) {
+      throw new WorkflowNotFoundError(
+        'The run that issued this state has ended, and no run of its chain is running',
+        target.workflowId,
+        target.runId,
+      );
+    }
+    try {
+      await temporal.workflow.getHandle(target.workflowId, current.runId).signal(signal, arg);
+      return;
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError) || attempt === 3) throw error;
+    }
   }
-  await temporal.workflow.getHandle(target.workflowId, current.runId).signal(signal, arg);
 }
