@@ -660,30 +660,28 @@ function countsOf(
   return counts;
 }
 
-/** The requests the Temporal server's frontend has received, by operation (clients' and workers' RPCs). */
-async function frontendRequests(stack: Stack): Promise<Record<string, number>> {
-  return countsOf(await got(stack.metricsUrl).text(), 'service_requests', (line) =>
-    line.includes('service_name="frontend"'),
-  );
-}
-
-/** SignalWorkflowExecution requests the dev server's frontend has received. */
-async function signalRequests(stack: Stack): Promise<number> {
-  return (await frontendRequests(stack)).SignalWorkflowExecution ?? 0;
-}
-
 /**
- * Every request the dev server made to its persistence, by operation, from one scrape: its executions and tasks
- * (`persistence_requests`) and its visibility records (`visibility_persistence_requests`, prefixed `visibility:`),
- * both on the same SQLite database.
+ * The Temporal server's request counters by operation, from one scrape of its metrics page:
+ * - `persistence`: every request it made to its persistence, its executions and tasks (`persistence_requests`) and
+ *   its visibility records (`visibility_persistence_requests`, prefixed `visibility:`), on the dev server both on
+ *   the same SQLite database;
+ * - `frontend`: the requests its frontend received (`service_requests`), clients' and workers' RPCs.
  */
-async function persistenceRequests(stack: Stack): Promise<Record<string, number>> {
+async function serverRequests(
+  stack: Stack,
+): Promise<{ persistence: Record<string, number>; frontend: Record<string, number> }> {
   const text = await got(stack.metricsUrl).text();
-  const counts = countsOf(text, 'persistence_requests');
+  const persistence = countsOf(text, 'persistence_requests');
   for (const [operation, count] of Object.entries(countsOf(text, 'visibility_persistence_requests'))) {
-    counts[`visibility:${operation}`] = count;
+    persistence[`visibility:${operation}`] = count;
   }
-  return counts;
+  const frontend = countsOf(text, 'service_requests', (line) => line.includes('service_name="frontend"'));
+  return { persistence, frontend };
+}
+
+/** SignalWorkflowExecution requests the server's frontend has received. */
+async function signalRequests(stack: Stack): Promise<number> {
+  return (await serverRequests(stack)).frontend.SignalWorkflowExecution ?? 0;
 }
 
 const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
@@ -861,8 +859,7 @@ async function sustained(
   // The server's counters reach its metrics page a moment late: let the preparation's requests (its status
   // queries, say) arrive before the baseline, or they count as the send's.
   await sleep(METRICS_SETTLE_MS);
-  const persistenceBefore = await persistenceRequests(stack);
-  const frontendBefore = await frontendRequests(stack);
+  const before = await serverRequests(stack);
   const cpuBefore = cpuSnapshot(stack.pids);
   const sent = await phase(`[${mode}] send ${specs.length} callbacks`, (status) =>
     rate === 'max'
@@ -873,14 +870,13 @@ async function sustained(
   // The same lag at the end: the send's requests reach the page up to a moment after its last answer, so the send's
   // counts also take in whatever the server did in that moment.
   await sleep(METRICS_LAG_MS);
-  const persistenceSent = await persistenceRequests(stack);
-  const frontendSent = await frontendRequests(stack);
+  const sentCounts = await serverRequests(stack);
   recordCpu(run, `${mode}: send`, cpuBefore, cpuSent);
   await phase(`[${mode}] wait until every downgrade ends`, (status) =>
     waitUntilNoneRunning(stack, prepared.since, status, mode),
   );
   recordCpu(run, `${mode}: until all ended`, cpuSent, cpuSnapshot(stack.pids));
-  const persistenceEnded = await persistenceRequests(stack);
+  const ended = await serverRequests(stack);
   const facts = await phase(`[${mode}] verify ${prepared.length} histories`, (status) =>
     workflowFacts(
       stack,
@@ -937,11 +933,12 @@ async function sustained(
     notCompleted: prepared.length - completed,
     allDoneS: (lastClose - firstSent) / 1000,
     completedPerS: completed / ((lastClose - firstSent) / 1000),
-    persistencePerCallbackSend: sum(countsDelta(persistenceSent, persistenceBefore)) / prepared.length,
-    persistencePerCallback: sum(countsDelta(persistenceEnded, persistenceBefore)) / prepared.length,
-    persistenceByOperationSend: perCallback(countsDelta(persistenceSent, persistenceBefore)),
-    frontendByOperationSend: perCallback(countsDelta(frontendSent, frontendBefore)),
-    persistenceByOperation: perCallback(countsDelta(persistenceEnded, persistenceBefore)),
+    persistencePerCallbackSend:
+      sum(countsDelta(sentCounts.persistence, before.persistence)) / prepared.length,
+    persistencePerCallback: sum(countsDelta(ended.persistence, before.persistence)) / prepared.length,
+    persistenceByOperationSend: perCallback(countsDelta(sentCounts.persistence, before.persistence)),
+    frontendByOperationSend: perCallback(countsDelta(sentCounts.frontend, before.frontend)),
+    persistenceByOperation: perCallback(countsDelta(ended.persistence, before.persistence)),
     afterSignal: {
       workflowTasks: facts.reduce((n, f) => n + f.afterSignal.workflowTasks, 0) / facts.length,
       timedOut: facts.reduce((n, f) => n + f.afterSignal.timedOut, 0) / facts.length,
