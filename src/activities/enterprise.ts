@@ -1,6 +1,6 @@
 import { CronofyUnauthorizedError } from '../cronofy/errors.js';
 import { serviceAccountProfile } from '../cronofy/schemas.js';
-import { StateSigner } from '../callbacks/stateToken.js';
+import { issuingRun, StateSigner, type IssuingRun } from '../callbacks/stateToken.js';
 import type { StoredCredentials } from '../store/credentialStore.js';
 import { callCronofy } from './callCronofy.js';
 import { exchangeCodeOnce } from './exchangeCode.js';
@@ -52,20 +52,16 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
     });
 
   return {
-    async createEnterpriseAuthorizationRequest(request: {
-      workflowId: string;
-      /** The asking run and its chain's first run; absent in activities scheduled before runs passed them. */
-      runId?: string;
-      firstRunId?: string;
-      prompt: number;
-      expiresAt: number;
-    }): Promise<{ authorizationUrl: string; nonce: string }> {
+    async createEnterpriseAuthorizationRequest(
+      request: IssuingRun & {
+        prompt: number;
+        expiresAt: number;
+      },
+    ): Promise<{ authorizationUrl: string; nonce: string }> {
       const nonce = StateSigner.newNonce();
       const state = await stateSigner.sign(
         {
-          workflowId: request.workflowId,
-          runId: request.runId,
-          firstRunId: request.firstRunId,
+          ...issuingRun(request),
           purpose: 'enterprise_admin',
           prompt: request.prompt,
           nonce,
@@ -115,23 +111,14 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
     /** One Cronofy call for up to 50 users; each gets a signed state bound to its own child workflow. */
     async requestUserAccess(request: {
       serviceAccountRef: string;
-      /** `runId`, `firstRunId`: the user's run and its chain's first, absent in activities scheduled before. */
-      users: Array<{
-        email: string;
-        workflowId: string;
-        runId?: string;
-        firstRunId?: string;
-        request: number;
-      }>;
+      users: Array<IssuingRun & { email: string; request: number }>;
       expiresAt: number;
     }): Promise<void> {
       const entries = await Promise.all(
         request.users.map(async (user) => {
           const state = await stateSigner.sign(
             {
-              workflowId: user.workflowId,
-              runId: user.runId,
-              firstRunId: user.firstRunId,
+              ...issuingRun(user),
               purpose: 'enterprise_user',
               prompt: user.request,
               nonce: StateSigner.newNonce(),

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import got from 'got';
-import { StateSigner } from '../callbacks/stateToken.js';
+import { issuingRun, StateSigner, type IssuingRun } from '../callbacks/stateToken.js';
 import type { CronofyClient } from '../cronofy/client.js';
 import { callCronofy } from './callCronofy.js';
 import { exchangeCodeOnce } from './exchangeCode.js';
@@ -57,21 +57,17 @@ export function createActivities(deps: ActivityDeps) {
       await store.markRevoked(target.credentialRef);
     },
 
-    async createAuthorizationRequest(request: {
-      workflowId: string;
-      /** The asking run and its chain's first run; absent in activities scheduled before runs passed them. */
-      runId?: string;
-      firstRunId?: string;
-      prompt: number;
-      providerHint?: FreeBusyProvider;
-      expiresAt: number;
-    }): Promise<{ authorizationUrl: string; nonce: string }> {
+    async createAuthorizationRequest(
+      request: IssuingRun & {
+        prompt: number;
+        providerHint?: FreeBusyProvider;
+        expiresAt: number;
+      },
+    ): Promise<{ authorizationUrl: string; nonce: string }> {
       const nonce = StateSigner.newNonce();
       const state = await stateSigner.sign(
         {
-          workflowId: request.workflowId,
-          runId: request.runId,
-          firstRunId: request.firstRunId,
+          ...issuingRun(request),
           purpose: 'individual_reauthorization',
           prompt: request.prompt,
           nonce,

@@ -3,7 +3,7 @@ import type { SignalDefinition } from '@temporalio/workflow';
 import { reauthorizationCallback, type ReauthorizationCallback } from '../workflows/definitions.js';
 import { userAccessCallback, type UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
 import type { CredentialStore } from '../store/credentialStore.js';
-import type { StateSigner } from './stateToken.js';
+import type { IssuingRun, StateSigner } from './stateToken.js';
 
 /** Where a callback's code waits, encrypted, until the workflow's exchange activity reads it. */
 export const CODE_TTL_SECONDS = 60 * 60;
@@ -29,15 +29,8 @@ export interface CallbackDeps {
   stateSigner: StateSigner;
   /** Where a callback's nonce is used and its code kept (see CredentialStore.claimStateNonce). */
   store: Pick<CredentialStore, 'claimStateNonce' | 'releaseStateNonce' | 'deleteSecret'>;
-  signalReauthorization(target: SignalTarget, callback: ReauthorizationCallback): Promise<void>;
-  signalUserAccess(target: SignalTarget, callback: UserAccessCallback): Promise<void>;
-}
-
-/** The workflow a state names and, when the state carries them, the run that issued it and that run's chain. */
-export interface SignalTarget {
-  workflowId: string;
-  runId?: string;
-  firstRunId?: string;
+  signalReauthorization(target: IssuingRun, callback: ReauthorizationCallback): Promise<void>;
+  signalUserAccess(target: IssuingRun, callback: UserAccessCallback): Promise<void>;
 }
 
 /** How each way a `state` can be bad is answered: status, title, message for the person. */
@@ -74,7 +67,7 @@ export function temporalCallbackDeps(
  */
 async function signalIssuingRun<T>(
   temporal: Client,
-  target: SignalTarget,
+  target: IssuingRun,
   signal: SignalDefinition<[T]>,
   arg: T,
 ): Promise<void> {

@@ -10,6 +10,18 @@ import { z } from 'zod';
  */
 export type StatePurpose = 'individual_reauthorization' | 'enterprise_admin' | 'enterprise_user';
 
+/** The run a state comes from: the workflow, and (unless the state predates them) the run and its chain's first. */
+export interface IssuingRun {
+  workflowId: string;
+  runId?: string;
+  firstRunId?: string;
+}
+
+/** Just the IssuingRun fields of an activity's input, for a state's claims. */
+export function issuingRun({ workflowId, runId, firstRunId }: IssuingRun): IssuingRun {
+  return { workflowId, runId, firstRunId };
+}
+
 const StateClaims = z.object({
   workflowId: z.string().min(1),
   runId: z.string().min(1).optional(),
