@@ -15,7 +15,11 @@ export function countDowngradeStarted(kind: DowngradeKind): void {
   metricMeter.createCounter(DOWNGRADE_STARTED, undefined, 'Downgrades started, by kind').add(1, { kind });
 }
 
-/** `outcome` is the final state: completed, denied, expired, failed, cancelled, … */
+/**
+ * `outcome` is the final state: completed, denied, expired, failed, cancelled, … At least once: if the workflow
+ * task that completes the workflow is rejected because an event arrived meanwhile (for an Enterprise parent, a
+ * child's completion after its last user reported), that task runs again, not as a replay, and counts again.
+ */
 export function countDowngradeFinished(kind: DowngradeKind, outcome: string): void {
   metricMeter
     .createCounter(DOWNGRADE_FINISHED, undefined, 'Downgrades finished, by kind and final state')
