@@ -8,11 +8,12 @@
  *                              [--latency-count 300] [--latency-rate 20] [--repeat 1] [--timeout 300]
  *                              [--phases sustained,abuse,latency] [--profile] [--service-node <node>]
  *                              [--roles split|combined] [--cronofy-calls-per-second 100000]
+ *                              [--dev-server-store memory|wal]
  *                              [--temporal-address host:port --temporal-metrics-url URL [--temporal-namespace ns]]
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,6 +102,7 @@ const { values: args } = parseArgs({
     'temporal-address': { type: 'string' },
     'temporal-metrics-url': { type: 'string' },
     'temporal-namespace': { type: 'string', default: 'default' },
+    'dev-server-store': { type: 'string', default: 'memory' },
   },
 });
 
@@ -140,6 +142,12 @@ const options = {
     args['temporal-metrics-url'],
     args['temporal-namespace'],
   ),
+  /**
+   * Where the dev server keeps its SQLite database: `memory` (the CLI's default, shared-cache in-memory), or `wal`,
+   * a file in WAL mode with synchronous off, on the /dev/shm RAM disk when there is one (so, like memory, never
+   * durable).
+   */
+  devServerStore: z.enum(['memory', 'wal']).parse(args['dev-server-store']),
 };
 
 function externalTemporal(address: string | undefined, metricsUrl: string | undefined, namespace: string) {
@@ -148,6 +156,21 @@ function externalTemporal(address: string | undefined, metricsUrl: string | unde
     throw new Error('--temporal-address and --temporal-metrics-url go together: the checks read its metrics');
   }
   return { address, metricsUrl: new URL(metricsUrl).toString(), namespace };
+}
+
+/** `--dev-server-store wal`: the dev server's database file, removed after the server has stopped. */
+function devServerStoreArgs(cleanups: Array<() => Promise<unknown>>): string[] {
+  if (options.devServerStore === 'memory') return [];
+  const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'bench-callbacks-temporal-'));
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  return [
+    '--db-filename',
+    join(dir, 'temporal.db'),
+    '--sqlite-pragma',
+    'journal_mode=wal',
+    '--sqlite-pragma',
+    'synchronous=off',
+  ];
 }
 
 class PhaseTimeout extends Error {
@@ -235,7 +258,12 @@ async function startStack(adminUrl: string, pgDataDir: string | undefined, scrat
       : await TestWorkflowEnvironment.createLocal({
           server: {
             executable: { type: 'existing-path', path: temporalCliPath() },
-            extraArgs: [...devServerArgs(), '--metrics-port', String(metricsPort)],
+            extraArgs: [
+              ...devServerArgs(),
+              '--metrics-port',
+              String(metricsPort),
+              ...devServerStoreArgs(cleanups),
+            ],
           },
         });
     cleanups.push(() => env.teardown());
