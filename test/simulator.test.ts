@@ -270,6 +270,18 @@ void describe('consent page', () => {
     }
   });
 
+  void test('every scope Cronofy documents or its clients send opens the consent page', async () => {
+    const scope =
+      'read_account list_calendars read_events create_event delete_event read_free_busy create_calendar ' +
+      'event_reminders change_participation_status free_busy_write read_only write_only read_write free_busy';
+    const form = await openConsentPage({ scope });
+    assert.equal(form.hidden.scope, scope);
+    for (const name of ['write_only', 'event_reminders', 'change_participation_status']) {
+      const single = await get(authorizePath(authorizeParams({ scope: name })));
+      assert.equal(single.status, 200, name);
+    }
+  });
+
   void test('deny redirects with access_denied and creates nothing', async () => {
     const location = await consent('deny', { new_email: 'user@example.com' });
     assert.equal(`${location.origin}${location.pathname}`, 'https://app.example/cronofy/callback');

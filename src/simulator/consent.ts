@@ -1,6 +1,10 @@
 import type { ProviderName } from './state.js';
 
-/** The scope names Cronofy documents, shorthands included. */
+/**
+ * The scope names Cronofy documents or its clients send, shorthands included (`write_only` is in Cronofy's
+ * permissions guide and its list of delegated scopes; `event_reminders` and `change_participation_status` are
+ * requested by client libraries). Anything else is `invalid_scope`.
+ */
 export const knownScopes: ReadonlySet<string> = new Set([
   'read_account',
   'list_calendars',
@@ -9,8 +13,11 @@ export const knownScopes: ReadonlySet<string> = new Set([
   'delete_event',
   'read_free_busy',
   'create_calendar',
+  'event_reminders',
+  'change_participation_status',
   'free_busy_write',
   'read_only',
+  'write_only',
   'read_write',
   'free_busy',
 ]);
