@@ -386,14 +386,10 @@ test('an Enterprise Connect domain moves the enterprise and per-user counters', 
       value(m, CALLBACKS, oauthDelivered) - deliveredBefore >= 1,
   );
   assert.equal(value(metrics, DOWNGRADE_STARTED, enterprise), 1);
-  // At least once, not exactly: the parent's last workflow task can run twice when a child's completion arrives
-  // while it completes (seen once in CI: 2). Every count must still be a completion.
-  const enterpriseCompleted = value(metrics, DOWNGRADE_FINISHED, { ...enterprise, outcome: 'completed' });
-  assert.ok(
-    enterpriseCompleted >= 1 && enterpriseCompleted <= 2,
-    `${enterpriseCompleted} completions counted`,
-  );
-  assert.equal(value(metrics, DOWNGRADE_FINISHED, enterprise), enterpriseCompleted, 'no other outcome');
+  // Once, though the last child's completion may reach the parent while its closing task is in flight (that task
+  // then runs again): the parent counts one task earlier.
+  assert.equal(value(metrics, DOWNGRADE_FINISHED, { ...enterprise, outcome: 'completed' }), 1);
+  assert.equal(value(metrics, DOWNGRADE_FINISHED, enterprise), 1, 'no other outcome');
   assert.equal(value(metrics, DOWNGRADE_STARTED, user), 4);
   assert.equal(value(metrics, DOWNGRADE_FINISHED, { ...user, outcome: 'completed' }), 3);
   assert.equal(value(metrics, DOWNGRADE_FINISHED, { ...user, outcome: 'failed' }), 1);

@@ -7,8 +7,10 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
+  sleep,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
@@ -38,6 +40,14 @@ import { waitWithReminders } from './waiting.js';
 const BATCH_SIZE = 50;
 /** Continue as new well before Temporal's 10,240-event warning; each user costs the parent about 8 events. */
 const DEFAULT_HISTORY_EVENT_BUDGET = 6_000;
+
+/**
+ * The patch that counts a domain's `downgrade_finished` one workflow task before the one that closes it. The last
+ * child's completion often reaches the parent while its closing task is in flight; the server then rejects that
+ * task, it runs again (not as a replay), and a count made in it counted twice. A task that only starts a timer is
+ * never rejected for that, and when the closing task runs again the count before it is replayed, not recorded.
+ */
+export const COUNT_FINISH_BEFORE_CLOSING = 'count-finish-before-closing';
 
 /**
  * Moves a whole Enterprise Connect domain to Free/Busy: revoke the service account (its users were captured
@@ -90,14 +100,19 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       ...(status.providerName ? [{ key: searchAttributes.provider, value: status.providerName }] : []),
     ]);
   };
-  const finish = (phase: EnterprisePhase, reason?: string): EnterpriseStatus => {
+  /** Counts the downgrade finished, one workflow task before the one that closes it (COUNT_FINISH_BEFORE_CLOSING). */
+  const countFinished = async (phase: EnterprisePhase) => {
+    countDowngradeFinished('enterprise', phase);
+    if (patched(COUNT_FINISH_BEFORE_CLOSING)) await CancellationScope.nonCancellable(() => sleep(1));
+  };
+  const finish = async (phase: EnterprisePhase, reason?: string): Promise<EnterpriseStatus> => {
     enter(phase, {
       reason,
       authorizationUrl: undefined,
       authorizationExpiresAt: undefined,
       waitingSince: undefined,
     });
-    countDowngradeFinished('enterprise', phase);
+    await countFinished(phase);
     return status;
   };
 
@@ -114,14 +129,14 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
           : { sub: input.serviceAccountSub! },
       );
       const admin = await reauthorizeAdministrator();
-      if ('phase' in admin) return finish(admin.phase, admin.reason);
+      if ('phase' in admin) return await finish(admin.phase, admin.reason);
       progress = { ...admin, nextPosition: 0, inFlight: [], counts: {}, runs: status.runs };
     }
     return await moveUsers(progress);
   } catch (error) {
     if (isCancellation(error)) {
       enter('cancelled', { reason: 'cancelled by request' });
-      countDowngradeFinished('enterprise', 'cancelled');
+      await countFinished('cancelled');
       await CancellationScope.nonCancellable(() =>
         // allSettled: a place may be reserved for a child that was never started.
         Promise.allSettled(
@@ -131,7 +146,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       throw error;
     }
     if (error instanceof ActivityFailure) {
-      return finish('failed', `${error.activityType}: ${error.cause?.message ?? error.message}`);
+      return await finish('failed', `${error.activityType}: ${error.cause?.message ?? error.message}`);
     }
     throw error;
   }
@@ -248,7 +263,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       const starting = batchesStarting;
       await condition(() => finished.length > 0 || batchesStarting < starting || batchFailures.length > 0);
     }
-    return finish('completed');
+    return await finish('completed');
   }
 
   /**

@@ -16,9 +16,12 @@ export function countDowngradeStarted(kind: DowngradeKind): void {
 }
 
 /**
- * `outcome` is the final state: completed, denied, expired, failed, cancelled, … At least once: if the workflow
- * task that completes the workflow is rejected because an event arrived meanwhile (for an Enterprise parent, a
- * child's completion after its last user reported), that task runs again, not as a replay, and counts again.
+ * `outcome` is the final state: completed, denied, expired, failed, cancelled, … Counted in the workflow task that
+ * closes the workflow, for an Individual downgrade and an Enterprise user: if the server rejects that task because
+ * an event arrived meanwhile (a signal or a cancellation request in the last moment), it runs again, not as a
+ * replay, and counts again. An Enterprise parent, whose last child's completion often arrives just then, counts one
+ * task earlier (COUNT_FINISH_BEFORE_CLOSING in enterpriseDowngrade.ts). A worker lost in the middle of the counting
+ * task counts again too: at least once.
  */
 export function countDowngradeFinished(kind: DowngradeKind, outcome: string): void {
   metricMeter
