@@ -387,7 +387,7 @@ test('an Enterprise Connect domain moves the enterprise and per-user counters', 
   );
   assert.equal(value(metrics, DOWNGRADE_STARTED, enterprise), 1);
   // Once, though the last child's completion may reach the parent while its closing task is in flight (that task
-  // then runs again): the parent counts one task earlier.
+  // then runs again): the parent counts one task earlier. Only a lost worker or a timed-out task could repeat it.
   assert.equal(value(metrics, DOWNGRADE_FINISHED, { ...enterprise, outcome: 'completed' }), 1);
   assert.equal(value(metrics, DOWNGRADE_FINISHED, enterprise), 1, 'no other outcome');
   assert.equal(value(metrics, DOWNGRADE_STARTED, user), 4);

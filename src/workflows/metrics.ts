@@ -16,12 +16,13 @@ export function countDowngradeStarted(kind: DowngradeKind): void {
 }
 
 /**
- * `outcome` is the final state: completed, denied, expired, failed, cancelled, … Counted in the workflow task that
- * closes the workflow, for an Individual downgrade and an Enterprise user: if the server rejects that task because
- * an event arrived meanwhile (a signal or a cancellation request in the last moment), it runs again, not as a
- * replay, and counts again. An Enterprise parent, whose last child's completion often arrives just then, counts one
- * task earlier (COUNT_FINISH_BEFORE_CLOSING in enterpriseDowngrade.ts). A worker lost in the middle of the counting
- * task counts again too: at least once.
+ * `outcome` is the final state: completed, denied, expired, failed, cancelled, … At least once. A count is recorded
+ * again when the workflow task that made it runs again, not as a replay: its worker was lost or it timed out, or
+ * the server rejected it. The server rejects only a task that closes the workflow, when an event arrived while it
+ * was in flight. An Individual downgrade counts in its closing task (a last-moment signal or cancellation request
+ * can repeat it); an Enterprise user counts before the activity that records its outcome, so in an earlier task;
+ * an Enterprise parent, whose last child's completion often arrives just as it closes, counts one task earlier
+ * than its close (COUNT_FINISH_BEFORE_CLOSING in enterpriseDowngrade.ts).
  */
 export function countDowngradeFinished(kind: DowngradeKind, outcome: string): void {
   metricMeter
