@@ -1301,7 +1301,8 @@ async function abuse(stack: Stack, run: number, used: URL[]): Promise<AbuseResul
     usedServiceAccountState,
   );
 
-  await sleep(1500);
+  // The server's counters reach its metrics page a moment late, before the baseline and after the send alike.
+  await sleep(METRICS_LAG_MS);
   const signalsBefore = await signalRequests(stack);
   const resultsBefore = await serviceCallbackCounts(stack);
   const cpuBefore = cpuSnapshot(stack.pids);
@@ -1309,7 +1310,7 @@ async function abuse(stack: Stack, run: number, used: URL[]): Promise<AbuseResul
     closedLoop(base, specs, options.concurrency, status),
   );
   recordCpu(run, 'abuse: send', cpuBefore, cpuSnapshot(stack.pids));
-  await sleep(1500);
+  await sleep(METRICS_LAG_MS);
   const signalsAfter = await signalRequests(stack);
   const serviceResults = countsDelta(await serviceCallbackCounts(stack), resultsBefore);
 
