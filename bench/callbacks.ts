@@ -65,7 +65,9 @@ import {
   now,
   positive,
   runLabel,
+  serverRequests,
   sleep,
+  sum,
   type Distribution,
 } from './support.js';
 
@@ -673,46 +675,10 @@ async function workflowFacts(stack: Stack, workflowIds: string[], status: { text
   return facts;
 }
 
-/** A counter of a Prometheus text page, summed by its `operation` label over the lines `keep` keeps. */
-function countsOf(
-  text: string,
-  metric: string,
-  keep: (line: string) => boolean = () => true,
-): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${metric}{`) || !keep(line)) continue;
-    const operation = /operation="([^"]+)"/.exec(line)?.[1] ?? '';
-    counts[operation] = (counts[operation] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return counts;
-}
-
-/**
- * The Temporal server's request counters by operation, from one scrape of its metrics page:
- * - `persistence`: every request it made to its persistence, its executions and tasks (`persistence_requests`) and
- *   its visibility records (`visibility_persistence_requests`, prefixed `visibility:`), on the dev server both on
- *   the same SQLite database;
- * - `frontend`: the requests its frontend received (`service_requests`), clients' and workers' RPCs.
- */
-async function serverRequests(
-  stack: Stack,
-): Promise<{ persistence: Record<string, number>; frontend: Record<string, number> }> {
-  const text = await got(stack.metricsUrl).text();
-  const persistence = countsOf(text, 'persistence_requests');
-  for (const [operation, count] of Object.entries(countsOf(text, 'visibility_persistence_requests'))) {
-    persistence[`visibility:${operation}`] = count;
-  }
-  const frontend = countsOf(text, 'service_requests', (line) => line.includes('service_name="frontend"'));
-  return { persistence, frontend };
-}
-
 /** SignalWorkflowExecution requests the server's frontend has received. */
 async function signalRequests(stack: Stack): Promise<number> {
-  return (await serverRequests(stack)).frontend.SignalWorkflowExecution ?? 0;
+  return (await serverRequests(stack.metricsUrl)).frontend.SignalWorkflowExecution ?? 0;
 }
-
-const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
 
 /** The service's `downgrade_callbacks` counters, by result (delivered, forged, replay, …), summed over endpoints. */
 async function serviceCallbackCounts(stack: Stack): Promise<Record<string, number>> {
@@ -887,7 +853,7 @@ async function sustained(
   // The server's counters reach its metrics page a moment late: let the preparation's requests (its status
   // queries, say) arrive before the baseline, or they count as the send's.
   await sleep(METRICS_SETTLE_MS);
-  const before = await serverRequests(stack);
+  const before = await serverRequests(stack.metricsUrl);
   const cpuBefore = cpuSnapshot(stack.pids);
   const sent = await phase(`[${mode}] send ${specs.length} callbacks`, (status) =>
     rate === 'max'
@@ -898,13 +864,13 @@ async function sustained(
   // The same lag at the end: the send's requests reach the page up to a moment after its last answer, so the send's
   // counts also take in whatever the server did in that moment.
   await sleep(METRICS_LAG_MS);
-  const sentCounts = await serverRequests(stack);
+  const sentCounts = await serverRequests(stack.metricsUrl);
   recordCpu(run, `${mode}: send`, cpuBefore, cpuSent);
   await phase(`[${mode}] wait until every downgrade ends`, (status) =>
     waitUntilNoneRunning(stack, prepared.since, status, mode),
   );
   recordCpu(run, `${mode}: until all ended`, cpuSent, cpuSnapshot(stack.pids));
-  const ended = await serverRequests(stack);
+  const ended = await serverRequests(stack.metricsUrl);
   const facts = await phase(`[${mode}] verify ${prepared.length} histories`, (status) =>
     workflowFacts(
       stack,

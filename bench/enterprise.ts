@@ -9,6 +9,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import proto from '@temporalio/proto';
@@ -40,7 +41,21 @@ import {
 import { decideOnConsentPage, followRedirect } from '../test/support/stack.js';
 import type { ChildMessage, ParentMessage, WorkerStats } from './workerProcess.js';
 import type { trivialParent } from './trivialWorkflows.js';
-import { CLIENT, fmt, log, middle, positive, sleep } from './support.js';
+import { freePort } from '../test/support/ports.js';
+import {
+  CLIENT,
+  distribution,
+  fmt,
+  log,
+  middle,
+  positive,
+  serverRequests,
+  sleep,
+  sum,
+  medianDistribution,
+  type Distribution,
+  type ServerRequests,
+} from './support.js';
 
 const STATE_SECRET = 'bench-state-signing-secret-0123456789abcdef';
 /** Cronofy's documented limits per application. */
@@ -49,6 +64,8 @@ const LIFTED_LIMIT = { perSecond: 1_000_000, perMinute: 60_000_000 };
 /** The worker stays this far under the tighter of Cronofy's two limits, as a production deployment would. */
 const RATE_MARGIN = 0.95;
 const CHILD_HISTORY_SAMPLE = 20;
+/** How long the Temporal server's counters may take to reach its metrics page. */
+const METRICS_LAG_MS = 1_500;
 
 const { values: args } = parseArgs({
   options: {
@@ -101,7 +118,15 @@ interface RunResult {
   longestParentEvents: number;
   longestParentBytes: number;
   longestChildEvents: number;
+  /** How long the worker held each of the parent's workflow tasks (started → completed), over all its runs. */
+  parentTaskMs: Distribution;
+  /** The SDK's "Workflow task duration exceeded 5 seconds" warnings (TMPRL1104) in the worker's output. */
+  slowTaskWarnings: number;
+  /** The server's frontend requests and persistence requests from the start to the result, per user. */
+  frontendPerUser: number;
+  persistencePerUser: number;
   peakRssMiB: number;
+  peakHeapMiB: number;
   endRssMiB: number;
   completed: number;
   ok: boolean;
@@ -175,12 +200,13 @@ async function runOnce(
   };
   try {
     const payloadKeys = Keyring.generateSpec('payload1');
+    const metricsUrl = `http://127.0.0.1:${await freePort()}/metrics`;
     const env = await TestWorkflowEnvironment.createLocal({
       client: { dataConverter: payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: payloadKeys }).dataConverter },
       server: {
         executable: { type: 'existing-path', path: temporalCliPath() },
         ip: '127.0.0.1',
-        extraArgs: devServerArgs(),
+        extraArgs: [...devServerArgs(), '--metrics-port', new URL(metricsUrl).port],
       },
     });
     cleanups.push(() => env.teardown());
@@ -265,6 +291,7 @@ async function runOnce(
       enterpriseUsers,
       defaults: { deadlineMs: 600_000, reminderIntervalMs: 300_000, maxPrompts: 3 },
     });
+    const requestsBefore = await serverRequests(metricsUrl);
     const started = Date.now();
     const deadline = started + options.timeoutMs;
     await downgrades.startEnterpriseDowngrade({
@@ -297,6 +324,8 @@ async function runOnce(
     }
     const finished = Date.now();
     const stats = await worker.stats(false);
+    await sleep(METRICS_LAG_MS);
+    const requests = perUser(await serverRequests(metricsUrl), requestsBefore, users);
 
     let reached: string | undefined;
     if (!result) {
@@ -310,9 +339,11 @@ async function runOnce(
       result = status;
     }
 
-    const requests = z.array(z.object({ status: z.number() })).parse(await got(sim('/_sim/requests')).json());
-    const calls = requests.filter((r) => r.status !== 429).length;
-    const rejected429 = requests.length - calls;
+    const cronofyRequests = z
+      .array(z.object({ status: z.number() }))
+      .parse(await got(sim('/_sim/requests')).json());
+    const calls = cronofyRequests.filter((r) => r.status !== 429).length;
+    const rejected429 = cronofyRequests.length - calls;
     const histories = await longestHistories(env, domain, users);
     const stored = await enterpriseUsers.countsByState(result.captureId);
     const summary = z
@@ -341,13 +372,18 @@ async function runOnce(
       usersPhaseS: (finished - approved) / 1000,
       floorS: options.lifted ? undefined : calls / allowedPerSecond,
       calls,
-      callsTruncated: requests.length >= 100_000,
+      callsTruncated: cronofyRequests.length >= 100_000,
       rejected429,
       runs: result.runs,
       longestParentEvents: histories.parentEvents,
       longestParentBytes: histories.parentBytes,
       longestChildEvents: histories.childEvents,
+      parentTaskMs: distribution(histories.parentTaskMs),
+      slowTaskWarnings: worker.slowTaskWarnings(),
+      frontendPerUser: requests.frontend,
+      persistencePerUser: requests.persistence,
       peakRssMiB: stats.peakRss / MiB,
+      peakHeapMiB: stats.peakHeapUsed / MiB,
       endRssMiB: stats.rss / MiB,
       completed,
       ok,
@@ -357,6 +393,12 @@ async function runOnce(
   } finally {
     await cleanup();
   }
+}
+
+/** The server's requests between two scrapes, per user. */
+function perUser(after: ServerRequests, before: ServerRequests, users: number) {
+  const delta = (kind: keyof ServerRequests) => (sum(after[kind]) - sum(before[kind])) / users;
+  return { frontend: delta('frontend'), persistence: delta('persistence') };
 }
 
 function describeProgress(status: EnterpriseStatus): string {
@@ -383,9 +425,11 @@ async function longestHistories(env: TestWorkflowEnvironment, domain: string, us
   const parentId = enterpriseDowngradeId(domain);
   let parentEvents = 0;
   let parentBytes = 0;
+  const parentTaskMs: number[] = [];
   for await (const execution of env.client.workflow.list({ query: `WorkflowId = '${parentId}'` })) {
     const history = await env.client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
     parentEvents = Math.max(parentEvents, history.events?.length ?? 0);
+    parentTaskMs.push(...workflowTaskDurations(history));
     try {
       log(`parent run ${execution.runId.slice(0, 8)}: ${describeTimings(history)}`);
     } catch (error) {
@@ -406,20 +450,36 @@ async function longestHistories(env: TestWorkflowEnvironment, domain: string, us
       .catch(() => undefined);
     childEvents = Math.max(childEvents, history?.events?.length ?? 0);
   }
-  return { parentEvents, parentBytes, childEvents };
+  return { parentEvents, parentBytes, childEvents, parentTaskMs };
 }
 
 type History = Awaited<
   ReturnType<ReturnType<TestWorkflowEnvironment['client']['workflow']['getHandle']>['fetchHistory']>
 >;
 
+const eventMs = (time: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+  Number(time?.seconds ?? 0) * 1000 + (time?.nanos ?? 0) / 1e6;
+
+/** How long the worker held each workflow task of a history: from its started event to its completed one. */
+function workflowTaskDurations(history: History): number[] {
+  const startedAt = new Map<string, number>();
+  const durations: number[] = [];
+  for (const event of history.events ?? []) {
+    if (event.workflowTaskStartedEventAttributes)
+      startedAt.set(String(event.eventId), eventMs(event.eventTime));
+    const startedId = event.workflowTaskCompletedEventAttributes?.startedEventId;
+    const from = startedId == null ? undefined : startedAt.get(String(startedId));
+    if (from !== undefined) durations.push(eventMs(event.eventTime) - from);
+  }
+  return durations;
+}
+
 /**
  * Where a parent run's time went, from its history: how long its workflow tasks, activities and child starts
  * waited (scheduled → started) and ran (started → closed), and how far apart its batches started.
  */
 function describeTimings(history: History): string {
-  const ms = (time: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
-    Number(time?.seconds ?? 0) * 1000 + (time?.nanos ?? 0) / 1e6;
+  const ms = eventMs;
   const scheduled = new Map<string, { at: number; kind: string }>();
   const started = new Map<string, number>();
   const waits = new Map<string, number[]>();
@@ -478,6 +538,7 @@ function describeTimings(history: History): string {
 
 interface WorkerHandle {
   stats(resetPeak: boolean): Promise<WorkerStats>;
+  slowTaskWarnings(): number;
   stop(): Promise<void>;
 }
 
@@ -485,7 +546,13 @@ async function startWorkerProcess(env: Record<string, string>): Promise<WorkerHa
   const child: ChildProcess = fork(fileURLToPath(new URL('./workerProcess.ts', import.meta.url)), [], {
     env: { ...process.env, ...env },
     execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+  });
+  // The worker's stderr is passed on, and the SDK's slow-workflow-task warnings counted on the way.
+  let slowTaskWarnings = 0;
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    process.stderr.write(`${line}\n`);
+    if (line.includes('TMPRL1104')) slowTaskWarnings += 1;
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   let waiting: ((stats: WorkerStats) => void) | undefined;
@@ -508,6 +575,7 @@ async function startWorkerProcess(env: Record<string, string>): Promise<WorkerHa
   }
   let queue = Promise.resolve<unknown>(undefined);
   return {
+    slowTaskWarnings: () => slowTaskWarnings,
     stats(resetPeak) {
       const next = queue.then(
         () =>
@@ -553,7 +621,12 @@ function median(runs: RunResult[]): RunResult {
     longestParentEvents: Math.max(...runs.map((r) => r.longestParentEvents)),
     longestParentBytes: Math.max(...runs.map((r) => r.longestParentBytes)),
     longestChildEvents: Math.max(...runs.map((r) => r.longestChildEvents)),
+    parentTaskMs: medianDistribution(runs.map((r) => r.parentTaskMs)),
+    slowTaskWarnings: m((r) => r.slowTaskWarnings)!,
+    frontendPerUser: m((r) => r.frontendPerUser)!,
+    persistencePerUser: m((r) => r.persistencePerUser)!,
     peakRssMiB: m((r) => r.peakRssMiB)!,
+    peakHeapMiB: m((r) => r.peakHeapMiB)!,
     endRssMiB: m((r) => r.endRssMiB)!,
     completed: m((r) => r.completed)!,
     ok: runs.every((r) => r.ok),
@@ -574,11 +647,16 @@ function printTable(rows: RunResult[], title: string): void {
     'Cronofy calls/user',
     '429s',
     'users/s',
+    'ms/user',
     ...(options.lifted ? ['trivial children/s', 'users/s ÷ trivial/s'] : []),
     'parent runs',
     'longest parent history (events, KiB)',
     'longest child history (events, sample)',
+    'parent task ms p50/p99/max',
+    'TMPRL1104',
+    'server requests/user (frontend, persistence)',
     'worker peak RSS MiB (end)',
+    'worker peak heap MiB',
     'completed',
   ];
   console.log(`| ${header.join(' | ')} |`);
@@ -593,11 +671,16 @@ function printTable(rows: RunResult[], title: string): void {
       `${fmt(r.calls / r.users, 3)}${r.callsTruncated ? ' (log full: ≥)' : ''}`,
       String(r.rejected429),
       fmt(usersPerS, 1),
+      fmt((r.usersPhaseS * 1000) / r.users, 1),
       ...(options.lifted ? [fmt(r.trivialPerS, 1), fmt(r.trivialPerS && usersPerS / r.trivialPerS, 2)] : []),
       String(r.runs),
       `${r.longestParentEvents}, ${fmt(r.longestParentBytes / 1024, 0)}`,
       String(r.longestChildEvents),
+      `${fmt(r.parentTaskMs.p50, 0)}/${fmt(r.parentTaskMs.p99, 0)}/${fmt(r.parentTaskMs.max, 0)}`,
+      String(r.slowTaskWarnings),
+      `${fmt(r.frontendPerUser, 1)}, ${fmt(r.persistencePerUser, 1)}`,
       `${fmt(r.peakRssMiB, 0)} (${fmt(r.endRssMiB, 0)})`,
+      fmt(r.peakHeapMiB, 0),
       `${r.completed}/${r.users}${r.ok ? '' : ' FAILED'}${r.reached ? ` (${r.reached})` : ''}`,
     ];
     console.log(`| ${cells.join(' | ')} |`);

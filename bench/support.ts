@@ -3,6 +3,7 @@
  * its own argument table and phases.
  */
 import { performance } from 'node:perf_hooks';
+import got from 'got';
 
 /** The simulator application both benchmarks register. */
 export const CLIENT = { clientId: 'bench-app', clientSecret: 'bench-app-secret-0123456789' };
@@ -94,3 +95,42 @@ export async function mapLimit<T, R>(
   );
   return results;
 }
+
+/** A counter of a Prometheus text page, summed by its `operation` label over the lines `keep` keeps. */
+function countsOf(
+  text: string,
+  metric: string,
+  keep: (line: string) => boolean = () => true,
+): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${metric}{`) || !keep(line)) continue;
+    const operation = /operation="([^"]+)"/.exec(line)?.[1] ?? '';
+    counts[operation] = (counts[operation] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return counts;
+}
+
+export interface ServerRequests {
+  persistence: Record<string, number>;
+  frontend: Record<string, number>;
+}
+
+/**
+ * The Temporal server's request counters by operation, from one scrape of its metrics page:
+ * - `persistence`: every request it made to its persistence, its executions and tasks (`persistence_requests`) and
+ *   its visibility records (`visibility_persistence_requests`, prefixed `visibility:`), on the dev server both on
+ *   the same SQLite database;
+ * - `frontend`: the requests its frontend received (`service_requests`), clients' and workers' RPCs.
+ */
+export async function serverRequests(metricsUrl: string): Promise<ServerRequests> {
+  const text = await got(metricsUrl).text();
+  const persistence = countsOf(text, 'persistence_requests');
+  for (const [operation, count] of Object.entries(countsOf(text, 'visibility_persistence_requests'))) {
+    persistence[`visibility:${operation}`] = count;
+  }
+  const frontend = countsOf(text, 'service_requests', (line) => line.includes('service_name="frontend"'));
+  return { persistence, frontend };
+}
+
+export const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);

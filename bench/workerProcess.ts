@@ -16,8 +16,9 @@ import { createDowngradeWorkers } from '../src/worker.js';
 
 export interface WorkerStats {
   type: 'stats';
-  /** Highest RSS sampled every 200 ms since the last reset, in bytes. */
+  /** Highest RSS and V8 heap in use, sampled every 200 ms since the last reset, in bytes. */
   peakRss: number;
+  peakHeapUsed: number;
   rss: number;
   heapUsed: number;
   /** `process.resourceUsage().maxRSS` (kernel high-water mark over the process's life), in bytes. */
@@ -39,10 +40,16 @@ function send(message: ChildMessage): void {
 
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  let peakRss = process.memoryUsage.rss();
-  const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage.rss());
-  }, 200);
+  let peakRss = 0;
+  let peakHeapUsed = 0;
+  const sample = () => {
+    const { rss, heapUsed } = process.memoryUsage();
+    peakRss = Math.max(peakRss, rss);
+    peakHeapUsed = Math.max(peakHeapUsed, heapUsed);
+    return { rss, heapUsed };
+  };
+  sample();
+  const sampler = setInterval(sample, 200);
 
   const database = await openDatabase(required('BENCH_DATABASE_URL'));
   const store = new CredentialStore(database, Keyring.parse(required('BENCH_CREDENTIAL_KEYS')));
@@ -89,16 +96,19 @@ async function main(): Promise<void> {
 
   process.on('message', (message: ParentMessage) => {
     if (message.type === 'stats') {
-      const rss = process.memoryUsage.rss();
-      peakRss = Math.max(peakRss, rss);
+      const { rss, heapUsed } = sample();
       send({
         type: 'stats',
         peakRss,
+        peakHeapUsed,
         rss,
-        heapUsed: process.memoryUsage().heapUsed,
+        heapUsed,
         maxRss: process.resourceUsage().maxRSS * 1024,
       });
-      if (message.resetPeak) peakRss = rss;
+      if (message.resetPeak) {
+        peakRss = rss;
+        peakHeapUsed = heapUsed;
+      }
     } else if (message.type === 'stop') {
       workers.shutdown();
       trivial?.shutdown();

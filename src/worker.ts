@@ -31,9 +31,15 @@ export interface DowngradeWorkerOptions {
    * the client's.
    */
   dataConverter: NonNullable<WorkerOptions['dataConverter']>;
-  /** A prebuilt bundle (tests build it once); otherwise the workflows are bundled at start. */
+  /**
+   * A prebuilt bundle (tests build it once); otherwise the workflows are bundled at start. It must have been built
+   * with the same `tracing` choice: `bundleWorkflows({ tracing: true })` when a span sink is given.
+   */
   workflowBundle?: WorkerOptions['workflowBundle'];
-  /** Where workflow spans go (`setupTracing().workflowSpanSink`); dropped without one. */
+  /**
+   * Where workflow spans go (`setupTracing().workflowSpanSink`). Without one, tracing is off: the workflow bundle
+   * carries no OpenTelemetry interceptors and activities no spans.
+   */
   workflowSpanSink?: WorkflowSpanSink;
 }
 
@@ -43,19 +49,21 @@ export interface DowngradeWorkers {
 }
 
 /**
- * Bundles the workflow code once (webpack), logging only problems. OpenTelemetry's workflow interceptors are
- * always in the bundle (tracing on or off), so the code that runs is the code test/replay.test.ts replays.
+ * Bundles the workflow code once (webpack), logging only problems. OpenTelemetry's workflow interceptors are in
+ * the bundle only with `tracing`: they run on every activation of every workflow, spans or no spans, so an
+ * untraced worker must not carry them. They add headers and sink calls, never a command, so a history recorded
+ * with tracing replays without it and the other way round (test/replay.test.ts replays the fixtures with both).
  */
-export function bundleWorkflows(): ReturnType<typeof bundleWorkflowCode> {
+export function bundleWorkflows(options: { tracing?: boolean } = {}): ReturnType<typeof bundleWorkflowCode> {
   return bundleWorkflowCode({
     workflowsPath,
     failureConverterPath,
-    workflowInterceptorModules: [tracingWorkflowInterceptorModule],
+    workflowInterceptorModules: options.tracing ? [tracingWorkflowInterceptorModule] : [],
     logger: new DefaultLogger('WARN'),
   });
 }
 
-/** The sinks the bundle's workflow code calls; a replayer registers them too (dropping the spans). */
+/** The sinks a traced bundle's workflow code calls; a replayer registers them too (dropping the spans). */
 export function workflowSinks(workflowSpanSink: WorkflowSpanSink = discardWorkflowSpans) {
   return { exporter: workflowSpanSink };
 }
@@ -66,6 +74,7 @@ export function workflowSinks(workflowSpanSink: WorkflowSpanSink = discardWorkfl
  */
 export async function createDowngradeWorkers(options: DowngradeWorkerOptions): Promise<DowngradeWorkers> {
   const activities = createActivities(options.deps);
+  const tracing = options.workflowSpanSink !== undefined;
   const common = {
     connection: options.connection,
     namespace: options.namespace,
@@ -74,14 +83,14 @@ export async function createDowngradeWorkers(options: DowngradeWorkerOptions): P
     // On shutdown (SIGTERM) running activities get this long to finish before they are cancelled and retried
     // elsewhere: a Cronofy call takes well under a second.
     shutdownGraceTime: '10s',
-    // RunActivity spans, children of the workflow's StartActivity; no-ops unless tracing is set up.
-    interceptors: { activity: tracingActivityInterceptors() },
-    sinks: workflowSinks(options.workflowSpanSink),
+    // RunActivity spans, children of the workflow's StartActivity.
+    ...(tracing ? { interceptors: { activity: tracingActivityInterceptors() } } : {}),
   };
   const main = await Worker.create({
     ...common,
     taskQueue: options.taskQueue,
-    workflowBundle: options.workflowBundle ?? (await bundleWorkflows()),
+    workflowBundle: options.workflowBundle ?? (await bundleWorkflows({ tracing })),
+    ...(tracing ? { sinks: workflowSinks(options.workflowSpanSink) } : {}),
   });
   const cronofyCalls = await Worker.create({
     ...common,

@@ -4,9 +4,9 @@
  * (src/cronofy/client.ts), so a downgrade is one trace. Spans are exported with OTLP over HTTP when
  * OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise no tracer provider is registered and every span is a no-op.
  *
- * The workflow and activity interceptors are installed whether tracing is on or not (the OpenTelemetry API falls
- * back to no-ops), so the workflow bundle, and what it replays, is the same in every configuration. The client's
- * are only installed with tracing on: without them no trace context travels, which the workflows accept.
+ * Every interceptor is installed only with tracing on: the workflow ones run on every activation of every
+ * workflow, so a worker without tracing bundles its workflows without them (bundleWorkflows in src/worker.ts).
+ * Without the client's no trace context travels, which the workflows accept.
  */
 import { createRequire } from 'node:module';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -36,8 +36,8 @@ export type WorkflowSpanSink = InjectedSink<OpenTelemetryWorkflowExporter>;
 export interface Tracing {
   /** True when spans are exported (OTEL_EXPORTER_OTLP_ENDPOINT was set). */
   enabled: boolean;
-  /** Give to the worker: workflow spans leave the sandbox through it. */
-  workflowSpanSink: WorkflowSpanSink;
+  /** Give to the worker: workflow spans leave the sandbox through it. None when tracing is off. */
+  workflowSpanSink?: WorkflowSpanSink;
   /** Exports what is buffered. */
   forceFlush(): Promise<void>;
   /** Exports what is buffered and stops; call last at shutdown. */
@@ -56,7 +56,6 @@ export function setupTracing(options: { otlpEndpoint?: string; serviceName?: str
   if (!options.otlpEndpoint) {
     return {
       enabled: false,
-      workflowSpanSink: discardWorkflowSpans,
       forceFlush: async () => undefined,
       shutdown: async () => undefined,
     };

@@ -200,23 +200,35 @@ export async function recordHistories(stack: Stack, workflowIds: string[]) {
 }
 
 /**
- * Replays histories against the current workflow code: a non-deterministic change fails here. Payloads are decoded
- * through `dataConverter` (the tests' payload encryption); payloads that were never encrypted pass through it.
+ * Replays histories against the current workflow code, bundled as a worker without tracing runs it and as one with
+ * tracing does: a non-deterministic change fails here, and so would a history that replays only with the tracing
+ * choice it was recorded with. Payloads are decoded through `dataConverter` (the tests' payload encryption);
+ * payloads that were never encrypted pass through it.
  */
 export async function replayHistories(
   histories: Array<{ workflowId: string; history: History }>,
   dataConverter: DataConverter = testPayloadEncryption().dataConverter,
 ): Promise<void> {
   assert.ok(histories.length > 0, 'there are histories to replay');
-  let replayed = 0;
-  for await (const result of Worker.runReplayHistories(
-    { workflowBundle: await bundleWorkflows(), dataConverter, sinks: workflowSinks() },
-    histories,
-  )) {
-    assert.equal(result.error, undefined, `${result.workflowId} does not replay: ${String(result.error)}`);
-    replayed += 1;
+  for (const tracing of [false, true]) {
+    let replayed = 0;
+    for await (const result of Worker.runReplayHistories(
+      {
+        workflowBundle: await bundleWorkflows({ tracing }),
+        dataConverter,
+        ...(tracing ? { sinks: workflowSinks() } : {}),
+      },
+      histories,
+    )) {
+      assert.equal(
+        result.error,
+        undefined,
+        `${result.workflowId} does not replay ${tracing ? 'with' : 'without'} tracing: ${String(result.error)}`,
+      );
+      replayed += 1;
+    }
+    assert.equal(replayed, histories.length);
   }
-  assert.equal(replayed, histories.length);
 }
 
 // @temporalio/common's historyToJSON trips over the SDK's two nested protobufjs copies under npm; protobufjs's own

@@ -115,7 +115,7 @@ export async function startStack(
         },
         client: { dataConverter, ...clientTracing },
       });
-  const workflowBundle = await bundleWorkflows();
+  const workflowBundle = await bundleWorkflows({ tracing: options.tracing?.workflowSpanSink !== undefined });
   const database = await openDatabase('memory:');
   const store = new CredentialStore(database, Keyring.parse(Keyring.generateSpec('test1')));
   const enterpriseUsers = new EnterpriseUsers(database);
