@@ -4,6 +4,7 @@
  *
  *   npx tsx bench/enterprise.ts --users 1000,10000 [--scale 10] [--window 500] [--repeat 1] [--timeout 1800]
  *   npx tsx bench/enterprise.ts --users 1000 --lifted [--trivial-count 2000] [--trivial-window 500]
+ *                               [--cached-workflows 250]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -78,6 +79,7 @@ const { values: args } = parseArgs({
     'trivial-count': { type: 'string', default: '2000' },
     'trivial-window': { type: 'string' },
     'database-url': { type: 'string' },
+    'cached-workflows': { type: 'string' },
   },
 });
 
@@ -249,6 +251,7 @@ async function runOnce(
       BENCH_TASK_QUEUE: taskQueue,
       BENCH_WORKFLOW_BUNDLE: bundles.workflows,
       BENCH_CRONOFY_CALLS_PER_SECOND: String(cronofyCallsPerSecond),
+      ...(args['cached-workflows'] ? { BENCH_CACHED_WORKFLOWS: args['cached-workflows'] } : {}),
       BENCH_REDIRECT_URI: redirectUri,
       BENCH_SERVICE_ACCOUNT_CALLBACK_URL: `${callbacks.url}${SERVICE_ACCOUNT_CALLBACK_PATH}`,
       ...(options.lifted
@@ -546,14 +549,16 @@ async function startWorkerProcess(env: Record<string, string>): Promise<WorkerHa
   const child: ChildProcess = fork(fileURLToPath(new URL('./workerProcess.ts', import.meta.url)), [], {
     env: { ...process.env, ...env },
     execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
-  // The worker's stderr is passed on, and the SDK's slow-workflow-task warnings counted on the way.
+  // The worker's output is passed on, and the SDK's slow-workflow-task warnings counted on the way.
   let slowTaskWarnings = 0;
-  createInterface({ input: child.stderr! }).on('line', (line) => {
-    process.stderr.write(`${line}\n`);
-    if (line.includes('TMPRL1104')) slowTaskWarnings += 1;
-  });
+  for (const output of [child.stdout!, child.stderr!]) {
+    createInterface({ input: output }).on('line', (line) => {
+      process.stderr.write(`${line}\n`);
+      if (line.includes('TMPRL1104')) slowTaskWarnings += 1;
+    });
+  }
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   let waiting: ((stats: WorkerStats) => void) | undefined;
   const ready = new Promise<void>((resolve, reject) => {

@@ -72,6 +72,9 @@ async function main(): Promise<void> {
     taskQueue: required('BENCH_TASK_QUEUE'),
     workflowBundle: { codePath: required('BENCH_WORKFLOW_BUNDLE') },
     cronofyCallsPerSecond: Number(required('BENCH_CRONOFY_CALLS_PER_SECOND')),
+    cachedWorkflows: process.env.BENCH_CACHED_WORKFLOWS
+      ? Number(process.env.BENCH_CACHED_WORKFLOWS)
+      : undefined,
     dataConverter,
     deps: {
       cronofy,

@@ -73,6 +73,8 @@ const Environment = z.object({
    * application; a task-queue rate limit is per second, so the default stays under the per-minute limit.
    */
   CRONOFY_CALLS_PER_SECOND: z.coerce.number().positive().default(8),
+  /** Workflow runs the worker keeps in memory between their tasks; unset, DEFAULT_CACHED_WORKFLOWS (src/worker.ts). */
+  WORKER_CACHED_WORKFLOWS: z.coerce.number().int().min(2).optional(),
 
   CRONOFY_CLIENT_ID: z.string().min(1).optional(),
   CRONOFY_CLIENT_SECRET: z.string().min(1).optional(),

@@ -105,6 +105,7 @@ async function main() {
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       deps: services.activityDeps,
       cronofyCallsPerSecond: config.CRONOFY_CALLS_PER_SECOND,
+      cachedWorkflows: config.WORKER_CACHED_WORKFLOWS,
       dataConverter,
       workflowSpanSink: tracing.workflowSpanSink,
     });

@@ -26,6 +26,8 @@ export interface DowngradeWorkerOptions {
   deps: ActivityDeps;
   /** Server-enforced across all workers of the Cronofy task queue; keeps Cronofy calls under its rate limit. */
   cronofyCallsPerSecond: number;
+  /** Workflow runs kept in memory between tasks (default DEFAULT_CACHED_WORKFLOWS). */
+  cachedWorkflows?: number;
   /**
    * Encodes and decodes every payload (the payload encryption, see payloadEncryption in services.ts); it must be
    * the client's.
@@ -42,6 +44,14 @@ export interface DowngradeWorkerOptions {
    */
   workflowSpanSink?: WorkflowSpanSink;
 }
+
+/**
+ * The worker's workflow cache, sized for a container of 512 MiB: the SDK's own default grows with the heap limit
+ * (thousands of runs on a large machine), and with it the worker's memory. A run evicted from the cache replays its
+ * history on its next task; an Enterprise user's is a few dozen events, so eviction is cheap, and the parent,
+ * active on every task of its users, stays at the hot end of the cache.
+ */
+export const DEFAULT_CACHED_WORKFLOWS = 250;
 
 export interface DowngradeWorkers {
   run(): Promise<void>;
@@ -90,6 +100,7 @@ export async function createDowngradeWorkers(options: DowngradeWorkerOptions): P
     ...common,
     taskQueue: options.taskQueue,
     workflowBundle: options.workflowBundle ?? (await bundleWorkflows({ tracing })),
+    maxCachedWorkflows: options.cachedWorkflows ?? DEFAULT_CACHED_WORKFLOWS,
     ...(tracing ? { sinks: workflowSinks(options.workflowSpanSink) } : {}),
   });
   const cronofyCalls = await Worker.create({

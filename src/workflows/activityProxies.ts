@@ -36,6 +36,19 @@ export function serviceActivities() {
   return proxyActivities<Activities>({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '30m', retry });
 }
 
+/**
+ * The same activities run by the worker inside the workflow task that decides them: for short calls, such as one
+ * database write, that would otherwise cost the server an activity task and the workflow a workflow task more.
+ */
+export function serviceLocalActivities() {
+  return proxyLocalActivities<Activities>({
+    startToCloseTimeout: '30s',
+    scheduleToCloseTimeout: '30m',
+    localRetryThreshold: '10s',
+    retry,
+  });
+}
+
 /** The patch that moved the application's webhook from an activity to a local activity (older runs replay as before). */
 export const WEBHOOK_AS_LOCAL_ACTIVITY = 'webhook-as-local-activity';
 
@@ -51,12 +64,7 @@ export const WEBHOOK_AS_LOCAL_ACTIVITY = 'webhook-as-local-activity';
  * this patch; they are retried until a current worker takes them, and nothing is lost.
  */
 export function applicationNotifier(): (event: ApplicationEvent) => Promise<void> {
-  const local = proxyLocalActivities<Activities>({
-    startToCloseTimeout: '30s',
-    scheduleToCloseTimeout: '30m',
-    localRetryThreshold: '10s',
-    retry,
-  });
+  const local = serviceLocalActivities();
   const remote = serviceActivities();
   return (event) =>
     patched(WEBHOOK_AS_LOCAL_ACTIVITY) ? local.notifyApplication(event) : remote.notifyApplication(event);

@@ -34,12 +34,16 @@ import {
   type UsersProgress,
 } from './enterpriseDefinitions.js';
 import { enterpriseUserDowngrade } from './enterpriseUserDowngrade.js';
+import { UsersWindow, type Batch } from './usersWindow.js';
 import { waitWithReminders } from './waiting.js';
 
-/** Cronofy accepts up to 50 users per service-account authorization request. */
-const BATCH_SIZE = 50;
-/** Continue as new well before Temporal's 10,240-event warning; each user costs the parent about 8 events. */
-const DEFAULT_HISTORY_EVENT_BUDGET = 6_000;
+/**
+ * Continue as new after this many events: far below Temporal's 10,240-event warning, because the budget is also
+ * what a run costs to replay. Children keep signalling while the run tries to continue as new; the server refuses a
+ * completion that missed a signal, the worker drops the run from its cache and replays it with the new signal, and
+ * a long history makes each of those attempts long enough for the next signal to arrive.
+ */
+const DEFAULT_HISTORY_EVENT_BUDGET = 2_000;
 
 /**
  * The patch that counts a domain's `downgrade_finished` one workflow task before the one that closes it. The last
@@ -75,7 +79,8 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
   };
   let pending: { nonce: string; callback?: ReauthorizationCallback } | undefined;
   const finished: EnterpriseUserResult[] = [];
-  const inFlight = new Set(input.progress?.inFlight);
+  /** The users phase's window, once it has begun: cancelling the downgrade cancels the children in flight. */
+  let slidingWindow: UsersWindow | undefined;
   // A run continued as new carries on the same downgrade.
   if (info.continuedFromExecutionRunId === undefined) countDowngradeStarted('enterprise');
 
@@ -140,7 +145,9 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       await CancellationScope.nonCancellable(() =>
         // allSettled: a place may be reserved for a child that was never started.
         Promise.allSettled(
-          [...inFlight].map((position) => getExternalWorkflowHandle(childId(position)).cancel()),
+          [...(slidingWindow?.inFlight ?? [])].map((position) =>
+            getExternalWorkflowHandle(childId(position)).cancel(),
+          ),
         ),
       );
       throw error;
@@ -211,22 +218,18 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
 
   async function moveUsers(progress: UsersProgress): Promise<EnterpriseStatus> {
     enter('moving_users');
-    // Refill the window in batches, but not one user at a time: one Cronofy call should serve several users.
-    const minimumBatch = Math.min(BATCH_SIZE, Math.max(1, Math.floor(input.window / 4)));
-    // Starting a batch's children takes about a second; several batches start at once so the window stays full.
+    slidingWindow = new UsersWindow(input.window, status.userCount, progress);
+    status.counts = slidingWindow.counts;
+    // Starting a batch's children takes several round trips: more than one batch may be starting at once, so the
+    // window stays full. A failure is thrown from the loop, not from the batch's own promise.
     let batchesStarting = 0;
     const batchFailures: unknown[] = [];
-    let next = progress.nextPosition;
     for (;;) {
-      for (const result of finished.splice(0)) {
-        if (inFlight.delete(result.position)) {
-          status.counts[result.state] = (status.counts[result.state] ?? 0) + 1;
-        }
-      }
+      for (const result of finished.splice(0)) slidingWindow.finish(result);
       if (batchFailures.length > 0) throw batchFailures[0];
-      status.inFlight = inFlight.size;
+      status.inFlight = slidingWindow.inFlight.size;
       setCurrentDetails(describeStatus(status));
-      if (next >= status.userCount && inFlight.size === 0) break;
+      if (slidingWindow.done) break;
 
       // Checked on every pass: a window that refills as fast as it drains would otherwise never get here. Once due,
       // no new batch starts, and the run continues as new when the ones starting have started.
@@ -239,23 +242,13 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
           inlineUsers: undefined,
           captureId: status.captureId,
           userCount: status.userCount,
-          progress: {
-            ...progress,
-            nextPosition: next,
-            inFlight: [...inFlight],
-            counts: status.counts,
-            runs: status.runs,
-          },
+          progress: { ...progress, ...slidingWindow.carry(), runs: status.runs },
         });
       }
-
-      const size = Math.min(BATCH_SIZE, input.window - inFlight.size, status.userCount - next);
-      if (!historyFull && size > 0 && (size >= minimumBatch || next + size === status.userCount)) {
-        const from = next;
-        next += size;
-        for (let position = from; position < next; position += 1) inFlight.add(position);
+      const batch = historyFull ? undefined : slidingWindow.takeBatch();
+      if (batch) {
         batchesStarting += 1;
-        void startBatch(progress, from, size)
+        void startBatch(progress, batch)
           .catch((error: unknown) => void batchFailures.push(error))
           .finally(() => (batchesStarting -= 1));
         continue;
@@ -270,7 +263,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
    * Starts one child per user of the batch (their places in the window are already taken), then asks Cronofy
    * for all of them in one call.
    */
-  async function startBatch(progress: UsersProgress, from: number, size: number): Promise<void> {
+  async function startBatch(progress: UsersProgress, { from, size }: Batch): Promise<void> {
     const emails = await service.loadUserPage({ captureId: status.captureId, offset: from, limit: size });
     if (emails.length !== size) {
       throw ApplicationFailure.nonRetryable(
