@@ -347,7 +347,7 @@ async function runOnce(
       .parse(await got(sim('/_sim/requests')).json());
     const calls = cronofyRequests.filter((r) => r.status !== 429).length;
     const rejected429 = cronofyRequests.length - calls;
-    const histories = await longestHistories(env, domain, users);
+    const histories = await longestHistories(env, domain, result.captureId, users);
     const stored = await enterpriseUsers.countsByState(result.captureId);
     const summary = z
       .object({ users: z.object({ by_provider: z.record(z.string(), z.object({ active: z.number() })) }) })
@@ -424,7 +424,12 @@ async function approveAsAdministrator(downgrades: DowngradeClient, domain: strin
 }
 
 /** Every run of the parent, and a sample of children spread over the domain: the longest history of each. */
-async function longestHistories(env: TestWorkflowEnvironment, domain: string, users: number) {
+async function longestHistories(
+  env: TestWorkflowEnvironment,
+  domain: string,
+  captureId: string,
+  users: number,
+) {
   const parentId = enterpriseDowngradeId(domain);
   let parentEvents = 0;
   let parentBytes = 0;
@@ -448,7 +453,7 @@ async function longestHistories(env: TestWorkflowEnvironment, domain: string, us
   for (let i = 0; i < sample; i += 1) {
     const position = Math.floor((i * (users - 1)) / Math.max(1, sample - 1));
     const history = await env.client.workflow
-      .getHandle(enterpriseUserDowngradeId(parentId, position))
+      .getHandle(enterpriseUserDowngradeId(parentId, captureId, position))
       .fetchHistory()
       .catch(() => undefined);
     childEvents = Math.max(childEvents, history?.events?.length ?? 0);
@@ -497,7 +502,7 @@ function describeTimings(history: History): string {
     const activity = event.activityTaskScheduledEventAttributes?.activityType?.name;
     if (activity) {
       scheduled.set(id, { at, kind: activity });
-      if (activity === 'loadUserPage') batchStarts.push(at);
+      if (activity === 'startUsers' || activity === 'loadUserPage') batchStarts.push(at);
     }
     if (event.startChildWorkflowExecutionInitiatedEventAttributes)
       scheduled.set(id, { at, kind: 'start child' });

@@ -170,7 +170,7 @@ describe('enterprise downgrade', () => {
     );
 
     // A silent user's workflow asked again itself, naming its own run.
-    const silentChild = enterpriseUserDowngradeId(enterpriseDowngradeId(domain), emails.indexOf(silent[0]!));
+    const silentChild = await userWorkflowId(domain, emails.indexOf(silent[0]!));
     const { runId: silentRun } = await stack.env.client.workflow.getHandle(silentChild).describe();
     assert.deepEqual(
       (await userAccessRequests(silentChild)).map((user) => [user.request, user.runId, user.firstRunId]),
@@ -178,7 +178,7 @@ describe('enterprise downgrade', () => {
     );
 
     for (const email of duplicated) {
-      const childId = enterpriseUserDowngradeId(enterpriseDowngradeId(domain), emails.indexOf(email));
+      const childId = await userWorkflowId(domain, emails.indexOf(email));
       const requests = await signalledRequests(childId);
       assert.ok(requests.length >= 1);
       assert.equal(
@@ -247,9 +247,7 @@ describe('enterprise downgrade', () => {
       assert.deepEqual([user.runId, user.firstRunId], [runId, runId], `${user.email}: the user's run`);
     }
     // What an operator reads on a waiting user's run in the Temporal UI (its current details).
-    const child = stack.env.client.workflow.getHandle(
-      enterpriseUserDowngradeId(enterpriseDowngradeId(domain), 0),
-    );
+    const child = stack.env.client.workflow.getHandle(await userWorkflowId(domain, 0));
     const { currentDetails } = z
       .object({ currentDetails: z.string() })
       .parse(await child.query('__temporal_workflow_metadata'));
@@ -321,6 +319,12 @@ async function signalledRequests(workflowId: string): Promise<number[]> {
   );
 }
 
+/** The workflow id of the user at `position` of the domain's capture. */
+async function userWorkflowId(domain: string, position: number): Promise<string> {
+  const { captureId } = await stack.downgrades.getEnterpriseDowngrade(domain);
+  return enterpriseUserDowngradeId(enterpriseDowngradeId(domain), captureId, position);
+}
+
 /** Every run of the parent, and the first `users` users' workflows. */
 async function executionsOf(domain: string, users: number) {
   const runs: Array<{ workflowId: string; runId: string }> = [];
@@ -329,9 +333,7 @@ async function executionsOf(domain: string, users: number) {
   })) {
     runs.push({ workflowId: execution.workflowId, runId: execution.runId });
   }
-  const children = Array.from({ length: users }, (_, i) =>
-    enterpriseUserDowngradeId(enterpriseDowngradeId(domain), i),
-  );
+  const children = await Promise.all(Array.from({ length: users }, (_, i) => userWorkflowId(domain, i)));
   return [...runs, ...children];
 }
 

@@ -402,7 +402,8 @@ test('an Enterprise Connect domain moves the enterprise and per-user counters', 
   // The parent and its users replay against the current code, trace headers and all; with RECORD_HISTORIES set
   // they are written as fixtures for test/replay.test.ts.
   const parentId = enterpriseDowngradeId(domain);
-  const userIds = emails.map((_, i) => enterpriseUserDowngradeId(parentId, i));
+  const { captureId } = await stack.downgrades.getEnterpriseDowngrade(domain);
+  const userIds = emails.map((_, i) => enterpriseUserDowngradeId(parentId, captureId, i));
   await replayHistories(await recordHistories(stack, [parentId, ...userIds]));
 });
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BATCH_SIZE, UsersWindow } from '../src/workflows/usersWindow.js';
+import { BATCH_SIZE, POLL, UsersWindow } from '../src/workflows/usersWindow.js';
 
-const fresh = { nextPosition: 0, inFlight: [], counts: {} };
+const fresh = { nextPosition: 0, counts: {} };
 
 test('the window fills in batches of at most 50 and never past its size', () => {
   const window = new UsersWindow(120, 1000, fresh);
@@ -10,10 +10,11 @@ test('the window fills in batches of at most 50 and never past its size', () => 
   assert.deepEqual(window.takeBatch(), { from: 50, size: BATCH_SIZE });
   // 20 places left: under the minimum batch of 30 (a quarter of the window), so it waits for more.
   assert.equal(window.takeBatch(), undefined);
-  assert.equal(window.inFlight.size, 100);
-  for (let position = 0; position < 10; position += 1) window.finish({ position, state: 'completed' });
+  assert.equal(window.inFlight, 100);
+  window.update({ completed: 8, failed: 2 });
+  assert.equal(window.inFlight, 90);
   assert.deepEqual(window.takeBatch(), { from: 100, size: 30 });
-  assert.equal(window.inFlight.size, 120);
+  assert.equal(window.inFlight, 120);
 });
 
 test('the last users of a domain start even when they are fewer than the minimum batch', () => {
@@ -21,33 +22,32 @@ test('the last users of a domain start even when they are fewer than the minimum
   assert.deepEqual(window.takeBatch(), { from: 0, size: 50 });
   assert.deepEqual(window.takeBatch(), { from: 50, size: 3 });
   assert.equal(window.takeBatch(), undefined);
+  window.update({ completed: 52 });
   assert.equal(window.done, false);
-  for (let position = 0; position < 53; position += 1) window.finish({ position, state: 'completed' });
+  window.update({ completed: 52, expired: 1 });
   assert.equal(window.done, true);
 });
 
-test('a result is counted once, and only for a user in flight', () => {
-  const window = new UsersWindow(10, 10, fresh);
+test('the outcomes are read again at once after progress, and less and less often without', () => {
+  const window = new UsersWindow(100, 1000, fresh);
   window.takeBatch();
-  window.finish({ position: 3, state: 'failed', reason: 'x' });
-  window.finish({ position: 3, state: 'failed', reason: 'x' });
-  window.finish({ position: 42, state: 'completed' });
-  assert.deepEqual(window.counts, { failed: 1 });
-  assert.equal(window.inFlight.size, 9);
+  assert.equal(window.pollDelayMs, POLL.firstMs);
+  window.update({});
+  window.update({});
+  assert.equal(window.pollDelayMs, POLL.firstMs * 4);
+  for (let i = 0; i < 20; i += 1) window.update({});
+  assert.equal(window.pollDelayMs, POLL.longestMs);
+  window.update({ completed: 1 });
+  assert.equal(window.pollDelayMs, POLL.firstMs);
 });
 
-test('what a window carries across continue-as-new rebuilds the same window', () => {
+test('a window rebuilt from what continue-as-new carries goes on where it was', () => {
   const window = new UsersWindow(100, 1000, fresh);
   window.takeBatch();
   window.takeBatch();
-  window.finish({ position: 7, state: 'completed' });
-  const next = new UsersWindow(100, 1000, window.carry());
+  window.update({ completed: 7 });
+  const next = new UsersWindow(100, 1000, { nextPosition: window.next, counts: window.counts });
   assert.equal(next.next, 100);
-  assert.deepEqual(
-    [...next.inFlight].sort((a, b) => a - b),
-    [...window.inFlight].sort((a, b) => a - b),
-  );
-  assert.deepEqual(next.counts, { completed: 1 });
-  next.finish({ position: 8, state: 'expired' });
-  assert.deepEqual(window.counts, { completed: 1 }, 'the carried counts are a copy');
+  assert.equal(next.inFlight, 93);
+  assert.deepEqual(next.takeBatch(), undefined, '7 places: under the minimum batch of 25');
 });

@@ -1,3 +1,6 @@
+import { ApplicationFailure, getClient } from '@temporalio/activity';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
 import { CronofyUnauthorizedError } from '../cronofy/errors.js';
 import { serviceAccountProfile } from '../cronofy/schemas.js';
 import { issuingRun, StateSigner, type IssuingRun } from '../callbacks/stateToken.js';
@@ -5,6 +8,12 @@ import type { StoredCredentials } from '../store/credentialStore.js';
 import { callCronofy } from './callCronofy.js';
 import { exchangeCodeOnce } from './exchangeCode.js';
 import type { ActivityDeps, ExchangedGrant } from './index.js';
+import { searchAttributes } from '../workflows/definitions.js';
+import {
+  enterpriseUserDowngradeId,
+  type EnterpriseUserInput,
+  type UserOutcomeState,
+} from '../workflows/enterpriseDefinitions.js';
 
 /** The service account may manage accounts, and grant each user no more than Free/Busy. */
 export const SERVICE_ACCOUNT_SCOPE = ['service_account/accounts/manage'] as const;
@@ -106,6 +115,99 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
 
     async loadUserPage(request: { captureId: string; offset: number; limit: number }): Promise<string[]> {
       return enterpriseUsers.page(request.captureId, request.offset, request.limit);
+    },
+
+    /**
+     * Starts the workflows of a batch of users (positions `from` … `from + size - 1` of the capture), through the
+     * worker's own Temporal client: one activity instead of a child start each in the domain's history. Each
+     * user's workflow id is fixed by the capture and position and may be used once, so a retried activity finds the
+     * workflows it started and never starts a user twice. Returns what the access request needs of each.
+     */
+    async startUsers(request: {
+      domain: string;
+      captureId: string;
+      from: number;
+      size: number;
+      taskQueue: string;
+      user: Pick<
+        EnterpriseUserInput,
+        'parentWorkflowId' | 'serviceAccountRef' | 'userDeadlineMs' | 'maxUserRequests'
+      >;
+    }): Promise<Array<IssuingRun & { email: string; request: number }>> {
+      const emails = await enterpriseUsers.page(request.captureId, request.from, request.size);
+      if (emails.length !== request.size) {
+        throw ApplicationFailure.nonRetryable(
+          `capture ${request.captureId} has ${emails.length} users at ${request.from}, not ${request.size}`,
+        );
+      }
+      const client = getClient();
+      return Promise.all(
+        emails.map(async (email, index) => {
+          const position = request.from + index;
+          const workflowId = enterpriseUserDowngradeId(
+            request.user.parentWorkflowId,
+            request.captureId,
+            position,
+          );
+          const input: EnterpriseUserInput = {
+            ...request.user,
+            domain: request.domain,
+            captureId: request.captureId,
+            email,
+            position,
+            signalsParent: false,
+          };
+          let runId: string;
+          try {
+            const handle = await client.workflow.start('enterpriseUserDowngrade', {
+              workflowId,
+              taskQueue: request.taskQueue,
+              args: [input],
+              workflowIdReusePolicy: 'REJECT_DUPLICATE',
+              typedSearchAttributes: new TypedSearchAttributes([
+                { key: searchAttributes.kind, value: 'enterprise_user' },
+                { key: searchAttributes.domain, value: request.domain },
+                { key: searchAttributes.state, value: 'awaiting_user_access' },
+              ]),
+            });
+            runId = handle.firstExecutionRunId;
+          } catch (error) {
+            if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+            runId = (await client.workflow.getHandle(workflowId).describe()).runId;
+          }
+          // A user's workflow never continues as new: its first run is its only one.
+          return { email, workflowId, runId, firstRunId: runId, request: 1 };
+        }),
+      );
+    },
+
+    /** How many of a capture's users have an outcome, by state: the domain's progress. */
+    async countUserOutcomes(request: {
+      captureId: string;
+    }): Promise<Partial<Record<UserOutcomeState, number>>> {
+      return enterpriseUsers.countsByState(request.captureId);
+    },
+
+    /** Cancels the workflows of the users started (positions before `before`) that have no outcome yet. */
+    async cancelUsers(request: {
+      parentWorkflowId: string;
+      captureId: string;
+      before: number;
+    }): Promise<void> {
+      const client = getClient();
+      const positions = await enterpriseUsers.unfinishedPositions(request.captureId, request.before);
+      await Promise.all(
+        positions.map(async (position) => {
+          const workflowId = enterpriseUserDowngradeId(request.parentWorkflowId, request.captureId, position);
+          await client.workflow
+            .getHandle(workflowId)
+            .cancel()
+            .catch((error: unknown) => {
+              // Finished since the query, or never started (the batch's activity was cut short).
+              if (!(error instanceof WorkflowNotFoundError)) throw error;
+            });
+        }),
+      );
     },
 
     /** One Cronofy call for up to 50 users; each gets a signed state bound to its own child workflow. */

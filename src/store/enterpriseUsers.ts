@@ -60,6 +60,17 @@ export class EnterpriseUsers {
     );
   }
 
+  /** Positions before `before` with no outcome recorded yet: the users still on their way. */
+  async unfinishedPositions(captureId: string, before: number): Promise<number[]> {
+    const rows = await this.db.query<{ position: number }>(
+      `SELECT u.position FROM enterprise_users u
+       LEFT JOIN enterprise_user_outcomes o ON o.capture_id = u.capture_id AND o.email = u.email
+       WHERE u.capture_id = $1 AND u.position < $2 AND o.email IS NULL ORDER BY u.position`,
+      [captureId, before],
+    );
+    return rows.map((row) => Number(row.position));
+  }
+
   async countsByState(captureId: string): Promise<Record<string, number>> {
     const rows = await this.db.query<{ state: string; count: number }>(
       'SELECT state, count(*)::int AS count FROM enterprise_user_outcomes WHERE capture_id = $1 GROUP BY state',

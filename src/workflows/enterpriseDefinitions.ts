@@ -6,9 +6,17 @@ export function enterpriseDowngradeId(domain: string): string {
   return `downgrade-enterprise-${domain}`;
 }
 
-/** Children are named by their place in the capture: ids carry no email. */
-export function enterpriseUserDowngradeId(parentWorkflowId: string, position: number): string {
-  return `${parentWorkflowId}-user-${position}`;
+/**
+ * A user's workflow is named by the domain's, the capture and the user's place in it (ids carry no email): one per
+ * user and capture, so a retried start finds the workflow it started, and retrying a domain's failed users (a new
+ * capture) starts new ones.
+ */
+export function enterpriseUserDowngradeId(
+  parentWorkflowId: string,
+  captureId: string,
+  position: number,
+): string {
+  return `${parentWorkflowId}-${captureId}-user-${position}`;
 }
 
 export type EnterprisePhase =
@@ -27,6 +35,7 @@ export interface UsersProgress {
   serviceAccountRef: string;
   providerName: string;
   nextPosition: number;
+  /** Runs before USERS_STARTED_BY_ACTIVITY only: the positions of children in flight. */
   inFlight: number[];
   counts: Partial<Record<UserOutcomeState, number>>;
   runs: number;
@@ -88,6 +97,11 @@ export interface EnterpriseUserInput {
   serviceAccountRef: string;
   userDeadlineMs: number;
   maxUserRequests: number;
+  /**
+   * False for users started by the domain's activity, whose outcome the domain reads from the store. Absent for
+   * children of runs before USERS_STARTED_BY_ACTIVITY, which still wait for each child's `userFinished` signal.
+   */
+  signalsParent?: boolean;
 }
 
 export interface EnterpriseUserResult {

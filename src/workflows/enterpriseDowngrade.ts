@@ -24,7 +24,6 @@ import {
   type ReauthorizationCallback,
 } from './definitions.js';
 import {
-  enterpriseUserDowngradeId,
   getEnterpriseStatus,
   userFinished,
   type EnterpriseDowngradeInput,
@@ -34,16 +33,24 @@ import {
   type UsersProgress,
 } from './enterpriseDefinitions.js';
 import { enterpriseUserDowngrade } from './enterpriseUserDowngrade.js';
+import { LegacyChildrenWindow } from './legacyChildrenWindow.js';
 import { UsersWindow, type Batch } from './usersWindow.js';
 import { waitWithReminders } from './waiting.js';
 
 /**
- * Continue as new after this many events: far below Temporal's 10,240-event warning, because the budget is also
- * what a run costs to replay. Children keep signalling while the run tries to continue as new; the server refuses a
- * completion that missed a signal, the worker drops the run from its cache and replays it with the new signal, and
- * a long history makes each of those attempts long enough for the next signal to arrive.
+ * Continue as new after this many events, far below Temporal's 10,240-event warning: the budget is also what a
+ * run costs to replay when the worker has pushed it out of its cache.
  */
 const DEFAULT_HISTORY_EVENT_BUDGET = 2_000;
+
+/**
+ * The patch that starts each batch of users from an activity and reads their outcomes from the store, instead of
+ * starting a child per user and waiting for each child's signal. The domain's history then grows by batches and
+ * reads, not by users, and nothing signals it while it continues as new: under a steady stream of child signals the
+ * server kept refusing its continue-as-new (a completion that missed a signal is refused), and the domain stalled
+ * until its window had drained. Runs whose users phase began before it finish the old way (legacyChildrenWindow.ts).
+ */
+export const USERS_STARTED_BY_ACTIVITY = 'users-started-by-activity';
 
 /**
  * The patch that counts a domain's `downgrade_finished` one workflow task before the one that closes it. The last
@@ -79,8 +86,9 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
   };
   let pending: { nonce: string; callback?: ReauthorizationCallback } | undefined;
   const finished: EnterpriseUserResult[] = [];
-  /** The users phase's window, once it has begun: cancelling the downgrade cancels the children in flight. */
-  let slidingWindow: UsersWindow | undefined;
+  /** The users phase's window, once it has begun: cancelling the downgrade cancels the users in flight. */
+  let users: UsersWindow | undefined;
+  let slidingWindow: LegacyChildrenWindow | undefined;
   // A run continued as new carries on the same downgrade.
   if (info.continuedFromExecutionRunId === undefined) countDowngradeStarted('enterprise');
 
@@ -142,14 +150,21 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
     if (isCancellation(error)) {
       enter('cancelled', { reason: 'cancelled by request' });
       await countFinished('cancelled');
-      await CancellationScope.nonCancellable(() =>
+      await CancellationScope.nonCancellable(async () => {
+        if (users) {
+          await service.cancelUsers({
+            parentWorkflowId: info.workflowId,
+            captureId: status.captureId,
+            before: users.next,
+          });
+        }
         // allSettled: a place may be reserved for a child that was never started.
-        Promise.allSettled(
+        await Promise.allSettled(
           [...(slidingWindow?.inFlight ?? [])].map((position) =>
-            getExternalWorkflowHandle(childId(position)).cancel(),
+            getExternalWorkflowHandle(legacyChildId(position)).cancel(),
           ),
-        ),
-      );
+        );
+      });
       throw error;
     }
     if (error instanceof ActivityFailure) {
@@ -218,7 +233,86 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
 
   async function moveUsers(progress: UsersProgress): Promise<EnterpriseStatus> {
     enter('moving_users');
-    slidingWindow = new UsersWindow(input.window, status.userCount, progress);
+    // A run carrying children of the old way in flight finishes them the old way.
+    if (progress.inFlight.length > 0 || !patched(USERS_STARTED_BY_ACTIVITY))
+      return moveUsersAsChildren(progress);
+    users = new UsersWindow(input.window, status.userCount, progress);
+    for (;;) {
+      Object.assign(status, { counts: users.counts, inFlight: users.inFlight });
+      setCurrentDetails(describeStatus(status));
+      if (users.done) break;
+      if (historyFull()) {
+        await continueAsNew<typeof enterpriseDowngrade>({
+          ...continuation(),
+          progress: { ...progress, nextPosition: users.next, counts: users.counts, runs: status.runs },
+        });
+      }
+      const batch = users.takeBatch();
+      if (batch) {
+        await startUsers(progress, batch);
+        continue;
+      }
+      await sleep(users.pollDelayMs);
+      users.update(await service.countUserOutcomes({ captureId: status.captureId }));
+    }
+    return await finish('completed');
+  }
+
+  /** Starts the batch's users' workflows, then asks Cronofy for all of them in one call. */
+  async function startUsers(progress: UsersProgress, { from, size }: Batch): Promise<void> {
+    const started = await service.startUsers({
+      domain: input.domain,
+      captureId: status.captureId,
+      from,
+      size,
+      taskQueue: info.taskQueue,
+      user: {
+        parentWorkflowId: info.workflowId,
+        serviceAccountRef: progress.serviceAccountRef,
+        userDeadlineMs: input.userDeadlineMs,
+        maxUserRequests: input.maxUserRequests,
+      },
+    });
+    status.started += size;
+    await requestAccess(progress, started, from);
+  }
+
+  async function requestAccess(
+    progress: UsersProgress,
+    started: Parameters<typeof cronofy.requestUserAccess>[0]['users'],
+    from: number,
+  ): Promise<void> {
+    try {
+      await cronofy.requestUserAccess({
+        serviceAccountRef: progress.serviceAccountRef,
+        users: started,
+        expiresAt: Date.now() + 2 * input.userDeadlineMs,
+      });
+    } catch (error) {
+      // Each user asks again on its own when no access arrives by its deadline.
+      if (!(error instanceof ActivityFailure)) throw error;
+      log.warn('Batch access request failed; the users will be asked again one by one', {
+        from,
+        size: started.length,
+      });
+    }
+  }
+
+  /** Checked on every pass: a window that refills as fast as it drains would otherwise never get here. */
+  function historyFull(): boolean {
+    return (
+      workflowInfo().continueAsNewSuggested ||
+      workflowInfo().historyLength > (input.historyEventBudget ?? DEFAULT_HISTORY_EVENT_BUDGET)
+    );
+  }
+
+  function continuation(): EnterpriseDowngradeInput {
+    return { ...input, inlineUsers: undefined, captureId: status.captureId, userCount: status.userCount };
+  }
+
+  /** The users phase of runs before USERS_STARTED_BY_ACTIVITY: a child per user, each signalling its result. */
+  async function moveUsersAsChildren(progress: UsersProgress): Promise<EnterpriseStatus> {
+    slidingWindow = new LegacyChildrenWindow(input.window, status.userCount, progress);
     status.counts = slidingWindow.counts;
     // Starting a batch's children takes several round trips: more than one batch may be starting at once, so the
     // window stays full. A failure is thrown from the loop, not from the batch's own promise.
@@ -231,24 +325,18 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       setCurrentDetails(describeStatus(status));
       if (slidingWindow.done) break;
 
-      // Checked on every pass: a window that refills as fast as it drains would otherwise never get here. Once due,
-      // no new batch starts, and the run continues as new when the ones starting have started.
-      const historyFull =
-        workflowInfo().continueAsNewSuggested ||
-        workflowInfo().historyLength > (input.historyEventBudget ?? DEFAULT_HISTORY_EVENT_BUDGET);
-      if (historyFull && batchesStarting === 0) {
+      // Once due, no new batch starts, and the run continues as new when the ones starting have started.
+      const full = historyFull();
+      if (full && batchesStarting === 0) {
         await continueAsNew<typeof enterpriseDowngrade>({
-          ...input,
-          inlineUsers: undefined,
-          captureId: status.captureId,
-          userCount: status.userCount,
+          ...continuation(),
           progress: { ...progress, ...slidingWindow.carry(), runs: status.runs },
         });
       }
-      const batch = historyFull ? undefined : slidingWindow.takeBatch();
+      const batch = full ? undefined : slidingWindow.takeBatch();
       if (batch) {
         batchesStarting += 1;
-        void startBatch(progress, batch)
+        void startChildren(progress, batch)
           .catch((error: unknown) => void batchFailures.push(error))
           .finally(() => (batchesStarting -= 1));
         continue;
@@ -263,7 +351,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
    * Starts one child per user of the batch (their places in the window are already taken), then asks Cronofy
    * for all of them in one call.
    */
-  async function startBatch(progress: UsersProgress, { from, size }: Batch): Promise<void> {
+  async function startChildren(progress: UsersProgress, { from, size }: Batch): Promise<void> {
     const emails = await service.loadUserPage({ captureId: status.captureId, offset: from, limit: size });
     if (emails.length !== size) {
       throw ApplicationFailure.nonRetryable(
@@ -273,7 +361,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
     const users = emails.map((email, index) => ({
       email,
       position: from + index,
-      workflowId: childId(from + index),
+      workflowId: legacyChildId(from + index),
     }));
     const started = await Promise.all(
       users.map(async (user) => {
@@ -309,21 +397,11 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       }),
     );
     status.started += users.length;
-    try {
-      await cronofy.requestUserAccess({
-        serviceAccountRef: progress.serviceAccountRef,
-        users: started,
-        expiresAt: Date.now() + 2 * input.userDeadlineMs,
-      });
-    } catch (error) {
-      // Each child asks again on its own when no access arrives by its deadline.
-      if (!(error instanceof ActivityFailure)) throw error;
-      log.warn('Batch access request failed; the users will be asked again one by one', { from, size });
-    }
+    await requestAccess(progress, started, from);
   }
 
-  function childId(position: number): string {
-    return enterpriseUserDowngradeId(info.workflowId, position);
+  function legacyChildId(position: number): string {
+    return `${info.workflowId}-user-${position}`;
   }
 }
 
@@ -339,6 +417,9 @@ function describeStatus(status: EnterpriseStatus): string {
   lines.push(
     `Users: ${status.started} of ${status.userCount} started, ${status.inFlight} in flight; ${counts || 'none finished'}`,
   );
+  if (status.started > 0) {
+    lines.push(`Their workflows: CronofyDomain = "${status.domain}" AND DowngradeKind = "enterprise_user"`);
+  }
   if (status.reason) lines.push(`Reason: ${status.reason}`);
   return lines.join('\n\n');
 }

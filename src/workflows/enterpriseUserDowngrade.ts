@@ -31,8 +31,8 @@ import {
 export const FEWER_ROUND_TRIPS_PER_USER = 'fewer-round-trips-per-user';
 
 /**
- * One user of an Enterprise Connect domain: wait for Cronofy's callback to the access request the parent made
- * (asking again when it does not come), exchange the code, verify Free/Busy, record the outcome, tell the parent.
+ * One user of an Enterprise Connect domain: wait for Cronofy's callback to the access request the domain made
+ * (asking again when it does not come), exchange the code, verify Free/Busy, record the outcome.
  */
 export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promise<EnterpriseUserResult> {
   const cronofy = cronofyActivities();
@@ -85,7 +85,8 @@ export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promi
       ...result,
       credentialRef,
     });
-    if (result.state !== 'cancelled') {
+    // The domain reads the recorded outcome; only a child of a run before USERS_STARTED_BY_ACTIVITY is waited for.
+    if (input.signalsParent !== false && result.state !== 'cancelled') {
       await getExternalWorkflowHandle(input.parentWorkflowId).signal(userFinished, result);
     }
   });

@@ -1,7 +1,10 @@
-import type { EnterpriseUserResult, UsersProgress } from './enterpriseDefinitions.js';
+import type { UserOutcomeState, UsersProgress } from './enterpriseDefinitions.js';
 
 /** Cronofy accepts up to 50 users per service-account authorization request. */
 export const BATCH_SIZE = 50;
+
+/** How often the domain reads its users' outcomes: at once after progress, backing off while nothing changes. */
+export const POLL = { firstMs: 1_000, longestMs: 60_000 } as const;
 
 export interface Batch {
   /** Position of the batch's first user in the capture. */
@@ -9,57 +12,61 @@ export interface Batch {
   size: number;
 }
 
+type Counts = Partial<Record<UserOutcomeState, number>>;
+
 /**
- * The users phase's sliding window over a domain's captured users, as plain state: the next position to start,
- * the positions in flight, and the outcomes counted so far. It decides, and the workflow acts: `takeBatch` says
- * which users to start next, `finish` records a user's result. Everything here travels across continue-as-new
- * (`carry`), so a run that continues starts where the last one stopped.
+ * The users phase's sliding window over a domain's captured users, as plain state: the next position to start and
+ * the outcomes recorded so far (read from the store, where each user's workflow records its own). Users in flight
+ * are those started and not finished. It decides, and the workflow acts: `takeBatch` names the users to start
+ * next, `update` takes the latest counts and sets how long to wait before reading them again.
  */
 export class UsersWindow {
-  readonly inFlight: Set<number>;
-  readonly counts: UsersProgress['counts'];
   next: number;
+  counts: Counts;
+  /** How long to wait before reading the outcomes again. */
+  pollDelayMs: number = POLL.firstMs;
   /** A batch smaller than this waits for more places, so that one Cronofy call serves several users. */
   readonly #minimumBatch: number;
 
   constructor(
     readonly size: number,
     readonly userCount: number,
-    progress: Pick<UsersProgress, 'nextPosition' | 'inFlight' | 'counts'>,
+    progress: Pick<UsersProgress, 'nextPosition' | 'counts'>,
   ) {
-    this.inFlight = new Set(progress.inFlight);
-    this.counts = { ...progress.counts };
     this.next = progress.nextPosition;
+    this.counts = { ...progress.counts };
     this.#minimumBatch = Math.min(BATCH_SIZE, Math.max(1, Math.floor(size / 4)));
   }
 
-  /** Every user has been started and has finished. */
-  get done(): boolean {
-    return this.next >= this.userCount && this.inFlight.size === 0;
+  get finished(): number {
+    return Object.values(this.counts).reduce((sum, count) => sum + (count ?? 0), 0);
   }
 
-  /** Counts a user's result once; a repeated report (a retried signal) changes nothing. */
-  finish(result: EnterpriseUserResult): void {
-    if (this.inFlight.delete(result.position)) {
-      this.counts[result.state] = (this.counts[result.state] ?? 0) + 1;
-    }
+  get inFlight(): number {
+    return this.next - this.finished;
+  }
+
+  /** Every user has been started and has an outcome. */
+  get done(): boolean {
+    return this.next >= this.userCount && this.finished >= this.userCount;
   }
 
   /**
-   * The next users to start, their places in the window taken: up to a full batch, but nothing while fewer than the
-   * minimum batch fit, unless they are the domain's last users.
+   * The next users to start: up to a full batch, but nothing while fewer than the minimum batch fit, unless they
+   * are the domain's last users.
    */
   takeBatch(): Batch | undefined {
-    const size = Math.min(BATCH_SIZE, this.size - this.inFlight.size, this.userCount - this.next);
+    const size = Math.min(BATCH_SIZE, this.size - this.inFlight, this.userCount - this.next);
     if (size <= 0 || (size < this.#minimumBatch && this.next + size < this.userCount)) return undefined;
     const batch = { from: this.next, size };
-    for (let position = batch.from; position < batch.from + size; position += 1) this.inFlight.add(position);
     this.next += size;
     return batch;
   }
 
-  /** What the next run needs to carry on. */
-  carry(): Pick<UsersProgress, 'nextPosition' | 'inFlight' | 'counts'> {
-    return { nextPosition: this.next, inFlight: [...this.inFlight], counts: this.counts };
+  /** The outcomes recorded now: progress resets the wait before the next read, none doubles it. */
+  update(counts: Counts): void {
+    const before = this.finished;
+    this.counts = { ...counts };
+    this.pollDelayMs = this.finished > before ? POLL.firstMs : Math.min(POLL.longestMs, this.pollDelayMs * 2);
   }
 }
