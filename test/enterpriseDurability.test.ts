@@ -109,7 +109,7 @@ test('a domain survives its service being killed with SIGKILL twice: same counts
     window: 40,
     userDeadlineMs: 4_000,
     maxUserRequests: 10,
-    historyEventBudget: 800,
+    historyEventBudget: 100,
   });
 
   let authorizationUrl: string | undefined;
