@@ -1,7 +1,7 @@
 /**
  * The service's worker alone in its own process, so the benchmark can measure its memory without its own:
- * the same workers as production (`createDowngradeWorkers`), plus, when asked, a worker for the trivial
- * yardstick workflows on another task queue. Configured by environment variables, driven over IPC:
+ * the same workers as production (`createDowngradeWorkers`); or, with BENCH_TRIVIAL_TASK_QUEUE, only a worker for
+ * the trivial yardstick workflows, in a process of its own that is stopped before the downgrade. Configured by environment variables, driven over IPC:
  * it sends `{ type: 'ready' }`, answers `{ type: 'stats' }` with its memory, and `{ type: 'stop' }` ends it.
  */
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -51,6 +51,54 @@ async function main(): Promise<void> {
   sample();
   const sampler = setInterval(sample, 200);
 
+  const connection = await NativeConnection.connect({ address: required('BENCH_TEMPORAL_ADDRESS') });
+  // Payloads are encrypted as in production: the codec's cost is part of what is measured.
+  const { dataConverter } = payloadEncryption({
+    PAYLOAD_ENCRYPTION_KEYS: required('BENCH_PAYLOAD_ENCRYPTION_KEYS'),
+  });
+  const trivialQueue = process.env.BENCH_TRIVIAL_TASK_QUEUE;
+  const workers = trivialQueue
+    ? await Worker.create({
+        connection,
+        namespace: 'default',
+        taskQueue: trivialQueue,
+        workflowBundle: { codePath: required('BENCH_TRIVIAL_BUNDLE') },
+        dataConverter,
+      })
+    : await serviceWorkers(connection, dataConverter);
+  const running = workers.run();
+
+  process.on('message', (message: ParentMessage) => {
+    if (message.type === 'stats') {
+      const { rss, heapUsed } = sample();
+      send({
+        type: 'stats',
+        peakRss,
+        peakHeapUsed,
+        rss,
+        heapUsed,
+        maxRss: process.resourceUsage().maxRSS * 1024,
+      });
+      if (message.resetPeak) {
+        peakRss = rss;
+        peakHeapUsed = heapUsed;
+      }
+    } else if (message.type === 'stop') {
+      workers.shutdown();
+    }
+  });
+  send({ type: 'ready' });
+  await running;
+  clearInterval(sampler);
+  await connection.close();
+  process.disconnect?.();
+}
+
+/** The production workers (`createDowngradeWorkers`) with their own store, simulator client and state signer. */
+async function serviceWorkers(
+  connection: NativeConnection,
+  dataConverter: ReturnType<typeof payloadEncryption>['dataConverter'],
+): Promise<{ run(): Promise<void>; shutdown(): void }> {
   const database = await openDatabase(required('BENCH_DATABASE_URL'));
   const store = new CredentialStore(database, Keyring.parse(required('BENCH_CREDENTIAL_KEYS')));
   const enterpriseUsers = new EnterpriseUsers(database);
@@ -60,11 +108,6 @@ async function main(): Promise<void> {
     clientId: required('BENCH_CLIENT_ID'),
     clientSecret: required('BENCH_CLIENT_SECRET'),
     hosts: { api: simulatorUrl, app: simulatorUrl },
-  });
-  const connection = await NativeConnection.connect({ address: required('BENCH_TEMPORAL_ADDRESS') });
-  // Payloads are encrypted as in production: the codec's cost is part of what is measured.
-  const { dataConverter } = payloadEncryption({
-    PAYLOAD_ENCRYPTION_KEYS: required('BENCH_PAYLOAD_ENCRYPTION_KEYS'),
   });
   const workers = await createDowngradeWorkers({
     connection,
@@ -85,44 +128,10 @@ async function main(): Promise<void> {
       serviceAccountCallbackUrl: required('BENCH_SERVICE_ACCOUNT_CALLBACK_URL'),
     },
   });
-  const trivialQueue = process.env.BENCH_TRIVIAL_TASK_QUEUE;
-  const trivial = trivialQueue
-    ? await Worker.create({
-        connection,
-        namespace: 'default',
-        taskQueue: trivialQueue,
-        workflowBundle: { codePath: required('BENCH_TRIVIAL_BUNDLE') },
-        dataConverter,
-      })
-    : undefined;
-  const running = Promise.all([workers.run(), trivial?.run()]);
-
-  process.on('message', (message: ParentMessage) => {
-    if (message.type === 'stats') {
-      const { rss, heapUsed } = sample();
-      send({
-        type: 'stats',
-        peakRss,
-        peakHeapUsed,
-        rss,
-        heapUsed,
-        maxRss: process.resourceUsage().maxRSS * 1024,
-      });
-      if (message.resetPeak) {
-        peakRss = rss;
-        peakHeapUsed = heapUsed;
-      }
-    } else if (message.type === 'stop') {
-      workers.shutdown();
-      trivial?.shutdown();
-    }
-  });
-  send({ type: 'ready' });
-  await running;
-  clearInterval(sampler);
-  await connection.close();
-  await database.close();
-  process.disconnect?.();
+  return {
+    run: () => workers.run().finally(() => database.close()),
+    shutdown: () => workers.shutdown(),
+  };
 }
 
 main().catch((error: unknown) => {
