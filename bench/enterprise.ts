@@ -4,13 +4,13 @@
  *
  *   npx tsx bench/enterprise.ts --users 1000,10000 [--scale 10] [--window 500] [--repeat 1] [--timeout 1800]
  *   npx tsx bench/enterprise.ts --users 1000 --lifted [--trivial-count 2000] [--trivial-window 500]
- *                               [--cached-workflows 250]
+ *                               [--cached-workflows 250] [--tracing]
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import proto from '@temporalio/proto';
@@ -39,8 +39,7 @@ import {
   enterpriseUserDowngradeId,
   type EnterpriseStatus,
 } from '../src/workflows/enterpriseDefinitions.js';
-import { decideOnConsentPage, followRedirect } from '../test/support/stack.js';
-import type { ChildMessage, ParentMessage, WorkerStats } from './workerProcess.js';
+import { approveAsAdministrator, chunks, describeProgress, startWorkerProcess } from './enterpriseSupport.js';
 import type { trivialParent } from './trivialWorkflows.js';
 import { freePort } from '../test/support/ports.js';
 import {
@@ -80,6 +79,7 @@ const { values: args } = parseArgs({
     'trivial-window': { type: 'string' },
     'database-url': { type: 'string' },
     'cached-workflows': { type: 'string' },
+    tracing: { type: 'boolean', default: false },
   },
 });
 
@@ -149,7 +149,7 @@ async function main(): Promise<number> {
       workflows: join(scratch, 'workflows.js'),
       trivial: join(scratch, 'trivial.js'),
     };
-    writeFileSync(bundles.workflows, (await bundleWorkflows()).code);
+    writeFileSync(bundles.workflows, (await bundleWorkflows({ tracing: args.tracing })).code);
     writeFileSync(
       bundles.trivial,
       (
@@ -237,6 +237,14 @@ async function runOnce(
     cleanups.push(() => simulator.close());
     const sim = (path: string) => `${simulator.url}${path}`;
 
+    const spans = args.tracing ? await startSpanSink() : undefined;
+    // Runs after the worker has stopped and flushed its last spans.
+    if (spans) {
+      cleanups.push(async () => {
+        log(`OTLP spans received from the worker: ${fmt(spans.bytes() / MiB, 1)} MiB`);
+        await spans.close();
+      });
+    }
     const taskQueue = `bench-${Date.now()}`;
     const trivialTaskQueue = `${taskQueue}-trivial`;
     const workerEnv = {
@@ -254,6 +262,7 @@ async function runOnce(
       ...(args['cached-workflows'] ? { BENCH_CACHED_WORKFLOWS: args['cached-workflows'] } : {}),
       BENCH_REDIRECT_URI: redirectUri,
       BENCH_SERVICE_ACCOUNT_CALLBACK_URL: `${callbacks.url}${SERVICE_ACCOUNT_CALLBACK_PATH}`,
+      ...(spans ? { BENCH_OTLP_ENDPOINT: spans.url } : {}),
     };
 
     // The yardstick first, on the same server, with its worker in a process of its own that ends before the
@@ -402,29 +411,26 @@ async function runOnce(
   }
 }
 
+/** With `--tracing`: an OTLP/HTTP receiver that takes the worker's spans and counts the bytes. */
+async function startSpanSink(): Promise<{ url: string; bytes(): number; close(): Promise<void> }> {
+  let bytes = 0;
+  const server = createServer((request, response) => {
+    request.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    request.on('end', () => response.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    bytes: () => bytes,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 /** The server's requests between two scrapes, per user. */
 function perUser(after: ServerRequests, before: ServerRequests, users: number) {
   const delta = (kind: keyof ServerRequests) => (sum(after[kind]) - sum(before[kind])) / users;
   return { frontend: delta('frontend'), persistence: delta('persistence') };
-}
-
-function describeProgress(status: EnterpriseStatus): string {
-  return `phase ${status.phase}, started ${status.started}/${status.userCount}, in flight ${status.inFlight}, counts ${JSON.stringify(status.counts)}, run ${status.runs}`;
-}
-
-/** The administrator approves Free/Busy on the simulator's consent page, over HTTP, as a browser would. */
-async function approveAsAdministrator(downgrades: DowngradeClient, domain: string, deadline: number) {
-  for (;;) {
-    const status = await downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
-    if (status?.phase === 'awaiting_admin' && status.authorizationUrl) {
-      const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', { domain });
-      const back = await followRedirect(location);
-      if (back.status !== 200) throw new Error(`the callback server answered ${back.status}`);
-      return;
-    }
-    if (Date.now() > deadline) throw new Error(`the downgrade of ${domain} never asked the administrator`);
-    await sleep(100);
-  }
 }
 
 /** Every run of the parent, and a sample of children spread over the domain: the longest history of each. */
@@ -546,75 +552,6 @@ function describeTimings(history: History): string {
       )
       .join('; ') + `; ${batchStarts.length} batches, ${mean(gaps)} ms apart`
   );
-}
-
-interface WorkerHandle {
-  stats(resetPeak: boolean): Promise<WorkerStats>;
-  slowTaskWarnings(): number;
-  stop(): Promise<void>;
-}
-
-async function startWorkerProcess(env: Record<string, string>): Promise<WorkerHandle> {
-  const child: ChildProcess = fork(fileURLToPath(new URL('./workerProcess.ts', import.meta.url)), [], {
-    env: { ...process.env, ...env },
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
-  // The worker's output is passed on, and the SDK's slow-workflow-task warnings counted on the way.
-  let slowTaskWarnings = 0;
-  for (const output of [child.stdout!, child.stderr!]) {
-    createInterface({ input: output }).on('line', (line) => {
-      process.stderr.write(`${line}\n`);
-      if (line.includes('TMPRL1104')) slowTaskWarnings += 1;
-    });
-  }
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  let waiting: ((stats: WorkerStats) => void) | undefined;
-  const ready = new Promise<void>((resolve, reject) => {
-    child.on('message', (message: ChildMessage) => {
-      if (message.type === 'ready') resolve();
-      else if (message.type === 'error') reject(new Error(`worker process: ${message.message}`));
-      else if (message.type === 'stats') waiting?.(message);
-    });
-    void exited.then((code) => reject(new Error(`worker process exited with code ${code}`)));
-  });
-  const timeout = sleep(60_000).then(() => {
-    throw new Error('the worker process did not start within 60 s');
-  });
-  try {
-    await Promise.race([ready, timeout]);
-  } catch (error) {
-    child.kill('SIGKILL');
-    throw error;
-  }
-  let queue = Promise.resolve<unknown>(undefined);
-  return {
-    slowTaskWarnings: () => slowTaskWarnings,
-    stats(resetPeak) {
-      const next = queue.then(
-        () =>
-          new Promise<WorkerStats>((resolve, reject) => {
-            if (child.exitCode !== null) return reject(new Error('the worker process has exited'));
-            waiting = resolve;
-            child.send({ type: 'stats', resetPeak } satisfies ParentMessage);
-          }),
-      );
-      queue = next.catch(() => undefined);
-      return next;
-    },
-    async stop() {
-      if (child.exitCode === null && child.connected) child.send({ type: 'stop' } satisfies ParentMessage);
-      const stopped = await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]);
-      if (!stopped) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-}
-
-function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
-  for (let start = 0; start < items.length; start += size) yield items.slice(start, start + size);
 }
 
 function median(runs: RunResult[]): RunResult {

@@ -12,6 +12,7 @@ import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
 import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
+import { setupTracing } from '../src/observability/tracing.js';
 import { createDowngradeWorkers } from '../src/worker.js';
 
 export interface WorkerStats {
@@ -102,6 +103,8 @@ async function serviceWorkers(
   const database = await openDatabase(required('BENCH_DATABASE_URL'));
   const store = new CredentialStore(database, Keyring.parse(required('BENCH_CREDENTIAL_KEYS')));
   const enterpriseUsers = new EnterpriseUsers(database);
+  // BENCH_OTLP_ENDPOINT: tracing on, as OTEL_EXPORTER_OTLP_ENDPOINT turns it on in production.
+  const tracing = setupTracing({ otlpEndpoint: process.env.BENCH_OTLP_ENDPOINT });
   const stateSigner = new StateSigner(required('BENCH_STATE_SECRET'));
   const simulatorUrl = required('BENCH_SIMULATOR_URL');
   const cronofy = new CronofyClient({
@@ -119,6 +122,7 @@ async function serviceWorkers(
       ? Number(process.env.BENCH_CACHED_WORKFLOWS)
       : undefined,
     dataConverter,
+    workflowSpanSink: tracing.workflowSpanSink,
     deps: {
       cronofy,
       store,
@@ -129,7 +133,11 @@ async function serviceWorkers(
     },
   });
   return {
-    run: () => workers.run().finally(() => database.close()),
+    run: () =>
+      workers
+        .run()
+        .finally(() => tracing.shutdown())
+        .finally(() => database.close()),
     shutdown: () => workers.shutdown(),
   };
 }

@@ -53,6 +53,9 @@ const services = z.object({ services: z.record(z.string(), Service) }).parse(com
 /** The roles (SERVICE_ROLES) the downgrade containers run between them: all of them, or a part is missing. */
 const rolesRun = new Set<ServiceRole>();
 
+/** Read by Node.js and the C library themselves, whatever the entry point. */
+const runtimeVariables = ['NODE_OPTIONS', 'MALLOC_ARENA_MAX'];
+
 /** What each entry point of ours reads from the environment. */
 const entryPoints: Record<
   string,
@@ -89,7 +92,8 @@ for (const [name, service] of Object.entries(services)) {
     Object.entries(service.environment ?? {}).map(([key, value]) => [key, interpolate(value)]),
   );
   for (const key of Object.keys(env)) {
-    if (!entryPoint.reads(key)) problems.push(`${name}: sets ${key}, which ${file} never reads`);
+    if (!entryPoint.reads(key) && !runtimeVariables.includes(key))
+      problems.push(`${name}: sets ${key}, which ${file} never reads`);
   }
   try {
     entryPoint.check?.(env);

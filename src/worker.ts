@@ -46,12 +46,13 @@ export interface DowngradeWorkerOptions {
 }
 
 /**
- * The worker's workflow cache, sized for a container of 512 MiB: the SDK's own default grows with the heap limit
- * (thousands of runs on a large machine), and with it the worker's memory. A run evicted from the cache replays its
- * history on its next task; an Enterprise user's is a few dozen events, so eviction is cheap, and the parent,
- * active on every task of its users, stays at the hot end of the cache.
+ * The worker's workflow cache, sized with its heap for a container of 512 MiB (docker-compose.yml's worker): the
+ * SDK's own default grows with the heap limit (thousands of runs on a large machine), and with it the worker's
+ * memory. A run pushed out of the cache replays its history on its next task: an Enterprise user's is about twenty
+ * events, and a domain's stays under its history budget, so eviction is cheap; a user waiting for days holds no
+ * memory in the worker.
  */
-export const DEFAULT_CACHED_WORKFLOWS = 250;
+export const DEFAULT_CACHED_WORKFLOWS = 100;
 
 export interface DowngradeWorkers {
   run(): Promise<void>;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { parseConsentFormBase, unescapeHtml } from './support/consentForm.js';
 import { after, before, beforeEach, describe, test } from 'node:test';
+import { FaultQueue } from '../src/simulator/faults.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 
 const app = { clientId: 'app_client', clientSecret: 'app_secret' };
@@ -684,6 +685,15 @@ void describe('faults', () => {
     assert.ok(performance.now() - started >= 290, 'the response was delayed');
     assert.equal(response.status, 200);
     assert.equal((await userinfo(account.access_token)).status, 401);
+  });
+
+  void test('a fault with a probability faults that share of its requests and lets the others through', () => {
+    const draws = [0.05, 0.5, 0.09, 0.95, 0.01];
+    const faults = new FaultQueue(() => draws.shift()!);
+    faults.add([{ endpoint: '*', status: 503, probability: 0.1, count: 100 }]);
+    const faulted = Array.from({ length: 5 }, () => faults.take('token')?.status);
+    assert.deepEqual(faulted, [503, undefined, 503, undefined, 503]);
+    assert.equal(faults.list()[0]?.count, 97, 'only the faulted requests consume its count');
   });
 
   void test('a fault for one endpoint leaves others alone; "*" matches any; DELETE clears the queue', async () => {

@@ -39,6 +39,11 @@ test('the outcomes are read again at once after progress, and less and less ofte
   assert.equal(window.pollDelayMs, POLL.longestMs);
   window.update({ completed: 1 });
   assert.equal(window.pollDelayMs, POLL.firstMs);
+  window.update({ completed: 1 });
+  assert.equal(window.pollDelayMs, POLL.firstMs * 2);
+  window.update({ completed: 26 });
+  window.takeBatch();
+  assert.equal(window.pollDelayMs, POLL.firstMs, 'users just started: read again soon');
 });
 
 test('a window rebuilt from what continue-as-new carries goes on where it was', () => {

@@ -9,6 +9,8 @@ export const faultSchema = z
     status: z.number().int().min(400).max(599).optional(),
     retryAfterSeconds: z.number().int().nonnegative().optional(),
     delayMs: z.number().int().nonnegative().max(120_000).optional(),
+    /** Each matching request is faulted with this chance (default 1); one that is not goes on to the next fault. */
+    probability: z.number().gt(0).max(1).optional(),
     count: z.number().int().positive(),
   })
   .refine((fault) => fault.status !== undefined || fault.delayMs !== undefined, {
@@ -17,9 +19,17 @@ export const faultSchema = z
 
 export type Fault = z.infer<typeof faultSchema>;
 
-/** Faults wait in order; each matching request consumes one count of the first fault that matches it. */
+/**
+ * Faults wait in order; each matching request consumes one count of the first fault that matches it and, for a
+ * fault with a probability, draws it.
+ */
 export class FaultQueue {
   #pending: Fault[] = [];
+  readonly #random: () => number;
+
+  constructor(random: () => number = Math.random) {
+    this.#random = random;
+  }
 
   add(faults: readonly Fault[]): void {
     this.#pending.push(...faults.map((fault) => ({ ...fault })));
@@ -34,7 +44,11 @@ export class FaultQueue {
   }
 
   take(endpoint: Endpoint): Fault | undefined {
-    const index = this.#pending.findIndex((fault) => fault.endpoint === '*' || fault.endpoint === endpoint);
+    const index = this.#pending.findIndex(
+      (fault) =>
+        (fault.endpoint === '*' || fault.endpoint === endpoint) &&
+        (fault.probability === undefined || this.#random() < fault.probability),
+    );
     const fault = this.#pending[index];
     if (!fault) return undefined;
     fault.count -= 1;

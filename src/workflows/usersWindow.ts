@@ -3,7 +3,10 @@ import type { UserOutcomeState, UsersProgress } from './enterpriseDefinitions.js
 /** Cronofy accepts up to 50 users per service-account authorization request. */
 export const BATCH_SIZE = 50;
 
-/** How often the domain reads its users' outcomes: at once after progress, backing off while nothing changes. */
+/**
+ * How often the domain reads its users' outcomes: a second after users were started or finished, then less and
+ * less often while nothing changes (users may take days).
+ */
 export const POLL = { firstMs: 1_000, longestMs: 60_000 } as const;
 
 export interface Batch {
@@ -60,6 +63,7 @@ export class UsersWindow {
     if (size <= 0 || (size < this.#minimumBatch && this.next + size < this.userCount)) return undefined;
     const batch = { from: this.next, size };
     this.next += size;
+    this.pollDelayMs = POLL.firstMs;
     return batch;
   }
 

@@ -1,0 +1,116 @@
+/**
+ * What the Enterprise benchmarks share: the service's worker in its own process (bench/workerProcess.ts), the
+ * administrator's approval on the simulator's consent page, and the progress line.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { DowngradeClient } from '../src/client.js';
+import type { EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
+import { decideOnConsentPage, followRedirect } from '../test/support/stack.js';
+import type { ChildMessage, ParentMessage, WorkerStats } from './workerProcess.js';
+import { sleep } from './support.js';
+
+/** The worker container's Node options in docker-compose.yml. */
+const WORKER_NODE_OPTIONS = '--max-old-space-size=128';
+
+export function describeProgress(status: EnterpriseStatus): string {
+  return `phase ${status.phase}, started ${status.started}/${status.userCount}, in flight ${status.inFlight}, counts ${JSON.stringify(status.counts)}, run ${status.runs}`;
+}
+
+/** The administrator approves Free/Busy on the simulator's consent page, over HTTP, as a browser would. */
+export async function approveAsAdministrator(downgrades: DowngradeClient, domain: string, deadline: number) {
+  for (;;) {
+    const status = await downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
+    if (status?.phase === 'awaiting_admin' && status.authorizationUrl) {
+      const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', { domain });
+      const back = await followRedirect(location);
+      if (back.status !== 200) throw new Error(`the callback server answered ${back.status}`);
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`the downgrade of ${domain} never asked the administrator`);
+    await sleep(100);
+  }
+}
+
+export interface WorkerHandle {
+  stats(resetPeak: boolean): Promise<WorkerStats>;
+  /** Kills the process with SIGKILL, as a crash would, and waits until it is gone. */
+  kill(): Promise<void>;
+  slowTaskWarnings(): number;
+  stop(): Promise<void>;
+}
+
+export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerHandle> {
+  const child: ChildProcess = fork(fileURLToPath(new URL('./workerProcess.ts', import.meta.url)), [], {
+    // The worker's heap and allocator as docker-compose.yml sets them; BENCH_WORKER_NODE_OPTIONS replaces the
+    // Node options (for the worker alone, not this process).
+    env: {
+      ...process.env,
+      ...env,
+      NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS ?? WORKER_NODE_OPTIONS,
+      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
+    },
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  // The worker's output is passed on, and the SDK's slow-workflow-task warnings counted on the way.
+  let slowTaskWarnings = 0;
+  for (const output of [child.stdout!, child.stderr!]) {
+    createInterface({ input: output }).on('line', (line) => {
+      process.stderr.write(`${line}\n`);
+      if (line.includes('TMPRL1104')) slowTaskWarnings += 1;
+    });
+  }
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  let waiting: ((stats: WorkerStats) => void) | undefined;
+  const ready = new Promise<void>((resolve, reject) => {
+    child.on('message', (message: ChildMessage) => {
+      if (message.type === 'ready') resolve();
+      else if (message.type === 'error') reject(new Error(`worker process: ${message.message}`));
+      else if (message.type === 'stats') waiting?.(message);
+    });
+    void exited.then((code) => reject(new Error(`worker process exited with code ${code}`)));
+  });
+  const timeout = sleep(60_000).then(() => {
+    throw new Error('the worker process did not start within 60 s');
+  });
+  try {
+    await Promise.race([ready, timeout]);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  let queue = Promise.resolve<unknown>(undefined);
+  return {
+    slowTaskWarnings: () => slowTaskWarnings,
+    stats(resetPeak) {
+      const next = queue.then(
+        () =>
+          new Promise<WorkerStats>((resolve, reject) => {
+            if (child.exitCode !== null) return reject(new Error('the worker process has exited'));
+            waiting = resolve;
+            child.send({ type: 'stats', resetPeak } satisfies ParentMessage);
+          }),
+      );
+      queue = next.catch(() => undefined);
+      return next;
+    },
+    async kill() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (child.exitCode === null && child.connected) child.send({ type: 'stop' } satisfies ParentMessage);
+      const stopped = await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]);
+      if (!stopped) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
+
+export function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
+  for (let start = 0; start < items.length; start += size) yield items.slice(start, start + size);
+}
