@@ -43,13 +43,17 @@ export interface WorkerHandle {
 
 export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerHandle> {
   const child: ChildProcess = fork(fileURLToPath(new URL('./workerProcess.ts', import.meta.url)), [], {
-    // The worker's heap and allocator as docker-compose.yml sets them; BENCH_WORKER_NODE_OPTIONS replaces the
-    // Node options (for the worker alone, not this process).
+    // The service's worker gets its heap and allocator as docker-compose.yml sets them
+    // (BENCH_WORKER_NODE_OPTIONS replaces the Node options); the yardstick's worker runs with Node's defaults.
     env: {
       ...process.env,
       ...env,
-      NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS ?? WORKER_NODE_OPTIONS,
-      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
+      ...(env.BENCH_TRIVIAL_TASK_QUEUE
+        ? {}
+        : {
+            NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS ?? WORKER_NODE_OPTIONS,
+            MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
+          }),
     },
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
