@@ -237,11 +237,16 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
     if (progress.inFlight.length > 0 || !patched(USERS_STARTED_BY_ACTIVITY))
       return moveUsersAsChildren(progress);
     users = new UsersWindow(input.window, status.userCount, progress);
+    // A batch's access request waits its turn at the Cronofy task queue's rate limit, behind the users' code
+    // exchanges: the next batch starts without waiting for it, so that queue does not run dry while users are left.
+    // Each is awaited before the run continues as new (which would abandon it) or ends.
+    const accessRequests: Array<Promise<void>> = [];
     for (;;) {
       Object.assign(status, { counts: users.counts, inFlight: users.inFlight });
       setCurrentDetails(describeStatus(status));
       if (users.done) break;
       if (historyFull()) {
+        await Promise.all(accessRequests);
         await continueAsNew<typeof enterpriseDowngrade>({
           ...continuation(),
           progress: { ...progress, nextPosition: users.next, counts: users.counts, runs: status.runs },
@@ -249,17 +254,20 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       }
       const batch = users.takeBatch();
       if (batch) {
-        await startUsers(progress, batch);
+        const request = requestAccess(progress, await startUsers(progress, batch), batch.from);
+        request.catch(() => undefined); // Its failure surfaces where it is awaited.
+        accessRequests.push(request);
         continue;
       }
       await sleep(users.pollDelayMs);
       users.update(await service.countUserOutcomes({ captureId: status.captureId }));
     }
+    await Promise.all(accessRequests);
     return await finish('completed');
   }
 
-  /** Starts the batch's users' workflows, then asks Cronofy for all of them in one call. */
-  async function startUsers(progress: UsersProgress, { from, size }: Batch): Promise<void> {
+  /** Starts the workflows of the batch's users; what each one's access request needs. */
+  async function startUsers(progress: UsersProgress, { from, size }: Batch) {
     const started = await service.startUsers({
       domain: input.domain,
       captureId: status.captureId,
@@ -274,9 +282,10 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       },
     });
     status.started += size;
-    await requestAccess(progress, started, from);
+    return started;
   }
 
+  /** Asks Cronofy for the access of all the batch's users in one call. */
   async function requestAccess(
     progress: UsersProgress,
     started: Parameters<typeof cronofy.requestUserAccess>[0]['users'],
