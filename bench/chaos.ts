@@ -35,6 +35,8 @@ import { freePorts } from '../test/support/ports.js';
 import {
   approveAsAdministrator,
   chunks,
+  createSimulatedDomain,
+  liveFreeBusyUsers,
   describeProgress,
   startWorkerProcess,
   type WorkerHandle,
@@ -122,14 +124,7 @@ async function main(): Promise<number> {
     cleanups.push(() => worker.stop());
 
     const domain = `chaos${users}.example.org`;
-    const emails = Array.from({ length: users }, (_, i) => `user${i}@${domain}`);
-    const serviceAccount = z.object({ service_account_id: z.string(), refresh_token: z.string() }).parse(
-      await got
-        .post(sim('/_sim/enterprise/domains'), {
-          json: { domain, client_id: CLIENT.clientId, users: emails },
-        })
-        .json(),
-    );
+    const { emails, serviceAccount } = await createSimulatedDomain(simulator.url, domain, users);
     const downgrades = new DowngradeClient({
       temporal,
       taskQueue,
@@ -222,12 +217,7 @@ async function main(): Promise<number> {
       'SELECT count(*)::int AS count FROM enterprise_user_outcomes WHERE capture_id = $1 AND attempts > 1',
       [captureId],
     );
-    const summary = z
-      .object({ users: z.object({ by_provider: z.record(z.string(), z.object({ active: z.number() })) }) })
-      .parse(await got(sim('/_sim/enterprise/state?summary=1')).json());
-    const freeBusyActive = Object.entries(summary.users.by_provider)
-      .filter(([provider]) => provider.endsWith('_free_busy'))
-      .reduce((sum, [, counts]) => sum + counts.active, 0);
+    const freeBusyActive = await liveFreeBusyUsers(simulator.url);
     const requests = z.array(z.object({ status: z.number() })).parse(await got(sim('/_sim/requests')).json());
     const answered = (test: (status: number) => boolean) => requests.filter((r) => test(r.status)).length;
 

@@ -39,7 +39,14 @@ import {
   enterpriseUserDowngradeId,
   type EnterpriseStatus,
 } from '../src/workflows/enterpriseDefinitions.js';
-import { approveAsAdministrator, chunks, describeProgress, startWorkerProcess } from './enterpriseSupport.js';
+import {
+  approveAsAdministrator,
+  chunks,
+  createSimulatedDomain,
+  describeProgress,
+  liveFreeBusyUsers,
+  startWorkerProcess,
+} from './enterpriseSupport.js';
 import type { trivialParent } from './trivialWorkflows.js';
 import { freePort } from '../test/support/ports.js';
 import {
@@ -291,14 +298,7 @@ async function runOnce(
     cleanups.push(() => worker.stop());
 
     const domain = `bench${users}.example.org`;
-    const emails = Array.from({ length: users }, (_, i) => `user${i}@${domain}`);
-    const serviceAccount = z.object({ service_account_id: z.string(), refresh_token: z.string() }).parse(
-      await got
-        .post(sim('/_sim/enterprise/domains'), {
-          json: { domain, client_id: CLIENT.clientId, users: emails },
-        })
-        .json(),
-    );
+    const { emails, serviceAccount } = await createSimulatedDomain(simulator.url, domain, users);
 
     const downgrades = new DowngradeClient({
       temporal: env.client,
@@ -362,12 +362,7 @@ async function runOnce(
     const rejected429 = cronofyRequests.length - calls;
     const histories = await longestHistories(env, domain, result.captureId, users);
     const stored = await enterpriseUsers.countsByState(result.captureId);
-    const summary = z
-      .object({ users: z.object({ by_provider: z.record(z.string(), z.object({ active: z.number() })) }) })
-      .parse(await got(sim('/_sim/enterprise/state?summary=1')).json());
-    const freeBusyActive = Object.entries(summary.users.by_provider)
-      .filter(([provider]) => provider.endsWith('_free_busy'))
-      .reduce((sum, [, counts]) => sum + counts.active, 0);
+    const freeBusyActive = await liveFreeBusyUsers(simulator.url);
     const completed = result.counts.completed ?? 0;
     const ok =
       !reached &&

@@ -5,11 +5,13 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import got from 'got';
+import { z } from 'zod';
 import type { DowngradeClient } from '../src/client.js';
 import type { EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
 import { decideOnConsentPage, followRedirect } from '../test/support/stack.js';
 import type { ChildMessage, ParentMessage, WorkerStats } from './workerProcess.js';
-import { sleep } from './support.js';
+import { CLIENT, sleep } from './support.js';
 
 /** The worker container's Node options in docker-compose.yml. */
 const WORKER_NODE_OPTIONS = '--max-old-space-size=128';
@@ -117,4 +119,27 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
 
 export function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
   for (let start = 0; start < items.length; start += size) yield items.slice(start, start + size);
+}
+
+/** A domain of N users (`user<i>@<domain>`) on the simulator, and its service account. */
+export async function createSimulatedDomain(simulatorUrl: string, domain: string, users: number) {
+  const emails = Array.from({ length: users }, (_, i) => `user${i}@${domain}`);
+  const serviceAccount = z.object({ service_account_id: z.string(), refresh_token: z.string() }).parse(
+    await got
+      .post(`${simulatorUrl}/_sim/enterprise/domains`, {
+        json: { domain, client_id: CLIENT.clientId, users: emails },
+      })
+      .json(),
+  );
+  return { emails, serviceAccount };
+}
+
+/** Users the simulator holds with a live Free/Busy authorization, over every domain. */
+export async function liveFreeBusyUsers(simulatorUrl: string): Promise<number> {
+  const summary = z
+    .object({ users: z.object({ by_provider: z.record(z.string(), z.object({ active: z.number() })) }) })
+    .parse(await got(`${simulatorUrl}/_sim/enterprise/state?summary=1`).json());
+  return Object.entries(summary.users.by_provider)
+    .filter(([provider]) => provider.endsWith('_free_busy'))
+    .reduce((sum, [, counts]) => sum + counts.active, 0);
 }
