@@ -57,7 +57,8 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
             MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
           }),
     },
-    execArgv: ['--import', 'tsx'],
+    // BENCH_WORKER_EXEC_ARGV: flags Node takes only on its command line, such as --cpu-prof.
+    execArgv: ['--import', 'tsx', ...(process.env.BENCH_WORKER_EXEC_ARGV?.split(' ').filter(Boolean) ?? [])],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   // The worker's output is passed on, and the SDK's slow-workflow-task warnings counted on the way.
