@@ -269,7 +269,7 @@ async function runOnce(
       ...(args['cached-workflows'] ? { BENCH_CACHED_WORKFLOWS: args['cached-workflows'] } : {}),
       BENCH_REDIRECT_URI: redirectUri,
       BENCH_SERVICE_ACCOUNT_CALLBACK_URL: `${callbacks.url}${SERVICE_ACCOUNT_CALLBACK_PATH}`,
-      ...(spans ? { BENCH_OTLP_ENDPOINT: spans.url } : {}),
+      ...(spans ? { OTEL_EXPORTER_OTLP_ENDPOINT: spans.url } : {}),
     };
 
     // The yardstick first, on the same server, with its worker in a process of its own that ends before the

@@ -103,8 +103,8 @@ async function serviceWorkers(
   const database = await openDatabase(required('BENCH_DATABASE_URL'));
   const store = new CredentialStore(database, Keyring.parse(required('BENCH_CREDENTIAL_KEYS')));
   const enterpriseUsers = new EnterpriseUsers(database);
-  // BENCH_OTLP_ENDPOINT: tracing on, as OTEL_EXPORTER_OTLP_ENDPOINT turns it on in production.
-  const tracing = setupTracing({ otlpEndpoint: process.env.BENCH_OTLP_ENDPOINT });
+  // Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set, as in production (the exporter reads it too).
+  const tracing = setupTracing({ otlpEndpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT });
   const stateSigner = new StateSigner(required('BENCH_STATE_SECRET'));
   const simulatorUrl = required('BENCH_SIMULATOR_URL');
   const cronofy = new CronofyClient({
