@@ -136,6 +136,7 @@ async function main(): Promise<number> {
     const deadline = started + timeoutMs;
     await downgrades.startEnterpriseDowngrade({
       domain,
+      requireApproval: false,
       users: chunks(emails, 1000),
       serviceAccountRefreshToken: serviceAccount.refresh_token,
       serviceAccountSub: serviceAccount.service_account_id,

@@ -312,6 +312,7 @@ async function runOnce(
     const deadline = started + options.timeoutMs;
     await downgrades.startEnterpriseDowngrade({
       domain,
+      requireApproval: false,
       users: chunks(emails, 1000),
       serviceAccountRefreshToken: serviceAccount.refresh_token,
       serviceAccountSub: serviceAccount.service_account_id,
@@ -356,9 +357,10 @@ async function runOnce(
     }
 
     const cronofyRequests = z
-      .array(z.object({ status: z.number() }))
+      .array(z.object({ status: z.number(), endpoint: z.string(), at: z.string() }))
       .parse(await got(sim('/_sim/requests')).json());
     const calls = cronofyRequests.filter((r) => r.status !== 429).length;
+    if (!options.lifted) log(describeCallTimeline(cronofyRequests, started, approved, finished));
     const rejected429 = cronofyRequests.length - calls;
     const histories = await longestHistories(env, domain, result.captureId, users);
     const stored = await enterpriseUsers.countsByState(result.captureId);
@@ -420,6 +422,32 @@ async function startSpanSink(): Promise<{ url: string; bytes(): number; close():
     bytes: () => bytes,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * Where a rate-limited run spends its time beyond the floor: the Cronofy calls before the administrator's
+ * consent, the idle start of the users phase, the calls per second while they flow, and the tail after the last.
+ */
+function describeCallTimeline(
+  requests: readonly { endpoint: string; at: string }[],
+  started: number,
+  approved: number,
+  finished: number,
+): string {
+  const s = (ms: number) => fmt((ms - started) / 1000, 1);
+  const during = requests.map((r) => Date.parse(r.at)).filter((at) => at >= approved && at <= finished);
+  if (during.length < 2) return `Cronofy calls: ${during.length} in the users phase`;
+  const first = during[0]!;
+  const last = during.at(-1)!;
+  let widestGapMs = 0;
+  for (let i = 1; i < during.length; i++) widestGapMs = Math.max(widestGapMs, during[i]! - during[i - 1]!);
+  const byEndpoint = new Map<string, number>();
+  for (const r of requests) byEndpoint.set(r.endpoint, (byEndpoint.get(r.endpoint) ?? 0) + 1);
+  return (
+    `Cronofy calls: approved at ${s(approved)} s, first call after it at ${s(first)} s, last at ${s(last)} s, ` +
+    `finished at ${s(finished)} s; ${fmt((during.length - 1) / ((last - first) / 1000), 2)} calls/s between; ` +
+    `widest gap ${widestGapMs} ms; by endpoint ${JSON.stringify(Object.fromEntries(byEndpoint))}`
+  );
 }
 
 /** The server's requests between two scrapes, per user. */

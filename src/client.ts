@@ -1,4 +1,5 @@
-import { type Client, WorkflowFailedError } from '@temporalio/client';
+import { randomBytes } from 'node:crypto';
+import { type Client, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { CancelledFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { CredentialStore, StoredCredentials } from './store/credentialStore.js';
 import {
@@ -11,14 +12,22 @@ import {
   type IndividualDowngradeInput,
 } from './workflows/definitions.js';
 import type { individualDowngrade } from './workflows/individualDowngrade.js';
-import type { EnterpriseUsers, UserOutcome } from './store/enterpriseUsers.js';
+import type { EnterpriseUsers, ReportRow, UserOutcome } from './store/enterpriseUsers.js';
 import {
+  approveDowngrade,
   enterpriseDowngradeId,
   getEnterpriseStatus,
+  pauseDowngrade,
+  rejectDowngrade,
+  resumeDowngrade,
+  type BreakerThresholds,
   type EnterpriseDowngradeInput,
   type EnterpriseStatus,
+  type OperatorDecision,
 } from './workflows/enterpriseDefinitions.js';
 import type { enterpriseDowngrade } from './workflows/enterpriseDowngrade.js';
+import type { inspectServiceAccount } from './workflows/serviceAccountInspection.js';
+import { buildPreview, type EnterprisePreview } from './enterprisePreview.js';
 
 export interface DowngradeDefaults {
   deadlineMs: number;
@@ -44,10 +53,24 @@ export interface EnterpriseDefaults {
   window: number;
 }
 
+export interface PreviewEnterpriseDowngrade {
+  domain: string;
+  /** Every user connected through the service account, page by page. */
+  users: Iterable<readonly string[]> | AsyncIterable<readonly string[]>;
+  /** The current service account: its refresh token (stored encrypted; read, not revoked) or its `ser_…` sub. */
+  serviceAccountRefreshToken?: string;
+  serviceAccountSub?: string;
+}
+
 export interface StartEnterpriseDowngrade {
   domain: string;
+  /**
+   * Start from this preview: its users and service account. Without it, and unless `requireApproval` is false,
+   * the client previews first and the run waits for an operator to approve that preview.
+   */
+  previewId?: string;
   /** Every user connected through the service account, inline or page by page (captured before revoking). */
-  users: Iterable<readonly string[]> | AsyncIterable<readonly string[]>;
+  users?: Iterable<readonly string[]> | AsyncIterable<readonly string[]>;
   /** The current service account: its refresh token (stored encrypted, then revoked) or its `ser_…` sub. */
   serviceAccountRefreshToken?: string;
   serviceAccountSub?: string;
@@ -58,6 +81,12 @@ export interface StartEnterpriseDowngrade {
   maxUserRequests?: number;
   window?: number;
   historyEventBudget?: number;
+  /** Wait in `awaiting_approval` until an operator approves (default true); false revokes at once. */
+  requireApproval?: boolean;
+  /** How long a run waits for approval before it ends `expired` (default 7 days). */
+  approvalDeadlineMs?: number;
+  /** When the domain pauses itself (default 20 failures that are at least 40 % of the finished users); false: never. */
+  breaker?: BreakerThresholds | false;
 }
 
 export interface DowngradeClientOptions {
@@ -70,8 +99,10 @@ export interface DowngradeClientOptions {
    * admits one process at a time: a client in another process than the service needs PostgreSQL.
    */
   store?: CredentialStore;
-  /** Needed for Enterprise Connect: where users are captured and outcomes recorded. */
+  /** Needed for Enterprise Connect: where users are captured, previews kept and outcomes recorded. */
   enterpriseUsers?: EnterpriseUsers;
+  /** The worker's limit (CRONOFY_CALLS_PER_SECOND), for the time a preview estimates; default 8. */
+  cronofyCallsPerSecond?: number;
 }
 
 /** Users that may travel inline in a workflow's input (well under Temporal's 2 MB payload limit). */
@@ -83,8 +114,20 @@ const ENTERPRISE_DEFAULTS: EnterpriseDefaults = {
   window: 500,
 };
 
+const DEFAULT_APPROVAL_DEADLINE_MS = 7 * 24 * 3_600_000;
+const DEFAULT_BREAKER: BreakerThresholds = { minFailures: 20, failureRatio: 0.4 };
+
 export class DowngradeNotFoundError extends Error {
   override readonly name = 'DowngradeNotFoundError';
+}
+
+/** An operator's request the run refused (wrong phase, stale preview); nothing was changed. */
+export class DowngradeRefusedError extends Error {
+  override readonly name = 'DowngradeRefusedError';
+}
+
+export class PreviewNotFoundError extends Error {
+  override readonly name = 'PreviewNotFoundError';
 }
 
 /** The typed API backend services use to start, follow and cancel downgrades. */
@@ -95,6 +138,7 @@ export class DowngradeClient {
   private readonly store?: CredentialStore;
   private readonly enterpriseUsers?: EnterpriseUsers;
   private readonly enterpriseDefaults: EnterpriseDefaults;
+  private readonly cronofyCallsPerSecond: number;
 
   constructor(options: DowngradeClientOptions) {
     this.temporal = options.temporal;
@@ -103,6 +147,7 @@ export class DowngradeClient {
     this.store = options.store;
     this.enterpriseUsers = options.enterpriseUsers;
     this.enterpriseDefaults = options.enterpriseDefaults ?? ENTERPRISE_DEFAULTS;
+    this.cronofyCallsPerSecond = options.cronofyCallsPerSecond ?? 8;
   }
 
   /** Starting the same user's downgrade again while it runs returns the running one. */
@@ -145,34 +190,76 @@ export class DowngradeClient {
   }
 
   /**
-   * Captures the domain's users, then starts its downgrade; starting the same domain again while it runs returns
-   * the running one.
+   * Captures the domain's users and reads its service account without changing anything at Cronofy: what the
+   * downgrade will do, under an id an operator approves. The users are kept as captured; a later change to the
+   * list needs a new preview.
+   */
+  async previewEnterpriseDowngrade(request: PreviewEnterpriseDowngrade): Promise<EnterprisePreview> {
+    const users = this.requireEnterpriseUsers();
+    const serviceAccountRef = await this.saveServiceAccount(request);
+    const capture = await users.capture(request.users);
+    const previewId = `pv_${randomBytes(12).toString('base64url')}`;
+    const inspected = serviceAccountRef
+      ? await this.temporal.workflow.execute<typeof inspectServiceAccount>('inspectServiceAccount', {
+          workflowId: `preview-${request.domain}-${previewId}`,
+          taskQueue: this.taskQueue,
+          args: [{ serviceAccountRef }],
+          workflowExecutionTimeout: '5m',
+          staticSummary: `Preview the downgrade of ${request.domain}: read its service account`,
+        })
+      : undefined;
+    const preview = buildPreview({
+      previewId,
+      domain: request.domain,
+      capture,
+      serviceAccount: inspected && { ...inspected, sub: request.serviceAccountSub },
+      running: await this.runningRunId(enterpriseDowngradeId(request.domain)),
+      cronofyCallsPerSecond: this.cronofyCallsPerSecond,
+      now: new Date(),
+    });
+    await users.savePreview({
+      previewId,
+      domain: request.domain,
+      captureId: capture.captureId,
+      serviceAccountRef,
+      serviceAccountSub: request.serviceAccountSub,
+      preview,
+    });
+    return preview;
+  }
+
+  async getEnterprisePreview(previewId: string): Promise<EnterprisePreview> {
+    const record = await this.requireEnterpriseUsers().getPreview(previewId);
+    if (!record) throw new PreviewNotFoundError(`no preview ${previewId}`);
+    return record.preview as EnterprisePreview;
+  }
+
+  /**
+   * Starts a domain's downgrade; starting the same domain again while it runs returns the running one. By default
+   * it first previews (or takes `previewId`) and the run revokes nothing until an operator approves that preview
+   * (`approveEnterpriseDowngrade`); with `requireApproval: false` it captures the users and revokes at once.
    */
   async startEnterpriseDowngrade(
     request: StartEnterpriseDowngrade,
-  ): Promise<{ workflowId: string; runId: string }> {
-    if (!request.serviceAccountRefreshToken && !request.serviceAccountSub) {
-      throw new Error('name the service account to revoke: serviceAccountRefreshToken or serviceAccountSub');
-    }
+  ): Promise<{ workflowId: string; runId: string; previewId?: string }> {
     const workflowId = enterpriseDowngradeId(request.domain);
     const running = await this.runningRunId(workflowId);
     if (running) return { workflowId, runId: running };
-
-    const users = await this.enterpriseUsersInput(request.users);
-    const serviceAccountRef = request.serviceAccountRefreshToken
-      ? await this.requireStore().saveCredentials({
-          kind: 'service_account',
-          sub: request.serviceAccountSub ?? 'unknown',
-          accessToken: '',
-          refreshToken: request.serviceAccountRefreshToken,
-          label: `service account of ${request.domain} to revoke`,
-        })
-      : undefined;
-    return this.startEnterpriseRun({
+    const requireApproval = request.requireApproval ?? true;
+    if (!request.previewId && !request.serviceAccountRefreshToken && !request.serviceAccountSub) {
+      throw new Error('name the service account to revoke: serviceAccountRefreshToken or serviceAccountSub');
+    }
+    const previewId =
+      request.previewId ??
+      (requireApproval
+        ? (await this.previewEnterpriseDowngrade({ ...request, users: request.users ?? [] })).previewId
+        : undefined);
+    const from = previewId
+      ? await this.previewedRun(request.domain, previewId)
+      : await this.capturedRun(request);
+    const started = await this.startEnterpriseRun({
       domain: request.domain,
-      ...users,
-      serviceAccountRef,
-      serviceAccountSub: request.serviceAccountSub,
+      ...from,
       deadlineMs: request.deadlineMs ?? this.defaults.deadlineMs,
       reminderIntervalMs: request.reminderIntervalMs ?? this.defaults.reminderIntervalMs,
       maxPrompts: request.maxPrompts ?? this.defaults.maxPrompts,
@@ -180,6 +267,49 @@ export class DowngradeClient {
       maxUserRequests: request.maxUserRequests ?? this.enterpriseDefaults.maxUserRequests,
       window: request.window ?? this.enterpriseDefaults.window,
       historyEventBudget: request.historyEventBudget,
+      approval:
+        previewId && requireApproval
+          ? { previewId, deadlineMs: request.approvalDeadlineMs ?? DEFAULT_APPROVAL_DEADLINE_MS }
+          : undefined,
+      breaker: request.breaker === false ? undefined : (request.breaker ?? DEFAULT_BREAKER),
+    });
+    return { ...started, previewId };
+  }
+
+  /** The users and service account a preview bound. */
+  private async previewedRun(domain: string, previewId: string) {
+    const record = await this.requireEnterpriseUsers().getPreview(previewId);
+    if (!record) throw new PreviewNotFoundError(`no preview ${previewId}`);
+    if (record.domain !== domain) {
+      throw new Error(`preview ${previewId} is of ${record.domain}, not ${domain}`);
+    }
+    const preview = record.preview as EnterprisePreview;
+    return {
+      captureId: record.captureId,
+      userCount: preview.users.count,
+      serviceAccountRef: record.serviceAccountRef,
+      serviceAccountSub: record.serviceAccountSub,
+    };
+  }
+
+  private async capturedRun(request: StartEnterpriseDowngrade) {
+    const users = await this.enterpriseUsersInput(request.users ?? []);
+    const serviceAccountRef = await this.saveServiceAccount(request);
+    return { ...users, serviceAccountRef, serviceAccountSub: request.serviceAccountSub };
+  }
+
+  private async saveServiceAccount(request: {
+    domain: string;
+    serviceAccountRefreshToken?: string;
+    serviceAccountSub?: string;
+  }): Promise<string | undefined> {
+    if (!request.serviceAccountRefreshToken) return undefined;
+    return this.requireStore().saveCredentials({
+      kind: 'service_account',
+      sub: request.serviceAccountSub ?? 'unknown',
+      accessToken: '',
+      refreshToken: request.serviceAccountRefreshToken,
+      label: `service account of ${request.domain} to revoke`,
     });
   }
 
@@ -188,7 +318,7 @@ export class DowngradeClient {
    * they travel inline and the workflow captures them, which suits small domains only.
    */
   private async enterpriseUsersInput(
-    pages: StartEnterpriseDowngrade['users'],
+    pages: PreviewEnterpriseDowngrade['users'],
   ): Promise<{ captureId: string; userCount: number } | { inlineUsers: string[] }> {
     if (this.enterpriseUsers) {
       const { captureId, count } = await this.enterpriseUsers.capture(pages);
@@ -269,6 +399,7 @@ export class DowngradeClient {
       maxPrompts: this.defaults.maxPrompts,
       ...this.enterpriseDefaults,
       ...overrides,
+      breaker: DEFAULT_BREAKER,
       progress: {
         serviceAccountRef: finished.serviceAccountRef,
         providerName: finished.providerName,
@@ -285,6 +416,65 @@ export class DowngradeClient {
     await this.handle(enterpriseDowngradeId(domain), (handle) => handle.cancel());
   }
 
+  /** Lets a run waiting in `awaiting_approval` revoke; refused unless `previewId` is the one it was started from. */
+  async approveEnterpriseDowngrade(
+    domain: string,
+    decision: OperatorDecision & { previewId: string },
+  ): Promise<EnterpriseStatus> {
+    return this.operate(domain, (handle) => handle.executeUpdate(approveDowngrade, { args: [decision] }));
+  }
+
+  /** Ends a run waiting in `awaiting_approval` as `rejected`, with nothing done at Cronofy. */
+  async rejectEnterpriseDowngrade(domain: string, decision: OperatorDecision): Promise<EnterpriseStatus> {
+    return this.operate(domain, (handle) => handle.executeUpdate(rejectDowngrade, { args: [decision] }));
+  }
+
+  /** Answers once the domain makes no Cronofy call of its own and starts no user; waiting users keep waiting. */
+  async pauseEnterpriseDowngrade(domain: string, decision: OperatorDecision): Promise<EnterpriseStatus> {
+    return this.operate(domain, (handle) => handle.executeUpdate(pauseDowngrade, { args: [decision] }));
+  }
+
+  async resumeEnterpriseDowngrade(domain: string, decision: OperatorDecision): Promise<EnterpriseStatus> {
+    return this.operate(domain, (handle) => handle.executeUpdate(resumeDowngrade, { args: [decision] }));
+  }
+
+  /** Every captured user of the domain's latest run with their outcome so far, a page at a time, in capture order. */
+  async getEnterpriseReport(
+    domain: string,
+    page: { offset?: number; limit?: number } = {},
+  ): Promise<{ domain: string; captureId: string; phase: string; users: number; rows: ReportRow[] }> {
+    const status = await this.getEnterpriseDowngrade(domain);
+    const rows = await this.requireEnterpriseUsers().report(
+      status.captureId,
+      page.offset ?? 0,
+      page.limit ?? 1000,
+    );
+    return { domain, captureId: status.captureId, phase: status.phase, users: status.userCount, rows };
+  }
+
+  private async operate(
+    domain: string,
+    update: (handle: ReturnType<Client['workflow']['getHandle']>) => Promise<EnterpriseStatus>,
+  ): Promise<EnterpriseStatus> {
+    return this.handle(enterpriseDowngradeId(domain), async (handle) => {
+      try {
+        return await update(handle);
+      } catch (error) {
+        if (error instanceof WorkflowUpdateFailedError) {
+          throw new DowngradeRefusedError(error.cause?.message ?? error.message);
+        }
+        // The server answers "not found" to an update of a run that has ended.
+        const ended = await handle.describe().catch(() => undefined);
+        if (ended && ended.status.name !== 'RUNNING') {
+          throw new DowngradeRefusedError(
+            `the downgrade of ${domain} has ended (${ended.status.name.toLowerCase()})`,
+          );
+        }
+        throw error;
+      }
+    });
+  }
+
   private async startEnterpriseRun(
     input: EnterpriseDowngradeInput,
   ): Promise<{ workflowId: string; runId: string }> {
@@ -296,7 +486,10 @@ export class DowngradeClient {
       workflowIdConflictPolicy: 'USE_EXISTING',
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.kind, value: 'enterprise' },
-        { key: searchAttributes.state, value: input.progress ? 'moving_users' : 'revoking' },
+        {
+          key: searchAttributes.state,
+          value: input.progress ? 'moving_users' : input.approval ? 'awaiting_approval' : 'revoking',
+        },
         { key: searchAttributes.domain, value: input.domain },
       ]),
       staticSummary: `Downgrade domain ${input.domain} (${input.userCount ?? input.inlineUsers?.length} users) to Free/Busy`,

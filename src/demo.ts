@@ -66,6 +66,7 @@ if (enterprise) {
   );
   const { workflowId } = await downgrades.startEnterpriseDowngrade({
     domain,
+    requireApproval: false,
     users: [emails],
     serviceAccountSub: serviceAccount.service_account_id,
     userDeadlineMs: 60_000,

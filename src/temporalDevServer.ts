@@ -20,12 +20,20 @@ export function temporalCliPath(): string {
  * `system.forceSearchAttributesCacheRefreshOnRead` so that attributes created while it runs are seen at once; that
  * makes the server read its cluster metadata and namespace from SQLite on nearly every request (bench/callbacks.ts
  * counted 31.8 persistence requests per callback with it, 18.0 without). Every attribute here exists from the start.
+ *
+ * Task queues get one partition: the server splits a task queue's rate limit evenly among its partitions, and a
+ * partition with nothing queued wastes its share, so with the default four the Cronofy queue ran below the rate
+ * its workers set. One server process gains nothing from more.
  */
 export function devServerArgs(): string[] {
   return [
     ...searchAttributeRegistrations.flatMap((registration) => ['--search-attribute', registration]),
     '--dynamic-config-value',
     'system.forceSearchAttributesCacheRefreshOnRead=false',
+    '--dynamic-config-value',
+    'matching.numTaskqueueReadPartitions=1',
+    '--dynamic-config-value',
+    'matching.numTaskqueueWritePartitions=1',
   ];
 }
 

@@ -114,6 +114,7 @@ describe('enterprise downgrade', () => {
 
     await stack.downgrades.startEnterpriseDowngrade({
       domain,
+      requireApproval: false,
       users: [emails.slice(0, 200), emails.slice(200)],
       serviceAccountRefreshToken: serviceAccount.refresh_token,
       serviceAccountSub: serviceAccount.service_account_id,
@@ -222,6 +223,7 @@ describe('enterprise downgrade', () => {
     await got.put(sim('/_sim/enterprise/outcomes'), { json: { default: { kind: 'no_callback' } } });
     await stack.downgrades.startEnterpriseDowngrade({
       domain,
+      requireApproval: false,
       users: [emails],
       serviceAccountSub: serviceAccount.service_account_id,
       window: 40,

@@ -104,6 +104,7 @@ test('a domain survives its service being killed with SIGKILL twice: same counts
   );
   await downgrades.startEnterpriseDowngrade({
     domain: DOMAIN,
+    requireApproval: false,
     users: [emails],
     serviceAccountRefreshToken: serviceAccount.refresh_token,
     window: 40,

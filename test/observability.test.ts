@@ -360,6 +360,7 @@ test('an Enterprise Connect domain moves the enterprise and per-user counters', 
   });
   await stack.downgrades.startEnterpriseDowngrade({
     domain,
+    requireApproval: false,
     users: [emails],
     serviceAccountRefreshToken: serviceAccount.refresh_token,
     serviceAccountSub: serviceAccount.service_account_id,

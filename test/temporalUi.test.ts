@@ -149,6 +149,7 @@ async function startEnterpriseAwaitingAdmin(s: Stack): Promise<Runs['enterprise'
   const serviceAccount = await createDomain(s, ENTERPRISE_DOMAIN, ENTERPRISE_USERS);
   const { workflowId, runId } = await s.downgrades.startEnterpriseDowngrade({
     domain: ENTERPRISE_DOMAIN,
+    requireApproval: false,
     users: [ENTERPRISE_USERS],
     serviceAccountRefreshToken: serviceAccount.refresh_token,
     serviceAccountSub: serviceAccount.service_account_id,

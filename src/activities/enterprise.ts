@@ -2,7 +2,7 @@ import { ApplicationFailure, getClient } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { CronofyUnauthorizedError } from '../cronofy/errors.js';
-import { serviceAccountProfile } from '../cronofy/schemas.js';
+import { serviceAccountProfile, type ServiceAccountProfile } from '../cronofy/schemas.js';
 import { issuingRun, StateSigner, type IssuingRun } from '../callbacks/stateToken.js';
 import type { StoredCredentials } from '../store/credentialStore.js';
 import { callCronofy } from './callCronofy.js';
@@ -105,6 +105,14 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
         providerName: profile.providerName ?? 'unknown',
         domain: profile.domain,
       };
+    },
+
+    /** What the current service account is, for a preview: its userinfo, read without changing anything. */
+    async inspectServiceAccount(request: { serviceAccountRef: string }): Promise<ServiceAccountProfile> {
+      const info = await withServiceAccountToken(request.serviceAccountRef, (token) =>
+        cronofy.userInfo(token),
+      );
+      return serviceAccountProfile(info);
     },
 
     /** Captures a domain's users given inline, before anything is revoked. */

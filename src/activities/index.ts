@@ -9,6 +9,7 @@ import { createEnterpriseActivities } from './enterprise.js';
 import type { CredentialStore } from '../store/credentialStore.js';
 import type { EnterpriseUsers } from '../store/enterpriseUsers.js';
 import type { ApplicationEvent, FreeBusyProvider } from '../workflows/definitions.js';
+import type { DomainEvent } from '../workflows/enterpriseDefinitions.js';
 
 /** The scope a downgrade asks for: Free/Busy write is what makes Cronofy offer the access-mode choice. */
 export const REAUTHORIZATION_SCOPE = ['free_busy_write'] as const;
@@ -108,7 +109,7 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Tells the application (when it configured a webhook) what it needs to act on; signed like Cronofy signs. */
-    async notifyApplication(event: ApplicationEvent): Promise<void> {
+    async notifyApplication(event: ApplicationEvent | DomainEvent): Promise<void> {
       if (!deps.webhook) return;
       const body = JSON.stringify(event);
       const signature = createHmac('sha256', deps.webhook.secret).update(body).digest('base64');

@@ -29,7 +29,11 @@ export const UserInfo = z.looseObject({
   'cronofy.data': z
     .looseObject({
       authorization: z
-        .looseObject({ scope: z.string().optional(), status: z.string().optional() })
+        .looseObject({
+          scope: z.string().optional(),
+          status: z.string().optional(),
+          delegated_scope: z.string().optional(),
+        })
         .optional(),
       profiles: z.array(LinkingProfile).optional(),
     })
@@ -39,8 +43,16 @@ export type UserInfo = z.infer<typeof UserInfo>;
 
 export const OAuthErrorBody = z.looseObject({ error: z.string() });
 
+export interface ServiceAccountProfile {
+  providerName?: string;
+  domain?: string;
+  scope?: string;
+  delegatedScope?: string;
+  status?: string;
+}
+
 /** The service account's provider and domain from its userinfo, in the nested or the older flat layout. */
-export function serviceAccountProfile(info: UserInfo): { providerName?: string; domain?: string } {
+export function serviceAccountProfile(info: UserInfo): ServiceAccountProfile {
   const nested = z
     .looseObject({
       service_account: z.looseObject({ provider_name: z.string().optional(), domain: z.string().optional() }),
@@ -55,5 +67,8 @@ export function serviceAccountProfile(info: UserInfo): { providerName?: string; 
   return {
     providerName: nested.data?.service_account.provider_name ?? flat['cronofy.service_account.provider_name'],
     domain: nested.data?.service_account.domain ?? flat['cronofy.service_account.domain'],
+    scope: info['cronofy.data']?.authorization?.scope,
+    delegatedScope: info['cronofy.data']?.authorization?.delegated_scope,
+    status: info['cronofy.data']?.authorization?.status,
   };
 }

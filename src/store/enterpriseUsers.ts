@@ -1,5 +1,41 @@
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import type { Database } from './database.js';
+
+const Email = z.email();
+/** How many dropped addresses of each kind a capture names; the rest are only counted. */
+const MAX_EXAMPLES = 20;
+
+export interface PreviewRecord {
+  previewId: string;
+  domain: string;
+  captureId: string;
+  serviceAccountRef?: string;
+  serviceAccountSub?: string;
+  preview: unknown;
+}
+
+export interface ReportRow {
+  position: number;
+  email: string;
+  /** A user's final state, or `pending` while their workflow runs. */
+  state: string;
+  reason?: string;
+  /** The provider Cronofy reported for the user's new authorization, when one was verified. */
+  providerName?: string;
+  recordedAt?: string;
+}
+
+export interface Capture {
+  captureId: string;
+  /** The users kept, in order. */
+  count: number;
+  dropped: {
+    duplicates: number;
+    malformed: number;
+    examples: { duplicates: string[]; malformed: string[] };
+  };
+}
 
 export interface UserOutcome {
   email: string;
@@ -16,17 +52,35 @@ export interface UserOutcome {
 export class EnterpriseUsers {
   constructor(private readonly db: Database) {}
 
-  /** Stores the users in order and returns the capture's id; duplicates are dropped, first place kept. */
-  async capture(
-    pages: Iterable<readonly string[]> | AsyncIterable<readonly string[]>,
-  ): Promise<{ captureId: string; count: number }> {
+  /**
+   * Stores the users in order and returns the capture's id. Emails are compared trimmed and lower-cased; a
+   * duplicate is dropped (first place kept), and so is an address that is not an email (Cronofy would refuse the
+   * whole batch of 50 it travels in). What was dropped is counted, with a few examples, for the preview.
+   */
+  async capture(pages: Iterable<readonly string[]> | AsyncIterable<readonly string[]>): Promise<Capture> {
     const captureId = `cap_${randomBytes(12).toString('base64url')}`;
     const seen = new Set<string>();
+    const dropped = {
+      duplicates: 0,
+      malformed: 0,
+      examples: { duplicates: [] as string[], malformed: [] as string[] },
+    };
+    const drop = (kind: 'duplicates' | 'malformed', email: string) => {
+      dropped[kind] += 1;
+      if (dropped.examples[kind].length < MAX_EXAMPLES) dropped.examples[kind].push(email);
+    };
     let count = 0;
     for await (const page of pages) {
-      const fresh = page
-        .map((email) => email.trim().toLowerCase())
-        .filter((email) => email && !seen.has(email) && seen.add(email));
+      const fresh: string[] = [];
+      for (const given of page) {
+        const email = given.trim().toLowerCase();
+        if (!Email.safeParse(email).success) drop('malformed', given);
+        else if (seen.has(email)) drop('duplicates', email);
+        else {
+          fresh.push(email);
+          seen.add(email);
+        }
+      }
       for (let start = 0; start < fresh.length; start += 1000) {
         const chunk = fresh.slice(start, start + 1000);
         await this.db.query(
@@ -37,7 +91,7 @@ export class EnterpriseUsers {
         count += chunk.length;
       }
     }
-    return { captureId, count };
+    return { captureId, count, dropped };
   }
 
   async page(captureId: string, offset: number, limit: number): Promise<string[]> {
@@ -99,6 +153,72 @@ export class EnterpriseUsers {
       state: row.state,
       reason: row.reason ?? undefined,
       credentialRef: row.credential_ref ?? undefined,
+    }));
+  }
+
+  /** Binds a preview's id to the capture it describes; the preview itself is kept as shown. */
+  async savePreview(record: PreviewRecord): Promise<void> {
+    await this.db.query(
+      `INSERT INTO previews (preview_id, domain, capture_id, service_account_ref, service_account_sub, preview)
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb)`,
+      [
+        record.previewId,
+        record.domain,
+        record.captureId,
+        record.serviceAccountRef ?? null,
+        record.serviceAccountSub ?? null,
+        JSON.stringify(record.preview),
+      ],
+    );
+  }
+
+  async getPreview(previewId: string): Promise<PreviewRecord | undefined> {
+    const [row] = await this.db.query<{
+      preview_id: string;
+      domain: string;
+      capture_id: string;
+      service_account_ref: string | null;
+      service_account_sub: string | null;
+      preview: unknown;
+    }>('SELECT * FROM previews WHERE preview_id = $1', [previewId]);
+    if (!row) return undefined;
+    return {
+      previewId: row.preview_id,
+      domain: row.domain,
+      captureId: row.capture_id,
+      serviceAccountRef: row.service_account_ref ?? undefined,
+      serviceAccountSub: row.service_account_sub ?? undefined,
+      preview: row.preview,
+    };
+  }
+
+  /**
+   * Every captured user in capture order with their outcome so far (`pending` while they have none), the provider
+   * their new authorization was verified with, and when the outcome was recorded: a page of the report.
+   */
+  async report(captureId: string, offset: number, limit: number): Promise<ReportRow[]> {
+    const rows = await this.db.query<{
+      position: number;
+      email: string;
+      state: string | null;
+      reason: string | null;
+      provider_name: string | null;
+      updated_at: Date | string | null;
+    }>(
+      `SELECT u.position, u.email, o.state, o.reason, c.provider_name, o.updated_at
+       FROM enterprise_users u
+       LEFT JOIN enterprise_user_outcomes o ON o.capture_id = u.capture_id AND o.email = u.email
+       LEFT JOIN credentials c ON c.ref = o.credential_ref
+       WHERE u.capture_id = $1 AND u.position >= $2 ORDER BY u.position LIMIT $3`,
+      [captureId, offset, limit],
+    );
+    return rows.map((row) => ({
+      position: Number(row.position),
+      email: row.email,
+      state: row.state ?? 'pending',
+      reason: row.reason ?? undefined,
+      providerName: row.provider_name ?? undefined,
+      recordedAt: row.updated_at ? new Date(row.updated_at).toISOString() : undefined,
     }));
   }
 }

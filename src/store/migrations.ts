@@ -78,4 +78,19 @@ export const migrations: readonly Migration[] = [
       CREATE UNIQUE INDEX credentials_grant_key_idx ON credentials (grant_key);
     `,
   },
+  {
+    version: 4,
+    name: 'previews of enterprise downgrades, each bound to one capture of users',
+    sql: `
+      CREATE TABLE previews (
+        preview_id text PRIMARY KEY,
+        domain text NOT NULL,
+        capture_id text NOT NULL,
+        service_account_ref text,
+        service_account_sub text,
+        preview jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];

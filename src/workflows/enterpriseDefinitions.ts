@@ -1,5 +1,5 @@
 /** The contract of Enterprise Connect downgrades: the parent per domain and one child per user. */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { DowngradeState } from './definitions.js';
 
 export function enterpriseDowngradeId(domain: string): string {
@@ -20,10 +20,13 @@ export function enterpriseUserDowngradeId(
 }
 
 export type EnterprisePhase =
+  | 'awaiting_approval'
+  | 'rejected'
   | 'revoking'
   | 'awaiting_admin'
   | 'verifying_admin'
   | 'moving_users'
+  | 'paused'
   | Exclude<DowngradeState, 'revoking' | 'awaiting_reauthorization' | 'verifying'>;
 
 export type UserState =
@@ -39,6 +42,35 @@ export interface UsersProgress {
   inFlight: number[];
   counts: Partial<Record<UserOutcomeState, number>>;
   runs: number;
+  /** Absent in runs before operators could pause a domain. */
+  control?: DomainControlState;
+}
+
+/**
+ * The domain pauses itself when at least `minFailures` users failed since its users phase began (or last resumed)
+ * and they are at least `failureRatio` of the users finished since: 20 and 0.4 trip on 20 refusals among the
+ * first 50 users, the sign of an administrator who granted the wrong delegated scope.
+ */
+export interface BreakerThresholds {
+  minFailures: number;
+  failureRatio: number;
+}
+
+export interface Pause {
+  by: string;
+  at: string;
+  reason?: string;
+}
+
+export interface DomainControlState {
+  paused?: Pause;
+  since: { failed: number; finished: number };
+}
+
+export interface Approval {
+  previewId: string;
+  /** The run ends `expired` when nobody decides within this long. */
+  deadlineMs: number;
 }
 
 export interface EnterpriseDowngradeInput {
@@ -65,6 +97,10 @@ export interface EnterpriseDowngradeInput {
   historyEventBudget?: number;
   /** Set by continue-as-new, or to retry users against an already verified service account. */
   progress?: UsersProgress;
+  /** Nothing is revoked until an operator approves this preview (the `approve` update); absent: start at once. */
+  approval?: Approval;
+  /** Absent: the domain never pauses itself. */
+  breaker?: BreakerThresholds;
 }
 
 export interface EnterpriseStatus {
@@ -86,6 +122,10 @@ export interface EnterpriseStatus {
   /** How many runs this downgrade has taken (continue-as-new keeps each history short). */
   runs: number;
   reason?: string;
+  /** The preview the run was started from and, once decided, who approved or rejected it and when. */
+  approval?: { previewId: string; expiresAt: string; decidedBy?: string; decidedAt?: string };
+  /** Present while the users phase is paused: by whom (an operator, or the circuit breaker) and why. */
+  paused?: Pause;
 }
 
 export interface EnterpriseUserInput {
@@ -118,3 +158,25 @@ export type UserAccessCallback = { request: number; redirectUri: string } & (
 export const userAccessCallback = defineSignal<[UserAccessCallback]>('userAccessCallback');
 export const userFinished = defineSignal<[EnterpriseUserResult]>('userFinished');
 export const getEnterpriseStatus = defineQuery<EnterpriseStatus>('getEnterpriseStatus');
+
+/** What the application's webhook hears of a domain: that it paused itself and waits for an operator. */
+export type DomainEvent = { type: 'domain_paused'; status: EnterpriseStatus };
+
+/** Who decides: recorded on the run as given (an operator's name or email, a ticket). */
+export interface OperatorDecision {
+  by: string;
+  reason?: string;
+}
+
+/**
+ * Operators' updates, by name so that the Temporal CLI can send them too (`temporal workflow update execute
+ * --name approve …`). Each answers with the status after it took effect; its validator refuses, before anything is
+ * written to history, a request that does not fit the run's phase.
+ */
+export const approveDowngrade = defineUpdate<EnterpriseStatus, [OperatorDecision & { previewId: string }]>(
+  'approve',
+);
+export const rejectDowngrade = defineUpdate<EnterpriseStatus, [OperatorDecision]>('reject');
+/** Answers once the domain has no Cronofy call of its own in flight and starts no user. */
+export const pauseDowngrade = defineUpdate<EnterpriseStatus, [OperatorDecision]>('pause');
+export const resumeDowngrade = defineUpdate<EnterpriseStatus, [OperatorDecision]>('resume');

@@ -1,5 +1,6 @@
 import {
   ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -15,7 +16,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { cronofyActivities, serviceActivities } from './activityProxies.js';
+import { applicationNotifier, cronofyActivities, serviceActivities } from './activityProxies.js';
 import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
 import {
   FREE_BUSY_PROVIDERS,
@@ -24,14 +25,20 @@ import {
   type ReauthorizationCallback,
 } from './definitions.js';
 import {
+  approveDowngrade,
   getEnterpriseStatus,
+  pauseDowngrade,
+  rejectDowngrade,
+  resumeDowngrade,
   userFinished,
   type EnterpriseDowngradeInput,
   type EnterprisePhase,
   type EnterpriseStatus,
   type EnterpriseUserResult,
+  type Pause,
   type UsersProgress,
 } from './enterpriseDefinitions.js';
+import { DomainControl } from './domainControl.js';
 import { enterpriseUserDowngrade } from './enterpriseUserDowngrade.js';
 import { LegacyChildrenWindow } from './legacyChildrenWindow.js';
 import { UsersWindow, type Batch } from './usersWindow.js';
@@ -83,16 +90,69 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
     inFlight: input.progress?.inFlight.length ?? 0,
     counts: { ...input.progress?.counts },
     runs: (input.progress?.runs ?? 0) + 1,
+    paused: input.progress?.control?.paused,
   };
   let pending: { nonce: string; callback?: ReauthorizationCallback } | undefined;
   const finished: EnterpriseUserResult[] = [];
   /** The users phase's window, once it has begun: cancelling the downgrade cancels the users in flight. */
   let users: UsersWindow | undefined;
   let slidingWindow: LegacyChildrenWindow | undefined;
+  const control = new DomainControl(input.breaker, input.progress?.control);
+  /** Batches being started or waiting for their access request: a pause answers when there are none. */
+  let batchesBusy = 0;
+  let decision: { approved: boolean; by: string; reason?: string } | undefined;
+  const notify = applicationNotifier();
   // A run continued as new carries on the same downgrade.
   if (info.continuedFromExecutionRunId === undefined) countDowngradeStarted('enterprise');
 
   setHandler(getEnterpriseStatus, () => status);
+  setHandler(
+    approveDowngrade,
+    async ({ by }) => {
+      decision = { approved: true, by };
+      await condition(() => status.phase !== 'awaiting_approval');
+      return status;
+    },
+    {
+      validator: ({ by, previewId }) => {
+        expectPhase('approve', 'awaiting_approval', by);
+        if (previewId !== input.approval?.previewId) {
+          throw new Error(
+            `preview ${previewId} is not the one this run was started from (${input.approval?.previewId}): ` +
+              'read that preview, or preview again and start a new run',
+          );
+        }
+      },
+    },
+  );
+  setHandler(
+    rejectDowngrade,
+    async ({ by, reason }) => {
+      decision = { approved: false, by, reason };
+      await condition(() => status.phase !== 'awaiting_approval');
+      return status;
+    },
+    { validator: ({ by }) => expectPhase('reject', 'awaiting_approval', by) },
+  );
+  setHandler(
+    pauseDowngrade,
+    async ({ by, reason }) => {
+      pauseUsers({ by, reason, at: new Date().toISOString() });
+      await condition(() => batchesBusy === 0);
+      return status;
+    },
+    { validator: ({ by }) => expectPhase('pause', 'moving_users', by) },
+  );
+  setHandler(
+    resumeDowngrade,
+    ({ by }) => {
+      log.info('Users phase resumed', { by });
+      control.resume(status.counts);
+      enter('moving_users', { paused: undefined });
+      return status;
+    },
+    { validator: ({ by }) => expectPhase('resume', 'paused', by) },
+  );
   setHandler(userFinished, (result) => void finished.push(result));
   setHandler(reauthorizationCallback, (callback) => {
     if (
@@ -121,6 +181,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
   const finish = async (phase: EnterprisePhase, reason?: string): Promise<EnterpriseStatus> => {
     enter(phase, {
       reason,
+      paused: undefined,
       authorizationUrl: undefined,
       authorizationExpiresAt: undefined,
       waitingSince: undefined,
@@ -134,6 +195,10 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       Object.assign(status, await service.captureUsers({ emails: input.inlineUsers }));
     }
     let progress = input.progress;
+    if (!progress && input.approval) {
+      const refused = await awaitApproval(input.approval);
+      if (refused) return await finish(refused.phase, refused.reason);
+    }
     if (!progress) {
       enter('revoking');
       await cronofy.revokeAuthorization(
@@ -171,6 +236,45 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       return await finish('failed', `${error.activityType}: ${error.cause?.message ?? error.message}`);
     }
     throw error;
+  }
+
+  /** Nothing is revoked before an operator approves the preview this run was started from. */
+  async function awaitApproval(
+    approval: NonNullable<EnterpriseDowngradeInput['approval']>,
+  ): Promise<{ phase: EnterprisePhase; reason: string } | undefined> {
+    const expiresAt = new Date(Date.now() + approval.deadlineMs).toISOString();
+    enter('awaiting_approval', { approval: { previewId: approval.previewId, expiresAt } });
+    if (!(await condition(() => decision !== undefined, approval.deadlineMs)) || !decision) {
+      return { phase: 'expired', reason: `not approved before ${expiresAt}` };
+    }
+    status.approval = {
+      previewId: approval.previewId,
+      expiresAt,
+      decidedBy: decision.by,
+      decidedAt: new Date().toISOString(),
+    };
+    if (!decision.approved) {
+      return {
+        phase: 'rejected',
+        reason: `rejected by ${decision.by}${decision.reason ? `: ${decision.reason}` : ''}`,
+      };
+    }
+    log.info('Downgrade approved', { by: decision.by, previewId: approval.previewId });
+    return undefined;
+  }
+
+  function expectPhase(update: string, phase: EnterprisePhase, by: string): void {
+    if (!by.trim()) throw new Error(`${update}: say who decides (by)`);
+    if (status.phase !== phase) {
+      throw new Error(`${update}: the downgrade of ${input.domain} is ${status.phase}, not ${phase}`);
+    }
+  }
+
+  /** Stops starting users and asking Cronofy for their access; the users already asked keep waiting. */
+  function pauseUsers(pause: Pause): void {
+    log.info('Users phase paused', { ...pause });
+    control.pause(pause);
+    enter('paused', { paused: pause });
   }
 
   async function reauthorizeAdministrator(): Promise<
@@ -237,6 +341,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
     if (progress.inFlight.length > 0 || !patched(USERS_STARTED_BY_ACTIVITY))
       return moveUsersAsChildren(progress);
     users = new UsersWindow(input.window, status.userCount, progress);
+    if (control.paused) enter('paused');
     // A batch's access request waits its turn at the Cronofy task queue's rate limit, behind the users' code
     // exchanges: the next batch starts without waiting for it, so that queue does not run dry while users are left.
     // Each is awaited before the run continues as new (which would abandon it) or ends.
@@ -247,20 +352,40 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       if (users.done) break;
       if (historyFull()) {
         await Promise.all(accessRequests);
+        await condition(allHandlersFinished);
         await continueAsNew<typeof enterpriseDowngrade>({
           ...continuation(),
-          progress: { ...progress, nextPosition: users.next, counts: users.counts, runs: status.runs },
+          progress: {
+            ...progress,
+            nextPosition: users.next,
+            counts: users.counts,
+            runs: status.runs,
+            control: control.carry(),
+          },
         });
       }
-      const batch = users.takeBatch();
+      const batch = control.paused ? undefined : users.takeBatch();
       if (batch) {
-        const request = requestAccess(progress, await startUsers(progress, batch), batch.from);
+        batchesBusy += 1;
+        const started = await startUsers(progress, batch).catch((error: unknown) => {
+          batchesBusy -= 1;
+          throw error;
+        });
+        const request = requestAccess(progress, started, batch.from).finally(() => (batchesBusy -= 1));
         request.catch(() => undefined); // Its failure surfaces where it is awaited.
         accessRequests.push(request);
         continue;
       }
-      await sleep(users.pollDelayMs);
+      // A resume wakes the loop at once; nothing else needs to.
+      const wasPaused = control.paused !== undefined;
+      await condition(() => wasPaused && !control.paused, users.pollDelayMs);
       users.update(await service.countUserOutcomes({ captureId: status.captureId }));
+      const trip = control.tripReason(users.counts);
+      if (trip) {
+        status.counts = users.counts;
+        pauseUsers({ by: 'circuit breaker', reason: trip, at: new Date().toISOString() });
+        await notify({ type: 'domain_paused', status });
+      }
     }
     await Promise.all(accessRequests);
     return await finish('completed');
@@ -420,6 +545,18 @@ function describeStatus(status: EnterpriseStatus): string {
     .map(([state, count]) => `${state} ${count}`)
     .join(', ');
   const lines = [`**${status.phase}** · domain ${status.domain} · run ${status.runs}`];
+  const { approval, paused } = status;
+  if (approval && !approval.decidedBy) {
+    lines.push(
+      `Waiting for an operator to approve preview ${approval.previewId} until ${approval.expiresAt}`,
+    );
+  }
+  if (approval?.decidedBy) {
+    const verb = status.phase === 'rejected' ? 'Rejected' : 'Approved';
+    lines.push(`${verb} by ${approval.decidedBy} at ${approval.decidedAt} (preview ${approval.previewId})`);
+  }
+  if (paused)
+    lines.push(`Paused by ${paused.by} at ${paused.at}${paused.reason ? `: ${paused.reason}` : ''}`);
   if (status.waitingSince) lines.push(`Waiting for the administrator since ${status.waitingSince}`);
   if (status.authorizationExpiresAt) lines.push(`Consent link expires ${status.authorizationExpiresAt}`);
   if (status.providerName) lines.push(`Service account provider: ${status.providerName}`);

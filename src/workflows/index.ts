@@ -1,3 +1,4 @@
 export { individualDowngrade } from './individualDowngrade.js';
 export { enterpriseDowngrade } from './enterpriseDowngrade.js';
 export { enterpriseUserDowngrade } from './enterpriseUserDowngrade.js';
+export { inspectServiceAccount } from './serviceAccountInspection.js';

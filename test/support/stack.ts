@@ -29,6 +29,7 @@ import { openDatabase, type Database } from '../../src/store/database.js';
 import { Keyring } from '../../src/store/encryption.js';
 import { devServerArgs, temporalCliPath } from '../../src/temporalDevServer.js';
 import type { ApplicationEvent } from '../../src/workflows/definitions.js';
+import type { DomainEvent } from '../../src/workflows/enterpriseDefinitions.js';
 import { EnterpriseUsers } from '../../src/store/enterpriseUsers.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../../src/callbacks/postServiceAccountCallback.js';
 import { bundleWorkflows, createDowngradeWorkers } from '../../src/worker.js';
@@ -60,7 +61,7 @@ export interface Stack {
   database: Database;
   downgrades: DowngradeClient;
   cronofy: CronofyClient;
-  webhookEvents: ApplicationEvent[];
+  webhookEvents: Array<ApplicationEvent | DomainEvent>;
   /** The webhook answers 503 to the next `count` events of `workflowId` (they are not recorded). */
   failWebhook(workflowId: string, count: number): void;
   /** Every answer the webhook gave, in order, with the workflow each event was about. */
@@ -121,7 +122,7 @@ export async function startStack(
   const enterpriseUsers = new EnterpriseUsers(database);
   const stateSigner = new StateSigner(STATE_SECRET);
 
-  const webhookEvents: ApplicationEvent[] = [];
+  const webhookEvents: Array<ApplicationEvent | DomainEvent> = [];
   const webhook = await startWebhookReceiver(webhookEvents);
 
   // The callback server must exist before the simulator, which only redirects to registered URIs.
@@ -210,7 +211,7 @@ export async function startStack(
  * The application's webhook endpoint: records events whose signature verifies, refuses the rest, and answers 503
  * to as many of a workflow's events as `failures` says.
  */
-async function startWebhookReceiver(events: ApplicationEvent[]) {
+async function startWebhookReceiver(events: Array<ApplicationEvent | DomainEvent>) {
   const failures = new Map<string, number>();
   const answers: Array<{ workflowId: string; status: number }> = [];
   const server = createServer((request, response) => {
