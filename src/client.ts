@@ -466,9 +466,11 @@ export class DowngradeClient {
         // The server answers "not found" to an update of a run that has ended.
         const ended = await handle.describe().catch(() => undefined);
         if (ended && ended.status.name !== 'RUNNING') {
-          throw new DowngradeRefusedError(
-            `the downgrade of ${domain} has ended (${ended.status.name.toLowerCase()})`,
+          const phase = await handle.query(getEnterpriseStatus).then(
+            (status) => status.phase,
+            () => ended.status.name.toLowerCase(),
           );
+          throw new DowngradeRefusedError(`the downgrade of ${domain} has ended (${phase})`);
         }
         throw error;
       }

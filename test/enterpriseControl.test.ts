@@ -9,6 +9,7 @@ import got from 'got';
 import { z } from 'zod';
 import { DowngradeRefusedError } from '../src/client.js';
 import { reportCsv } from '../src/enterpriseReport.js';
+import { replayHistories } from './support/histories.js';
 import { searchAttributes } from '../src/workflows/definitions.js';
 import { enterpriseDowngradeId, type EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
 import {
@@ -57,6 +58,18 @@ async function waitForUsersToSettle(domain: string): Promise<EnterpriseStatus> {
     if (finished >= status.started) return status;
     await sleep(200);
   }
+}
+
+/** Every run of the domain's downgrade, as replayHistories takes them. */
+async function domainHistories(domain: string) {
+  const histories = [];
+  for await (const execution of stack.env.client.workflow.list({
+    query: `WorkflowId = '${enterpriseDowngradeId(domain)}'`,
+  })) {
+    const handle = stack.env.client.workflow.getHandle(execution.workflowId, execution.runId);
+    histories.push({ workflowId: execution.workflowId, history: await handle.fetchHistory() });
+  }
+  return histories;
 }
 
 /** The simulator's log stays the same length over `ms`: no Cronofy call at all. */
@@ -204,12 +217,18 @@ describe('pause and the circuit breaker', () => {
     const emails = emailsOf(domain, 300);
     const serviceAccount = await createDomain(stack, domain, emails);
     await got.put(`${stack.simulator.url}/_sim/rate-limit`, { json: { perSecond: 50, perMinute: 100_000 } });
-    await stack.downgrades.startEnterpriseDowngrade({
+    const { previewId } = await stack.downgrades.startEnterpriseDowngrade({
       domain,
-      requireApproval: false,
       users: [emails],
       serviceAccountRefreshToken: serviceAccount.refresh_token,
       window: 50,
+      // Small, so that the pause, the approval and the breaker's count are carried across continue-as-new.
+      historyEventBudget: 100,
+    });
+    await waitForPhase(domain, ['awaiting_approval']);
+    await stack.downgrades.approveEnterpriseDowngrade(domain, {
+      previewId: previewId!,
+      by: 'ops@example.com',
     });
     await approveAsAdministrator(stack, domain);
     for (;;) {
@@ -252,6 +271,10 @@ describe('pause and the circuit breaker', () => {
     const result = await stack.downgrades.waitForEnterpriseResult(domain);
     assert.equal(result.phase, 'completed');
     assert.deepEqual(result.counts, { completed: 300 });
+    assert.ok(result.runs >= 2, `continued as new (${result.runs} runs)`);
+    assert.equal(result.approval?.decidedBy, 'ops@example.com', 'the approval is shown by the last run');
+    // Every run of it, updates and all, replays against the current code.
+    await replayHistories(await domainHistories(domain));
   });
 
   test('20 refusals among the first 50 users trip the breaker: the domain pauses, says so, and calls nothing until resumed', async () => {
@@ -305,6 +328,7 @@ describe('pause and the circuit breaker', () => {
     const result = await stack.downgrades.waitForEnterpriseResult(domain);
     assert.equal(result.phase, 'completed');
     assert.deepEqual(result.counts, { completed: 100, failed: 20 });
+    await replayHistories(await domainHistories(domain));
 
     const report = await stack.downgrades.getEnterpriseReport(domain, { limit: 1000 });
     assert.equal(report.rows.length, 120);

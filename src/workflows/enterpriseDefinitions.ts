@@ -44,6 +44,8 @@ export interface UsersProgress {
   runs: number;
   /** Absent in runs before operators could pause a domain. */
   control?: DomainControlState;
+  /** Who approved the run, shown by every later run of it. */
+  approval?: EnterpriseStatus['approval'];
 }
 
 /**

@@ -91,6 +91,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
     counts: { ...input.progress?.counts },
     runs: (input.progress?.runs ?? 0) + 1,
     paused: input.progress?.control?.paused,
+    approval: input.progress?.approval,
   };
   let pending: { nonce: string; callback?: ReauthorizationCallback } | undefined;
   const finished: EnterpriseUserResult[] = [];
@@ -141,7 +142,12 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       await condition(() => batchesBusy === 0);
       return status;
     },
-    { validator: ({ by }) => expectPhase('pause', 'moving_users', by) },
+    {
+      validator: ({ by }) => {
+        expectPhase('pause', 'moving_users', by);
+        if (slidingWindow) throw new Error('pause: this run moves its users the old way, which cannot pause');
+      },
+    },
   );
   setHandler(
     resumeDowngrade,
@@ -361,6 +367,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
             counts: users.counts,
             runs: status.runs,
             control: control.carry(),
+            approval: status.approval,
           },
         });
       }

@@ -43,6 +43,9 @@ const WEBHOOK_SECRET = 'test-webhook-secret-0123456789';
  */
 export const TEST_PAYLOAD_ENCRYPTION_KEYS = `test1:${Buffer.alloc(32, 0x5a).toString('base64')}`;
 
+/** The credential store's key in tests: fixed, so that another process (the CLI) can share the store. */
+export const TEST_CREDENTIAL_KEYS = `test1:${Buffer.alloc(32, 0x3c).toString('base64')}`;
+
 /** The codec and data converter every test client and worker shares, as the service's do. */
 export function testPayloadEncryption(): { codec: EncryptionCodec; dataConverter: DataConverter } {
   return payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: TEST_PAYLOAD_ENCRYPTION_KEYS });
@@ -96,6 +99,8 @@ export async function startStack(
     metricsBindAddress?: string;
     /** Trace as the service does: client interceptors on the stack's client, workflow spans into `tracing`. */
     tracing?: Tracing;
+    /** The credential store's database (a PostgreSQL shared with another process, say); PGlite in memory otherwise. */
+    databaseUrl?: string;
   } = {},
 ): Promise<Stack> {
   Runtime.install({
@@ -117,8 +122,8 @@ export async function startStack(
         client: { dataConverter, ...clientTracing },
       });
   const workflowBundle = await bundleWorkflows({ tracing: options.tracing?.workflowSpanSink !== undefined });
-  const database = await openDatabase('memory:');
-  const store = new CredentialStore(database, Keyring.parse(Keyring.generateSpec('test1')));
+  const database = await openDatabase(options.databaseUrl ?? 'memory:');
+  const store = new CredentialStore(database, Keyring.parse(TEST_CREDENTIAL_KEYS));
   const enterpriseUsers = new EnterpriseUsers(database);
   const stateSigner = new StateSigner(STATE_SECRET);
 
