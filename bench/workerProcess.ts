@@ -12,6 +12,7 @@ import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
 import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
+import { Campaigns } from '../src/store/campaigns.js';
 import { setupTracing } from '../src/observability/tracing.js';
 import { createDowngradeWorkers } from '../src/worker.js';
 
@@ -128,6 +129,7 @@ async function serviceWorkers(
       store,
       stateSigner,
       enterpriseUsers,
+      campaigns: new Campaigns(database),
       redirectUri: required('BENCH_REDIRECT_URI'),
       serviceAccountCallbackUrl: required('BENCH_SERVICE_ACCOUNT_CALLBACK_URL'),
     },

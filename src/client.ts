@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type Client, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { CredentialStore, StoredCredentials } from './store/credentialStore.js';
 import {
@@ -28,6 +28,8 @@ import {
 import type { enterpriseDowngrade } from './workflows/enterpriseDowngrade.js';
 import type { inspectServiceAccount } from './workflows/serviceAccountInspection.js';
 import { buildPreview, type EnterprisePreview } from './enterprisePreview.js';
+import { DowngradeNotFoundError, DowngradeRefusedError, PreviewNotFoundError } from './clientErrors.js';
+import { sendOperatorUpdate } from './operatorUpdates.js';
 
 export interface DowngradeDefaults {
   deadlineMs: number;
@@ -45,6 +47,12 @@ export interface StartIndividualDowngrade {
   deadlineMs?: number;
   reminderIntervalMs?: number;
   maxPrompts?: number;
+  /**
+   * Revoke only when the person opens the link (`authorizationUrl` is then the service's own page, which revokes
+   * and sends them on to Cronofy): someone who never opens it keeps their connection, and the run ends
+   * `link_not_opened`. Default false: revoke at start.
+   */
+  revokeWhenOpened?: boolean;
 }
 
 export interface EnterpriseDefaults {
@@ -117,18 +125,7 @@ const ENTERPRISE_DEFAULTS: EnterpriseDefaults = {
 const DEFAULT_APPROVAL_DEADLINE_MS = 7 * 24 * 3_600_000;
 const DEFAULT_BREAKER: BreakerThresholds = { minFailures: 20, failureRatio: 0.4 };
 
-export class DowngradeNotFoundError extends Error {
-  override readonly name = 'DowngradeNotFoundError';
-}
-
-/** An operator's request the run refused (wrong phase, stale preview); nothing was changed. */
-export class DowngradeRefusedError extends Error {
-  override readonly name = 'DowngradeRefusedError';
-}
-
-export class PreviewNotFoundError extends Error {
-  override readonly name = 'PreviewNotFoundError';
-}
+export { DowngradeNotFoundError, DowngradeRefusedError, PreviewNotFoundError };
 
 /** The typed API backend services use to start, follow and cancel downgrades. */
 export class DowngradeClient {
@@ -171,6 +168,7 @@ export class DowngradeClient {
       deadlineMs: request.deadlineMs ?? this.defaults.deadlineMs,
       reminderIntervalMs: request.reminderIntervalMs ?? this.defaults.reminderIntervalMs,
       maxPrompts: request.maxPrompts ?? this.defaults.maxPrompts,
+      revokeWhenOpened: request.revokeWhenOpened || undefined,
     };
     const workflowId = individualDowngradeId(request.sub);
     const handle = await this.temporal.workflow.start<typeof individualDowngrade>('individualDowngrade', {
@@ -180,7 +178,7 @@ export class DowngradeClient {
       workflowIdConflictPolicy: 'USE_EXISTING',
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.kind, value: 'individual' },
-        { key: searchAttributes.state, value: 'revoking' },
+        { key: searchAttributes.state, value: input.revokeWhenOpened ? 'awaiting_link_open' : 'revoking' },
         { key: searchAttributes.sub, value: request.sub },
       ]),
       staticSummary: `Downgrade ${request.sub}${request.userId ? ` (user ${request.userId})` : ''} to Free/Busy`,
@@ -421,21 +419,21 @@ export class DowngradeClient {
     domain: string,
     decision: OperatorDecision & { previewId: string },
   ): Promise<EnterpriseStatus> {
-    return this.operate(domain, (handle) => handle.executeUpdate(approveDowngrade, { args: [decision] }));
+    return sendOperatorUpdate(this.temporal, this.operated(domain), approveDowngrade, decision);
   }
 
   /** Ends a run waiting in `awaiting_approval` as `rejected`, with nothing done at Cronofy. */
   async rejectEnterpriseDowngrade(domain: string, decision: OperatorDecision): Promise<EnterpriseStatus> {
-    return this.operate(domain, (handle) => handle.executeUpdate(rejectDowngrade, { args: [decision] }));
+    return sendOperatorUpdate(this.temporal, this.operated(domain), rejectDowngrade, decision);
   }
 
   /** Answers once the domain makes no Cronofy call of its own and starts no user; waiting users keep waiting. */
   async pauseEnterpriseDowngrade(domain: string, decision: OperatorDecision): Promise<EnterpriseStatus> {
-    return this.operate(domain, (handle) => handle.executeUpdate(pauseDowngrade, { args: [decision] }));
+    return sendOperatorUpdate(this.temporal, this.operated(domain), pauseDowngrade, decision);
   }
 
   async resumeEnterpriseDowngrade(domain: string, decision: OperatorDecision): Promise<EnterpriseStatus> {
-    return this.operate(domain, (handle) => handle.executeUpdate(resumeDowngrade, { args: [decision] }));
+    return sendOperatorUpdate(this.temporal, this.operated(domain), resumeDowngrade, decision);
   }
 
   /** Every captured user of the domain's latest run with their outcome so far, a page at a time, in capture order. */
@@ -452,29 +450,12 @@ export class DowngradeClient {
     return { domain, captureId: status.captureId, phase: status.phase, users: status.userCount, rows };
   }
 
-  private async operate(
-    domain: string,
-    update: (handle: ReturnType<Client['workflow']['getHandle']>) => Promise<EnterpriseStatus>,
-  ): Promise<EnterpriseStatus> {
-    return this.handle(enterpriseDowngradeId(domain), async (handle) => {
-      try {
-        return await update(handle);
-      } catch (error) {
-        if (error instanceof WorkflowUpdateFailedError) {
-          throw new DowngradeRefusedError(error.cause?.message ?? error.message);
-        }
-        // The server answers "not found" to an update of a run that has ended.
-        const ended = await handle.describe().catch(() => undefined);
-        if (ended && ended.status.name !== 'RUNNING') {
-          const phase = await handle.query(getEnterpriseStatus).then(
-            (status) => status.phase,
-            () => ended.status.name.toLowerCase(),
-          );
-          throw new DowngradeRefusedError(`the downgrade of ${domain} has ended (${phase})`);
-        }
-        throw error;
-      }
-    });
+  private operated(domain: string) {
+    return {
+      workflowId: enterpriseDowngradeId(domain),
+      subject: `the downgrade of ${domain}`,
+      status: getEnterpriseStatus,
+    };
   }
 
   private async startEnterpriseRun(

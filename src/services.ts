@@ -15,6 +15,7 @@ import { tracingClientInterceptors } from './observability/tracing.js';
 import { CredentialStore } from './store/credentialStore.js';
 import { openDatabase, type Database } from './store/database.js';
 import { EnterpriseUsers } from './store/enterpriseUsers.js';
+import { Campaigns } from './store/campaigns.js';
 import { Keyring } from './store/encryption.js';
 
 /** The simulator's application credentials when no Cronofy credentials are configured. */
@@ -65,6 +66,7 @@ export interface Services {
   database: Database;
   store: CredentialStore;
   enterpriseUsers: EnterpriseUsers;
+  campaigns: Campaigns;
   stateSigner: StateSigner;
   activityDeps: ActivityDeps;
   close(): Promise<void>;
@@ -87,16 +89,19 @@ export async function createServices(config: Config, cronofy: CronofyTarget): Pr
       ? { url: config.APP_WEBHOOK_URL, secret: config.APP_WEBHOOK_SECRET }
       : undefined;
   const enterpriseUsers = new EnterpriseUsers(database);
+  const campaigns = new Campaigns(database);
   return {
     database,
     store,
     enterpriseUsers,
+    campaigns,
     stateSigner,
     activityDeps: {
       cronofy: client,
       store,
       stateSigner,
       enterpriseUsers,
+      campaigns,
       redirectUri: redirectUri(config),
       serviceAccountCallbackUrl: new URL(SERVICE_ACCOUNT_CALLBACK_PATH, config.callbackBaseUrl).toString(),
       webhook,

@@ -9,12 +9,19 @@ import got from 'got';
 import { z } from 'zod';
 import { DowngradeRefusedError } from '../src/client.js';
 import { reportCsv } from '../src/enterpriseReport.js';
+import { CampaignClient } from '../src/campaignClient.js';
+import { Campaigns } from '../src/store/campaigns.js';
+import { campaignUserWorkflowId, campaignWorkflowId } from '../src/workflows/campaignDefinitions.js';
 import { replayHistories } from './support/histories.js';
 import { searchAttributes } from '../src/workflows/definitions.js';
 import { enterpriseDowngradeId, type EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
 import {
   approveAsAdministrator,
   createDomain,
+  createReadWriteUser,
+  decideOnConsentPage,
+  followRedirect,
+  waitForState,
   simulatorGet,
   startStack,
   type RunningWorker,
@@ -351,3 +358,96 @@ describe('pause and the circuit breaker', () => {
     assert.match(csv[1]!, /^0,user0@breaker\.example\.org,failed,unable_to_grant_scope,,\d{4}-/);
   });
 });
+
+describe('Individual campaign', () => {
+  test('a 200-user campaign waits for approval, then every user ends in their own downgrade with the right counts', async () => {
+    const campaigns = new CampaignClient({
+      temporal: stack.env.client,
+      taskQueue: stack.taskQueue,
+      campaigns: new Campaigns(stack.database),
+      store: stack.store,
+      defaults: { deadlineMs: 12_000, reminderIntervalMs: 60_000, maxPrompts: 1 },
+    });
+    const people: Array<Awaited<ReturnType<typeof createReadWriteUser>>> = [];
+    for (let i = 0; i < 200; i++) people.push(await createReadWriteUser(stack, `camper${i}@example.com`));
+    const given = [
+      ...people.map((person, i) => ({
+        sub: person.sub,
+        userId: `u${i}`,
+        refreshToken: person.refresh_token,
+      })),
+      { sub: people[0]!.sub },
+      { sub: 'not-a-sub' },
+    ];
+    const preview = await campaigns.previewIndividualCampaign({ name: 'spring', users: [given] });
+    assert.equal(preview.users.count, 200);
+    assert.deepEqual(preview.cronofyCalls, { total: 400, revokes: 200, userExchanges: 200 });
+    assert.deepEqual(preview.warnings, ['1 duplicate subs dropped', '1 malformed subs dropped']);
+
+    const revokesBefore = (await requestLog()).filter((call) => call.endpoint === 'revoke').length;
+    await campaigns.startIndividualCampaign({ name: 'spring', previewId: preview.previewId, window: 200 });
+    await sleep(1_000);
+    assert.equal((await campaigns.getIndividualCampaign('spring')).phase, 'awaiting_approval');
+    assert.equal(
+      (await requestLog()).filter((call) => call.endpoint === 'revoke').length,
+      revokesBefore,
+      'nobody revoked before approval',
+    );
+    await assert.rejects(
+      campaigns.approveCampaign('spring', { previewId: 'pv_other', by: 'ops' }),
+      /preview pv_other is not the one/,
+    );
+    const approved = await campaigns.approveCampaign('spring', { previewId: preview.previewId, by: 'ops' });
+    assert.equal(approved.approval?.decidedBy, 'ops');
+
+    // 180 choose Free/Busy, 10 decline, 10 never answer (their prompt expires).
+    const { captureId } = await campaigns.getIndividualCampaign('spring');
+    const workflowIdOf = (position: number) =>
+      campaignUserWorkflowId(campaignWorkflowId('spring'), captureId, position);
+    const answer = async (position: number) => {
+      if (position >= 190) return;
+      const status = await waitForState(
+        stack,
+        workflowIdOf(position),
+        (state) => state === 'awaiting_reauthorization',
+      );
+      const decision = position < 180 ? 'free_busy_google' : 'deny';
+      const location = await decideOnConsentPage(status.authorizationUrl!, decision, {
+        email: people[position]!.email,
+      });
+      assert.equal((await followRedirect(location)).status, 200);
+    };
+    for (let from = 0; from < 200; from += 20) {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => answer(from + i)));
+    }
+    const result = await campaigns.waitForCampaignResult('spring');
+    assert.equal(result.phase, 'completed');
+    assert.deepEqual(result.counts, { completed: 180, denied: 10, expired: 10 });
+
+    const report = await campaigns.getCampaignReport('spring', { limit: 1000 });
+    assert.equal(report.rows.length, 200);
+    assert.deepEqual(
+      report.rows.map((row) => [row.sub, row.userId, row.state]),
+      people.map((person, i) => [
+        person.sub,
+        `u${i}`,
+        i < 180 ? 'completed' : i < 190 ? 'denied' : 'expired',
+      ]),
+    );
+    assert.ok(report.rows.slice(0, 180).every((row) => row.providerName === 'google_free_busy'));
+    const own = await stack.downgrades.getDowngrade(workflowIdOf(0));
+    assert.equal(own.state, 'completed', 'each user is their own individualDowngrade');
+    await replayHistories(await campaignHistories());
+  });
+});
+
+async function campaignHistories() {
+  const histories = [];
+  for await (const execution of stack.env.client.workflow.list({
+    query: `WorkflowId = '${campaignWorkflowId('spring')}'`,
+  })) {
+    const handle = stack.env.client.workflow.getHandle(execution.workflowId, execution.runId);
+    histories.push({ workflowId: execution.workflowId, history: await handle.fetchHistory() });
+  }
+  return histories;
+}

@@ -249,6 +249,86 @@ describe('individual downgrade', () => {
   });
 });
 
+describe('revoke when the link is opened', () => {
+  const RevokeLog = z.array(z.object({ endpoint: z.string(), at: z.string() }).loose());
+  const revokes = async () =>
+    (await simulatorGet(stack, '/_sim/requests', RevokeLog)).filter((entry) => entry.endpoint === 'revoke');
+  const open = (url: string) => got(url, { followRedirect: false, throwHttpErrors: false });
+
+  async function startOnOpen(options: { deadlineMs?: number } = {}) {
+    userCount += 1;
+    const user = await createReadWriteUser(stack, `person${userCount}@example.com`);
+    emails.push(user.email);
+    const { workflowId } = await stack.downgrades.startIndividualDowngrade({
+      sub: user.sub,
+      refreshToken: user.refresh_token,
+      revokeWhenOpened: true,
+      ...options,
+    });
+    workflowIds.push(workflowId);
+    const status = await waitForState(stack, workflowId, (state) => state === 'awaiting_link_open');
+    return { user, workflowId, link: status.authorizationUrl! };
+  }
+
+  test('nothing is revoked until the person opens the link, which revokes and sends them on to Cronofy', async () => {
+    const revokesBefore = (await revokes()).length;
+    const { user, workflowId, link } = await startOnOpen();
+    assert.ok(link.startsWith(`${stack.callbackUrl}/downgrade/open?state=`), link);
+    const event = stack.webhookEvents.find((e) => e.status.workflowId === workflowId);
+    assert.equal(event?.type, 'authorization_required');
+    assert.equal(event?.status.authorizationUrl, link, "the application is handed the service's own link");
+    await sleep(1_000);
+    assert.equal((await revokes()).length, revokesBefore, 'nothing revoked before the link is opened');
+    assert.deepEqual(
+      (await authorizationsOf(user.sub)).map((a) => [a.provider_name, a.revoked]),
+      [['google', false]],
+    );
+
+    const opened = await open(link);
+    assert.equal(opened.statusCode, 303);
+    assert.equal(opened.headers['cache-control'], 'no-store');
+    assert.equal(opened.headers['referrer-policy'], 'no-referrer');
+    const consentUrl = opened.headers.location!;
+    assert.ok(consentUrl.startsWith(`${stack.simulator.url}/oauth/authorize?`), consentUrl);
+    const consentPage = await got(consentUrl);
+    const consentShownAt = Date.now();
+    assert.equal(consentPage.statusCode, 200);
+    const revoked = (await revokes()).slice(revokesBefore);
+    assert.equal(revoked.length, 1, 'revoked once, when the link was opened');
+    const lead = consentShownAt - Date.parse(revoked[0]!.at);
+    assert.ok(lead >= 0 && lead < 2_000, `the revoke preceded the consent page by ${lead} ms`);
+
+    // Opening it again while that prompt waits goes to the same consent page.
+    const again = await open(link);
+    assert.equal(again.statusCode, 303);
+    assert.equal(again.headers.location, consentUrl);
+    const tampered = await open(
+      link.replace(/state=([^&]+)/, (_, state: string) => `state=${state.slice(0, -4)}AAAA`),
+    );
+    assert.equal(tampered.statusCode, 400);
+
+    const location = await decideOnConsentPage(consentUrl, 'free_busy_google', { email: user.email });
+    assert.equal((await followRedirect(location)).status, 200);
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'completed');
+    assert.equal((await open(link)).statusCode, 410, 'the link of an ended downgrade');
+  });
+
+  test('a link never opened expires with the connection still Read/Write', async () => {
+    const revokesBefore = (await revokes()).length;
+    const { user, workflowId, link } = await startOnOpen({ deadlineMs: 1_500 });
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'link_not_opened');
+    assert.match(result.reason ?? '', /never opened: the connection was not revoked and stays Read\/Write/);
+    assert.equal((await revokes()).length, revokesBefore);
+    assert.deepEqual(
+      (await authorizationsOf(user.sub)).map((a) => [a.provider_name, a.revoked]),
+      [['google', false]],
+    );
+    assert.equal((await open(link)).statusCode, 410, 'an expired link');
+  });
+});
+
 describe('callback state', () => {
   test('a forged state is rejected with 400 and no signal is sent', async () => {
     const { workflowId, authorizationUrl } = await startDowngrade();

@@ -1,15 +1,19 @@
 import { createHmac } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import got from 'got';
+import { OPEN_LINK_PATH } from '../callbacks/getOpenLink.js';
 import { issuingRun, StateSigner, type IssuingRun } from '../callbacks/stateToken.js';
 import type { CronofyClient } from '../cronofy/client.js';
 import { callCronofy } from './callCronofy.js';
 import { exchangeCodeOnce } from './exchangeCode.js';
+import { createCampaignActivities } from './campaign.js';
 import { createEnterpriseActivities } from './enterprise.js';
+import type { Campaigns } from '../store/campaigns.js';
 import type { CredentialStore } from '../store/credentialStore.js';
 import type { EnterpriseUsers } from '../store/enterpriseUsers.js';
 import type { ApplicationEvent, FreeBusyProvider } from '../workflows/definitions.js';
 import type { DomainEvent } from '../workflows/enterpriseDefinitions.js';
+import type { CampaignEvent } from '../workflows/campaignDefinitions.js';
 
 /** The scope a downgrade asks for: Free/Busy write is what makes Cronofy offer the access-mode choice. */
 export const REAUTHORIZATION_SCOPE = ['free_busy_write'] as const;
@@ -28,6 +32,7 @@ export interface ActivityDeps {
   /** Where Cronofy posts each Enterprise Connect user's access. */
   serviceAccountCallbackUrl: string;
   enterpriseUsers: EnterpriseUsers;
+  campaigns: Campaigns;
   /** Refresh a service-account token when less than this is left of it (default 2 minutes). */
   serviceAccountRefreshMarginMs?: number;
   webhook?: ApplicationWebhook;
@@ -46,6 +51,7 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     ...createEnterpriseActivities(deps),
+    ...createCampaignActivities(deps.campaigns),
 
     async revokeAuthorization(target: { credentialRef: string } | { sub: string }): Promise<void> {
       if ('sub' in target) {
@@ -56,6 +62,20 @@ export function createActivities(deps: ActivityDeps) {
       const token = credentials.refreshToken ?? credentials.accessToken;
       await callCronofy(() => cronofy.revokeAuthorization({ token }));
       await store.markRevoked(target.credentialRef);
+    },
+
+    /** The service's own link, for a downgrade that revokes only when the person opens it. */
+    async createOpenLink(
+      request: IssuingRun & { expiresAt: number },
+    ): Promise<{ url: string; nonce: string }> {
+      const nonce = StateSigner.newNonce();
+      const state = await stateSigner.sign(
+        { ...issuingRun(request), purpose: 'individual_link', prompt: 1, nonce },
+        new Date(request.expiresAt),
+      );
+      const url = new URL(OPEN_LINK_PATH, deps.redirectUri);
+      url.searchParams.set('state', state);
+      return { url: url.toString(), nonce };
     },
 
     async createAuthorizationRequest(
@@ -109,7 +129,7 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Tells the application (when it configured a webhook) what it needs to act on; signed like Cronofy signs. */
-    async notifyApplication(event: ApplicationEvent | DomainEvent): Promise<void> {
+    async notifyApplication(event: ApplicationEvent | DomainEvent | CampaignEvent): Promise<void> {
       if (!deps.webhook) return;
       const body = JSON.stringify(event);
       const signature = createHmac('sha256', deps.webhook.secret).update(body).digest('base64');

@@ -1,6 +1,6 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { SignalDefinition } from '@temporalio/workflow';
-import { reauthorizationCallback, type ReauthorizationCallback } from '../workflows/definitions.js';
+import { openLink, reauthorizationCallback, type ReauthorizationCallback } from '../workflows/definitions.js';
 import { userAccessCallback, type UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
 import type { CredentialStore } from '../store/credentialStore.js';
 import type { IssuingRun, StateSigner } from './stateToken.js';
@@ -31,6 +31,8 @@ export interface CallbackDeps {
   store: Pick<CredentialStore, 'claimStateNonce' | 'releaseStateNonce' | 'deleteSecret'>;
   signalReauthorization(target: IssuingRun, callback: ReauthorizationCallback): Promise<void>;
   signalUserAccess(target: IssuingRun, callback: UserAccessCallback): Promise<void>;
+  /** Tells the run that issued an open link that the person opened it; answers the consent URL. */
+  openLink(target: IssuingRun, nonce: string): Promise<string>;
 }
 
 /** How each way a `state` can be bad is answered: status, title, message for the person. */
@@ -53,6 +55,10 @@ export function temporalCallbackDeps(
     signalReauthorization: (target, callback) =>
       signalIssuingRun(temporal, target, reauthorizationCallback, callback),
     signalUserAccess: (target, callback) => signalIssuingRun(temporal, target, userAccessCallback, callback),
+    openLink: async (target, nonce) => {
+      const handle = temporal.workflow.getHandle(target.workflowId, target.runId);
+      return (await handle.executeUpdate(openLink, { args: [{ nonce }] })).authorizationUrl;
+    },
   };
 }
 

@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { loggerOptions } from '../logger.js';
 import { registerCallbackMetrics } from '../observability/metrics.js';
 import type { CallbackDeps } from './deps.js';
+import { getOpenLink } from './getOpenLink.js';
 import { getReauthorizationRedirect, REDIRECT_PATH } from './getReauthorizationRedirect.js';
 import { postServiceAccountCallback, SERVICE_ACCOUNT_CALLBACK_PATH } from './postServiceAccountCallback.js';
 
@@ -38,6 +39,7 @@ export async function startCallbackServer(
     });
   }
   getReauthorizationRedirect(app, deps);
+  getOpenLink(app, deps);
   postServiceAccountCallback(app, deps, () => options.publicBaseUrl ?? url);
   app.get('/healthz', async () => ({ ok: true }));
   await app.listen({ host: options.host, port: options.port });

@@ -8,7 +8,8 @@ import { z } from 'zod';
  * keeps it; a later downgrade under the same workflow id does not). States issued before they were added carry
  * neither.
  */
-export type StatePurpose = 'individual_reauthorization' | 'enterprise_admin' | 'enterprise_user';
+export type StatePurpose =
+  'individual_link' | 'individual_reauthorization' | 'enterprise_admin' | 'enterprise_user';
 
 /** The run a state comes from: the workflow, and (unless the state predates them) the run and its chain's first. */
 export interface IssuingRun {

@@ -180,7 +180,7 @@ export class EnterpriseUsers {
       service_account_ref: string | null;
       service_account_sub: string | null;
       preview: unknown;
-    }>('SELECT * FROM previews WHERE preview_id = $1', [previewId]);
+    }>("SELECT * FROM previews WHERE preview_id = $1 AND kind = 'enterprise'", [previewId]);
     if (!row) return undefined;
     return {
       previewId: row.preview_id,

@@ -93,4 +93,32 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'campaigns of Individual downgrades: their users and outcomes; previews of either kind',
+    sql: `
+      CREATE TABLE campaign_users (
+        capture_id text NOT NULL,
+        position integer NOT NULL,
+        sub text NOT NULL,
+        user_id text,
+        credential_ref text,
+        PRIMARY KEY (capture_id, position)
+      );
+
+      CREATE TABLE campaign_user_outcomes (
+        capture_id text NOT NULL,
+        sub text NOT NULL,
+        state text NOT NULL,
+        reason text,
+        provider_name text,
+        credential_ref text,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (capture_id, sub)
+      );
+      CREATE INDEX campaign_user_outcomes_state_idx ON campaign_user_outcomes (capture_id, state);
+
+      ALTER TABLE previews ADD COLUMN kind text NOT NULL DEFAULT 'enterprise';
+    `,
+  },
 ];

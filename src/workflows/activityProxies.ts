@@ -9,6 +9,7 @@ import type { createActivities } from '../activities/index.js';
 import { NON_RETRYABLE_CRONOFY_ERRORS } from '../cronofy/errors.js';
 import { cronofyTaskQueue, type ApplicationEvent } from './definitions.js';
 import type { DomainEvent } from './enterpriseDefinitions.js';
+import type { CampaignEvent } from './campaignDefinitions.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -64,7 +65,9 @@ export const WEBHOOK_AS_LOCAL_ACTIVITY = 'webhook-as-local-activity';
  * remindersSent. During a rolling deploy a worker of an older version fails the workflow tasks of runs that passed
  * this patch; they are retried until a current worker takes them, and nothing is lost.
  */
-export function applicationNotifier(): (event: ApplicationEvent | DomainEvent) => Promise<void> {
+export function applicationNotifier(): (
+  event: ApplicationEvent | DomainEvent | CampaignEvent,
+) => Promise<void> {
   const local = serviceLocalActivities();
   const remote = serviceActivities();
   return (event) =>

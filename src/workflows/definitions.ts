@@ -3,7 +3,7 @@
  * callback server, the worker and operators. Declared once and imported by each side.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 export const FREE_BUSY_PROVIDERS = ['google_free_busy', 'ms_graph_free_busy'] as const;
 export type FreeBusyProvider = (typeof FREE_BUSY_PROVIDERS)[number];
@@ -47,9 +47,17 @@ export interface IndividualDowngradeInput {
   reminderIntervalMs: number;
   /** How many times the person is asked before the downgrade gives up on Read/Write choices. */
   maxPrompts: number;
+  /**
+   * Revoke only when the person opens the link (the service's own page), then send them on to Cronofy's consent
+   * page: someone who never opens it keeps their connection. Absent: revoke at start.
+   */
+  revokeWhenOpened?: boolean;
+  /** Set for a user of an Individual campaign: where the downgrade records its outcome for the campaign. */
+  campaign?: { captureId: string; position: number };
 }
 
 export type DowngradeState =
+  | 'awaiting_link_open'
   | 'revoking'
   | 'awaiting_reauthorization'
   | 'verifying'
@@ -59,6 +67,7 @@ export type DowngradeState =
   | 'read_write_kept'
   | 'no_access'
   | 'other_account'
+  | 'link_not_opened'
   | 'cancelled'
   | 'failed';
 
@@ -69,6 +78,7 @@ export const TERMINAL_STATES: readonly DowngradeState[] = [
   'read_write_kept',
   'no_access',
   'other_account',
+  'link_not_opened',
   'cancelled',
   'failed',
 ];
@@ -94,7 +104,10 @@ export interface DowngradeStatus {
 }
 
 export type DowngradeResult = DowngradeStatus & {
-  state: Exclude<DowngradeState, 'revoking' | 'awaiting_reauthorization' | 'verifying'>;
+  state: Exclude<
+    DowngradeState,
+    'awaiting_link_open' | 'revoking' | 'awaiting_reauthorization' | 'verifying'
+  >;
 };
 
 /** What the callback server learned from the person's browser redirect. No code in here: only a reference. */
@@ -104,6 +117,12 @@ export type ReauthorizationCallback = { prompt: number; nonce: string } & (
 
 export const reauthorizationCallback = defineSignal<[ReauthorizationCallback]>('reauthorizationCallback');
 export const getStatus = defineQuery<DowngradeStatus>('getStatus');
+/**
+ * The person opened the link of a downgrade that revokes when opened (its nonce proves which): it revokes, and
+ * answers with Cronofy's consent URL to send the browser on to. Opening it again while that prompt waits answers
+ * the same URL.
+ */
+export const openLink = defineUpdate<{ authorizationUrl: string }, [{ nonce: string }]>('openLink');
 
 /** Events the application receives on its (optional) signed webhook. */
 export type ApplicationEvent =

@@ -1,13 +1,7 @@
-import type {
-  BreakerThresholds,
-  DomainControlState,
-  Pause,
-  UserOutcomeState,
-} from './enterpriseDefinitions.js';
+import { finishedOf, type OutcomeCounts } from './usersWindow.js';
+import type { BreakerThresholds, DomainControlState, Pause } from './enterpriseDefinitions.js';
 
-type Counts = Partial<Record<UserOutcomeState, number>>;
-
-const finishedOf = (counts: Counts) => Object.values(counts).reduce((sum, count) => sum + (count ?? 0), 0);
+type Counts = OutcomeCounts;
 
 /**
  * What operators decide about a domain's users phase, as plain state carried across continue-as-new: whether it is
@@ -34,7 +28,7 @@ export class DomainControl {
   /** Resuming forgives the failures so far: the breaker trips again only on as many new ones. */
   resume(counts: Counts): void {
     this.paused = undefined;
-    this.#since = { failed: counts.failed ?? 0, finished: finishedOf(counts) };
+    this.#since = { failed: counts['failed'] ?? 0, finished: finishedOf(counts) };
   }
 
   /**
@@ -43,7 +37,7 @@ export class DomainControl {
    */
   tripReason(counts: Counts): string | undefined {
     if (!this.breaker || this.paused) return undefined;
-    const failed = (counts.failed ?? 0) - this.#since.failed;
+    const failed = (counts['failed'] ?? 0) - this.#since.failed;
     const finished = finishedOf(counts) - this.#since.finished;
     if (failed < this.breaker.minFailures || failed < this.breaker.failureRatio * finished) return undefined;
     return `circuit breaker: ${failed} of ${finished} users failed`;

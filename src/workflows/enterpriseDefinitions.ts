@@ -27,7 +27,10 @@ export type EnterprisePhase =
   | 'verifying_admin'
   | 'moving_users'
   | 'paused'
-  | Exclude<DowngradeState, 'revoking' | 'awaiting_reauthorization' | 'verifying'>;
+  | Exclude<
+      DowngradeState,
+      'awaiting_link_open' | 'revoking' | 'awaiting_reauthorization' | 'verifying' | 'link_not_opened'
+    >;
 
 export type UserState =
   'awaiting_user_access' | 'verifying' | 'completed' | 'failed' | 'expired' | 'cancelled';

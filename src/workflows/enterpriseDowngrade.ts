@@ -1,6 +1,5 @@
 import {
   ActivityFailure,
-  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -35,10 +34,10 @@ import {
   type EnterprisePhase,
   type EnterpriseStatus,
   type EnterpriseUserResult,
-  type Pause,
   type UsersProgress,
 } from './enterpriseDefinitions.js';
-import { DomainControl } from './domainControl.js';
+import { describeDecisions, OperatorControls } from './operatorControls.js';
+import { moveUsersInWindow } from './usersLoop.js';
 import { enterpriseUserDowngrade } from './enterpriseUserDowngrade.js';
 import { LegacyChildrenWindow } from './legacyChildrenWindow.js';
 import { UsersWindow, type Batch } from './usersWindow.js';
@@ -98,67 +97,26 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
   /** The users phase's window, once it has begun: cancelling the downgrade cancels the users in flight. */
   let users: UsersWindow | undefined;
   let slidingWindow: LegacyChildrenWindow | undefined;
-  const control = new DomainControl(input.breaker, input.progress?.control);
-  /** Batches being started or waiting for their access request: a pause answers when there are none. */
-  let batchesBusy = 0;
-  let decision: { approved: boolean; by: string; reason?: string } | undefined;
   const notify = applicationNotifier();
   // A run continued as new carries on the same downgrade.
   if (info.continuedFromExecutionRunId === undefined) countDowngradeStarted('enterprise');
 
   setHandler(getEnterpriseStatus, () => status);
-  setHandler(
-    approveDowngrade,
-    async ({ by }) => {
-      decision = { approved: true, by };
-      await condition(() => status.phase !== 'awaiting_approval');
-      return status;
-    },
-    {
-      validator: ({ by, previewId }) => {
-        expectPhase('approve', 'awaiting_approval', by);
-        if (previewId !== input.approval?.previewId) {
-          throw new Error(
-            `preview ${previewId} is not the one this run was started from (${input.approval?.previewId}): ` +
-              'read that preview, or preview again and start a new run',
-          );
-        }
-      },
-    },
-  );
-  setHandler(
-    rejectDowngrade,
-    async ({ by, reason }) => {
-      decision = { approved: false, by, reason };
-      await condition(() => status.phase !== 'awaiting_approval');
-      return status;
-    },
-    { validator: ({ by }) => expectPhase('reject', 'awaiting_approval', by) },
-  );
-  setHandler(
-    pauseDowngrade,
-    async ({ by, reason }) => {
-      pauseUsers({ by, reason, at: new Date().toISOString() });
-      await condition(() => batchesBusy === 0);
-      return status;
-    },
-    {
-      validator: ({ by }) => {
-        expectPhase('pause', 'moving_users', by);
-        if (slidingWindow) throw new Error('pause: this run moves its users the old way, which cannot pause');
-      },
-    },
-  );
-  setHandler(
-    resumeDowngrade,
-    ({ by }) => {
-      log.info('Users phase resumed', { by });
-      control.resume(status.counts);
-      enter('moving_users', { paused: undefined });
-      return status;
-    },
-    { validator: ({ by }) => expectPhase('resume', 'paused', by) },
-  );
+  const controls = new OperatorControls(status, {
+    subject: `the downgrade of ${input.domain}`,
+    enter: (phase, details) => enter(phase as EnterprisePhase, details),
+    breaker: input.breaker,
+    carried: input.progress?.control,
+    previewId: input.approval?.previewId,
+    cannotPause: () =>
+      slidingWindow ? 'this run moves its users the old way, which cannot pause' : undefined,
+  });
+  controls.register({
+    approve: approveDowngrade,
+    reject: rejectDowngrade,
+    pause: pauseDowngrade,
+    resume: resumeDowngrade,
+  });
   setHandler(userFinished, (result) => void finished.push(result));
   setHandler(reauthorizationCallback, (callback) => {
     if (
@@ -202,7 +160,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
     }
     let progress = input.progress;
     if (!progress && input.approval) {
-      const refused = await awaitApproval(input.approval);
+      const refused = await controls.awaitApproval(input.approval);
       if (refused) return await finish(refused.phase, refused.reason);
     }
     if (!progress) {
@@ -242,45 +200,6 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       return await finish('failed', `${error.activityType}: ${error.cause?.message ?? error.message}`);
     }
     throw error;
-  }
-
-  /** Nothing is revoked before an operator approves the preview this run was started from. */
-  async function awaitApproval(
-    approval: NonNullable<EnterpriseDowngradeInput['approval']>,
-  ): Promise<{ phase: EnterprisePhase; reason: string } | undefined> {
-    const expiresAt = new Date(Date.now() + approval.deadlineMs).toISOString();
-    enter('awaiting_approval', { approval: { previewId: approval.previewId, expiresAt } });
-    if (!(await condition(() => decision !== undefined, approval.deadlineMs)) || !decision) {
-      return { phase: 'expired', reason: `not approved before ${expiresAt}` };
-    }
-    status.approval = {
-      previewId: approval.previewId,
-      expiresAt,
-      decidedBy: decision.by,
-      decidedAt: new Date().toISOString(),
-    };
-    if (!decision.approved) {
-      return {
-        phase: 'rejected',
-        reason: `rejected by ${decision.by}${decision.reason ? `: ${decision.reason}` : ''}`,
-      };
-    }
-    log.info('Downgrade approved', { by: decision.by, previewId: approval.previewId });
-    return undefined;
-  }
-
-  function expectPhase(update: string, phase: EnterprisePhase, by: string): void {
-    if (!by.trim()) throw new Error(`${update}: say who decides (by)`);
-    if (status.phase !== phase) {
-      throw new Error(`${update}: the downgrade of ${input.domain} is ${status.phase}, not ${phase}`);
-    }
-  }
-
-  /** Stops starting users and asking Cronofy for their access; the users already asked keep waiting. */
-  function pauseUsers(pause: Pause): void {
-    log.info('Users phase paused', { ...pause });
-    control.pause(pause);
-    enter('paused', { paused: pause });
   }
 
   async function reauthorizeAdministrator(): Promise<
@@ -347,54 +266,33 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
     if (progress.inFlight.length > 0 || !patched(USERS_STARTED_BY_ACTIVITY))
       return moveUsersAsChildren(progress);
     users = new UsersWindow(input.window, status.userCount, progress);
-    if (control.paused) enter('paused');
-    // A batch's access request waits its turn at the Cronofy task queue's rate limit, behind the users' code
-    // exchanges: the next batch starts without waiting for it, so that queue does not run dry while users are left.
-    // Each is awaited before the run continues as new (which would abandon it) or ends.
-    const accessRequests: Array<Promise<void>> = [];
-    for (;;) {
-      Object.assign(status, { counts: users.counts, inFlight: users.inFlight });
-      setCurrentDetails(describeStatus(status));
-      if (users.done) break;
-      if (historyFull()) {
-        await Promise.all(accessRequests);
-        await condition(allHandlersFinished);
-        await continueAsNew<typeof enterpriseDowngrade>({
+    if (controls.paused) enter('paused');
+    const window = users;
+    await moveUsersInWindow(window, controls, status, {
+      show: () => {
+        Object.assign(status, { counts: window.counts, inFlight: window.inFlight });
+        setCurrentDetails(describeStatus(status));
+      },
+      historyFull,
+      continueAsNew: () =>
+        continueAsNew<typeof enterpriseDowngrade>({
           ...continuation(),
           progress: {
             ...progress,
-            nextPosition: users.next,
-            counts: users.counts,
+            nextPosition: window.next,
+            counts: window.counts,
             runs: status.runs,
-            control: control.carry(),
+            control: controls.control.carry(),
             approval: status.approval,
           },
-        });
-      }
-      const batch = control.paused ? undefined : users.takeBatch();
-      if (batch) {
-        batchesBusy += 1;
-        const started = await startUsers(progress, batch).catch((error: unknown) => {
-          batchesBusy -= 1;
-          throw error;
-        });
-        const request = requestAccess(progress, started, batch.from).finally(() => (batchesBusy -= 1));
-        request.catch(() => undefined); // Its failure surfaces where it is awaited.
-        accessRequests.push(request);
-        continue;
-      }
-      // A resume wakes the loop at once; nothing else needs to.
-      const wasPaused = control.paused !== undefined;
-      await condition(() => wasPaused && !control.paused, users.pollDelayMs);
-      users.update(await service.countUserOutcomes({ captureId: status.captureId }));
-      const trip = control.tripReason(users.counts);
-      if (trip) {
-        status.counts = users.counts;
-        pauseUsers({ by: 'circuit breaker', reason: trip, at: new Date().toISOString() });
-        await notify({ type: 'domain_paused', status });
-      }
-    }
-    await Promise.all(accessRequests);
+        }),
+      startBatch: async (batch) => {
+        const started = await startUsers(progress, batch);
+        return { followUp: requestAccess(progress, started, batch.from) };
+      },
+      countOutcomes: () => service.countUserOutcomes({ captureId: status.captureId }),
+      tripped: () => notify({ type: 'domain_paused', status }),
+    });
     return await finish('completed');
   }
 
@@ -551,19 +449,10 @@ function describeStatus(status: EnterpriseStatus): string {
   const counts = Object.entries(status.counts)
     .map(([state, count]) => `${state} ${count}`)
     .join(', ');
-  const lines = [`**${status.phase}** · domain ${status.domain} · run ${status.runs}`];
-  const { approval, paused } = status;
-  if (approval && !approval.decidedBy) {
-    lines.push(
-      `Waiting for an operator to approve preview ${approval.previewId} until ${approval.expiresAt}`,
-    );
-  }
-  if (approval?.decidedBy) {
-    const verb = status.phase === 'rejected' ? 'Rejected' : 'Approved';
-    lines.push(`${verb} by ${approval.decidedBy} at ${approval.decidedAt} (preview ${approval.previewId})`);
-  }
-  if (paused)
-    lines.push(`Paused by ${paused.by} at ${paused.at}${paused.reason ? `: ${paused.reason}` : ''}`);
+  const lines = [
+    `**${status.phase}** · domain ${status.domain} · run ${status.runs}`,
+    ...describeDecisions(status),
+  ];
   if (status.waitingSince) lines.push(`Waiting for the administrator since ${status.waitingSince}`);
   if (status.authorizationExpiresAt) lines.push(`Consent link expires ${status.authorizationExpiresAt}`);
   if (status.providerName) lines.push(`Service account provider: ${status.providerName}`);

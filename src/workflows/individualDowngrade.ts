@@ -1,6 +1,8 @@
 import {
   ActivityFailure,
+  ApplicationFailure,
   CancellationScope,
+  condition,
   isCancellation,
   log,
   setCurrentDetails,
@@ -8,13 +10,19 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { applicationNotifier, cronofyActivities, serviceActivities } from './activityProxies.js';
+import {
+  applicationNotifier,
+  cronofyActivities,
+  serviceActivities,
+  serviceLocalActivities,
+} from './activityProxies.js';
 import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
 import { waitWithReminders } from './waiting.js';
 import {
   FREE_BUSY_PROVIDERS,
   NO_ACCESS_PROVIDER,
   getStatus,
+  openLink,
   reauthorizationCallback,
   searchAttributes,
   type DowngradeResult,
@@ -43,9 +51,30 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
     remindersSent: 0,
   };
   let pending: { nonce: string; callback?: ReauthorizationCallback } | undefined;
+  /** The service's own link, when the downgrade revokes only once the person opens it. */
+  let link: { nonce: string; opened: boolean } | undefined;
   countDowngradeStarted('individual');
 
   setHandler(getStatus, () => status);
+  setHandler(
+    openLink,
+    async () => {
+      link!.opened = true;
+      await condition(() => !['awaiting_link_open', 'revoking'].includes(status.state));
+      if (status.state !== 'awaiting_reauthorization' || !status.authorizationUrl) {
+        throw ApplicationFailure.nonRetryable(`the downgrade is ${status.state}`, 'DowngradeNotWaiting');
+      }
+      return { authorizationUrl: status.authorizationUrl };
+    },
+    {
+      validator: ({ nonce }) => {
+        if (!link || nonce !== link.nonce) throw new Error('this link was not issued by this downgrade');
+        if (!['awaiting_link_open', 'revoking', 'awaiting_reauthorization'].includes(status.state)) {
+          throw new Error(`the downgrade is ${status.state}`);
+        }
+      },
+    },
+  );
   setHandler(reauthorizationCallback, (callback) => {
     if (
       !pending ||
@@ -78,12 +107,36 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
       ...details,
     });
     countDowngradeFinished('individual', state);
-    await CancellationScope.nonCancellable(() => notifyApplication({ type: 'finished', status }));
+    await CancellationScope.nonCancellable(async () => {
+      await recordForCampaign();
+      await notifyApplication({ type: 'finished', status });
+    });
     return { ...status, state } as DowngradeResult;
+  };
+  /** A campaign's user records their outcome where the campaign counts it. */
+  const recordForCampaign = async () => {
+    if (!input.campaign) return;
+    await serviceLocalActivities().recordCampaignOutcome({
+      captureId: input.campaign.captureId,
+      sub: input.sub,
+      state: status.state,
+      reason: status.reason,
+      providerName: status.providerName,
+      credentialRef: status.credentialRef,
+    });
   };
 
   try {
-    enter('revoking');
+    if (input.revokeWhenOpened && !(await linkOpened())) {
+      return await finish('link_not_opened', {
+        reason: 'the link was never opened: the connection was not revoked and stays Read/Write',
+      });
+    }
+    enter('revoking', {
+      authorizationUrl: undefined,
+      authorizationExpiresAt: undefined,
+      waitingSince: undefined,
+    });
     await cronofy.revokeAuthorization(
       input.credentialRef ? { credentialRef: input.credentialRef } : { sub: input.sub },
     );
@@ -158,7 +211,10 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
     if (isCancellation(error)) {
       enter('cancelled', { reason: 'cancelled by request' });
       countDowngradeFinished('individual', 'cancelled');
-      await CancellationScope.nonCancellable(() => notifyApplication({ type: 'finished', status }));
+      await CancellationScope.nonCancellable(async () => {
+        await recordForCampaign();
+        await notifyApplication({ type: 'finished', status });
+      });
       throw error;
     }
     if (error instanceof ActivityFailure) {
@@ -167,6 +223,37 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
       });
     }
     throw error;
+  }
+
+  /**
+   * Hands out the service's own link and waits, with reminders, until the person opens it (the openLink update)
+   * or its deadline passes; nothing has been revoked meanwhile.
+   */
+  async function linkOpened(): Promise<boolean> {
+    const expiresAt = Date.now() + input.deadlineMs;
+    const created = await service.createOpenLink({
+      workflowId: status.workflowId,
+      runId: workflowInfo().runId,
+      firstRunId: workflowInfo().firstExecutionRunId,
+      expiresAt,
+    });
+    link = { nonce: created.nonce, opened: false };
+    enter('awaiting_link_open', {
+      authorizationUrl: created.url,
+      authorizationExpiresAt: new Date(expiresAt).toISOString(),
+      waitingSince: new Date().toISOString(),
+    });
+    await notifyApplication({ type: 'authorization_required', status });
+    const opened = await waitWithReminders(
+      () => (link?.opened ? true : undefined),
+      expiresAt,
+      input.reminderIntervalMs,
+      () => {
+        status.remindersSent += 1;
+        return notifyApplication({ type: 'reminder', status });
+      },
+    );
+    return opened === true;
   }
 }
 

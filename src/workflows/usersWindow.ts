@@ -1,4 +1,4 @@
-import type { UserOutcomeState, UsersProgress } from './enterpriseDefinitions.js';
+import type { UsersProgress } from './enterpriseDefinitions.js';
 
 /** Cronofy accepts up to 50 users per service-account authorization request. */
 export const BATCH_SIZE = 50;
@@ -15,7 +15,14 @@ export interface Batch {
   size: number;
 }
 
-type Counts = Partial<Record<UserOutcomeState, number>>;
+/** Users by outcome state (the states of a domain's users, or of Individual downgrades). */
+export type OutcomeCounts = Partial<Record<string, number>>;
+
+/** How many users have an outcome. */
+export function finishedOf(counts: OutcomeCounts): number {
+  return Object.values(counts).reduce<number>((sum, count) => sum + (count ?? 0), 0);
+}
+type Counts = OutcomeCounts;
 
 /**
  * The users phase's sliding window over a domain's captured users, as plain state: the next position to start and
@@ -42,7 +49,7 @@ export class UsersWindow {
   }
 
   get finished(): number {
-    return Object.values(this.counts).reduce((sum, count) => sum + (count ?? 0), 0);
+    return finishedOf(this.counts);
   }
 
   get inFlight(): number {

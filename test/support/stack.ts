@@ -31,6 +31,7 @@ import { devServerArgs, temporalCliPath } from '../../src/temporalDevServer.js';
 import type { ApplicationEvent } from '../../src/workflows/definitions.js';
 import type { DomainEvent } from '../../src/workflows/enterpriseDefinitions.js';
 import { EnterpriseUsers } from '../../src/store/enterpriseUsers.js';
+import { Campaigns } from '../../src/store/campaigns.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../../src/callbacks/postServiceAccountCallback.js';
 import { bundleWorkflows, createDowngradeWorkers } from '../../src/worker.js';
 
@@ -125,6 +126,7 @@ export async function startStack(
   const database = await openDatabase(options.databaseUrl ?? 'memory:');
   const store = new CredentialStore(database, Keyring.parse(TEST_CREDENTIAL_KEYS));
   const enterpriseUsers = new EnterpriseUsers(database);
+  const campaigns = new Campaigns(database);
   const stateSigner = new StateSigner(STATE_SECRET);
 
   const webhookEvents: Array<ApplicationEvent | DomainEvent> = [];
@@ -160,6 +162,7 @@ export async function startStack(
         stateSigner,
         redirectUri,
         enterpriseUsers,
+        campaigns,
         serviceAccountRefreshMarginMs: options.serviceAccountRefreshMarginMs,
         serviceAccountCallbackUrl: `${callbacks.url}${SERVICE_ACCOUNT_CALLBACK_PATH}`,
         webhook: { url: webhook.url, secret: WEBHOOK_SECRET },

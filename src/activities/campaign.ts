@@ -1,0 +1,99 @@
+import { ApplicationFailure, getClient } from '@temporalio/activity';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
+import type { Campaigns } from '../store/campaigns.js';
+import { campaignUserWorkflowId, type CampaignDowngradeOptions } from '../workflows/campaignDefinitions.js';
+import { searchAttributes, type IndividualDowngradeInput } from '../workflows/definitions.js';
+
+/** The activities of an Individual campaign: its users' downgrades are started, counted and cancelled here. */
+export function createCampaignActivities(campaigns: Campaigns) {
+  return {
+    /**
+     * Starts the downgrades of a batch of the campaign's users through the worker's own Temporal client. Each id is
+     * fixed by the capture and position and may be used once, so a retried activity never starts a user twice.
+     */
+    async startCampaignUsers(request: {
+      campaignId: string;
+      captureId: string;
+      from: number;
+      size: number;
+      taskQueue: string;
+      downgrade: CampaignDowngradeOptions;
+    }): Promise<void> {
+      const users = await campaigns.page(request.captureId, request.from, request.size);
+      if (users.length !== request.size) {
+        throw ApplicationFailure.nonRetryable(
+          `capture ${request.captureId} has ${users.length} users at ${request.from}, not ${request.size}`,
+        );
+      }
+      const client = getClient();
+      await Promise.all(
+        users.map(async (user, index) => {
+          const position = request.from + index;
+          const input: IndividualDowngradeInput = {
+            ...request.downgrade,
+            sub: user.sub,
+            userId: user.userId,
+            credentialRef: user.credentialRef,
+            campaign: { captureId: request.captureId, position },
+          };
+          try {
+            await client.workflow.start('individualDowngrade', {
+              workflowId: campaignUserWorkflowId(request.campaignId, request.captureId, position),
+              taskQueue: request.taskQueue,
+              args: [input],
+              workflowIdReusePolicy: 'REJECT_DUPLICATE',
+              typedSearchAttributes: new TypedSearchAttributes([
+                { key: searchAttributes.kind, value: 'individual' },
+                { key: searchAttributes.sub, value: user.sub },
+                {
+                  key: searchAttributes.state,
+                  value: request.downgrade.revokeWhenOpened ? 'awaiting_link_open' : 'revoking',
+                },
+              ]),
+            });
+          } catch (error) {
+            if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+          }
+        }),
+      );
+    },
+
+    async countCampaignOutcomes(request: { captureId: string }): Promise<Record<string, number>> {
+      return campaigns.countsByState(request.captureId);
+    },
+
+    /** Recorded by each user's downgrade as it ends; idempotent. */
+    async recordCampaignOutcome(request: {
+      captureId: string;
+      sub: string;
+      state: string;
+      reason?: string;
+      providerName?: string;
+      credentialRef?: string;
+    }): Promise<void> {
+      await campaigns.recordOutcome(request.captureId, request);
+    },
+
+    /** Cancels the downgrades of the users started (positions before `before`) that have no outcome yet. */
+    async cancelCampaignUsers(request: {
+      campaignId: string;
+      captureId: string;
+      before: number;
+    }): Promise<void> {
+      const client = getClient();
+      const positions = await campaigns.unfinishedPositions(request.captureId, request.before);
+      await Promise.all(
+        positions.map((position) =>
+          client.workflow
+            .getHandle(campaignUserWorkflowId(request.campaignId, request.captureId, position))
+            .cancel()
+            .catch((error: unknown) => {
+              // Finished since the query, or never started (the batch's activity was cut short).
+              if (!(error instanceof WorkflowNotFoundError)) throw error;
+            }),
+        ),
+      );
+    },
+  };
+}

@@ -1,0 +1,59 @@
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { stateRejections, type CallbackDeps } from './deps.js';
+import { resultPage } from './resultPage.js';
+import { InvalidStateError } from './stateToken.js';
+
+export const OPEN_LINK_PATH = '/downgrade/open';
+
+const OpenQuery = z.object({ state: z.string().min(1).max(4096) }).strict();
+
+/**
+ * The link a person gets for a downgrade that revokes when they open it: a valid `state` makes the workflow revoke
+ * their Read/Write connection and create the consent request, and the browser goes on to Cronofy's consent page
+ * (303, not cached, no referrer). Opening it again while that prompt waits goes to the same page.
+ */
+export function getOpenLink(app: FastifyInstance, deps: CallbackDeps): void {
+  app.get(OPEN_LINK_PATH, async (request, reply) => {
+    reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
+    const page = (status: number, title: string, message: string) =>
+      reply.code(status).type('text/html; charset=utf-8').send(resultPage(title, message));
+
+    const query = OpenQuery.safeParse(request.query);
+    if (!query.success) return page(400, 'This link is not valid', 'Expected a state, and nothing else.');
+    let claims;
+    try {
+      claims = await deps.stateSigner.verify(query.data.state, ['individual_link']);
+    } catch (error) {
+      if (!(error instanceof InvalidStateError)) throw error;
+      request.log.warn({ reason: error.reason }, 'open link rejected: bad state');
+      const [status, title, message] = stateRejections[error.reason];
+      return page(status, title, message);
+    }
+
+    try {
+      const authorizationUrl = await deps.openLink(claims, claims.nonce);
+      request.log.info({ workflowId: claims.workflowId }, 'link opened');
+      return reply.code(303).header('location', authorizationUrl).send();
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError || error instanceof WorkflowUpdateFailedError) {
+        request.log.warn(
+          { workflowId: claims.workflowId, err: error },
+          'open link for a downgrade not waiting',
+        );
+        return page(
+          410,
+          'This request has ended',
+          'The downgrade this link belongs to is no longer waiting.',
+        );
+      }
+      request.log.error({ err: error, workflowId: claims.workflowId }, 'could not open the link');
+      return page(
+        503,
+        'Please try again',
+        'We could not prepare your sign-in just now. Reload this page in a minute.',
+      );
+    }
+  });
+}

@@ -1,0 +1,265 @@
+import { randomBytes } from 'node:crypto';
+import { TypedSearchAttributes } from '@temporalio/common';
+import type { Client } from '@temporalio/client';
+import { PreviewNotFoundError } from './clientErrors.js';
+import { sendOperatorUpdate, withWorkflow } from './operatorUpdates.js';
+import type { Campaigns, CampaignCapture, CampaignReportRow, CampaignUser } from './store/campaigns.js';
+import type { CredentialStore } from './store/credentialStore.js';
+import {
+  approveCampaign,
+  campaignWorkflowId,
+  getCampaignStatus,
+  pauseCampaign,
+  rejectCampaign,
+  resumeCampaign,
+  type CampaignInput,
+  type CampaignStatus,
+} from './workflows/campaignDefinitions.js';
+import { searchAttributes, type FreeBusyProvider } from './workflows/definitions.js';
+import type { BreakerThresholds, OperatorDecision } from './workflows/enterpriseDefinitions.js';
+import type { individualCampaign } from './workflows/individualCampaign.js';
+
+export interface CampaignPerson {
+  /** The Cronofy account (`acc_…`). */
+  sub: string;
+  userId?: string;
+  /** Their Read/Write refresh token: stored encrypted, and revoked. Without it the downgrade revokes by sub. */
+  refreshToken?: string;
+}
+
+export interface CampaignPreview {
+  previewId: string;
+  name: string;
+  createdAt: string;
+  users: { count: number } & CampaignCapture['dropped'];
+  /** A revoke and a code exchange per user (more when someone chooses Read/Write again and is asked again). */
+  cronofyCalls: { total: number; revokes: number; userExchanges: number };
+  /** At the configured rate limit, not counting the time people take to consent. */
+  estimatedSeconds: number;
+  cronofyCallsPerSecond: number;
+  warnings: string[];
+}
+
+export interface StartCampaign {
+  name: string;
+  /** Start from this preview; without it (and unless `requireApproval` is false) the client previews first. */
+  previewId?: string;
+  users?: Iterable<readonly CampaignPerson[]> | AsyncIterable<readonly CampaignPerson[]>;
+  requireApproval?: boolean;
+  approvalDeadlineMs?: number;
+  breaker?: BreakerThresholds | false;
+  /** Users' downgrades running at once (default 500). */
+  window?: number;
+  deadlineMs?: number;
+  reminderIntervalMs?: number;
+  maxPrompts?: number;
+  providerHint?: FreeBusyProvider;
+  revokeWhenOpened?: boolean;
+  historyEventBudget?: number;
+}
+
+export interface CampaignClientOptions {
+  temporal: Client;
+  taskQueue: string;
+  /** The service's database: where users are captured and each user's outcome recorded. */
+  campaigns: Campaigns;
+  /** Where the users' refresh tokens are kept, encrypted, until revoked. */
+  store: CredentialStore;
+  defaults: { deadlineMs: number; reminderIntervalMs: number; maxPrompts: number };
+  cronofyCallsPerSecond?: number;
+}
+
+const DEFAULT_APPROVAL_DEADLINE_MS = 7 * 24 * 3_600_000;
+const DEFAULT_BREAKER: BreakerThresholds = { minFailures: 20, failureRatio: 0.4 };
+
+/**
+ * Campaigns of Individual downgrades: one run that moves many Individual Connect users (an application moving all
+ * its Read/Write users), each still their own `individualDowngrade`, with a preview, approval, pause, circuit
+ * breaker, counts and a per-user report.
+ */
+export class CampaignClient {
+  constructor(private readonly options: CampaignClientOptions) {}
+
+  /** Captures the users (their refresh tokens into the credential store); changes nothing at Cronofy. */
+  async previewIndividualCampaign(request: {
+    name: string;
+    users: Iterable<readonly CampaignPerson[]> | AsyncIterable<readonly CampaignPerson[]>;
+  }): Promise<CampaignPreview> {
+    const { campaigns } = this.options;
+    const capture = await campaigns.capture(this.storeTokens(request.name, request.users));
+    const previewId = `pv_${randomBytes(12).toString('base64url')}`;
+    const perSecond = this.options.cronofyCallsPerSecond ?? 8;
+    const warnings = [
+      ...(capture.count === 0 ? ['no users'] : []),
+      ...(capture.dropped.duplicates > 0 ? [`${capture.dropped.duplicates} duplicate subs dropped`] : []),
+      ...(capture.dropped.malformed > 0 ? [`${capture.dropped.malformed} malformed subs dropped`] : []),
+      ...((await this.running(request.name)) ? [`campaign ${request.name} is already running`] : []),
+    ];
+    const preview: CampaignPreview = {
+      previewId,
+      name: request.name,
+      createdAt: new Date().toISOString(),
+      users: { count: capture.count, ...capture.dropped },
+      cronofyCalls: { total: 2 * capture.count, revokes: capture.count, userExchanges: capture.count },
+      estimatedSeconds: Math.ceil((2 * capture.count) / perSecond),
+      cronofyCallsPerSecond: perSecond,
+      warnings,
+    };
+    await campaigns.savePreview({ previewId, name: request.name, captureId: capture.captureId, preview });
+    return preview;
+  }
+
+  async getCampaignPreview(previewId: string): Promise<CampaignPreview> {
+    const record = await this.options.campaigns.getPreview(previewId);
+    if (!record) throw new PreviewNotFoundError(`no campaign preview ${previewId}`);
+    return record.preview as CampaignPreview;
+  }
+
+  /** Starts a campaign; by default it waits for an operator to approve its preview before any user starts. */
+  async startIndividualCampaign(
+    request: StartCampaign,
+  ): Promise<{ workflowId: string; runId: string; previewId?: string }> {
+    const workflowId = campaignWorkflowId(request.name);
+    const running = await this.running(request.name);
+    if (running) return { workflowId, runId: running };
+    const requireApproval = request.requireApproval ?? true;
+    const previewId =
+      request.previewId ??
+      (requireApproval
+        ? (await this.previewIndividualCampaign({ name: request.name, users: request.users ?? [] })).previewId
+        : undefined);
+    const capture = previewId
+      ? await this.previewedCapture(request.name, previewId)
+      : await this.options.campaigns.capture(this.storeTokens(request.name, request.users ?? []));
+    const { defaults } = this.options;
+    const input: CampaignInput = {
+      name: request.name,
+      captureId: capture.captureId,
+      userCount: capture.count,
+      window: request.window ?? 500,
+      downgrade: {
+        deadlineMs: request.deadlineMs ?? defaults.deadlineMs,
+        reminderIntervalMs: request.reminderIntervalMs ?? defaults.reminderIntervalMs,
+        maxPrompts: request.maxPrompts ?? defaults.maxPrompts,
+        providerHint: request.providerHint,
+        revokeWhenOpened: request.revokeWhenOpened || undefined,
+      },
+      approval:
+        previewId && requireApproval
+          ? { previewId, deadlineMs: request.approvalDeadlineMs ?? DEFAULT_APPROVAL_DEADLINE_MS }
+          : undefined,
+      breaker: request.breaker === false ? undefined : (request.breaker ?? DEFAULT_BREAKER),
+      historyEventBudget: request.historyEventBudget,
+    };
+    const handle = await this.options.temporal.workflow.start<typeof individualCampaign>(
+      'individualCampaign',
+      {
+        workflowId,
+        taskQueue: this.options.taskQueue,
+        args: [input],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        typedSearchAttributes: new TypedSearchAttributes([
+          { key: searchAttributes.kind, value: 'campaign' },
+          { key: searchAttributes.state, value: input.approval ? 'awaiting_approval' : 'moving_users' },
+        ]),
+        staticSummary: `Campaign ${request.name}: ${capture.count} Individual users to Free/Busy`,
+      },
+    );
+    return { workflowId, runId: handle.firstExecutionRunId, previewId };
+  }
+
+  async getIndividualCampaign(name: string): Promise<CampaignStatus> {
+    return withWorkflow(this.options.temporal, campaignWorkflowId(name), (handle) =>
+      handle.query(getCampaignStatus),
+    );
+  }
+
+  /** Waits until the campaign ends; a cancelled one resolves with phase `cancelled`. */
+  async waitForCampaignResult(name: string): Promise<CampaignStatus> {
+    return withWorkflow(this.options.temporal, campaignWorkflowId(name), async (handle) => {
+      try {
+        return (await handle.result()) as CampaignStatus;
+      } catch {
+        return handle.query(getCampaignStatus);
+      }
+    });
+  }
+
+  approveCampaign(name: string, decision: OperatorDecision & { previewId: string }): Promise<CampaignStatus> {
+    return sendOperatorUpdate(this.options.temporal, this.operated(name), approveCampaign, decision);
+  }
+
+  rejectCampaign(name: string, decision: OperatorDecision): Promise<CampaignStatus> {
+    return sendOperatorUpdate(this.options.temporal, this.operated(name), rejectCampaign, decision);
+  }
+
+  pauseCampaign(name: string, decision: OperatorDecision): Promise<CampaignStatus> {
+    return sendOperatorUpdate(this.options.temporal, this.operated(name), pauseCampaign, decision);
+  }
+
+  resumeCampaign(name: string, decision: OperatorDecision): Promise<CampaignStatus> {
+    return sendOperatorUpdate(this.options.temporal, this.operated(name), resumeCampaign, decision);
+  }
+
+  /** Cancels the campaign and the downgrades of its users still under way. */
+  async cancelCampaign(name: string): Promise<void> {
+    await withWorkflow(this.options.temporal, campaignWorkflowId(name), (handle) => handle.cancel());
+  }
+
+  /** Every user of the campaign with the outcome of their downgrade so far, a page at a time. */
+  async getCampaignReport(
+    name: string,
+    page: { offset?: number; limit?: number } = {},
+  ): Promise<{ name: string; phase: string; users: number; rows: CampaignReportRow[] }> {
+    const status = await this.getIndividualCampaign(name);
+    const rows = await this.options.campaigns.report(status.captureId, page.offset ?? 0, page.limit ?? 1000);
+    return { name, phase: status.phase, users: status.userCount, rows };
+  }
+
+  private operated(name: string) {
+    return { workflowId: campaignWorkflowId(name), subject: `campaign ${name}`, status: getCampaignStatus };
+  }
+
+  private async previewedCapture(name: string, previewId: string) {
+    const record = await this.options.campaigns.getPreview(previewId);
+    if (!record) throw new PreviewNotFoundError(`no campaign preview ${previewId}`);
+    if (record.name !== name)
+      throw new Error(`preview ${previewId} is of campaign ${record.name}, not ${name}`);
+    return { captureId: record.captureId, count: (record.preview as CampaignPreview).users.count };
+  }
+
+  /** The users as captured: each refresh token replaced by its reference in the credential store. */
+  private async *storeTokens(
+    name: string,
+    pages: Iterable<readonly CampaignPerson[]> | AsyncIterable<readonly CampaignPerson[]>,
+  ): AsyncIterable<CampaignUser[]> {
+    for await (const page of pages) {
+      yield await Promise.all(
+        page.map(async ({ sub, userId, refreshToken }) => ({
+          sub,
+          userId,
+          credentialRef: refreshToken
+            ? await this.options.store.saveCredentials({
+                kind: 'account',
+                sub,
+                accessToken: '',
+                refreshToken,
+                label: `read/write authorization to revoke (campaign ${name})`,
+              })
+            : undefined,
+        })),
+      );
+    }
+  }
+
+  /** The run id of the campaign's running workflow, if there is one. */
+  private async running(name: string): Promise<string | undefined> {
+    try {
+      const description = await this.options.temporal.workflow.getHandle(campaignWorkflowId(name)).describe();
+      return description.status.name === 'RUNNING' ? description.runId : undefined;
+    } catch (error) {
+      if (error instanceof Error && error.name === 'WorkflowNotFoundError') return undefined;
+      throw error;
+    }
+  }
+}

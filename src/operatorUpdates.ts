@@ -1,0 +1,50 @@
+import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { QueryDefinition, UpdateDefinition } from '@temporalio/common';
+import { DowngradeNotFoundError, DowngradeRefusedError } from './clientErrors.js';
+
+/** Runs `use` on the workflow's handle; a workflow that does not exist is a DowngradeNotFoundError. */
+export async function withWorkflow<T>(
+  temporal: Client,
+  workflowId: string,
+  use: (handle: WorkflowHandle) => Promise<T>,
+): Promise<T> {
+  try {
+    return await use(temporal.workflow.getHandle(workflowId));
+  } catch (error) {
+    if (error instanceof Error && error.name === 'WorkflowNotFoundError') {
+      throw new DowngradeNotFoundError(`no downgrade with id ${workflowId}`);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Sends an operator's update (approve, reject, pause, resume) and answers the run's status after it. A request the
+ * validator refused, and one for a run that has ended (the server answers "not found" for those), are a
+ * DowngradeRefusedError with the reason.
+ */
+export async function sendOperatorUpdate<S extends { phase: string }, A>(
+  temporal: Client,
+  target: { workflowId: string; subject: string; status: QueryDefinition<S> },
+  update: UpdateDefinition<S, [A]>,
+  arg: A,
+): Promise<S> {
+  return withWorkflow(temporal, target.workflowId, async (handle) => {
+    try {
+      return await handle.executeUpdate(update, { args: [arg] });
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError) {
+        throw new DowngradeRefusedError(error.cause?.message ?? error.message);
+      }
+      const ended = await handle.describe().catch(() => undefined);
+      if (ended && ended.status.name !== 'RUNNING') {
+        const phase = await handle.query(target.status).then(
+          (status) => status.phase,
+          () => ended.status.name.toLowerCase(),
+        );
+        throw new DowngradeRefusedError(`${target.subject} has ended (${phase})`);
+      }
+      throw error;
+    }
+  });
+}
