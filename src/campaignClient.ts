@@ -61,10 +61,10 @@ export interface StartCampaign {
 export interface CampaignClientOptions {
   temporal: Client;
   taskQueue: string;
-  /** The service's database: where users are captured and each user's outcome recorded. */
-  campaigns: Campaigns;
-  /** Where the users' refresh tokens are kept, encrypted, until revoked. */
-  store: CredentialStore;
+  /** The service's database: where users are captured and each user's outcome recorded (preview, start, report). */
+  campaigns?: Campaigns;
+  /** Where the users' refresh tokens are kept, encrypted, until revoked (preview, start). */
+  store?: CredentialStore;
   defaults: { deadlineMs: number; reminderIntervalMs: number; maxPrompts: number };
   cronofyCallsPerSecond?: number;
 }
@@ -85,7 +85,7 @@ export class CampaignClient {
     name: string;
     users: Iterable<readonly CampaignPerson[]> | AsyncIterable<readonly CampaignPerson[]>;
   }): Promise<CampaignPreview> {
-    const { campaigns } = this.options;
+    const campaigns = this.campaigns();
     const capture = await campaigns.capture(this.storeTokens(request.name, request.users));
     const previewId = `pv_${randomBytes(12).toString('base64url')}`;
     const perSecond = this.options.cronofyCallsPerSecond ?? 8;
@@ -110,7 +110,7 @@ export class CampaignClient {
   }
 
   async getCampaignPreview(previewId: string): Promise<CampaignPreview> {
-    const record = await this.options.campaigns.getPreview(previewId);
+    const record = await this.campaigns().getPreview(previewId);
     if (!record) throw new PreviewNotFoundError(`no campaign preview ${previewId}`);
     return record.preview as CampaignPreview;
   }
@@ -130,7 +130,7 @@ export class CampaignClient {
         : undefined);
     const capture = previewId
       ? await this.previewedCapture(request.name, previewId)
-      : await this.options.campaigns.capture(this.storeTokens(request.name, request.users ?? []));
+      : await this.campaigns().capture(this.storeTokens(request.name, request.users ?? []));
     const { defaults } = this.options;
     const input: CampaignInput = {
       name: request.name,
@@ -212,8 +212,19 @@ export class CampaignClient {
     page: { offset?: number; limit?: number } = {},
   ): Promise<{ name: string; phase: string; users: number; rows: CampaignReportRow[] }> {
     const status = await this.getIndividualCampaign(name);
-    const rows = await this.options.campaigns.report(status.captureId, page.offset ?? 0, page.limit ?? 1000);
+    const rows = await this.campaigns().report(status.captureId, page.offset ?? 0, page.limit ?? 1000);
     return { name, phase: status.phase, users: status.userCount, rows };
+  }
+
+  private campaigns(): Campaigns {
+    if (!this.options.campaigns)
+      throw new Error('this CampaignClient was created without the service database');
+    return this.options.campaigns;
+  }
+
+  private store(): CredentialStore {
+    if (!this.options.store) throw new Error('this CampaignClient was created without a credential store');
+    return this.options.store;
   }
 
   private operated(name: string) {
@@ -221,7 +232,7 @@ export class CampaignClient {
   }
 
   private async previewedCapture(name: string, previewId: string) {
-    const record = await this.options.campaigns.getPreview(previewId);
+    const record = await this.campaigns().getPreview(previewId);
     if (!record) throw new PreviewNotFoundError(`no campaign preview ${previewId}`);
     if (record.name !== name)
       throw new Error(`preview ${previewId} is of campaign ${record.name}, not ${name}`);
@@ -239,7 +250,7 @@ export class CampaignClient {
           sub,
           userId,
           credentialRef: refreshToken
-            ? await this.options.store.saveCredentials({
+            ? await this.store().saveCredentials({
                 kind: 'account',
                 sub,
                 accessToken: '',

@@ -1,6 +1,7 @@
 /**
- * `cronofy-downgrade`: operators' commands for Enterprise Connect downgrades, against the Temporal and the
- * configuration the service uses (the same environment variables; the embedded defaults too).
+ * `cronofy-downgrade`: operators' commands for Enterprise Connect downgrades (`--domain`) and campaigns of
+ * Individual downgrades (`--campaign`), against the Temporal and the configuration the service uses (the same
+ * environment variables; the embedded defaults too).
  *
  * approve, reject, pause, resume, cancel and status go through Temporal alone. preview, start, report and
  * retry-failed also open the service's database, which must then be a PostgreSQL DATABASE_URL shared with the
@@ -9,15 +10,18 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, Option } from 'commander';
+import { CampaignClient } from './campaignClient.js';
 import { DowngradeClient } from './client.js';
 import { isPostgresUrl, loadConfig, type Config } from './config.js';
-import { reportCsv } from './enterpriseReport.js';
+import { campaignReportCsv, reportCsv } from './reportCsv.js';
 import { connectTemporal, payloadEncryption } from './services.js';
+import { Campaigns } from './store/campaigns.js';
 import { CredentialStore } from './store/credentialStore.js';
 import { openDatabase, type Database } from './store/database.js';
 import { EnterpriseUsers } from './store/enterpriseUsers.js';
 import { Keyring } from './store/encryption.js';
-import type { EnterpriseStatus } from './workflows/enterpriseDefinitions.js';
+import type { OperatorDecision } from './workflows/enterpriseDefinitions.js';
+import type { OperatedStatus } from './workflows/operatorControls.js';
 
 /** A refresh token never goes on a command line, where `ps` and shell history would show it. */
 const TOKEN_VARIABLE = 'SERVICE_ACCOUNT_REFRESH_TOKEN';
@@ -30,11 +34,37 @@ const TERMINAL_PHASES = [
   'cancelled',
   'rejected',
 ];
+const PAGE = 1000;
 
 class UsageError extends Error {}
 
+/** What `status` shows of a domain's downgrade or a campaign. */
+type RunStatus = OperatedStatus & {
+  userCount: number;
+  started: number;
+  inFlight: number;
+  runs: number;
+  reason?: string;
+  authorizationUrl?: string;
+};
+
+/** The operations every command needs, on a domain or on a campaign. */
+interface Target {
+  label: string;
+  status(): Promise<RunStatus>;
+  approve(decision: OperatorDecision & { previewId: string }): Promise<RunStatus>;
+  reject(decision: OperatorDecision): Promise<RunStatus>;
+  pause(decision: OperatorDecision): Promise<RunStatus>;
+  resume(decision: OperatorDecision): Promise<RunStatus>;
+  /** Cancels, and answers once the run has ended. */
+  cancel(): Promise<RunStatus>;
+  /** One page of the report: its CSV text and its rows. */
+  report(offset: number, header: boolean): Promise<{ csv: string; rows: unknown[] }>;
+}
+
 interface Session {
   downgrades: DowngradeClient;
+  campaigns: CampaignClient;
   close(): Promise<void>;
 }
 
@@ -50,20 +80,25 @@ async function open(config: Config, options: { database: boolean }): Promise<Ses
     database = await openDatabase(config.DATABASE_URL);
   }
   const temporal = await connectTemporal(config, payloadEncryption(config).dataConverter);
-  const downgrades = new DowngradeClient({
+  const store = database && new CredentialStore(database, Keyring.parse(config.CREDENTIAL_KEYS));
+  const defaults = {
+    deadlineMs: config.DOWNGRADE_DEADLINE,
+    reminderIntervalMs: config.DOWNGRADE_REMINDER_INTERVAL,
+    maxPrompts: config.DOWNGRADE_MAX_PROMPTS,
+  };
+  const common = {
     temporal: temporal.client,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    defaults: {
-      deadlineMs: config.DOWNGRADE_DEADLINE,
-      reminderIntervalMs: config.DOWNGRADE_REMINDER_INTERVAL,
-      maxPrompts: config.DOWNGRADE_MAX_PROMPTS,
-    },
-    store: database && new CredentialStore(database, Keyring.parse(config.CREDENTIAL_KEYS)),
-    enterpriseUsers: database && new EnterpriseUsers(database),
+    defaults,
+    store,
     cronofyCallsPerSecond: config.CRONOFY_CALLS_PER_SECOND,
-  });
+  };
   return {
-    downgrades,
+    downgrades: new DowngradeClient({
+      ...common,
+      enterpriseUsers: database && new EnterpriseUsers(database),
+    }),
+    campaigns: new CampaignClient({ ...common, campaigns: database && new Campaigns(database) }),
     close: async () => {
       await temporal.close();
       await database?.close();
@@ -71,8 +106,49 @@ async function open(config: Config, options: { database: boolean }): Promise<Ses
   };
 }
 
-/** One email per line (a CSV's first column); blank lines and `#` comments are skipped. */
-async function readUsers(path: string): Promise<string[]> {
+/** The domain or the campaign a command names (the preAction hook made sure it names exactly one). */
+function targetOf(session: Session, options: { domain?: string; campaign?: string }): Target {
+  const { downgrades, campaigns } = session;
+  if (options.domain) {
+    const domain = options.domain;
+    return {
+      label: domain,
+      status: () => downgrades.getEnterpriseDowngrade(domain),
+      approve: (decision) => downgrades.approveEnterpriseDowngrade(domain, decision),
+      reject: (decision) => downgrades.rejectEnterpriseDowngrade(domain, decision),
+      pause: (decision) => downgrades.pauseEnterpriseDowngrade(domain, decision),
+      resume: (decision) => downgrades.resumeEnterpriseDowngrade(domain, decision),
+      cancel: async () => {
+        await downgrades.cancelEnterpriseDowngrade(domain);
+        return downgrades.waitForEnterpriseResult(domain);
+      },
+      report: async (offset, header) => {
+        const { rows } = await downgrades.getEnterpriseReport(domain, { offset, limit: PAGE });
+        return { rows, csv: reportCsv(rows, { header }) };
+      },
+    };
+  }
+  const name = options.campaign!;
+  return {
+    label: `campaign ${name}`,
+    status: () => campaigns.getIndividualCampaign(name),
+    approve: (decision) => campaigns.approveCampaign(name, decision),
+    reject: (decision) => campaigns.rejectCampaign(name, decision),
+    pause: (decision) => campaigns.pauseCampaign(name, decision),
+    resume: (decision) => campaigns.resumeCampaign(name, decision),
+    cancel: async () => {
+      await campaigns.cancelCampaign(name);
+      return campaigns.waitForCampaignResult(name);
+    },
+    report: async (offset, header) => {
+      const { rows } = await campaigns.getCampaignReport(name, { offset, limit: PAGE });
+      return { rows, csv: campaignReportCsv(rows, { header }) };
+    },
+  };
+}
+
+/** One entry per line (a CSV's columns); blank lines and `#` comments are skipped. */
+async function readLines(path: string): Promise<string[][]> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -83,8 +159,9 @@ async function readUsers(path: string): Promise<string[]> {
   }
   return text
     .split(/\r?\n/)
-    .map((line) => line.split(',')[0]!.trim())
-    .filter((line) => line && !line.startsWith('#'));
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith('#'))
+    .map((line) => line.split(',').map((cell) => cell.trim()));
 }
 
 function serviceAccount(options: { serviceAccountSub?: string }) {
@@ -97,34 +174,34 @@ function serviceAccount(options: { serviceAccountSub?: string }) {
   return { serviceAccountRefreshToken, serviceAccountSub: options.serviceAccountSub };
 }
 
-function describe(status: EnterpriseStatus): string {
-  const counts = Object.entries(status.counts)
+function countsOf(status: RunStatus): string {
+  return Object.entries(status.counts)
     .map(([state, count]) => `${state} ${count}`)
     .join(', ');
+}
+
+function describe(label: string, status: RunStatus): string {
+  const counts = countsOf(status);
   const lines = [
-    `${status.domain}: ${status.phase} (run ${status.runs})`,
+    `${label}: ${status.phase} (run ${status.runs})`,
     `users: ${status.started} of ${status.userCount} started, ${status.inFlight} in flight${counts ? `; ${counts}` : ''}`,
   ];
-  if (status.approval) {
-    lines.push(
-      status.approval.decidedBy
-        ? `decided by ${status.approval.decidedBy} at ${status.approval.decidedAt} (preview ${status.approval.previewId})`
-        : `awaiting approval of preview ${status.approval.previewId} until ${status.approval.expiresAt}`,
-    );
+  const { approval, paused } = status;
+  if (approval?.decidedBy) {
+    lines.push(`decided by ${approval.decidedBy} at ${approval.decidedAt} (preview ${approval.previewId})`);
+  } else if (approval) {
+    lines.push(`awaiting approval of preview ${approval.previewId} until ${approval.expiresAt}`);
   }
-  if (status.paused)
-    lines.push(`paused by ${status.paused.by} at ${status.paused.at}: ${status.paused.reason ?? ''}`);
+  if (paused) lines.push(`paused by ${paused.by} at ${paused.at}: ${paused.reason ?? ''}`);
   if (status.authorizationUrl) lines.push(`administrator's consent link: ${status.authorizationUrl}`);
   if (status.reason) lines.push(`reason: ${status.reason}`);
   return lines.join('\n');
 }
 
-function progressBar(status: EnterpriseStatus, width = 30): string {
-  const finished = Object.values(status.counts).reduce((sum, count) => sum + (count ?? 0), 0);
+function progressBar(status: RunStatus, width = 30): string {
+  const finished = Object.values(status.counts).reduce<number>((sum, count) => sum + (count ?? 0), 0);
   const done = status.userCount ? Math.round((finished / status.userCount) * width) : 0;
-  const counts = Object.entries(status.counts)
-    .map(([state, count]) => `${state} ${count}`)
-    .join(', ');
+  const counts = countsOf(status);
   return (
     `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${finished}/${status.userCount} · ${status.phase}` +
     `${counts ? ` · ${counts}` : ''}${status.paused ? ` · paused by ${status.paused.by}` : ''}`
@@ -135,9 +212,11 @@ function print(json: boolean, value: unknown, text: string): void {
   console.log(json ? JSON.stringify(value, null, 2) : text);
 }
 
+type TargetOptions = { domain?: string; campaign?: string };
+
 export function buildProgram(config: () => Config): Command {
   const program = new Command('cronofy-downgrade')
-    .description('Operate Enterprise Connect downgrades to Free/Busy')
+    .description('Operate Enterprise Connect downgrades and campaigns of Individual downgrades')
     .option('--json', 'print JSON for scripts')
     .showHelpAfterError()
     // Inherited by the commands below: main() decides the exit code.
@@ -145,114 +224,129 @@ export function buildProgram(config: () => Config): Command {
   const json = () => Boolean(program.opts<{ json?: boolean }>().json);
   /** Runs one command with a session, and always closes it. */
   const withSession =
-    <A extends unknown[]>(needsDatabase: boolean, run: (session: Session, ...args: A) => Promise<void>) =>
-    async (...args: A) => {
+    <O>(needsDatabase: boolean, run: (session: Session, options: O) => Promise<void>) =>
+    async (options: O) => {
       const session = await open(config(), { database: needsDatabase });
       try {
-        await run(session, ...args);
+        await run(session, options);
       } finally {
         await session.close();
       }
     };
-  const domain = new Option('-d, --domain <domain>', 'the Enterprise Connect domain').makeOptionMandatory();
+  /** A command on a domain or a campaign. */
+  const onTarget = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .option('-d, --domain <domain>', 'an Enterprise Connect domain')
+      .option('-c, --campaign <name>', 'a campaign of Individual downgrades')
+      .hook('preAction', (command) => {
+        const { domain, campaign } = command.opts<TargetOptions>();
+        if (Boolean(domain) === Boolean(campaign))
+          throw new UsageError('name one --domain or one --campaign');
+      });
   const by = new Option('--by <operator>', 'who decides (recorded on the run)').makeOptionMandatory();
 
-  program
-    .command('preview')
-    .description('capture the users and read the service account; change nothing')
-    .addOption(domain)
-    .requiredOption('--users <file>', 'one email per line')
-    .option('--service-account-sub <sub>', `the service account (or ${TOKEN_VARIABLE} in the environment)`)
+  onTarget('preview', 'capture the users (and read the service account); change nothing')
+    .requiredOption(
+      '--users <file>',
+      'a domain: one email per line; a campaign: one acc_… sub[,user id] per line',
+    )
+    .option(
+      '--service-account-sub <sub>',
+      `a domain's service account (or ${TOKEN_VARIABLE} in the environment)`,
+    )
     .action(
       withSession(
         true,
-        async ({ downgrades }, options: { domain: string; users: string; serviceAccountSub?: string }) => {
-          const preview = await downgrades.previewEnterpriseDowngrade({
-            domain: options.domain,
-            users: [await readUsers(options.users)],
+        async (session, options: TargetOptions & { users: string; serviceAccountSub?: string }) => {
+          targetOf(session, options);
+          const lines = await readLines(options.users);
+          if (options.campaign) {
+            const preview = await session.campaigns.previewIndividualCampaign({
+              name: options.campaign,
+              users: [lines.map(([sub, userId]) => ({ sub: sub!, userId: userId || undefined }))],
+            });
+            return print(
+              json(),
+              preview,
+              previewText(preview.previewId, `campaign ${preview.name}`, preview),
+            );
+          }
+          const preview = await session.downgrades.previewEnterpriseDowngrade({
+            domain: options.domain!,
+            users: [lines.map(([email]) => email!)],
             ...serviceAccount(options),
           });
+          const account = preview.serviceAccount;
           print(
             json(),
             preview,
-            [
-              `preview ${preview.previewId} of ${preview.domain}`,
-              `users: ${preview.users.count} (${preview.users.duplicates} duplicates and ${preview.users.malformed} malformed dropped)`,
-              `service account: ${preview.serviceAccount ? `${preview.serviceAccount.providerName} (${preview.serviceAccount.scope}, delegated ${preview.serviceAccount.delegatedScope})` : 'not read'}`,
-              `Cronofy calls: ${preview.cronofyCalls.total}, about ${preview.estimatedSeconds} s at ${preview.cronofyCallsPerSecond}/s`,
-              ...preview.warnings.map((warning) => `warning: ${warning}`),
-            ].join('\n'),
+            previewText(preview.previewId, preview.domain, preview, [
+              `service account: ${account ? `${account.providerName} (${account.scope}, delegated ${account.delegatedScope})` : 'not read'}`,
+            ]),
           );
         },
       ),
     );
 
-  program
-    .command('start')
-    .description('start a downgrade from a preview; it waits for approval')
-    .addOption(domain)
+  onTarget('start', 'start from a preview; the run waits for approval')
     .requiredOption('--preview <id>', 'the preview to start from')
     .action(
-      withSession(true, async ({ downgrades }, options: { domain: string; preview: string }) => {
-        const started = await downgrades.startEnterpriseDowngrade({
-          domain: options.domain,
-          previewId: options.preview,
-        });
-        print(json(), started, `started ${started.workflowId}; approve preview ${options.preview} to revoke`);
+      withSession(true, async (session, options: TargetOptions & { preview: string }) => {
+        const target = targetOf(session, options);
+        const started = options.campaign
+          ? await session.campaigns.startIndividualCampaign({
+              name: options.campaign,
+              previewId: options.preview,
+            })
+          : await session.downgrades.startEnterpriseDowngrade({
+              domain: options.domain!,
+              previewId: options.preview,
+            });
+        print(
+          json(),
+          started,
+          `started ${target.label} (${started.workflowId}); approve preview ${options.preview}`,
+        );
       }),
     );
 
-  program
-    .command('approve')
-    .description('let a downgrade waiting for approval revoke')
-    .addOption(domain)
+  onTarget('approve', 'let a run waiting for approval go ahead')
     .requiredOption('--preview <id>', 'the preview the run was started from')
     .addOption(by)
     .action(
-      withSession(false, async ({ downgrades }, options: { domain: string; preview: string; by: string }) => {
-        const status = await downgrades.approveEnterpriseDowngrade(options.domain, {
-          previewId: options.preview,
-          by: options.by,
-        });
-        print(json(), status, describe(status));
+      withSession(false, async (session, options: TargetOptions & { preview: string; by: string }) => {
+        const target = targetOf(session, options);
+        const status = await target.approve({ previewId: options.preview, by: options.by });
+        print(json(), status, describe(target.label, status));
       }),
     );
 
-  for (const [name, description, act] of [
-    ['reject', 'end a downgrade waiting for approval, with no Cronofy call', 'rejectEnterpriseDowngrade'],
-    [
-      'pause',
-      'stop starting users and asking Cronofy; waiting users keep waiting',
-      'pauseEnterpriseDowngrade',
-    ],
-    ['resume', 'carry on after a pause or a tripped circuit breaker', 'resumeEnterpriseDowngrade'],
+  for (const [name, description] of [
+    ['reject', 'end a run waiting for approval, with no Cronofy call'],
+    ['pause', 'stop starting users and asking Cronofy; waiting users keep waiting'],
+    ['resume', 'carry on after a pause or a tripped circuit breaker'],
   ] as const) {
-    program
-      .command(name)
-      .description(description)
-      .addOption(domain)
+    onTarget(name, description)
       .addOption(by)
       .option('--reason <text>', 'why (recorded on the run)')
       .action(
-        withSession(
-          false,
-          async ({ downgrades }, options: { domain: string; by: string; reason?: string }) => {
-            const status = await downgrades[act](options.domain, { by: options.by, reason: options.reason });
-            print(json(), status, describe(status));
-          },
-        ),
+        withSession(false, async (session, options: TargetOptions & { by: string; reason?: string }) => {
+          const target = targetOf(session, options);
+          const status = await target[name]({ by: options.by, reason: options.reason });
+          print(json(), status, describe(target.label, status));
+        }),
       );
   }
 
-  program
-    .command('status')
-    .description("a domain's downgrade: phase, users, who approved or paused it")
-    .addOption(domain)
+  onTarget('status', 'phase, users, who approved or paused it')
     .option('--watch', 'follow it with a progress bar until it ends')
     .action(
-      withSession(false, async ({ downgrades }, options: { domain: string; watch?: boolean }) => {
-        let status = await downgrades.getEnterpriseDowngrade(options.domain);
-        if (!options.watch) return print(json(), status, describe(status));
+      withSession(false, async (session, options: TargetOptions & { watch?: boolean }) => {
+        const target = targetOf(session, options);
+        let status = await target.status();
+        if (!options.watch) return print(json(), status, describe(target.label, status));
         let last = '';
         for (;;) {
           const line = progressBar(status);
@@ -260,28 +354,24 @@ export function buildProgram(config: () => Config): Command {
           last = line;
           if (TERMINAL_PHASES.includes(status.phase)) break;
           await sleep(1_000);
-          status = await downgrades.getEnterpriseDowngrade(options.domain);
+          status = await target.status();
         }
-        if (!json()) console.log(describe(status));
+        if (!json()) console.log(describe(target.label, status));
       }),
     );
 
-  program
-    .command('cancel')
-    .description('cancel a downgrade; users already started are cancelled too')
-    .addOption(domain)
-    .action(
-      withSession(false, async ({ downgrades }, options: { domain: string }) => {
-        await downgrades.cancelEnterpriseDowngrade(options.domain);
-        const status = await downgrades.waitForEnterpriseResult(options.domain);
-        print(json(), status, describe(status));
-      }),
-    );
+  onTarget('cancel', 'cancel a run; users already started are cancelled too').action(
+    withSession(false, async (session, options: TargetOptions) => {
+      const target = targetOf(session, options);
+      const status = await target.cancel();
+      print(json(), status, describe(target.label, status));
+    }),
+  );
 
   program
     .command('retry-failed')
-    .description('ask again for the failed and expired users of a completed downgrade')
-    .addOption(domain)
+    .description('ask again for the failed and expired users of a completed domain downgrade')
+    .requiredOption('-d, --domain <domain>', 'the Enterprise Connect domain')
     .action(
       withSession(true, async ({ downgrades }, options: { domain: string }) => {
         const started = await downgrades.retryFailedEnterpriseUsers(options.domain);
@@ -289,25 +379,23 @@ export function buildProgram(config: () => Config): Command {
       }),
     );
 
-  program
-    .command('report')
-    .description('every user with their outcome, as CSV (default) or JSON')
-    .addOption(domain)
+  onTarget('report', 'every user with their outcome, as CSV (default) or JSON')
     .addOption(new Option('--format <format>', 'csv or json').choices(['csv', 'json']).default('csv'))
     .option('--out <file>', 'write to this file instead of standard output')
     .action(
       withSession(
         true,
-        async ({ downgrades }, options: { domain: string; format: 'csv' | 'json'; out?: string }) => {
-          const pages: string[] = [];
-          const rows = [];
-          for (let offset = 0; ; offset += 1000) {
-            const page = await downgrades.getEnterpriseReport(options.domain, { offset, limit: 1000 });
-            if (options.format === 'csv') pages.push(reportCsv(page.rows, { header: offset === 0 }));
-            else rows.push(...page.rows);
-            if (page.rows.length < 1000) break;
+        async (session, options: TargetOptions & { format: 'csv' | 'json'; out?: string }) => {
+          const target = targetOf(session, options);
+          const csv: string[] = [];
+          const rows: unknown[] = [];
+          for (let offset = 0; ; offset += PAGE) {
+            const page = await target.report(offset, offset === 0);
+            csv.push(page.csv);
+            rows.push(...page.rows);
+            if (page.rows.length < PAGE) break;
           }
-          const text = options.format === 'csv' ? pages.join('') : JSON.stringify(rows, null, 2) + '\n';
+          const text = options.format === 'csv' ? csv.join('') : JSON.stringify(rows, null, 2) + '\n';
           if (options.out) await writeFile(options.out, text);
           else process.stdout.write(text);
         },
@@ -315,6 +403,27 @@ export function buildProgram(config: () => Config): Command {
     );
 
   return program;
+}
+
+function previewText(
+  previewId: string,
+  label: string,
+  preview: {
+    users: { count: number; duplicates: number; malformed: number };
+    cronofyCalls: { total: number };
+    estimatedSeconds: number;
+    cronofyCallsPerSecond: number;
+    warnings: string[];
+  },
+  extra: string[] = [],
+): string {
+  return [
+    `preview ${previewId} of ${label}`,
+    `users: ${preview.users.count} (${preview.users.duplicates} duplicates and ${preview.users.malformed} malformed dropped)`,
+    ...extra,
+    `Cronofy calls: ${preview.cronofyCalls.total}, about ${preview.estimatedSeconds} s at ${preview.cronofyCallsPerSecond}/s`,
+    ...preview.warnings.map((warning) => `warning: ${warning}`),
+  ].join('\n');
 }
 
 /** A refused or failed operation ends with its message and exit code 1; a wrong command line or input with 2. */

@@ -14,6 +14,10 @@ import { z } from 'zod';
 import {
   approveAsAdministrator,
   createDomain,
+  createReadWriteUser,
+  decideOnConsentPage,
+  followRedirect,
+  waitForState,
   startStack,
   STATE_SECRET,
   TEST_CREDENTIAL_KEYS,
@@ -25,6 +29,11 @@ import { createScratchDatabase, testPostgresUrl } from './support/postgres.js';
 import { startCodecServer } from '../src/codec/codecServer.js';
 import { temporalCliPath } from '../src/temporalDevServer.js';
 import { enterpriseDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
+import {
+  campaignUserWorkflowId,
+  campaignWorkflowId,
+  getCampaignStatus,
+} from '../src/workflows/campaignDefinitions.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'cronofy-downgrade.mjs');
 
@@ -125,6 +134,14 @@ describe('cronofy-downgrade', () => {
     const serviceAccount = await createDomain(stack, domain, emails);
     const file = await usersFile('users.csv', ['# exported users', ...emails, emails[0]!, 'broken']);
     const token = { SERVICE_ACCOUNT_REFRESH_TOKEN: serviceAccount.refresh_token };
+    const refused = [emails[5]!, emails[6]!];
+    await got.put(`${stack.simulator.url}/_sim/enterprise/outcomes`, {
+      json: {
+        byEmail: Object.fromEntries(
+          refused.map((email) => [email, { kind: 'error', error: 'unable_to_grant_scope' }]),
+        ),
+      },
+    });
 
     const preview = parse(await cli(['--json', 'preview', '--domain', domain, '--users', file], token));
     const previewId = z.string().parse(preview.previewId);
@@ -176,7 +193,7 @@ describe('cronofy-downgrade', () => {
     assert.equal(watched.code, 0, watched.stderr);
     const bars = watched.stdout.split('\n').filter((line) => line.startsWith('['));
     assert.ok(bars.length >= 2, watched.stdout);
-    assert.match(bars.at(-1)!, /^\[#{30}\] 40\/40 · completed · completed 40$/);
+    assert.match(bars.at(-1)!, /^\[#{30}\] 40\/40 · completed · completed 38, failed 2$/);
     console.log(`status --watch:\n${watched.stdout}`);
 
     const csv = await cli(['report', '--domain', domain]);
@@ -185,13 +202,74 @@ describe('cronofy-downgrade', () => {
     assert.equal(lines.length, 41);
     assert.equal(lines[0], 'position,email,state,reason,provider_name,recorded_at');
     assert.ok(
-      lines.slice(1).every((line, i) => line.startsWith(`${i},${emails[i]},completed,,google_free_busy,`)),
+      lines
+        .slice(1)
+        .every((line, i) =>
+          line.startsWith(
+            refused.includes(emails[i]!)
+              ? `${i},${emails[i]},failed,unable_to_grant_scope,,`
+              : `${i},${emails[i]},completed,,google_free_busy,`,
+          ),
+        ),
+      csv.stdout,
     );
     const out = join(workdir, 'report.json');
     const json = await cli(['report', '--domain', domain, '--format', 'json', '--out', out]);
     assert.equal(json.code, 0, json.stderr);
     const { readFile } = await import('node:fs/promises');
     assert.equal(z.array(z.unknown()).parse(JSON.parse(await readFile(out, 'utf8'))).length, 40);
+
+    // The two refused users, asked again with the service account already verified.
+    await got.put(`${stack.simulator.url}/_sim/enterprise/outcomes`, { json: {} });
+    const retried = await cli(['retry-failed', '--domain', domain]);
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.match(retried.stdout, /^started downgrade-enterprise-cli\.example\.org for 2 users/);
+    const again = await stack.downgrades.waitForEnterpriseResult(domain);
+    assert.deepEqual([again.phase, again.counts], ['completed', { completed: 2 }]);
+  });
+
+  test('a campaign from a file of subs: preview, start, approve, status and report', async () => {
+    const people = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => createReadWriteUser(stack, `cli-camper${i}@example.com`)),
+    );
+    const file = await usersFile('campaign.csv', [...people.map((p, i) => `${p.sub},u${i}`), 'nobody']);
+    const preview = parse(await cli(['--json', 'preview', '--campaign', 'cli', '--users', file]));
+    assert.deepEqual(preview.users, {
+      count: 5,
+      duplicates: 0,
+      malformed: 1,
+      examples: { duplicates: [], malformed: ['nobody'] },
+    });
+    const previewId = String(preview.previewId);
+    assert.equal((await cli(['start', '--campaign', 'cli', '--preview', previewId])).code, 0);
+    const waiting = await cli(['status', '--campaign', 'cli']);
+    assert.match(waiting.stdout, /^campaign cli: awaiting_approval/);
+    const approved = await cli(['approve', '--campaign', 'cli', '--preview', previewId, '--by', 'ops']);
+    assert.equal(approved.code, 0, approved.stderr);
+
+    const campaign = await stack.env.client.workflow
+      .getHandle(campaignWorkflowId('cli'))
+      .query(getCampaignStatus);
+    await Promise.all(
+      people.map(async (person, position) => {
+        const workflowId = campaignUserWorkflowId(campaignWorkflowId('cli'), campaign.captureId, position);
+        const status = await waitForState(stack, workflowId, (state) => state === 'awaiting_reauthorization');
+        const location = await decideOnConsentPage(status.authorizationUrl!, 'free_busy_google', {
+          email: person.email,
+        });
+        assert.equal((await followRedirect(location)).status, 200);
+      }),
+    );
+    const watched = await cli(['status', '--campaign', 'cli', '--watch']);
+    assert.match(watched.stdout, /\[#{30}\] 5\/5 · completed · completed 5\n/);
+    const report = await cli(['report', '--campaign', 'cli']);
+    assert.equal(report.code, 0, report.stderr);
+    const lines = report.stdout.trim().split('\n');
+    assert.equal(lines[0], 'position,sub,user_id,state,reason,provider_name,recorded_at');
+    assert.deepEqual(
+      lines.slice(1).map((line) => line.split(',').slice(0, 6).join(',')),
+      people.map((p, i) => `${i},${p.sub},u${i},completed,,google_free_busy`),
+    );
   });
 
   test('reject, pause, resume and cancel answer with the run, and refuse what does not fit its phase', async () => {
@@ -344,5 +422,16 @@ describe('cronofy-downgrade', () => {
       /Allowed choices are csv, json/,
     );
     assertFails(await cli(['frobnicate']), 2, /unknown command 'frobnicate'/);
+    assertFails(await cli(['status']), 2, /name one --domain or one --campaign/);
+    assertFails(
+      await cli(['status', '--domain', 'a.example.org', '--campaign', 'b']),
+      2,
+      /name one --domain or one --campaign/,
+    );
+    assertFails(
+      await cli(['pause', '--campaign', 'unknown', '--by', 'ops']),
+      1,
+      /no downgrade with id downgrade-campaign-unknown/,
+    );
   });
 });

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import got from 'got';
 import { z } from 'zod';
 import { DowngradeRefusedError } from '../src/client.js';
-import { reportCsv } from '../src/enterpriseReport.js';
+import { reportCsv } from '../src/reportCsv.js';
 import { CampaignClient } from '../src/campaignClient.js';
 import { Campaigns } from '../src/store/campaigns.js';
 import { campaignUserWorkflowId, campaignWorkflowId } from '../src/workflows/campaignDefinitions.js';

@@ -3,7 +3,9 @@ import { after, before, describe, test } from 'node:test';
 import { defaultPayloadConverter } from '@temporalio/common';
 import got from 'got';
 import { z } from 'zod';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { StateSigner } from '../src/callbacks/stateToken.js';
+import { reportCsv } from '../src/reportCsv.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
 import { enterpriseDowngradeId, enterpriseUserDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
 import {
@@ -143,6 +145,25 @@ describe('enterprise downgrade', () => {
     assert.deepEqual(expired.map((o) => o.email).sort(), [...silent].sort());
     const all = await stack.downgrades.getEnterpriseUserOutcomes(domain, { limit: 1000 });
     assert.equal(all.length, 500, 'every user has exactly one outcome');
+
+    // The report, as CSV in pages of 200: one row per captured user, in capture order, matching the stored outcomes.
+    const pages = [];
+    for (let offset = 0; offset < 600; offset += 200) {
+      const page = await stack.downgrades.getEnterpriseReport(domain, { offset, limit: 200 });
+      pages.push(reportCsv(page.rows, { header: offset === 0 }));
+    }
+    const csv = parseCsv(pages.join(''), { columns: true }) as Array<Record<string, string>>;
+    assert.equal(csv.length, 500);
+    const stored = new Map(all.map((outcome) => [outcome.email, outcome]));
+    csv.forEach((row, i) => {
+      assert.equal(row.position, String(i));
+      assert.equal(row.email, emails[i]);
+      const outcome = stored.get(row.email!)!;
+      assert.equal(row.state, outcome.state);
+      assert.equal(row.reason, outcome.reason ?? '');
+      assert.equal(row.provider_name, outcome.state === 'completed' ? 'google_free_busy' : '');
+      assert.ok(!Number.isNaN(Date.parse(row.recorded_at!)), row.recorded_at);
+    });
 
     const summary = EnterpriseSummary.parse(await got(sim('/_sim/enterprise/state?summary=1')).json());
     assert.equal(summary.users.by_provider.google_free_busy?.active, 500 - refused.length - silent.length);
