@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from './database.js';
+import { droppedTally, type Dropped } from './dropped.js';
 
 /** A person of an Individual campaign: their Cronofy account, the application's id, the authorization to revoke. */
 export interface CampaignUser {
@@ -12,7 +13,7 @@ export interface CampaignUser {
 export interface CampaignCapture {
   captureId: string;
   count: number;
-  dropped: { duplicates: number; malformed: number; examples: { duplicates: string[]; malformed: string[] } };
+  dropped: Dropped;
 }
 
 export interface CampaignPreviewRecord {
@@ -34,7 +35,6 @@ export interface CampaignReportRow {
 }
 
 const SUB = /^acc_[A-Za-z0-9_-]+$/;
-const MAX_EXAMPLES = 20;
 
 /**
  * The people of an Individual campaign, captured in order before anything starts, and each one's outcome as their
@@ -47,15 +47,7 @@ export class Campaigns {
   async capture(pages: Iterable<readonly CampaignUser[]> | AsyncIterable<readonly CampaignUser[]>) {
     const captureId = `cap_${randomBytes(12).toString('base64url')}`;
     const seen = new Set<string>();
-    const dropped: CampaignCapture['dropped'] = {
-      duplicates: 0,
-      malformed: 0,
-      examples: { duplicates: [], malformed: [] },
-    };
-    const drop = (kind: 'duplicates' | 'malformed', sub: string) => {
-      dropped[kind] += 1;
-      if (dropped.examples[kind].length < MAX_EXAMPLES) dropped.examples[kind].push(sub);
-    };
+    const { dropped, drop } = droppedTally();
     let count = 0;
     for await (const page of pages) {
       const fresh: CampaignUser[] = [];

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Database } from './database.js';
+import { droppedTally, type Dropped } from './dropped.js';
 
 const Email = z.email();
-/** How many dropped addresses of each kind a capture names; the rest are only counted. */
-const MAX_EXAMPLES = 20;
 
 export interface PreviewRecord {
   previewId: string;
@@ -30,11 +29,7 @@ export interface Capture {
   captureId: string;
   /** The users kept, in order. */
   count: number;
-  dropped: {
-    duplicates: number;
-    malformed: number;
-    examples: { duplicates: string[]; malformed: string[] };
-  };
+  dropped: Dropped;
 }
 
 export interface UserOutcome {
@@ -60,15 +55,7 @@ export class EnterpriseUsers {
   async capture(pages: Iterable<readonly string[]> | AsyncIterable<readonly string[]>): Promise<Capture> {
     const captureId = `cap_${randomBytes(12).toString('base64url')}`;
     const seen = new Set<string>();
-    const dropped = {
-      duplicates: 0,
-      malformed: 0,
-      examples: { duplicates: [] as string[], malformed: [] as string[] },
-    };
-    const drop = (kind: 'duplicates' | 'malformed', email: string) => {
-      dropped[kind] += 1;
-      if (dropped.examples[kind].length < MAX_EXAMPLES) dropped.examples[kind].push(email);
-    };
+    const { dropped, drop } = droppedTally();
     let count = 0;
     for await (const page of pages) {
       const fresh: string[] = [];

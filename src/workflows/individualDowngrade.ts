@@ -153,22 +153,11 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
         expiresAt,
       });
       pending = { nonce: request.nonce };
-      enter('awaiting_reauthorization', {
-        prompt,
-        authorizationUrl: request.authorizationUrl,
-        authorizationExpiresAt: new Date(expiresAt).toISOString(),
-        waitingSince: new Date().toISOString(),
-      });
-      await notifyApplication({ type: 'authorization_required', status });
-
-      const callback = await waitWithReminders(
-        () => pending?.callback,
+      const callback = await waitForPerson(
+        'awaiting_reauthorization',
+        { prompt, authorizationUrl: request.authorizationUrl },
         expiresAt,
-        input.reminderIntervalMs,
-        () => {
-          status.remindersSent += 1;
-          return notifyApplication({ type: 'reminder', status });
-        },
+        () => pending?.callback,
       );
       if (!callback) return await finish('expired', { reason: 'nobody re-authorized before the deadline' });
       if ('error' in callback) {
@@ -226,6 +215,28 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
   }
 
   /**
+   * Shows the person's link (and the application, which hands it on), then waits until `received()` answers or
+   * the deadline passes, reminding the application meanwhile.
+   */
+  async function waitForPerson<T>(
+    state: 'awaiting_reauthorization' | 'awaiting_link_open',
+    details: Partial<DowngradeStatus> & { authorizationUrl: string },
+    expiresAt: number,
+    received: () => T | undefined,
+  ): Promise<T | undefined> {
+    enter(state, {
+      ...details,
+      authorizationExpiresAt: new Date(expiresAt).toISOString(),
+      waitingSince: new Date().toISOString(),
+    });
+    await notifyApplication({ type: 'authorization_required', status });
+    return waitWithReminders(received, expiresAt, input.reminderIntervalMs, () => {
+      status.remindersSent += 1;
+      return notifyApplication({ type: 'reminder', status });
+    });
+  }
+
+  /**
    * Hands out the service's own link and waits, with reminders, until the person opens it (the openLink update)
    * or its deadline passes; nothing has been revoked meanwhile.
    */
@@ -238,20 +249,11 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
       expiresAt,
     });
     link = { nonce: created.nonce, opened: false };
-    enter('awaiting_link_open', {
-      authorizationUrl: created.url,
-      authorizationExpiresAt: new Date(expiresAt).toISOString(),
-      waitingSince: new Date().toISOString(),
-    });
-    await notifyApplication({ type: 'authorization_required', status });
-    const opened = await waitWithReminders(
-      () => (link?.opened ? true : undefined),
+    const opened = await waitForPerson(
+      'awaiting_link_open',
+      { authorizationUrl: created.url },
       expiresAt,
-      input.reminderIntervalMs,
-      () => {
-        status.remindersSent += 1;
-        return notifyApplication({ type: 'reminder', status });
-      },
+      () => (link?.opened ? true : undefined),
     );
     return opened === true;
   }
