@@ -1,8 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { TypedSearchAttributes } from '@temporalio/common';
-import type { Client } from '@temporalio/client';
+import { CancelledFailure, TypedSearchAttributes } from '@temporalio/common';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { PreviewNotFoundError } from './clientErrors.js';
-import { sendOperatorUpdate, withWorkflow } from './operatorUpdates.js';
+import {
+  DEFAULT_APPROVAL_DEADLINE_MS,
+  DEFAULT_BREAKER,
+  runningRunId,
+  sendOperatorUpdate,
+  withWorkflow,
+} from './operatorUpdates.js';
 import type { Campaigns, CampaignCapture, CampaignReportRow, CampaignUser } from './store/campaigns.js';
 import type { CredentialStore } from './store/credentialStore.js';
 import {
@@ -69,9 +75,6 @@ export interface CampaignClientOptions {
   cronofyCallsPerSecond?: number;
 }
 
-const DEFAULT_APPROVAL_DEADLINE_MS = 7 * 24 * 3_600_000;
-const DEFAULT_BREAKER: BreakerThresholds = { minFailures: 20, failureRatio: 0.4 };
-
 /**
  * Campaigns of Individual downgrades: one run that moves many Individual Connect users (an application moving all
  * its Read/Write users), each still their own `individualDowngrade`, with a preview, approval, pause, circuit
@@ -93,7 +96,9 @@ export class CampaignClient {
       ...(capture.count === 0 ? ['no users'] : []),
       ...(capture.dropped.duplicates > 0 ? [`${capture.dropped.duplicates} duplicate subs dropped`] : []),
       ...(capture.dropped.malformed > 0 ? [`${capture.dropped.malformed} malformed subs dropped`] : []),
-      ...((await this.running(request.name)) ? [`campaign ${request.name} is already running`] : []),
+      ...((await runningRunId(this.options.temporal, campaignWorkflowId(request.name)))
+        ? [`campaign ${request.name} is already running`]
+        : []),
     ];
     const preview: CampaignPreview = {
       previewId,
@@ -120,7 +125,7 @@ export class CampaignClient {
     request: StartCampaign,
   ): Promise<{ workflowId: string; runId: string; previewId?: string }> {
     const workflowId = campaignWorkflowId(request.name);
-    const running = await this.running(request.name);
+    const running = await runningRunId(this.options.temporal, campaignWorkflowId(request.name));
     if (running) return { workflowId, runId: running };
     const requireApproval = request.requireApproval ?? true;
     const previewId =
@@ -179,8 +184,11 @@ export class CampaignClient {
     return withWorkflow(this.options.temporal, campaignWorkflowId(name), async (handle) => {
       try {
         return (await handle.result()) as CampaignStatus;
-      } catch {
-        return handle.query(getCampaignStatus);
+      } catch (error) {
+        if (error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure) {
+          return handle.query(getCampaignStatus);
+        }
+        throw error;
       }
     });
   }
@@ -260,17 +268,6 @@ export class CampaignClient {
             : undefined,
         })),
       );
-    }
-  }
-
-  /** The run id of the campaign's running workflow, if there is one. */
-  private async running(name: string): Promise<string | undefined> {
-    try {
-      const description = await this.options.temporal.workflow.getHandle(campaignWorkflowId(name)).describe();
-      return description.status.name === 'RUNNING' ? description.runId : undefined;
-    } catch (error) {
-      if (error instanceof Error && error.name === 'WorkflowNotFoundError') return undefined;
-      throw error;
     }
   }
 }

@@ -29,7 +29,12 @@ import type { enterpriseDowngrade } from './workflows/enterpriseDowngrade.js';
 import type { inspectServiceAccount } from './workflows/serviceAccountInspection.js';
 import { buildPreview, type EnterprisePreview } from './enterprisePreview.js';
 import { DowngradeNotFoundError, DowngradeRefusedError, PreviewNotFoundError } from './clientErrors.js';
-import { sendOperatorUpdate } from './operatorUpdates.js';
+import {
+  DEFAULT_APPROVAL_DEADLINE_MS,
+  DEFAULT_BREAKER,
+  runningRunId,
+  sendOperatorUpdate,
+} from './operatorUpdates.js';
 
 export interface DowngradeDefaults {
   deadlineMs: number;
@@ -122,9 +127,6 @@ const ENTERPRISE_DEFAULTS: EnterpriseDefaults = {
   window: 500,
 };
 
-const DEFAULT_APPROVAL_DEADLINE_MS = 7 * 24 * 3_600_000;
-const DEFAULT_BREAKER: BreakerThresholds = { minFailures: 20, failureRatio: 0.4 };
-
 export { DowngradeNotFoundError, DowngradeRefusedError, PreviewNotFoundError };
 
 /** The typed API backend services use to start, follow and cancel downgrades. */
@@ -211,7 +213,7 @@ export class DowngradeClient {
       domain: request.domain,
       capture,
       serviceAccount: inspected && { ...inspected, sub: request.serviceAccountSub },
-      running: await this.runningRunId(enterpriseDowngradeId(request.domain)),
+      running: await runningRunId(this.temporal, enterpriseDowngradeId(request.domain)),
       cronofyCallsPerSecond: this.cronofyCallsPerSecond,
       now: new Date(),
     });
@@ -241,7 +243,7 @@ export class DowngradeClient {
     request: StartEnterpriseDowngrade,
   ): Promise<{ workflowId: string; runId: string; previewId?: string }> {
     const workflowId = enterpriseDowngradeId(request.domain);
-    const running = await this.runningRunId(workflowId);
+    const running = await runningRunId(this.temporal, workflowId);
     if (running) return { workflowId, runId: running };
     const requireApproval = request.requireApproval ?? true;
     if (!request.previewId && !request.serviceAccountRefreshToken && !request.serviceAccountSub) {
@@ -479,17 +481,6 @@ export class DowngradeClient {
       staticDetails: `Enterprise Connect. ${input.progress ? 'Retrying users with the verified service account.' : 'Revoke, administrator re-authorization, then every user.'} Window ${input.window}.`,
     });
     return { workflowId, runId: handle.firstExecutionRunId };
-  }
-
-  /** The run id of a running workflow with this id, if there is one. */
-  private async runningRunId(workflowId: string): Promise<string | undefined> {
-    try {
-      const description = await this.temporal.workflow.getHandle(workflowId).describe();
-      return description.status.name === 'RUNNING' ? description.runId : undefined;
-    } catch (error) {
-      if (error instanceof Error && error.name === 'WorkflowNotFoundError') return undefined;
-      throw error;
-    }
   }
 
   async getDowngrade(workflowId: string): Promise<DowngradeStatus> {

@@ -1,6 +1,22 @@
 import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { QueryDefinition, UpdateDefinition } from '@temporalio/common';
 import { DowngradeNotFoundError, DowngradeRefusedError } from './clientErrors.js';
+import type { BreakerThresholds } from './workflows/enterpriseDefinitions.js';
+
+/** How long a run waits for approval, and when it pauses itself, unless the caller says otherwise. */
+export const DEFAULT_APPROVAL_DEADLINE_MS = 7 * 24 * 3_600_000;
+export const DEFAULT_BREAKER: BreakerThresholds = { minFailures: 20, failureRatio: 0.4 };
+
+/** The run id of a running workflow with this id, if there is one. */
+export async function runningRunId(temporal: Client, workflowId: string): Promise<string | undefined> {
+  try {
+    const description = await temporal.workflow.getHandle(workflowId).describe();
+    return description.status.name === 'RUNNING' ? description.runId : undefined;
+  } catch (error) {
+    if (error instanceof Error && error.name === 'WorkflowNotFoundError') return undefined;
+    throw error;
+  }
+}
 
 /** Runs `use` on the workflow's handle; a workflow that does not exist is a DowngradeNotFoundError. */
 export async function withWorkflow<T>(

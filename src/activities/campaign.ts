@@ -1,6 +1,7 @@
-import { ApplicationFailure, getClient } from '@temporalio/activity';
+import { getClient } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
+import { wholeBatch } from './capturePage.js';
 import type { Campaigns } from '../store/campaigns.js';
 import { campaignUserWorkflowId, type CampaignDowngradeOptions } from '../workflows/campaignDefinitions.js';
 import { searchAttributes, type IndividualDowngradeInput } from '../workflows/definitions.js';
@@ -20,12 +21,7 @@ export function createCampaignActivities(campaigns: Campaigns) {
       taskQueue: string;
       downgrade: CampaignDowngradeOptions;
     }): Promise<void> {
-      const users = await campaigns.page(request.captureId, request.from, request.size);
-      if (users.length !== request.size) {
-        throw ApplicationFailure.nonRetryable(
-          `capture ${request.captureId} has ${users.length} users at ${request.from}, not ${request.size}`,
-        );
-      }
+      const users = wholeBatch(await campaigns.page(request.captureId, request.from, request.size), request);
       const client = getClient();
       await Promise.all(
         users.map(async (user, index) => {

@@ -1,6 +1,7 @@
-import { ApplicationFailure, getClient } from '@temporalio/activity';
+import { getClient } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
+import { wholeBatch } from './capturePage.js';
 import { CronofyUnauthorizedError } from '../cronofy/errors.js';
 import { serviceAccountProfile, type ServiceAccountProfile } from '../cronofy/schemas.js';
 import { issuingRun, StateSigner, type IssuingRun } from '../callbacks/stateToken.js';
@@ -142,12 +143,10 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
         'parentWorkflowId' | 'serviceAccountRef' | 'userDeadlineMs' | 'maxUserRequests'
       >;
     }): Promise<Array<IssuingRun & { email: string; request: number }>> {
-      const emails = await enterpriseUsers.page(request.captureId, request.from, request.size);
-      if (emails.length !== request.size) {
-        throw ApplicationFailure.nonRetryable(
-          `capture ${request.captureId} has ${emails.length} users at ${request.from}, not ${request.size}`,
-        );
-      }
+      const emails = wholeBatch(
+        await enterpriseUsers.page(request.captureId, request.from, request.size),
+        request,
+      );
       const client = getClient();
       return Promise.all(
         emails.map(async (email, index) => {

@@ -1,4 +1,4 @@
-import { allHandlersFinished, condition } from '@temporalio/workflow';
+import { allHandlersFinished, condition, sleep } from '@temporalio/workflow';
 import type { OperatedStatus, OperatorControls } from './operatorControls.js';
 import type { Batch, OutcomeCounts, UsersWindow } from './usersWindow.js';
 
@@ -46,9 +46,9 @@ export async function moveUsersInWindow<S extends OperatedStatus>(
       followUps.push((await controls.whileBusy(() => steps.startBatch(batch))).followUp);
       continue;
     }
-    // A resume wakes the loop at once; nothing else needs to.
-    const wasPaused = controls.paused;
-    await condition(() => wasPaused && !controls.paused, window.pollDelayMs);
+    // A resume wakes a paused loop at once; otherwise the wait is a plain timer.
+    if (controls.paused) await condition(() => !controls.paused, window.pollDelayMs);
+    else await sleep(window.pollDelayMs);
     window.update(await steps.countOutcomes());
     const trip = controls.control.tripReason(window.counts);
     if (trip) {
