@@ -610,6 +610,8 @@ interface WorkflowFacts {
   signalAt?: number;
   verifiedAt?: number;
   closedAt?: number;
+  /** The steps between the signal and the exchange done: the first workflow task after the signal, the exchange. */
+  steps: { taskStartedAt?: number; taskCompletedAt?: number; exchangeScheduledAt?: number; exchangeStartedAt?: number };
   /**
    * After the first signal: workflow tasks started; workflow tasks timed out (on the sticky queue before they
    * started, each then scheduled again on the shared queue, so they come on top of the started ones); activities
@@ -646,6 +648,7 @@ async function workflowFacts(stack: Stack, workflowIds: string[], status: { text
         signals: 0,
         status: listed.get(workflowId)?.status ?? 'UNKNOWN',
         afterSignal: { workflowTasks: 0, timedOut: 0, activities: 0 },
+        steps: {},
       };
       result.state = listed.get(workflowId)?.state;
       for (const event of history.events ?? []) {
@@ -656,12 +659,20 @@ async function workflowFacts(stack: Stack, workflowIds: string[], status: { text
           result.signalAt ??= at;
         }
         if (result.signalAt !== undefined) {
+          if (event.workflowTaskStartedEventAttributes) result.steps.taskStartedAt ??= at;
+          if (event.workflowTaskCompletedEventAttributes && result.steps.taskStartedAt !== undefined)
+            result.steps.taskCompletedAt ??= at;
           if (event.workflowTaskStartedEventAttributes) result.afterSignal.workflowTasks += 1;
           if (event.workflowTaskTimedOutEventAttributes) result.afterSignal.timedOut += 1;
           if (event.activityTaskScheduledEventAttributes) result.afterSignal.activities += 1;
         }
         const scheduled = event.activityTaskScheduledEventAttributes?.activityType?.name;
         if (scheduled) activityTypes.set(String(event.eventId), scheduled);
+        if (scheduled === 'exchangeAuthorizationCode') result.steps.exchangeScheduledAt = at;
+        const started = event.activityTaskStartedEventAttributes?.scheduledEventId;
+        if (started != null && activityTypes.get(String(started)) === 'exchangeAuthorizationCode') {
+          result.steps.exchangeStartedAt = at;
+        }
         const completed = event.activityTaskCompletedEventAttributes?.scheduledEventId;
         if (completed != null && activityTypes.get(String(completed)) === 'exchangeAuthorizationCode') {
           result.verifiedAt = at;
@@ -1373,6 +1384,8 @@ interface LatencyResult {
   http: Distribution;
   sendToSignal: Distribution;
   signalToVerified: Distribution;
+  /** signal → verified in steps: waiting for the workflow task, the task, waiting for the exchange, the exchange. */
+  steps: { toTask: Distribution; task: Distribution; toExchange: Distribution; exchange: Distribution };
   /** The bar's measure: the callback leaving the person's browser → the code exchanged and the provider known. */
   sendToVerified: Distribution;
   signalToCompleted: Distribution;
@@ -1440,6 +1453,14 @@ async function latency(stack: Stack, run: number): Promise<LatencyResult> {
         (i) => facts[i]!.verifiedAt,
       ),
     ),
+    steps: {
+      toTask: distribution(span((i) => facts[i]!.signalAt, (i) => facts[i]!.steps.taskStartedAt)),
+      task: distribution(span((i) => facts[i]!.steps.taskStartedAt, (i) => facts[i]!.steps.taskCompletedAt)),
+      toExchange: distribution(
+        span((i) => facts[i]!.steps.exchangeScheduledAt, (i) => facts[i]!.steps.exchangeStartedAt),
+      ),
+      exchange: distribution(span((i) => facts[i]!.steps.exchangeStartedAt, (i) => facts[i]!.verifiedAt)),
+    },
     sendToVerified: distribution(
       span(
         (i) => answers[i]!.sentAt,

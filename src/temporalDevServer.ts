@@ -24,6 +24,10 @@ export function temporalCliPath(): string {
  * Task queues get one partition: the server splits a task queue's rate limit evenly among its partitions, and a
  * partition with nothing queued wastes its share, so with the default four the Cronofy queue ran below the rate
  * its workers set. One server process gains nothing from more.
+ *
+ * The dev server has one history shard, and a shard reads its transfer queue (the tasks that hand workflow and
+ * activity tasks to matching) at most `history.transferProcessorMaxPollRPS` times a second: at the default, 20, a
+ * callback's signal and the exchange it starts each waited up to 50 ms there before a worker could take them.
  */
 export function devServerArgs(): string[] {
   return [
@@ -34,6 +38,8 @@ export function devServerArgs(): string[] {
     'matching.numTaskqueueReadPartitions=1',
     '--dynamic-config-value',
     'matching.numTaskqueueWritePartitions=1',
+    '--dynamic-config-value',
+    'history.transferProcessorMaxPollRPS=200',
   ];
 }
 

@@ -48,11 +48,11 @@ export interface DowngradeWorkerOptions {
 /**
  * The worker's workflow cache, sized with its heap for a container of 512 MiB (docker-compose.yml's worker): the
  * SDK's own default grows with the heap limit (thousands of runs on a large machine), and with it the worker's
- * memory. A run pushed out of the cache replays its history on its next task: an Enterprise user's is about twenty
- * events, and a domain's stays under its history budget, so eviction is cheap; a user waiting for days holds no
- * memory in the worker.
+ * memory. It holds a domain's whole window of users in flight (500 by default), so their callbacks find
+ * their runs in memory: a run pushed out replays its history first, which makes its next workflow task several
+ * times longer. A person who waits for days is pushed out and holds no memory in the worker.
  */
-export const DEFAULT_CACHED_WORKFLOWS = 100;
+export const DEFAULT_CACHED_WORKFLOWS = 500;
 
 export interface DowngradeWorkers {
   run(): Promise<void>;
