@@ -598,6 +598,9 @@ async function collectConsents(
   });
 }
 
+/** The callback server's answer to a delivered redirect: 303 on to a page whose URL carries no code. */
+const DELIVERED = 303;
+
 const pathOf = (url: URL) => `${url.pathname}${url.search}`;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -611,7 +614,12 @@ interface WorkflowFacts {
   verifiedAt?: number;
   closedAt?: number;
   /** The steps between the signal and the exchange done: the first workflow task after the signal, the exchange. */
-  steps: { taskStartedAt?: number; taskCompletedAt?: number; exchangeScheduledAt?: number; exchangeStartedAt?: number };
+  steps: {
+    taskStartedAt?: number;
+    taskCompletedAt?: number;
+    exchangeScheduledAt?: number;
+    exchangeStartedAt?: number;
+  };
   /**
    * After the first signal: workflow tasks started; workflow tasks timed out (on the sticky queue before they
    * started, each then scheduled again on the shared queue, so they come on top of the started ones); activities
@@ -894,7 +902,7 @@ async function sustained(
   const firstSent = Math.min(...answers.map((a) => a.sentAt));
   const lastSent = Math.max(...answers.map((a) => a.sentAt));
   const lastAnswer = Math.max(...answers.map((a) => a.answeredAt));
-  const accepted = answers.filter((a) => a.status === 200);
+  const accepted = answers.filter((a) => a.status === DELIVERED);
   const answerWindowS = (lastAnswer - firstSent) / 1000;
   // Accepted answers per whole second inside the window (the partial first and last seconds left out).
   const buckets = new Map<number, number>();
@@ -904,8 +912,8 @@ async function sustained(
   }
   const fullSeconds = Math.floor(answerWindowS);
   const perSecond = Array.from({ length: Math.max(0, fullSeconds - 1) }, (_, i) => buckets.get(i + 1) ?? 0);
-  const ok200 = answers.map((a) => a.status === 200);
-  const lost = facts.filter((f, i) => ok200[i] && f.signals === 0).length;
+  const delivered = answers.map((a) => a.status === DELIVERED);
+  const lost = facts.filter((f, i) => delivered[i] && f.signals === 0).length;
   const duplicated = facts.filter((f) => f.signals > 1).length;
   const completed = facts.filter((f) => f.status === 'COMPLETED' && f.state === 'completed').length;
   const lastClose = Math.max(...facts.map((f) => f.closedAt ?? NaN).filter(Number.isFinite));
@@ -1244,7 +1252,8 @@ async function abuse(stack: Stack, run: number, used: URL[]): Promise<AbuseResul
     { category: 'prime', method: 'GET', path: pathOf(primed.callback) },
     30_000,
   );
-  if (primeAnswer.status !== 200) throw new Error(`the priming callback answered ${primeAnswer.status}`);
+  if (primeAnswer.status !== DELIVERED)
+    throw new Error(`the priming callback answered ${primeAnswer.status}`);
   const usedServiceAccountState = await new StateSigner(stack.stateSecret).sign(
     {
       workflowId: 'downgrade-enterprise-user-bench-nobody',
@@ -1333,8 +1342,8 @@ async function abuse(stack: Stack, run: number, used: URL[]): Promise<AbuseResul
       (f) => f.status === 'RUNNING' && f.state === 'awaiting_reauthorization',
     ).length;
     const goodCallback =
-      goodAnswer.statusCode === 200 && result?.state === 'completed' && goodFacts?.signals === 1
-        ? `200, completed, 1 signal`
+      goodAnswer.statusCode === DELIVERED && result?.state === 'completed' && goodFacts?.signals === 1
+        ? `${DELIVERED}, completed, 1 signal`
         : `FAILED: HTTP ${goodAnswer.statusCode}, ${result?.state ?? 'no result in 60 s'}, ${goodFacts?.signals} signals`;
     const abuseResult: AbuseResult = {
       run,
@@ -1366,7 +1375,7 @@ async function abuse(stack: Stack, run: number, used: URL[]): Promise<AbuseResul
         signalsInWaiting === 0 &&
         stillWaiting === facts.length &&
         health.statusCode === 200 &&
-        goodCallback.startsWith('200'),
+        goodCallback.startsWith(String(DELIVERED)),
     };
     log(`abuse: ${JSON.stringify({ ...abuseResult, byCategory: undefined })}`);
     return abuseResult;
@@ -1454,12 +1463,30 @@ async function latency(stack: Stack, run: number): Promise<LatencyResult> {
       ),
     ),
     steps: {
-      toTask: distribution(span((i) => facts[i]!.signalAt, (i) => facts[i]!.steps.taskStartedAt)),
-      task: distribution(span((i) => facts[i]!.steps.taskStartedAt, (i) => facts[i]!.steps.taskCompletedAt)),
-      toExchange: distribution(
-        span((i) => facts[i]!.steps.exchangeScheduledAt, (i) => facts[i]!.steps.exchangeStartedAt),
+      toTask: distribution(
+        span(
+          (i) => facts[i]!.signalAt,
+          (i) => facts[i]!.steps.taskStartedAt,
+        ),
       ),
-      exchange: distribution(span((i) => facts[i]!.steps.exchangeStartedAt, (i) => facts[i]!.verifiedAt)),
+      task: distribution(
+        span(
+          (i) => facts[i]!.steps.taskStartedAt,
+          (i) => facts[i]!.steps.taskCompletedAt,
+        ),
+      ),
+      toExchange: distribution(
+        span(
+          (i) => facts[i]!.steps.exchangeScheduledAt,
+          (i) => facts[i]!.steps.exchangeStartedAt,
+        ),
+      ),
+      exchange: distribution(
+        span(
+          (i) => facts[i]!.steps.exchangeStartedAt,
+          (i) => facts[i]!.verifiedAt,
+        ),
+      ),
     },
     sendToVerified: distribution(
       span(
@@ -1482,7 +1509,7 @@ async function latency(stack: Stack, run: number): Promise<LatencyResult> {
     completed,
     ok:
       completed === prepared.length &&
-      answers.every((a) => a.status === 200) &&
+      answers.every((a) => a.status === DELIVERED) &&
       facts.every((f) => f.signals === 1 && f.verifiedAt !== undefined),
   };
   log(`latency: ${JSON.stringify(result)}`);

@@ -27,7 +27,7 @@ export async function approveAsAdministrator(downgrades: DowngradeClient, domain
     if (status?.phase === 'awaiting_admin' && status.authorizationUrl) {
       const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', { domain });
       const back = await followRedirect(location);
-      if (back.status !== 200) throw new Error(`the callback server answered ${back.status}`);
+      if (back.status !== 303) throw new Error(`the callback server answered ${back.status}`);
       return;
     }
     if (Date.now() > deadline) throw new Error(`the downgrade of ${domain} never asked the administrator`);

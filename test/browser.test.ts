@@ -87,14 +87,20 @@ async function openConsentPage(page: Page, authorizationUrl: string, email: stri
   }
 }
 
-/** Clicks a decision and waits for the browser to land on the callback server; returns that page's status. */
-async function decide(page: Page, s: Stack, decision: string): Promise<number> {
+/**
+ * Clicks a decision and waits for the browser to pass through the callback server and land on the page it sends
+ * the browser on to; returns the callback's status and URL.
+ */
+async function decide(page: Page, s: Stack, decision: string): Promise<{ status: number; callback: URL }> {
   const callback = page.waitForResponse((response) => response.url().startsWith(s.redirectUri));
   await page.locator(`[data-testid="decision-${decision}"]`).click();
   const response = await callback;
-  await page.waitForURL((url) => url.href.startsWith(s.redirectUri));
+  await page.waitForURL((url) => url.pathname === '/downgrade/answered');
   await page.waitForLoadState('load');
-  return response.status();
+  // What stays in the browser's history holds no code and no state.
+  assert.equal(new URL(page.url()).searchParams.has('code'), false);
+  assert.equal(new URL(page.url()).searchParams.has('state'), false);
+  return { status: response.status(), callback: new URL(response.url()) };
 }
 
 describe('consent in a real browser', () => {
@@ -108,10 +114,10 @@ describe('consent in a real browser', () => {
         await openConsentPage(page, authorizationUrl, user.email);
         await page.screenshot({ path: `${SCREENSHOTS}consent-page.png`, fullPage: true });
 
-        const status = await decide(page, s, 'free_busy_google');
-        assert.equal(status, 200);
-        assert.equal(new URL(page.url()).searchParams.get('error'), null);
-        assert.ok(new URL(page.url()).searchParams.get('code'), 'Cronofy sent an authorization code back');
+        const { status, callback } = await decide(page, s, 'free_busy_google');
+        assert.equal(status, 303);
+        assert.equal(callback.searchParams.get('error'), null);
+        assert.ok(callback.searchParams.get('code'), 'Cronofy sent an authorization code back');
         assert.equal(await page.locator('h1').textContent(), 'Thank you');
         await page.screenshot({ path: `${SCREENSHOTS}result-page.png`, fullPage: true });
         assert.deepEqual(pageErrors, []);
@@ -131,9 +137,9 @@ describe('consent in a real browser', () => {
       const { user, workflowId, authorizationUrl } = await startDowngrade(s);
       await withPage(async (page, pageErrors) => {
         await openConsentPage(page, authorizationUrl, user.email);
-        const status = await decide(page, s, 'deny');
-        assert.equal(status, 200);
-        assert.equal(new URL(page.url()).searchParams.get('error'), 'access_denied');
+        const { status, callback } = await decide(page, s, 'deny');
+        assert.equal(status, 303);
+        assert.equal(callback.searchParams.get('error'), 'access_denied');
         assert.equal(await page.locator('h1').textContent(), 'Noted');
         await page.screenshot({ path: `${SCREENSHOTS}denied-page.png`, fullPage: true });
         assert.deepEqual(pageErrors, []);

@@ -257,7 +257,7 @@ describe('cronofy-downgrade', () => {
         const location = await decideOnConsentPage(status.authorizationUrl!, 'free_busy_google', {
           email: person.email,
         });
-        assert.equal((await followRedirect(location)).status, 200);
+        assert.equal((await followRedirect(location)).status, 303);
       }),
     );
     const watched = await cli(['status', '--campaign', 'cli', '--watch']);

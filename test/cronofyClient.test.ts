@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import got from 'got';
 import { CronofyClient } from '../src/cronofy/client.js';
 import {
+  CronofyClientCredentialsError,
   CronofyGrantError,
   CronofyRateLimitedError,
   CronofyUnauthorizedError,
@@ -89,6 +90,21 @@ test('an unrecognised access token is a 401 to refresh on', async () => {
   const error = await cronofy.userInfo('not-a-token').catch((e: unknown) => e);
   assert.ok(error instanceof CronofyUnauthorizedError);
   assert.equal(error.status, 401);
+});
+
+test('a 401 from the token endpoints refuses the client credentials and is not retryable', async () => {
+  await fault({ endpoint: 'token', status: 401, count: 1 });
+  const exchange = await cronofy
+    .requestAccessToken('x'.repeat(32), 'http://127.0.0.1:1/cb')
+    .catch((e: unknown) => e);
+  assert.ok(exchange instanceof CronofyClientCredentialsError, String(exchange));
+  assert.equal(exchange.retryable, false);
+  assert.match(exchange.message, /client credentials/);
+
+  await fault({ endpoint: 'revoke', status: 401, count: 1 });
+  const revoke = await cronofy.revokeAuthorization({ sub: 'acc_x' }).catch((e: unknown) => e);
+  assert.ok(revoke instanceof CronofyClientCredentialsError, String(revoke));
+  assert.equal(revoke.retryable, false);
 });
 
 test('a user created on the simulator can be refreshed, read and revoked through the client', async () => {

@@ -410,7 +410,7 @@ describe('Individual campaign', () => {
       const location = await decideOnConsentPage(status.authorizationUrl!, decision, {
         email: people[position]!.email,
       });
-      assert.equal((await followRedirect(location)).status, 200);
+      assert.equal((await followRedirect(location)).status, 303);
     };
     for (let from = 0; from < 200; from += 20) {
       await Promise.all(Array.from({ length: 20 }, (_, i) => answer(from + i)));

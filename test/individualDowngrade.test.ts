@@ -95,8 +95,18 @@ describe('individual downgrade', () => {
 
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
     const page = await followRedirect(location);
-    assert.equal(page.status, 200);
+    assert.equal(page.status, 303);
     assert.match(page.body, /Thank you/);
+    // The browser leaves the URL with the code for one with neither code nor state (RFC 9700, 4.2.4).
+    assert.equal(page.location?.pathname, '/downgrade/answered');
+    assert.equal(page.location?.searchParams.has('code'), false);
+    assert.equal(page.location?.searchParams.has('state'), false);
+    assert.equal(page.headers['cache-control'], 'no-store');
+    assert.equal(page.headers['referrer-policy'], 'no-referrer');
+    assert.match(
+      String(page.headers['content-security-policy']),
+      /default-src 'none'.*frame-ancestors 'none'/,
+    );
 
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
@@ -179,7 +189,8 @@ describe('individual downgrade', () => {
     const location = await decideOnConsentPage(authorizationUrl, 'deny', {});
     assert.equal(location.searchParams.get('error'), 'access_denied');
     const page = await followRedirect(location);
-    assert.equal(page.status, 200);
+    assert.equal(page.status, 303);
+    assert.match(page.body, /Noted/);
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'denied');
   });
@@ -308,7 +319,7 @@ describe('revoke when the link is opened', () => {
     assert.equal(tampered.statusCode, 400);
 
     const location = await decideOnConsentPage(consentUrl, 'free_busy_google', { email: user.email });
-    assert.equal((await followRedirect(location)).status, 200);
+    assert.equal((await followRedirect(location)).status, 303);
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
     assert.equal((await open(link)).statusCode, 410, 'the link of an ended downgrade');
@@ -351,6 +362,8 @@ describe('callback state', () => {
         `${stack.callbackUrl}/oauth/callback?code=${'a'.repeat(32)}&state=${encodeURIComponent(state)}`,
       );
       assert.equal(response.status, 400, `state ${state.slice(0, 20)}…`);
+      assert.equal(response.headers['cache-control'], 'no-store');
+      assert.match(String(response.headers['content-security-policy']), /frame-ancestors 'none'/);
     }
     assert.equal(await signalCount(stack, workflowId), 0);
     await stack.downgrades.cancelDowngrade(workflowId);
@@ -373,7 +386,7 @@ describe('callback state', () => {
   test('a replayed callback is rejected with 409 and sends no second signal', async () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade();
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
-    assert.equal((await followRedirect(location)).status, 200);
+    assert.equal((await followRedirect(location)).status, 303);
     assert.equal((await followRedirect(location)).status, 409);
     assert.equal((await stack.downgrades.waitForResult(workflowId)).state, 'completed');
     assert.equal(await signalCount(stack, workflowId), 1);
@@ -398,7 +411,7 @@ describe('callback state', () => {
     const claims = stateClaims(authorizationUrl);
     assert.deepEqual([claims.runId, claims.firstRunId], [runId, runId]);
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
-    assert.equal((await followRedirect(location)).status, 200);
+    assert.equal((await followRedirect(location)).status, 303);
     assert.equal((await stack.downgrades.waitForResult(workflowId)).state, 'completed');
     assert.equal(await signalCount(stack, workflowId), 1);
   });
@@ -432,7 +445,7 @@ describe('callback state', () => {
     assert.equal(stateClaims(authorizationUrl).runId, issuingRunId);
 
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
-    assert.equal((await followRedirect(location)).status, 200);
+    assert.equal((await followRedirect(location)).status, 303);
     const result = await stack.env.client.workflow.getHandle(workflowId, resetRunId).result();
     assert.equal(DowngradeResultShape.parse(result).state, 'completed');
     const issuingRun = await stack.env.client.workflow.getHandle(workflowId, issuingRunId).describe();
@@ -563,7 +576,7 @@ describe('durability', () => {
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
     assert.equal(
       (await followRedirect(location)).status,
-      200,
+      303,
       'the signal is accepted with no worker running',
     );
     worker = await stack.startWorker();

@@ -71,7 +71,7 @@ test('downgrades started under key 1 complete after the worker and client move t
   for (const { user, workflowId, authorizationUrl } of started) {
     assert.equal((await downgrades.getDowngrade(workflowId)).state, 'awaiting_reauthorization');
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
-    assert.equal((await followRedirect(location)).status, 200);
+    assert.equal((await followRedirect(location)).status, 303);
     const result = await downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'completed', `${workflowId} completed after the rotation`);
     assert.equal(result.providerName, 'google_free_busy');

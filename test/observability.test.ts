@@ -82,7 +82,7 @@ test('a completed downgrade, a 429, a replayed and a forged callback move the co
   const { authorizationUrl } = await waitForState(stack, workflowId, (s) => s === 'awaiting_reauthorization');
   const location = await decideOnConsentPage(authorizationUrl!, 'free_busy_google', { email: user.email });
   callbackStates.push(location.searchParams.get('state')!);
-  assert.equal((await followRedirect(location)).status, 200);
+  assert.equal((await followRedirect(location)).status, 303);
   assert.equal((await followRedirect(location)).status, 409, 'the same link again is a replay');
 
   const forged = await new StateSigner('not-the-service-secret-0123456789abcdef').sign(
@@ -107,7 +107,7 @@ test('a completed downgrade, a 429, a replayed and a forged callback move the co
   const serviceAccountForged = { endpoint: 'service_account_callback', status: '400', result: 'forged' };
   // Callbacks are counted once their answer has gone out (onResponse), a moment after the client has it.
   const expectedCallbacks = [
-    { ...oauth, status: '200', result: 'delivered' },
+    { ...oauth, status: '303', result: 'delivered' },
     { ...oauth, status: '409', result: 'replay' },
     { ...oauth, status: '400', result: 'forged' },
     { ...oauth, status: '400', result: 'invalid_request' },
@@ -122,7 +122,7 @@ test('a completed downgrade, a 429, a replayed and a forged callback move the co
   assert.equal(value(metrics, DOWNGRADE_FINISHED, { ...individual, outcome: 'completed' }), 1);
   assert.equal(value(metrics, DOWNGRADE_FINISHED, individual), 1, 'no other outcome');
 
-  assert.equal(value(metrics, CALLBACKS, { ...oauth, status: '200', result: 'delivered' }), 1);
+  assert.equal(value(metrics, CALLBACKS, { ...oauth, status: '303', result: 'delivered' }), 1);
   assert.equal(value(metrics, CALLBACKS, { ...oauth, status: '409', result: 'replay' }), 1);
   assert.equal(value(metrics, CALLBACKS, { ...oauth, status: '400', result: 'forged' }), 1);
   assert.equal(value(metrics, CALLBACKS, { ...oauth, status: '400', result: 'invalid_request' }), 1);
@@ -352,7 +352,7 @@ async function waitForSpans<T>(find: () => T | undefined, timeoutMs = 10_000): P
 test('an Enterprise Connect domain moves the enterprise and per-user counters', async () => {
   const domain = 'observed.example.org';
   const emails = ['ada', 'grace', 'alan', 'edsger'].map((name) => `${name}@${domain}`);
-  const oauthDelivered = { endpoint: 'oauth_callback', status: '200', result: 'delivered' };
+  const oauthDelivered = { endpoint: 'oauth_callback', status: '303', result: 'delivered' };
   const deliveredBefore = value(await scrape(), CALLBACKS, oauthDelivered);
   const serviceAccount = await createDomain(stack, domain, emails);
   await got.put(`${stack.simulator.url}/_sim/enterprise/outcomes`, {

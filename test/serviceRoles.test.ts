@@ -104,7 +104,7 @@ test('a worker process and a callback-server process complete downgrades togethe
   const people = await Promise.all([1, 2, 3].map((i) => waitingDowngrade(`roles${i}@example.com`)));
   for (const { workflowId, location } of people) {
     assert.equal(new URL(location).port, String(callbackPort));
-    assert.equal((await followRedirect(location)).status, 200);
+    assert.equal((await followRedirect(location)).status, 303);
     const result = await downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
     assert.equal(await signalCount({ env }, workflowId), 1);
@@ -115,7 +115,7 @@ test('with no worker running, the callback server still accepts a callback; a ne
   const { workflowId, location } = await waitingDowngrade('roles-no-worker@example.com');
   assert.equal(await worker!.stop('SIGTERM'), 0);
   worker = undefined;
-  assert.equal((await followRedirect(location)).status, 200);
+  assert.equal((await followRedirect(location)).status, 303);
   // Recorded in Temporal and waiting for a worker: two seconds later no workflow task has started since the
   // signal (the callback-server process runs none; a status query would need one).
   await new Promise((resolve) => setTimeout(resolve, 2_000));

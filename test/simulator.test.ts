@@ -179,8 +179,15 @@ void describe('consent page', () => {
     assert.deepEqual(plain.decisions, ['read_write_google', 'read_write_microsoft', 'deny']);
   });
 
-  void test('a provider_name skips the provider picker but keeps the access-mode choice', async () => {
+  void test("a Free/Busy provider_name goes straight to that provider's Free/Busy grant", async () => {
     const form = await openConsentPage({ provider_name: 'ms_graph_free_busy' });
+    assert.deepEqual(form.decisions, ['free_busy_microsoft', 'deny']);
+    const google = await openConsentPage({ provider_name: 'google_free_busy' });
+    assert.deepEqual(google.decisions, ['free_busy_google', 'deny']);
+  });
+
+  void test('a Read/Write provider_name skips the provider picker but keeps the access-mode choice', async () => {
+    const form = await openConsentPage({ provider_name: 'ms_graph' });
     assert.deepEqual(form.decisions, ['free_busy_microsoft', 'read_write_microsoft', 'no_access', 'deny']);
   });
 

@@ -140,7 +140,7 @@ async function completeDowngrade(s: Stack): Promise<Runs['completed']> {
   const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', {
     email: user.email,
   });
-  assert.equal((await followRedirect(location)).status, 200);
+  assert.equal((await followRedirect(location)).status, 303);
   assert.equal((await s.downgrades.waitForResult(workflowId)).state, 'completed');
   return { sub: user.sub, workflowId, runId };
 }

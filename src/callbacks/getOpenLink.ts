@@ -16,7 +16,6 @@ const OpenQuery = z.object({ state: z.string().min(1).max(4096) }).strict();
  */
 export function getOpenLink(app: FastifyInstance, deps: CallbackDeps): void {
   app.get(OPEN_LINK_PATH, async (request, reply) => {
-    reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
     const page = (status: number, title: string, message: string) =>
       reply.code(status).type('text/html; charset=utf-8').send(resultPage(title, message));
 

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { markCallbackResult } from '../observability/metrics.js';
 import type { ReauthorizationCallback } from '../workflows/definitions.js';
 import { claimCallback, stateRejections, type CallbackDeps } from './deps.js';
-import { resultPage } from './resultPage.js';
+import { answeredUrl, resultPage } from './resultPage.js';
 import { InvalidStateError } from './stateToken.js';
 
 export const REDIRECT_PATH = '/oauth/callback';
@@ -22,7 +22,8 @@ const RedirectQuery = z.union([
 
 /**
  * Cronofy sends the person's browser here after the consent page: `?code&state` or `?error&state`. A valid,
- * unused `state` turns into one signal on the workflow it names; anything else gets a 4xx and signals nothing.
+ * unused `state` turns into one signal on the workflow it names, and the browser is sent on (303) to a page whose
+ * URL carries neither; anything else gets a 4xx and signals nothing.
  */
 export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackDeps): void {
   app.get(REDIRECT_PATH, async (request, reply) => {
@@ -102,8 +103,8 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
       { workflowId: claims.workflowId, outcome: 'error' in callback ? callback.error : 'code' },
       'callback delivered',
     );
-    return codeRef
-      ? page(200, 'Thank you', 'Your calendar connection has been updated. You can close this window.')
-      : page(200, 'Noted', 'You did not grant access. You can close this window.');
+    markCallbackResult(request, 'delivered');
+    // The code has done its work: send the browser on so that it does not keep the code in its history.
+    return reply.redirect(answeredUrl(codeRef ? 'granted' : 'declined'), 303);
   });
 }

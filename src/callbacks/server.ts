@@ -6,6 +6,7 @@ import type { CallbackDeps } from './deps.js';
 import { getOpenLink } from './getOpenLink.js';
 import { getReauthorizationRedirect, REDIRECT_PATH } from './getReauthorizationRedirect.js';
 import { postServiceAccountCallback, SERVICE_ACCOUNT_CALLBACK_PATH } from './postServiceAccountCallback.js';
+import { getAnsweredPage, PAGE_HEADERS } from './resultPage.js';
 
 export interface CallbackServerOptions {
   host: string;
@@ -38,7 +39,11 @@ export async function startCallbackServer(
       [SERVICE_ACCOUNT_CALLBACK_PATH]: 'service_account_callback',
     });
   }
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.headers(PAGE_HEADERS);
+  });
   getReauthorizationRedirect(app, deps);
+  getAnsweredPage(app);
   getOpenLink(app, deps);
   postServiceAccountCallback(app, deps, () => options.publicBaseUrl ?? url);
   app.get('/healthz', async () => ({ ok: true }));

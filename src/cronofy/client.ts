@@ -3,6 +3,7 @@ import got, { RequestError, type Got, type Response } from 'got';
 import type { z } from 'zod';
 import {
   CronofyError,
+  CronofyClientCredentialsError,
   CronofyGrantError,
   CronofyRateLimitedError,
   CronofyRequestRejectedError,
@@ -252,6 +253,14 @@ function errorFor(response: Response<string>): CronofyError {
     return new CronofyRateLimitedError(what, status, errorKey, true, retryAfterMs(response));
   }
   if (status >= 500) return new CronofyUnavailableError(what, status, errorKey, true, retryAfterMs(response));
+  if (status === 401 && response.requestUrl.pathname.startsWith('/oauth/token')) {
+    return new CronofyClientCredentialsError(
+      `${what}: Cronofy refused the client credentials (CRONOFY_CLIENT_ID, CRONOFY_CLIENT_SECRET)`,
+      status,
+      errorKey,
+      false,
+    );
+  }
   if (status === 401) return new CronofyUnauthorizedError(what, status, errorKey, true);
   if (status === 400) return new CronofyGrantError(what, status, errorKey, false);
   return new CronofyRequestRejectedError(what, status, errorKey, false);

@@ -31,6 +31,14 @@ export class CronofyUnauthorizedError extends CronofyError {
   override readonly name = 'CronofyUnauthorizedError';
 }
 
+/**
+ * 401 from `/oauth/token` or `/oauth/token/revoke`: these take no bearer token, so Cronofy refused the client's
+ * own credentials (client_id, client_secret). Nothing to refresh; retrying cannot help until they are fixed.
+ */
+export class CronofyClientCredentialsError extends CronofyError {
+  override readonly name = 'CronofyClientCredentialsError';
+}
+
 /** 400 on the token endpoints: `invalid_grant` (used, unknown or mismatched code), `invalid_client`, ... */
 export class CronofyGrantError extends CronofyError {
   override readonly name = 'CronofyGrantError';

@@ -67,12 +67,16 @@ function providerFamilyOf(providerName: string | undefined): ProviderFamily | un
 
 /**
  * What the consent page offers. The access-mode choice appears only when the app asks for `free_busy_write`;
- * a `provider_name` the simulator knows skips the provider picker.
+ * a `provider_name` the simulator knows skips the provider picker, and a Free/Busy one (`google_free_busy`,
+ * `ms_graph_free_busy`) goes straight to that provider's Free/Busy grant: the person can only grant it or refuse.
  */
 export function offeredDecisions(scopes: readonly string[], providerName: string | undefined): Decision[] {
   const chosenFamily = providerFamilyOf(providerName);
-  const families: ProviderFamily[] = chosenFamily ? [chosenFamily] : ['google', 'microsoft'];
   const accessModeChoice = scopes.includes('free_busy_write');
+  if (chosenFamily && accessModeChoice && providerName?.endsWith('_free_busy')) {
+    return [`free_busy_${chosenFamily}`, 'deny'];
+  }
+  const families: ProviderFamily[] = chosenFamily ? [chosenFamily] : ['google', 'microsoft'];
   const modes = accessModeChoice ? (['free_busy', 'read_write'] as const) : (['read_write'] as const);
   const grants = modes.flatMap((mode) => families.map((family): Grant => `${mode}_${family}`));
   return [...grants, ...(accessModeChoice ? (['no_access'] as const) : []), 'deny'];
