@@ -11,6 +11,7 @@
  *                              [--dev-server-store memory|wal]
  *                              [--temporal-address host:port --temporal-metrics-url URL [--temporal-namespace ns]]
  */
+import { payloadEncryption } from '../src/codec/payloadEncryption.js';
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -30,7 +31,7 @@ import { DowngradeClient } from '../src/client.js';
 import { REDIRECT_PATH } from '../src/callbacks/getReauthorizationRedirect.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
 import { StateSigner, type StatePurpose } from '../src/callbacks/stateToken.js';
-import { payloadEncryption } from '../src/services.js';
+
 import { freePorts } from '../test/support/ports.js';
 import { waitUntilAnswering } from '../test/support/serviceProcess.js';
 import { createScratchDatabase } from '../test/support/postgres.js';

@@ -7,6 +7,7 @@
  *
  *   npx tsx bench/chaos.ts [--users 5000] [--window 500] [--timeout 3600]
  */
+import { payloadEncryption } from '../src/codec/payloadEncryption.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +22,7 @@ import { startCallbackServer } from '../src/callbacks/server.js';
 import { temporalCallbackDeps } from '../src/callbacks/deps.js';
 import { StateSigner } from '../src/callbacks/stateToken.js';
 import { DowngradeClient } from '../src/client.js';
-import { payloadEncryption } from '../src/services.js';
+
 import { startSimulator } from '../src/simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase } from '../src/store/database.js';

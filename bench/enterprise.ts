@@ -6,6 +6,7 @@
  *   npx tsx bench/enterprise.ts --users 1000 --lifted [--trivial-count 2000] [--trivial-window 500]
  *                               [--cached-workflows 250] [--tracing]
  */
+import { payloadEncryption } from '../src/codec/payloadEncryption.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,7 +24,7 @@ import { REDIRECT_PATH } from '../src/callbacks/getReauthorizationRedirect.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
 import { startCallbackServer } from '../src/callbacks/server.js';
 import { temporalCallbackDeps } from '../src/callbacks/deps.js';
-import { payloadEncryption } from '../src/services.js';
+
 import { createScratchDatabase } from '../test/support/postgres.js';
 import { startBenchPostgres } from './postgres.js';
 import { StateSigner } from '../src/callbacks/stateToken.js';

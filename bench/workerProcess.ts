@@ -4,9 +4,10 @@
  * the trivial yardstick workflows, in a process of its own that is stopped before the downgrade. Configured by environment variables, driven over IPC:
  * it sends `{ type: 'ready' }`, answers `{ type: 'stats' }` with its memory, and `{ type: 'stop' }` ends it.
  */
+import { payloadEncryption } from '../src/codec/payloadEncryption.js';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { StateSigner } from '../src/callbacks/stateToken.js';
-import { payloadEncryption } from '../src/services.js';
+
 import { CronofyClient } from '../src/cronofy/client.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase } from '../src/store/database.js';

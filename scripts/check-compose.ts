@@ -82,7 +82,9 @@ function interpolate(value: string): string {
 let checked = 0;
 for (const [name, service] of Object.entries(services)) {
   if (!service.build) continue;
-  const file = service.command?.find((part) => part.startsWith('src/'));
+  // The image runs the compiled dist/…js of each src/…ts entry point.
+  const compiled = service.command?.find((part) => part.startsWith('dist/') && part.endsWith('.js'));
+  const file = compiled && `src/${compiled.slice('dist/'.length, -'.js'.length)}.ts`;
   const entryPoint = file ? entryPoints[file] : undefined;
   if (!file || !existsSync(file) || !entryPoint) {
     problems.push(`${name}: command ${JSON.stringify(service.command)} does not run a known entry point`);

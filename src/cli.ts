@@ -7,6 +7,7 @@
  * retry-failed also open the service's database, which must then be a PostgreSQL DATABASE_URL shared with the
  * service: the embedded file database belongs to the running service.
  */
+import { payloadEncryption } from './codec/payloadEncryption.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, Option } from 'commander';
@@ -14,7 +15,7 @@ import { CampaignClient } from './campaignClient.js';
 import { DowngradeClient } from './client.js';
 import { isPostgresUrl, loadConfig, type Config } from './config.js';
 import { campaignReportCsv, reportCsv } from './reportCsv.js';
-import { connectTemporal, payloadEncryption } from './services.js';
+import { connectTemporal } from './services.js';
 import { Campaigns } from './store/campaigns.js';
 import { CredentialStore } from './store/credentialStore.js';
 import { openDatabase, type Database } from './store/database.js';

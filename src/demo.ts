@@ -4,13 +4,14 @@
  * `npm run demo -- --enterprise [users]` does the same for an Enterprise Connect domain: the link is the
  * administrator's, and the outcome is the count of users moved.
  */
+import { payloadEncryption } from './codec/payloadEncryption.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from './client.js';
 import { loadConfig } from './config.js';
 import { setupTracing } from './observability/tracing.js';
-import { connectTemporal, payloadEncryption, SIMULATOR_CLIENT } from './services.js';
+import { connectTemporal, SIMULATOR_CLIENT } from './services.js';
 
 const config = loadConfig();
 if (!config.useSimulator) {

@@ -3,6 +3,7 @@
  * (with the Temporal UI), the Cronofy simulator unless real credentials are configured, the worker and the
  * callback server. With TEMPORAL_ADDRESS set it uses that Temporal instead of starting one.
  */
+import { payloadEncryption } from './codec/payloadEncryption.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { REDIRECT_PATH } from './callbacks/getReauthorizationRedirect.js';
 import { startCallbackServer } from './callbacks/server.js';
@@ -12,14 +13,7 @@ import { isPostgresUrl, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { runtimeTelemetryOptions } from './observability/metrics.js';
 import { setupTracing } from './observability/tracing.js';
-import {
-  connectTemporal,
-  createServices,
-  cronofyTarget,
-  payloadEncryption,
-  redirectUri,
-  SIMULATOR_CLIENT,
-} from './services.js';
+import { connectTemporal, createServices, cronofyTarget, redirectUri, SIMULATOR_CLIENT } from './services.js';
 import { startSimulator } from './simulator/server.js';
 import { startDevServer } from './temporalDevServer.js';
 import { createDowngradeWorkers } from './worker.js';

@@ -7,8 +7,6 @@ import { REDIRECT_PATH } from './callbacks/getReauthorizationRedirect.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from './callbacks/postServiceAccountCallback.js';
 import { StateSigner } from './callbacks/stateToken.js';
 import type { Config } from './config.js';
-import { EncryptionCodec } from './codec/encryptionCodec.js';
-import { failureConverterPath } from './worker.js';
 import { CronofyClient } from './cronofy/client.js';
 import { cronofyCallMetrics } from './observability/metrics.js';
 import { tracingClientInterceptors } from './observability/tracing.js';
@@ -47,19 +45,6 @@ export function cronofyTarget(config: Config, simulatorUrl?: string): CronofyTar
 
 export function redirectUri(config: Config): string {
   return new URL(REDIRECT_PATH, config.callbackBaseUrl).toString();
-}
-
-/**
- * Encrypts every payload the service hands Temporal (workflow inputs and results, activity arguments, signals,
- * queries, memos, failure messages and stack traces) under PAYLOAD_ENCRYPTION_KEYS. The client, the workers and the
- * codec server must share it.
- */
-export function payloadEncryption(config: Pick<Config, 'PAYLOAD_ENCRYPTION_KEYS'>): {
-  codec: EncryptionCodec;
-  dataConverter: DataConverter;
-} {
-  const codec = EncryptionCodec.fromSpec(config.PAYLOAD_ENCRYPTION_KEYS);
-  return { codec, dataConverter: { payloadCodecs: [codec], failureConverterPath } };
 }
 
 export interface Services {

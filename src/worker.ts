@@ -1,3 +1,4 @@
+import { failureConverterPath } from './codec/payloadEncryption.js';
 import { fileURLToPath } from 'node:url';
 import {
   bundleWorkflowCode,
@@ -15,9 +16,13 @@ import {
 } from './observability/tracing.js';
 import { cronofyTaskQueue } from './workflows/definitions.js';
 
-export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
-/** Encodes failure messages so that the payload codec encrypts them (see codec/failureConverter.ts). */
-export const failureConverterPath = fileURLToPath(new URL('./codec/failureConverter.ts', import.meta.url));
+/** `.ts` when run from source (tsx), `.js` when run from the compiled `dist/`. */
+export const workflowsPath = fileURLToPath(
+  new URL(
+    `./workflows/index${new URL(import.meta.url).pathname.endsWith('.ts') ? '.ts' : '.js'}`,
+    import.meta.url,
+  ),
+);
 
 export interface DowngradeWorkerOptions {
   connection: NativeConnection;
@@ -29,7 +34,7 @@ export interface DowngradeWorkerOptions {
   /** Workflow runs kept in memory between tasks (default DEFAULT_CACHED_WORKFLOWS). */
   cachedWorkflows?: number;
   /**
-   * Encodes and decodes every payload (the payload encryption, see payloadEncryption in services.ts); it must be
+   * Encodes and decodes every payload (the payload encryption, see codec/payloadEncryption.ts); it must be
    * the client's.
    */
   dataConverter: NonNullable<WorkerOptions['dataConverter']>;

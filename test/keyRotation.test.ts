@@ -3,13 +3,14 @@
  * the client move to "key 2, key 1", their new payloads are written under key 2, and a process that still knows
  * only key 1 can no longer read them.
  */
+import { payloadEncryption } from '../src/codec/payloadEncryption.js';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Client } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import { DowngradeClient } from '../src/client.js';
 import { KEY_ID_METADATA, PayloadDecryptionError } from '../src/codec/encryptionCodec.js';
-import { payloadEncryption } from '../src/services.js';
+
 import { assertHistoryHoldsNoSecrets } from './support/histories.js';
 import {
   createReadWriteUser,

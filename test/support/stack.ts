@@ -2,6 +2,7 @@
  * The whole service, for tests: a real Temporal dev server (the official CLI), the Cronofy simulator, the
  * credential store on PGlite, the callback server and a worker — all on loopback, wired as in production.
  */
+import { payloadEncryption } from '../../src/codec/payloadEncryption.js';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -22,7 +23,7 @@ import type { EncryptionCodec } from '../../src/codec/encryptionCodec.js';
 import { CronofyClient } from '../../src/cronofy/client.js';
 import { cronofyCallMetrics, runtimeTelemetryOptions } from '../../src/observability/metrics.js';
 import { tracingClientInterceptors, type Tracing } from '../../src/observability/tracing.js';
-import { payloadEncryption } from '../../src/services.js';
+
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { CredentialStore } from '../../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../../src/store/database.js';

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import {
+  createReadWriteUser,
+  startStack,
+  TEST_PAYLOAD_ENCRYPTION_KEYS,
+  waitForState,
+  type RunningWorker,
+  type Stack,
+} from './support/stack.js';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** A backend as a user of the package writes it: only `cronofy-downgrade/client` and Temporal's client. */
+const BACKEND = `import { Client, Connection } from '@temporalio/client';
+import { DowngradeClient, payloadEncryption, type DowngradeStatus } from 'cronofy-downgrade/client';
+
+const { dataConverter } = payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: process.env.PAYLOAD_ENCRYPTION_KEYS! });
+const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
+const downgrades = new DowngradeClient({
+  temporal: new Client({ connection, dataConverter }),
+  taskQueue: process.env.TASK_QUEUE!,
+  defaults: { deadlineMs: 86_400_000, reminderIntervalMs: 3_600_000, maxPrompts: 3 },
+});
+const { workflowId } = await downgrades.startIndividualDowngrade({ sub: process.env.SUB! });
+let status: DowngradeStatus = await downgrades.getDowngrade(workflowId);
+while (!status.authorizationUrl) {
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  status = await downgrades.getDowngrade(workflowId);
+}
+console.log(JSON.stringify({ workflowId, state: status.state, authorizationUrl: status.authorizationUrl }));
+await connection.close();
+`;
+
+const TSCONFIG = {
+  compilerOptions: {
+    target: 'ES2022',
+    module: 'NodeNext',
+    moduleResolution: 'NodeNext',
+    strict: true,
+    skipLibCheck: true,
+    types: ['node'],
+  },
+  files: ['backend.ts'],
+};
+
+let scratch: string;
+let stack: Stack;
+let worker: RunningWorker;
+
+before(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'cronofy-downgrade-package-'));
+  stack = await startStack();
+  worker = await stack.startWorker();
+});
+after(async () => {
+  await worker?.stop();
+  await stack?.stop();
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
+
+test(
+  'the packed package installs into an empty project, type-checks a backend and starts a downgrade',
+  { timeout: 240_000 },
+  async () => {
+    // `npm pack` builds dist/ first (prepack).
+    await run('npm', ['pack', '--pack-destination', scratch, '--silent'], { cwd: ROOT });
+    const tarball = (await readdir(scratch)).find((name) => name.endsWith('.tgz'));
+    assert.ok(tarball, 'npm pack wrote a tarball');
+
+    const app = join(scratch, 'app');
+    await mkdir(app);
+    await writeFile(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'backend', private: true, type: 'module' }),
+    );
+    await writeFile(join(app, 'tsconfig.json'), JSON.stringify(TSCONFIG));
+    await writeFile(join(app, 'backend.ts'), BACKEND);
+    const { devDependencies } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
+      devDependencies: Record<string, string>;
+    };
+    await run(
+      'npm',
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        '--ignore-scripts',
+        join(scratch, tarball),
+        `typescript@${devDependencies.typescript}`,
+        '@types/node@20',
+      ],
+      { cwd: app },
+    );
+
+    // Type-checks against the package's declarations, then compiles.
+    await run(join(app, 'node_modules', '.bin', 'tsc'), ['-p', '.'], { cwd: app });
+
+    // The client entry point must load neither the worker nor a database driver: take them away.
+    for (const heavy of ['@temporalio/worker', 'pg', '@electric-sql/pglite']) {
+      await rm(join(app, 'node_modules', heavy), { recursive: true, force: true });
+    }
+
+    const user = await createReadWriteUser(stack, `package-${Date.now()}@example.com`);
+    const { stdout } = await run('node', ['backend.js'], {
+      cwd: app,
+      env: {
+        ...process.env,
+        PAYLOAD_ENCRYPTION_KEYS: TEST_PAYLOAD_ENCRYPTION_KEYS,
+        TEMPORAL_ADDRESS: stack.env.address,
+        TASK_QUEUE: stack.taskQueue,
+        SUB: user.sub,
+      },
+    });
+    const started = JSON.parse(stdout) as { workflowId: string; state: string; authorizationUrl: string };
+    assert.equal(started.state, 'awaiting_reauthorization');
+    assert.ok(started.authorizationUrl.startsWith(stack.simulator.url), started.authorizationUrl);
+
+    // The service's own client sees the same run.
+    const status = await waitForState(
+      stack,
+      started.workflowId,
+      (state) => state === 'awaiting_reauthorization',
+    );
+    assert.equal(status.authorizationUrl, started.authorizationUrl);
+    await stack.downgrades.cancelDowngrade(started.workflowId);
+  },
+);
