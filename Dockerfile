@@ -5,6 +5,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY simulator ./simulator
 RUN npm run build
 
 # Run: compiled JavaScript and the production dependencies only.
@@ -18,4 +19,4 @@ COPY --from=build /app/dist ./dist
 COPY bin ./bin
 USER node
 EXPOSE 8080 7070
-CMD ["node", "dist/main.js"]
+CMD ["node", "dist/src/main.js"]

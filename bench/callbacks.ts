@@ -28,20 +28,20 @@ import { DefaultLogger, Runtime, Worker, type NativeConnection } from '@temporal
 import got from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from '../src/client.js';
-import { REDIRECT_PATH } from '../src/callbacks/getReauthorizationRedirect.js';
-import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
-import { StateSigner, type StatePurpose } from '../src/callbacks/stateToken.js';
+import { REDIRECT_PATH } from '../src/contracts/callbackPaths.js';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
+import { StateSigner, type StatePurpose } from '../src/contracts/stateToken.js';
 
-import { freePorts } from '../test/support/ports.js';
-import { waitUntilAnswering } from '../test/support/serviceProcess.js';
-import { createScratchDatabase } from '../test/support/postgres.js';
+import { freePorts } from '../harness/ports.js';
+import { waitUntilAnswering } from '../harness/serviceProcess.js';
+import { createScratchDatabase } from '../harness/postgres.js';
 import { startBenchPostgres } from './postgres.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
 import { devServerArgs, temporalCliPath } from '../src/temporalDevServer.js';
 import { reauthorizationCallback, searchAttributes } from '../src/workflows/definitions.js';
-import { parseConsentFormBase } from '../test/support/consentForm.js';
+import { parseConsentFormBase } from '../harness/consentForm.js';
 import type { SimulatorMessage } from './simulatorProcess.js';
 import {
   cpuRows,

@@ -16,14 +16,14 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
-import { REDIRECT_PATH } from '../src/callbacks/getReauthorizationRedirect.js';
-import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
+import { REDIRECT_PATH } from '../src/contracts/callbackPaths.js';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
 import { startCallbackServer } from '../src/callbacks/server.js';
 import { temporalCallbackDeps } from '../src/callbacks/deps.js';
-import { StateSigner } from '../src/callbacks/stateToken.js';
+import { StateSigner } from '../src/contracts/stateToken.js';
 import { DowngradeClient } from '../src/client.js';
 
-import { startSimulator } from '../src/simulator/server.js';
+import { startSimulator } from '../simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
@@ -31,8 +31,8 @@ import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
 import { startDevServer, type DevServer } from '../src/temporalDevServer.js';
 import { bundleWorkflows } from '../src/worker.js';
 import type { EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
-import { createScratchDatabase } from '../test/support/postgres.js';
-import { freePorts } from '../test/support/ports.js';
+import { createScratchDatabase } from '../harness/postgres.js';
+import { freePorts } from '../harness/ports.js';
 import {
   approveAsAdministrator,
   chunks,

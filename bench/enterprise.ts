@@ -20,15 +20,15 @@ import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from '../src/client.js';
-import { REDIRECT_PATH } from '../src/callbacks/getReauthorizationRedirect.js';
-import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
+import { REDIRECT_PATH } from '../src/contracts/callbackPaths.js';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
 import { startCallbackServer } from '../src/callbacks/server.js';
 import { temporalCallbackDeps } from '../src/callbacks/deps.js';
 
-import { createScratchDatabase } from '../test/support/postgres.js';
+import { createScratchDatabase } from '../harness/postgres.js';
 import { startBenchPostgres } from './postgres.js';
-import { StateSigner } from '../src/callbacks/stateToken.js';
-import { startSimulator } from '../src/simulator/server.js';
+import { StateSigner } from '../src/contracts/stateToken.js';
+import { startSimulator } from '../simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
@@ -49,7 +49,7 @@ import {
   startWorkerProcess,
 } from './enterpriseSupport.js';
 import type { trivialParent } from './trivialWorkflows.js';
-import { freePort } from '../test/support/ports.js';
+import { freePort } from '../harness/ports.js';
 import {
   CLIENT,
   distribution,

@@ -9,7 +9,7 @@ import got from 'got';
 import { z } from 'zod';
 import type { DowngradeClient } from '../src/client.js';
 import type { EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
-import { decideOnConsentPage, followRedirect } from '../test/support/stack.js';
+import { decideOnConsentPage, followRedirect } from '../harness/stack.js';
 import type { ChildMessage, ParentMessage, WorkerStats } from './workerProcess.js';
 import { CLIENT, sleep } from './support.js';
 

@@ -2,7 +2,7 @@
  * The benchmarks' PostgreSQL: the project's throwaway server (scripts/start-test-postgres.sh) on its own port and
  * data folder, because the tests' default port 55432 is shared with every other checkout on the machine, whose
  * `start-test-postgres.sh stop` would end a long run half-way. Each run works in a scratch database of its own
- * (createScratchDatabase in test/support/postgres.ts).
+ * (createScratchDatabase in harness/postgres.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';

@@ -4,7 +4,7 @@
  * and starts with the rate limits lifted. Configured by environment variables; sends `{ type: 'ready', url }`
  * over IPC once listening and stops on SIGTERM.
  */
-import { startSimulator } from '../src/simulator/server.js';
+import { startSimulator } from '../simulator/server.js';
 
 export type SimulatorMessage = { type: 'ready'; url: string } | { type: 'error'; message: string };
 

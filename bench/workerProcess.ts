@@ -6,7 +6,7 @@
  */
 import { payloadEncryption } from '../src/codec/payloadEncryption.js';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { StateSigner } from '../src/callbacks/stateToken.js';
+import { StateSigner } from '../src/contracts/stateToken.js';
 
 import { CronofyClient } from '../src/cronofy/client.js';
 import { CredentialStore } from '../src/store/credentialStore.js';

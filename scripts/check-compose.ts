@@ -65,7 +65,7 @@ const entryPoints: Record<
     reads: (name) => configVariableNames.includes(name),
     check: (env) => parseConfig(env).SERVICE_ROLES.forEach((role) => rolesRun.add(role)),
   },
-  'src/simulator/main.ts': { reads: (name) => readFileSync('src/simulator/main.ts', 'utf8').includes(name) },
+  'simulator/main.ts': { reads: (name) => readFileSync('simulator/main.ts', 'utf8').includes(name) },
 };
 
 /** `${NAME:-default}` becomes the default, `${NAME:?message}` a value that satisfies the parser. */
@@ -82,9 +82,9 @@ function interpolate(value: string): string {
 let checked = 0;
 for (const [name, service] of Object.entries(services)) {
   if (!service.build) continue;
-  // The image runs the compiled dist/…js of each src/…ts entry point.
+  // The image runs the compiled dist/…js of each …ts entry point.
   const compiled = service.command?.find((part) => part.startsWith('dist/') && part.endsWith('.js'));
-  const file = compiled && `src/${compiled.slice('dist/'.length, -'.js'.length)}.ts`;
+  const file = compiled && `${compiled.slice('dist/'.length, -'.js'.length)}.ts`;
   const entryPoint = file ? entryPoints[file] : undefined;
   if (!file || !existsSync(file) || !entryPoint) {
     problems.push(`${name}: command ${JSON.stringify(service.command)} does not run a known entry point`);

@@ -23,8 +23,8 @@ import {
   followRedirect,
   startStack,
   waitForState,
-} from '../test/support/stack.js';
-import { recordHistories } from '../test/support/histories.js';
+} from '../harness/stack.js';
+import { recordHistories } from '../harness/histories.js';
 
 const [revision, directory] = process.argv.slice(2);
 if (!revision || !directory) {

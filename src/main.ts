@@ -5,7 +5,7 @@
  */
 import { payloadEncryption } from './codec/payloadEncryption.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { REDIRECT_PATH } from './callbacks/getReauthorizationRedirect.js';
+import { REDIRECT_PATH } from './contracts/callbackPaths.js';
 import { startCallbackServer } from './callbacks/server.js';
 import { temporalCallbackDeps } from './callbacks/deps.js';
 import { startCodecServer } from './codec/codecServer.js';
@@ -14,7 +14,7 @@ import { createLogger } from './logger.js';
 import { runtimeTelemetryOptions } from './observability/metrics.js';
 import { setupTracing } from './observability/tracing.js';
 import { connectTemporal, createServices, cronofyTarget, redirectUri, SIMULATOR_CLIENT } from './services.js';
-import { startSimulator } from './simulator/server.js';
+import { startSimulator } from '../simulator/server.js';
 import { startDevServer } from './temporalDevServer.js';
 import { createDowngradeWorkers } from './worker.js';
 

@@ -7,7 +7,8 @@ import {
   Worker,
   type WorkerOptions,
 } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from './activities/index.js';
+import { createActivities } from './activities/index.js';
+import type { ActivityDeps } from './activities/deps.js';
 import {
   discardWorkflowSpans,
   tracingActivityInterceptors,

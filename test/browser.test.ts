@@ -8,15 +8,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchChromium, missingChromium, SCREENSHOTS } from './support/chromium.js';
+import { launchChromium, missingChromium, SCREENSHOTS } from '../harness/chromium.js';
 import {
   createReadWriteUser,
   startStack,
   waitForState,
   type RunningWorker,
   type Stack,
-} from './support/stack.js';
-import { assertEveryHistoryHoldsNoSecrets } from './support/histories.js';
+} from '../harness/stack.js';
+import { assertEveryHistoryHoldsNoSecrets } from '../harness/histories.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 

@@ -24,8 +24,8 @@ import {
   TEST_PAYLOAD_ENCRYPTION_KEYS,
   type RunningWorker,
   type Stack,
-} from './support/stack.js';
-import { createScratchDatabase, testPostgresUrl } from './support/postgres.js';
+} from '../harness/stack.js';
+import { createScratchDatabase, testPostgresUrl } from '../harness/postgres.js';
 import { startCodecServer } from '../src/codec/codecServer.js';
 import { temporalCliPath } from '../src/temporalDevServer.js';
 import { enterpriseDowngradeId } from '../src/workflows/enterpriseDefinitions.js';

@@ -10,7 +10,7 @@ import {
   CronofyUnavailableError,
 } from '../src/cronofy/errors.js';
 import { cronofyHosts } from '../src/cronofy/hosts.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import { startSimulator, type RunningSimulator } from '../simulator/server.js';
 
 const CLIENT = { clientId: 'client-test', clientSecret: 'client-test-secret-000000' };
 let simulator: RunningSimulator;

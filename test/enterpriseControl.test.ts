@@ -12,7 +12,7 @@ import { reportCsv } from '../src/reportCsv.js';
 import { CampaignClient } from '../src/campaignClient.js';
 import { Campaigns } from '../src/store/campaigns.js';
 import { campaignUserWorkflowId, campaignWorkflowId } from '../src/workflows/campaignDefinitions.js';
-import { replayHistories } from './support/histories.js';
+import { replayHistories } from '../harness/histories.js';
 import { searchAttributes } from '../src/workflows/definitions.js';
 import { enterpriseDowngradeId, type EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
 import {
@@ -26,7 +26,7 @@ import {
   startStack,
   type RunningWorker,
   type Stack,
-} from './support/stack.js';
+} from '../harness/stack.js';
 
 let stack: Stack;
 let worker: RunningWorker;

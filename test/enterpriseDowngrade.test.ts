@@ -4,9 +4,9 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import got from 'got';
 import { z } from 'zod';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { StateSigner } from '../src/callbacks/stateToken.js';
+import { StateSigner } from '../src/contracts/stateToken.js';
 import { reportCsv } from '../src/reportCsv.js';
-import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/callbacks/postServiceAccountCallback.js';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
 import { enterpriseDowngradeId, enterpriseUserDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
 import {
   approveAsAdministrator,
@@ -17,8 +17,8 @@ import {
   STATE_SECRET,
   type RunningWorker,
   type Stack,
-} from './support/stack.js';
-import { assertEveryHistoryHoldsNoSecrets, assertHistoryHoldsNoSecrets } from './support/histories.js';
+} from '../harness/stack.js';
+import { assertEveryHistoryHoldsNoSecrets, assertHistoryHoldsNoSecrets } from '../harness/histories.js';
 
 /** The server refuses a 51st pending child: the sliding window (40) must keep every run below it. */
 const PENDING_CHILDREN_LIMIT = 50;

@@ -9,20 +9,20 @@ import got from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from '../src/client.js';
 import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
-import type { RunningSimulator } from '../src/simulator/server.js';
+import type { RunningSimulator } from '../simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
 import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
 import { enterpriseDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
-import { createScratchDatabase, testPostgresUrl } from './support/postgres.js';
+import { createScratchDatabase, testPostgresUrl } from '../harness/postgres.js';
 import {
   startServiceProcess,
   startServiceSurroundings,
   type ServiceProcess,
-} from './support/serviceProcess.js';
-import { CLIENT, decideOnConsentPage, followRedirect } from './support/stack.js';
-import { assertEveryHistoryHoldsNoSecrets } from './support/histories.js';
+} from '../harness/serviceProcess.js';
+import { CLIENT, decideOnConsentPage, followRedirect } from '../harness/stack.js';
+import { assertEveryHistoryHoldsNoSecrets } from '../harness/histories.js';
 
 const USERS = 300;
 const DOMAIN = 'durable.example.org';

@@ -13,15 +13,15 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import got, { RequestError } from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from '../src/client.js';
-import type { RunningSimulator } from '../src/simulator/server.js';
+import type { RunningSimulator } from '../simulator/server.js';
 import { Keyring } from '../src/store/encryption.js';
 import {
   startServiceProcess,
   startServiceSurroundings,
   type ServiceProcess,
-} from './support/serviceProcess.js';
-import { CLIENT, decideOnConsentPage } from './support/stack.js';
-import { assertEveryHistoryHoldsNoSecrets } from './support/histories.js';
+} from '../harness/serviceProcess.js';
+import { CLIENT, decideOnConsentPage } from '../harness/stack.js';
+import { assertEveryHistoryHoldsNoSecrets } from '../harness/histories.js';
 
 const PEOPLE = 40;
 const CONCURRENCY = 6;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 import proto from '@temporalio/proto';
 import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
-import { payloadsStoredInPlaintext } from './support/histories.js';
+import { payloadsStoredInPlaintext } from '../harness/histories.js';
 
 const { GetWorkflowExecutionHistoryResponse } = proto.temporal.api.workflowservice.v1;
 

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { z } from 'zod';
 import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
-import { StateSigner } from '../src/callbacks/stateToken.js';
+import { StateSigner } from '../src/contracts/stateToken.js';
 import { DowngradeNotFoundError } from '../src/client.js';
 import { individualDowngradeId } from '../src/workflows/definitions.js';
 import {
@@ -21,13 +21,13 @@ import {
   waitForState,
   type RunningWorker,
   type Stack,
-} from './support/stack.js';
+} from '../harness/stack.js';
 import {
   assertEveryHistoryHoldsNoSecrets,
   rawHistory,
   recordHistories,
   replayHistories,
-} from './support/histories.js';
+} from '../harness/histories.js';
 
 const SimulatorState = z.object({
   accounts: z.array(

@@ -11,7 +11,7 @@ import type { Payload } from '@temporalio/common';
 import { DowngradeClient } from '../src/client.js';
 import { KEY_ID_METADATA, PayloadDecryptionError } from '../src/codec/encryptionCodec.js';
 
-import { assertHistoryHoldsNoSecrets } from './support/histories.js';
+import { assertHistoryHoldsNoSecrets } from '../harness/histories.js';
 import {
   createReadWriteUser,
   decideOnConsentPage,
@@ -21,7 +21,7 @@ import {
   waitForState,
   type RunningWorker,
   type Stack,
-} from './support/stack.js';
+} from '../harness/stack.js';
 
 const KEY_2 = `test2:${Buffer.alloc(32, 0x2b).toString('base64')}`;
 const ROTATED_KEYS = `${KEY_2},${TEST_PAYLOAD_ENCRYPTION_KEYS}`;

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import got from 'got';
 import { z } from 'zod';
-import { StateSigner } from '../src/callbacks/stateToken.js';
+import { StateSigner } from '../src/contracts/stateToken.js';
 import {
   CALLBACKS,
   CRONOFY_RATE_LIMIT_WAIT_SECONDS,
@@ -33,14 +33,14 @@ import {
   waitForState,
   type RunningWorker,
   type Stack,
-} from './support/stack.js';
-import { freePort } from './support/ports.js';
+} from '../harness/stack.js';
+import { freePort } from '../harness/ports.js';
 import {
   assertEveryHistoryHoldsNoSecrets,
   IssuedSecrets,
   recordHistories,
   replayHistories,
-} from './support/histories.js';
+} from '../harness/histories.js';
 
 let stack: Stack;
 let worker: RunningWorker;

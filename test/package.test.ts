@@ -13,7 +13,7 @@ import {
   waitForState,
   type RunningWorker,
   type Stack,
-} from './support/stack.js';
+} from '../harness/stack.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

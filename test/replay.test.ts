@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { test } from 'node:test';
-import { historyFromJson, replayHistories } from './support/histories.js';
+import { historyFromJson, replayHistories } from '../harness/histories.js';
 
 /**
  * Histories recorded from earlier versions' test runs (`RECORD_HISTORIES=test/fixtures/histories/<version> node

@@ -9,19 +9,19 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import got from 'got';
 import { z } from 'zod';
 import { DowngradeClient } from '../src/client.js';
-import type { RunningSimulator } from '../src/simulator/server.js';
+import type { RunningSimulator } from '../simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
-import { assertEveryHistoryHoldsNoSecrets } from './support/histories.js';
-import { freePort } from './support/ports.js';
-import { createScratchDatabase, testPostgresUrl } from './support/postgres.js';
+import { assertEveryHistoryHoldsNoSecrets } from '../harness/histories.js';
+import { freePort } from '../harness/ports.js';
+import { createScratchDatabase, testPostgresUrl } from '../harness/postgres.js';
 import {
   startServiceProcess,
   startServiceSurroundings,
   type ServiceProcess,
-} from './support/serviceProcess.js';
-import { CLIENT, decideOnConsentPage, followRedirect, signalCount } from './support/stack.js';
+} from '../harness/serviceProcess.js';
+import { CLIENT, decideOnConsentPage, followRedirect, signalCount } from '../harness/stack.js';
 
 const CREDENTIAL_KEYS = Keyring.generateSpec('roles1');
 const taskQueue = `roles-${Date.now()}`;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { parseConsentFormBase, unescapeHtml } from './support/consentForm.js';
+import { parseConsentFormBase, unescapeHtml } from '../harness/consentForm.js';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { FaultQueue } from '../src/simulator/faults.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import { FaultQueue } from '../simulator/faults.js';
+import { startSimulator, type RunningSimulator } from '../simulator/server.js';
 
 const app = { clientId: 'app_client', clientSecret: 'app_secret' };
 const other = { clientId: 'other_client', clientSecret: 'other_secret' };

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { parseConsentFormBase } from './support/consentForm.js';
+import { parseConsentFormBase } from '../harness/consentForm.js';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import { startSimulator, type RunningSimulator } from '../simulator/server.js';
 
 const app = { clientId: 'app_client', clientSecret: 'app_secret' };
 const other = { clientId: 'other_client', clientSecret: 'other_secret' };

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createScratchDatabase, testPostgresUrl } from './support/postgres.js';
+import { createScratchDatabase, testPostgresUrl } from '../harness/postgres.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -20,8 +20,8 @@ import { parseConfig, type Config } from '../src/config.js';
 import { connectTemporal, temporalConnectionOptions } from '../src/services.js';
 import { temporalCliPath } from '../src/temporalDevServer.js';
 import { echo } from './fixtures/codecWorkflow.js';
-import { TEST_PAYLOAD_ENCRYPTION_KEYS, testPayloadEncryption } from './support/stack.js';
-import { assertHistoryHoldsNoSecrets } from './support/histories.js';
+import { TEST_PAYLOAD_ENCRYPTION_KEYS, testPayloadEncryption } from '../harness/stack.js';
+import { assertHistoryHoldsNoSecrets } from '../harness/histories.js';
 
 const SERVER_NAME = 'temporal.test';
 

@@ -11,12 +11,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, FrameLocator, Page } from 'playwright-core';
-import { launchChromium, missingChromium, SCREENSHOTS } from './support/chromium.js';
+import { launchChromium, missingChromium, SCREENSHOTS } from '../harness/chromium.js';
 import { startCodecServer, type RunningCodecServer } from '../src/codec/codecServer.js';
 import { startDevServer, type DevServer } from '../src/temporalDevServer.js';
 import type { EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
 import type { DowngradeStatus } from '../src/workflows/definitions.js';
-import { freePorts } from './support/ports.js';
+import { freePorts } from '../harness/ports.js';
 import {
   createDomain,
   createReadWriteUser,
@@ -27,8 +27,8 @@ import {
   waitForState,
   type RunningWorker,
   type Stack,
-} from './support/stack.js';
-import { assertEveryHistoryHoldsNoSecrets } from './support/histories.js';
+} from '../harness/stack.js';
+import { assertEveryHistoryHoldsNoSecrets } from '../harness/histories.js';
 
 const TEST_TIMEOUT_MS = 45_000;
 /** The UI is a single-page app that loads its bundle, then the run, then asks the codec server. */

@@ -4,11 +4,11 @@ import { TypedSearchAttributes } from '@temporalio/common';
 import { wholeBatch } from './capturePage.js';
 import { CronofyUnauthorizedError } from '../cronofy/errors.js';
 import { serviceAccountProfile, type ServiceAccountProfile } from '../cronofy/schemas.js';
-import { issuingRun, StateSigner, type IssuingRun } from '../callbacks/stateToken.js';
+import { issuingRun, StateSigner, type IssuingRun } from '../contracts/stateToken.js';
 import type { StoredCredentials } from '../store/credentialStore.js';
 import { callCronofy } from './callCronofy.js';
 import { exchangeCodeOnce } from './exchangeCode.js';
-import type { ActivityDeps, ExchangedGrant } from './index.js';
+import type { ActivityDeps, ExchangedGrant } from './deps.js';
 import { searchAttributes } from '../workflows/definitions.js';
 import {
   enterpriseUserDowngradeId,

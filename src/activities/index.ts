@@ -1,49 +1,19 @@
 import { createHmac } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import got from 'got';
-import { OPEN_LINK_PATH } from '../callbacks/getOpenLink.js';
-import { issuingRun, StateSigner, type IssuingRun } from '../callbacks/stateToken.js';
-import type { CronofyClient } from '../cronofy/client.js';
+import { OPEN_LINK_PATH } from '../contracts/callbackPaths.js';
+import { issuingRun, StateSigner, type IssuingRun } from '../contracts/stateToken.js';
 import { callCronofy } from './callCronofy.js';
 import { exchangeCodeOnce } from './exchangeCode.js';
 import { createCampaignActivities } from './campaign.js';
 import { createEnterpriseActivities } from './enterprise.js';
-import type { Campaigns } from '../store/campaigns.js';
-import type { CredentialStore } from '../store/credentialStore.js';
-import type { EnterpriseUsers } from '../store/enterpriseUsers.js';
+import type { ActivityDeps, ExchangedGrant } from './deps.js';
 import type { ApplicationEvent, FreeBusyProvider } from '../workflows/definitions.js';
 import type { DomainEvent } from '../workflows/enterpriseDefinitions.js';
 import type { CampaignEvent } from '../workflows/campaignDefinitions.js';
 
 /** The scope a downgrade asks for: Free/Busy write is what makes Cronofy offer the access-mode choice. */
 export const REAUTHORIZATION_SCOPE = ['free_busy_write'] as const;
-
-export interface ApplicationWebhook {
-  url: string;
-  secret: string;
-}
-
-export interface ActivityDeps {
-  cronofy: CronofyClient;
-  store: CredentialStore;
-  stateSigner: StateSigner;
-  /** The callback server's redirect endpoint, registered with Cronofy. */
-  redirectUri: string;
-  /** Where Cronofy posts each Enterprise Connect user's access. */
-  serviceAccountCallbackUrl: string;
-  enterpriseUsers: EnterpriseUsers;
-  campaigns: Campaigns;
-  /** Refresh a service-account token when less than this is left of it (default 2 minutes). */
-  serviceAccountRefreshMarginMs?: number;
-  webhook?: ApplicationWebhook;
-}
-
-export interface ExchangedGrant {
-  credentialRef: string;
-  sub: string;
-  providerName: string;
-  providerService?: string;
-}
 
 /** Activities do the I/O of a downgrade; each takes and returns references, never a token or a code. */
 export function createActivities(deps: ActivityDeps) {

@@ -3,7 +3,7 @@ import type { SignalDefinition } from '@temporalio/workflow';
 import { openLink, reauthorizationCallback, type ReauthorizationCallback } from '../workflows/definitions.js';
 import { userAccessCallback, type UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
 import type { CredentialStore } from '../store/credentialStore.js';
-import type { IssuingRun, StateSigner } from './stateToken.js';
+import type { IssuingRun, StateSigner } from '../contracts/stateToken.js';
 
 /** Where a callback's code waits, encrypted, until the workflow's exchange activity reads it. */
 export const CODE_TTL_SECONDS = 60 * 60;

@@ -3,9 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { stateRejections, type CallbackDeps } from './deps.js';
 import { resultPage } from './resultPage.js';
-import { InvalidStateError } from './stateToken.js';
-
-export const OPEN_LINK_PATH = '/downgrade/open';
+import { InvalidStateError } from '../contracts/stateToken.js';
+import { OPEN_LINK_PATH } from '../contracts/callbackPaths.js';
 
 const OpenQuery = z.object({ state: z.string().min(1).max(4096) }).strict();
 

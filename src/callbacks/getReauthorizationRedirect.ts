@@ -5,9 +5,8 @@ import { markCallbackResult } from '../observability/metrics.js';
 import type { ReauthorizationCallback } from '../workflows/definitions.js';
 import { claimCallback, stateRejections, type CallbackDeps } from './deps.js';
 import { answeredUrl, resultPage } from './resultPage.js';
-import { InvalidStateError } from './stateToken.js';
-
-export const REDIRECT_PATH = '/oauth/callback';
+import { InvalidStateError } from '../contracts/stateToken.js';
+import { REDIRECT_PATH } from '../contracts/callbackPaths.js';
 
 const RedirectQuery = z.union([
   z.object({ state: z.string().min(1).max(4096), code: z.string().min(1).max(512) }).strict(),

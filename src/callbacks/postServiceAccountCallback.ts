@@ -4,9 +4,8 @@ import { z } from 'zod';
 import { markCallbackResult } from '../observability/metrics.js';
 import type { UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
 import { claimCallback, stateRejections, type CallbackDeps } from './deps.js';
-import { InvalidStateError } from './stateToken.js';
-
-export const SERVICE_ACCOUNT_CALLBACK_PATH = '/cronofy/service-account-callback';
+import { InvalidStateError } from '../contracts/stateToken.js';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../contracts/callbackPaths.js';
 
 /**
  * Each user's callback URL carries their signed `state` in its query, because Cronofy's failure callbacks carry

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { ANSWERED_PATH } from '../contracts/callbackPaths.js';
 
 const escapes: Record<string, string> = {
   '&': '&amp;',
@@ -44,9 +45,6 @@ export function resultPage(title: string, message: string): string {
 <body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p></body>
 </html>`;
 }
-
-/** Where a handled callback sends the browser (303): a URL with no code and no state to keep in its history. */
-export const ANSWERED_PATH = '/downgrade/answered';
 
 const answeredPages = {
   granted: ['Thank you', 'Your calendar connection has been updated. You can close this window.'],

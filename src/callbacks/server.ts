@@ -4,8 +4,9 @@ import { loggerOptions } from '../logger.js';
 import { registerCallbackMetrics } from '../observability/metrics.js';
 import type { CallbackDeps } from './deps.js';
 import { getOpenLink } from './getOpenLink.js';
-import { getReauthorizationRedirect, REDIRECT_PATH } from './getReauthorizationRedirect.js';
-import { postServiceAccountCallback, SERVICE_ACCOUNT_CALLBACK_PATH } from './postServiceAccountCallback.js';
+import { getReauthorizationRedirect } from './getReauthorizationRedirect.js';
+import { postServiceAccountCallback } from './postServiceAccountCallback.js';
+import { REDIRECT_PATH, SERVICE_ACCOUNT_CALLBACK_PATH } from '../contracts/callbackPaths.js';
 import { getAnsweredPage, PAGE_HEADERS } from './resultPage.js';
 
 export interface CallbackServerOptions {

@@ -1,6 +1,5 @@
-import { decisionLabels } from './consent.js';
+import { decisionLabels, type EnterpriseDecision } from './consent.js';
 import { escapeHtml, page } from './consentPage.js';
-import type { EnterpriseDecision } from './enterpriseAuthorizePage.js';
 
 export interface EnterpriseConsentPageModel {
   clientId: string;

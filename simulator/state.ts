@@ -3,44 +3,24 @@ import { FaultQueue } from './faults.js';
 import { SlidingWindowRateLimiter, type RateLimit } from './rateLimit.js';
 import { RequestLog } from './requestLog.js';
 import { constantTimeEqual, randomAlphanumeric, randomId } from './secrets.js';
+import type {
+  Account,
+  Authorization,
+  IndividualRecords,
+  IssuedCode,
+  IssuedTokens,
+  ProviderName,
+  SimulatorClient,
+} from './model.js';
 
-export interface SimulatorClient {
-  clientId: string;
-  clientSecret: string;
-  /** Exact-match allowlist, as Cronofy requires redirect URIs to be registered. */
-  redirectUris: string[];
-}
-
-/** `google` / `ms_graph`: Read-Write; `*_free_busy`: Free/Busy; `cronofy`: No Access. */
-export type ProviderName = 'google' | 'ms_graph' | 'google_free_busy' | 'ms_graph_free_busy' | 'cronofy';
-
-export interface Account {
-  sub: string;
-  email: string;
-  profileId: string;
-  createdAt: number;
-}
-
-export interface Authorization {
-  id: string;
-  sub: string;
-  clientId: string;
-  scope: string;
-  providerName: ProviderName;
-  providerService: ProviderName;
-  /** Issued with the first access token; stays the same across refreshes. */
-  refreshToken?: string;
-  /** Set when an Enterprise Connect service account granted this authorization. */
-  serviceAccountId?: string;
-  revoked: boolean;
-  /**
-   * The account's calendar profile was revoked on its own (`POST /v1/profiles/{profile_id}/revoke`): the
-   * authorization and its tokens live on, but the profile no longer appears in its userinfo.
-   */
-  profileRevoked?: boolean;
-  createdAt: number;
-  revokedAt?: number;
-}
+export type {
+  Account,
+  Authorization,
+  IssuedCode,
+  IssuedTokens,
+  ProviderName,
+  SimulatorClient,
+} from './model.js';
 
 interface AuthorizationCode {
   clientId: string;
@@ -56,24 +36,12 @@ interface AccessToken {
   expiresAt: number;
 }
 
-export interface IssuedTokens {
-  accessToken: string;
-  refreshToken: string;
-  expiresIn: number;
-}
-
-export interface IssuedCode {
-  code: string;
-  issuedAt: number;
-  expiresAt: number;
-}
-
 const codeLifetimeMs = 10 * 60 * 1000;
 const codeLength = 32;
 const tokenLength = 48;
 
 /** Everything the simulated Cronofy knows. Route handlers translate HTTP to and from these methods. */
-export class SimulatorState {
+export class SimulatorState implements IndividualRecords {
   readonly faults = new FaultQueue();
   readonly requestLog = new RequestLog();
   readonly rateLimiter: SlidingWindowRateLimiter;

@@ -40,6 +40,16 @@ export const decisions = [
 export type Decision = (typeof decisions)[number];
 export type Grant = Exclude<Decision, 'deny'>;
 
+/** The administrator picks the provider and the access mode for every user of the domain; there is no No Access. */
+export const enterpriseDecisions = [
+  'free_busy_google',
+  'free_busy_microsoft',
+  'read_write_google',
+  'read_write_microsoft',
+  'deny',
+] as const satisfies readonly Decision[];
+export type EnterpriseDecision = (typeof enterpriseDecisions)[number];
+
 export const providerOfGrant: Record<Grant, ProviderName> = {
   free_busy_google: 'google_free_busy',
   free_busy_microsoft: 'ms_graph_free_busy',

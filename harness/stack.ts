@@ -2,7 +2,7 @@
  * The whole service, for tests: a real Temporal dev server (the official CLI), the Cronofy simulator, the
  * credential store on PGlite, the callback server and a worker — all on loopback, wired as in production.
  */
-import { payloadEncryption } from '../../src/codec/payloadEncryption.js';
+import { payloadEncryption } from '../src/codec/payloadEncryption.js';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -14,27 +14,27 @@ import got from 'got';
 import { decodeJwt, type JWTPayload } from 'jose';
 import { z } from 'zod';
 import { parseConsentFormBase } from './consentForm.js';
-import { DowngradeClient } from '../../src/client.js';
-import { REDIRECT_PATH } from '../../src/callbacks/getReauthorizationRedirect.js';
-import { startCallbackServer } from '../../src/callbacks/server.js';
-import { temporalCallbackDeps } from '../../src/callbacks/deps.js';
-import { StateSigner } from '../../src/callbacks/stateToken.js';
-import type { EncryptionCodec } from '../../src/codec/encryptionCodec.js';
-import { CronofyClient } from '../../src/cronofy/client.js';
-import { cronofyCallMetrics, runtimeTelemetryOptions } from '../../src/observability/metrics.js';
-import { tracingClientInterceptors, type Tracing } from '../../src/observability/tracing.js';
+import { DowngradeClient } from '../src/client.js';
+import { REDIRECT_PATH } from '../src/contracts/callbackPaths.js';
+import { startCallbackServer } from '../src/callbacks/server.js';
+import { temporalCallbackDeps } from '../src/callbacks/deps.js';
+import { StateSigner } from '../src/contracts/stateToken.js';
+import type { EncryptionCodec } from '../src/codec/encryptionCodec.js';
+import { CronofyClient } from '../src/cronofy/client.js';
+import { cronofyCallMetrics, runtimeTelemetryOptions } from '../src/observability/metrics.js';
+import { tracingClientInterceptors, type Tracing } from '../src/observability/tracing.js';
 
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
-import { CredentialStore } from '../../src/store/credentialStore.js';
-import { openDatabase, type Database } from '../../src/store/database.js';
-import { Keyring } from '../../src/store/encryption.js';
-import { devServerArgs, temporalCliPath } from '../../src/temporalDevServer.js';
-import type { ApplicationEvent } from '../../src/workflows/definitions.js';
-import type { DomainEvent } from '../../src/workflows/enterpriseDefinitions.js';
-import { EnterpriseUsers } from '../../src/store/enterpriseUsers.js';
-import { Campaigns } from '../../src/store/campaigns.js';
-import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../../src/callbacks/postServiceAccountCallback.js';
-import { bundleWorkflows, createDowngradeWorkers } from '../../src/worker.js';
+import { startSimulator, type RunningSimulator } from '../simulator/server.js';
+import { CredentialStore } from '../src/store/credentialStore.js';
+import { openDatabase, type Database } from '../src/store/database.js';
+import { Keyring } from '../src/store/encryption.js';
+import { devServerArgs, temporalCliPath } from '../src/temporalDevServer.js';
+import type { ApplicationEvent } from '../src/workflows/definitions.js';
+import type { DomainEvent } from '../src/workflows/enterpriseDefinitions.js';
+import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
+import { Campaigns } from '../src/store/campaigns.js';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
+import { bundleWorkflows, createDowngradeWorkers } from '../src/worker.js';
 
 export const CLIENT = { clientId: 'test-app', clientSecret: 'test-app-secret-0123456789' };
 export const STATE_SECRET = 'test-state-signing-secret-0123456789abcdef';

@@ -5,9 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import got from 'got';
-import { REDIRECT_PATH } from '../../src/callbacks/getReauthorizationRedirect.js';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
-import { devServerArgs, temporalCliPath } from '../../src/temporalDevServer.js';
+import { REDIRECT_PATH } from '../src/contracts/callbackPaths.js';
+import { startSimulator, type RunningSimulator } from '../simulator/server.js';
+import { devServerArgs, temporalCliPath } from '../src/temporalDevServer.js';
 import { freePort } from './ports.js';
 import { CLIENT, STATE_SECRET, TEST_PAYLOAD_ENCRYPTION_KEYS, testPayloadEncryption } from './stack.js';
 

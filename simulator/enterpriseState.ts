@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { OutcomeScript } from './enterpriseOutcomes.js';
 import { randomId } from './secrets.js';
-import type { Authorization, IssuedTokens, ProviderName, SimulatorState } from './state.js';
+import type { Authorization, IndividualRecords, IssuedTokens, ProviderName } from './model.js';
 
 /** An Enterprise Connect authorization by a domain administrator. */
 export interface ServiceAccount {
@@ -91,7 +91,7 @@ export class EnterpriseState {
   #deliveries = newDeliverySession();
 
   constructor(
-    private readonly state: SimulatorState,
+    private readonly state: IndividualRecords,
     private readonly initialTokenTtlSeconds: number,
   ) {
     this.serviceAccountTokenTtlSeconds = initialTokenTtlSeconds;

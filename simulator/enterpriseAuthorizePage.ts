@@ -1,7 +1,13 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { redirectTo, requestParamsOf, sendErrorPage } from './authorizePage.js';
-import { offeredDecisions, parseScope, providerOfGrant, type Decision } from './consent.js';
+import {
+  enterpriseDecisions,
+  offeredDecisions,
+  parseScope,
+  providerOfGrant,
+  type EnterpriseDecision,
+} from './consent.js';
 import { renderEnterpriseConsentPage } from './enterpriseConsentPage.js';
 import type { SimulatorClient, SimulatorState } from './state.js';
 
@@ -12,16 +18,6 @@ export const serviceAccountScopes: ReadonlySet<string> = new Set([
   'service_account/resources/manage',
   'service_account/resources/unrestricted_access',
 ]);
-
-/** The administrator picks the provider and the access mode for every user of the domain; there is no No Access. */
-export const enterpriseDecisions = [
-  'free_busy_google',
-  'free_busy_microsoft',
-  'read_write_google',
-  'read_write_microsoft',
-  'deny',
-] as const satisfies readonly Decision[];
-export type EnterpriseDecision = (typeof enterpriseDecisions)[number];
 
 const authorizeRequestSchema = z.object({
   response_type: z.string().optional(),

@@ -5,8 +5,8 @@ import proto from '@temporalio/proto';
 import type { DataConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { z } from 'zod';
-import { bundleWorkflows, workflowSinks } from '../../src/worker.js';
-import { ENCRYPTED_ENCODING } from '../../src/codec/encryptionCodec.js';
+import { bundleWorkflows, workflowSinks } from '../src/worker.js';
+import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
 import { simulatorGet, testPayloadEncryption, type Stack } from './stack.js';
 
 /** What the checks read: the Temporal server (through `env.client`) and, if one ran, the simulator. */
