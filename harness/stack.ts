@@ -300,7 +300,6 @@ export async function decideOnConsentPage(
   return new URL(response.headers.location);
 }
 
-/** The browser arriving back at the callback server. */
 /**
  * Opens a URL the way a browser that was redirected to it would: `status` is its own answer; when that is the
  * callback server's 303 to its answered page, `body` is that page.

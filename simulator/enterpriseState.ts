@@ -20,6 +20,16 @@ export interface ServiceAccount {
   revokedAt?: number;
 }
 
+export interface EnterpriseRecords {
+  serviceAccountTokenTtlSeconds: number;
+  serviceAccounts: ServiceAccount[];
+  codes: Array<[string, AdminCode]>;
+  accessTokens: Array<[string, ServiceAccountAccessToken]>;
+  serviceAccountIdByRefreshToken: Array<[string, string]>;
+  grantsByServiceAccount: Array<[string, string[]]>;
+  latestGrantBySub: Array<[string, string]>;
+}
+
 export type NewServiceAccount = Pick<
   ServiceAccount,
   'clientId' | 'domain' | 'providerName' | 'scope' | 'delegatedScope'
@@ -107,6 +117,35 @@ export class EnterpriseState {
     this.#grantsByServiceAccount.clear();
     this.#latestGrantBySub.clear();
     this.abortDeliveries();
+  }
+
+  /** Service accounts, their codes and tokens, and their users' grants (by authorization id). */
+  exportRecords(): EnterpriseRecords {
+    return {
+      serviceAccountTokenTtlSeconds: this.serviceAccountTokenTtlSeconds,
+      serviceAccounts: [...this.#serviceAccounts.values()],
+      codes: [...this.#codes],
+      accessTokens: [...this.#accessTokens],
+      serviceAccountIdByRefreshToken: [...this.#serviceAccountIdByRefreshToken],
+      grantsByServiceAccount: [...this.#grantsByServiceAccount].map(([id, grants]) => [
+        id,
+        grants.map((grant) => grant.id),
+      ]),
+      latestGrantBySub: [...this.#latestGrantBySub].map(([sub, grant]) => [sub, grant.id]),
+    };
+  }
+
+  /** Replaces its records with exported ones; `authorization` finds the Individual half's authorization of an id. */
+  importRecords(snapshot: EnterpriseRecords, authorization: (id: string) => Authorization): void {
+    this.serviceAccountTokenTtlSeconds = snapshot.serviceAccountTokenTtlSeconds;
+    this.#serviceAccounts = new Map(snapshot.serviceAccounts.map((account) => [account.id, account]));
+    this.#codes = new Map(snapshot.codes);
+    this.#accessTokens = new Map(snapshot.accessTokens);
+    this.#serviceAccountIdByRefreshToken = new Map(snapshot.serviceAccountIdByRefreshToken);
+    this.#grantsByServiceAccount = new Map(
+      snapshot.grantsByServiceAccount.map(([id, grants]) => [id, grants.map(authorization)]),
+    );
+    this.#latestGrantBySub = new Map(snapshot.latestGrantBySub.map(([sub, id]) => [sub, authorization(id)]));
   }
 
   get deliveries(): DeliverySession {

@@ -4,6 +4,8 @@ import { startSimulator } from './server.js';
 const environmentSchema = z.object({
   SIMULATOR_HOST: z.string().min(1).default('127.0.0.1'),
   SIMULATOR_PORT: z.coerce.number().int().min(0).max(65_535).default(7070),
+  /** Keep the state across restarts in this JSON file; unset, in memory only. */
+  SIMULATOR_STATE_FILE: z.string().min(1).optional(),
   SIMULATOR_CLIENT_ID: z.string().min(1),
   SIMULATOR_CLIENT_SECRET: z.string().min(1),
   SIMULATOR_REDIRECT_URIS: z
@@ -35,6 +37,7 @@ const simulator = await startSimulator({
     },
   ],
   logger: true,
+  stateFile: env.SIMULATOR_STATE_FILE,
 });
 console.log(`Cronofy simulator listening on ${simulator.url}`);
 

@@ -6,6 +6,7 @@ import { bearerTokenOf } from './bearer.js';
 import { registerControlRoutes } from './control.js';
 import { registerEnterpriseAuthorizePage } from './enterpriseAuthorizePage.js';
 import { registerEnterpriseControlRoutes } from './enterpriseControl.js';
+import { keepStateInFile } from './persistence.js';
 import { registerFaultHook } from './faults.js';
 import { claimedClientId, sendOAuthError } from './oauth.js';
 import { cronofyRateLimit, rateLimitSchema, registerRateLimitHook, type RateLimit } from './rateLimit.js';
@@ -33,6 +34,8 @@ export interface SimulatorOptions {
   rateLimit?: RateLimit;
   /** Fastify's logger; default off. Query strings and headers are never logged. */
   logger?: boolean;
+  /** Keep the state in this JSON file across restarts (see persistence.ts); default in memory only. */
+  stateFile?: string;
 }
 
 export interface RunningSimulator {
@@ -55,6 +58,7 @@ const optionsSchema = z.object({
   serviceAccountTokenTtlSeconds: z.number().int().positive().default(1800),
   rateLimit: rateLimitSchema.default(cronofyRateLimit),
   logger: z.boolean().default(false),
+  stateFile: z.string().min(1).optional(),
 });
 
 const secretFreeLogger = {
@@ -111,6 +115,10 @@ export async function buildSimulator(
   registerServiceAccountAuthorizationsRoute(app, state, new ServiceAccountCallbacks(state));
   registerEnterpriseControlRoutes(app, state);
   app.addHook('onClose', async () => state.enterprise.abortDeliveries());
+  if (config.stateFile) {
+    const kept = keepStateInFile(state, config.stateFile);
+    app.addHook('onClose', async () => kept.close());
+  }
   return { app, state };
 }
 

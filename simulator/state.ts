@@ -1,4 +1,4 @@
-import { EnterpriseState } from './enterpriseState.js';
+import { EnterpriseState, type EnterpriseRecords } from './enterpriseState.js';
 import { FaultQueue } from './faults.js';
 import { SlidingWindowRateLimiter, type RateLimit } from './rateLimit.js';
 import { RequestLog } from './requestLog.js';
@@ -21,6 +21,19 @@ export type {
   ProviderName,
   SimulatorClient,
 } from './model.js';
+
+/** Everything the simulated Cronofy knows, as plain data (persistence.ts keeps it in a file). */
+export interface SimulatorRecords {
+  version: 1;
+  clockOffsetMs: number;
+  accounts: Account[];
+  authorizations: Authorization[];
+  codes: Array<[string, AuthorizationCode]>;
+  accessTokens: Array<[string, AccessToken]>;
+  authorizationIdByRefreshToken: Array<[string, string]>;
+  issued: { codes: string[]; accessTokens: string[]; refreshTokens: string[] };
+  enterprise: EnterpriseRecords;
+}
 
 interface AuthorizationCode {
   clientId: string;
@@ -90,6 +103,43 @@ export class SimulatorState implements IndividualRecords {
     this.rateLimiter.clear();
     this.rateLimiter.limit = { ...this.initialRateLimit };
     this.enterprise.reset();
+  }
+
+  /** What the simulated Cronofy knows, as plain data: faults, the request log and rate limits are left out. */
+  exportRecords(): SimulatorRecords {
+    return {
+      version: 1,
+      clockOffsetMs: this.#clockOffsetMs,
+      accounts: [...this.#accounts.values()],
+      authorizations: [...this.#authorizations.values()],
+      codes: [...this.#codes],
+      accessTokens: [...this.#accessTokens],
+      authorizationIdByRefreshToken: [...this.#authorizationIdByRefreshToken],
+      issued: this.#issued,
+      enterprise: this.enterprise.exportRecords(),
+    };
+  }
+
+  /** Replaces everything it knows with a snapshot taken earlier (by this version of the simulator). */
+  importRecords(snapshot: SimulatorRecords): void {
+    this.reset();
+    this.#clockOffsetMs = snapshot.clockOffsetMs;
+    for (const account of snapshot.accounts) {
+      this.#accounts.set(account.sub, account);
+      this.#subByEmail.set(account.email.toLowerCase(), account.sub);
+    }
+    for (const authorization of snapshot.authorizations)
+      this.#authorizations.set(authorization.id, authorization);
+    this.#codes = new Map(snapshot.codes);
+    this.#accessTokens = new Map(snapshot.accessTokens);
+    this.#authorizationIdByRefreshToken = new Map(snapshot.authorizationIdByRefreshToken);
+    this.#issued = snapshot.issued;
+    this.enterprise.importRecords(snapshot.enterprise, (id) => {
+      const authorization = this.#authorizations.get(id);
+      if (!authorization)
+        throw new Error(`the snapshot's service accounts name an unknown authorization ${id}`);
+      return authorization;
+    });
   }
 
   // Clients

@@ -116,7 +116,11 @@ const Environment = z.object({
   DOWNGRADE_MAX_PROMPTS: z.coerce.number().int().min(1).max(10).default(3),
 
   SIMULATOR_PORT: port.default(7070),
+  /** Where the embedded simulator keeps its accounts and authorizations across restarts. */
+  SIMULATOR_STATE_FILE: z.string().min(1).default('.data/simulator.json'),
   TEMPORAL_UI_PORT: port.default(8233),
+  /** Where `npm start`'s own Temporal dev server listens when TEMPORAL_ADDRESS is not set. */
+  TEMPORAL_DEV_SERVER_PORT: port.default(7233),
   TEMPORAL_DB_FILE: z.string().default('.data/temporal.db'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
   /**
@@ -200,6 +204,9 @@ export function parseConfig(rawEnv: Record<string, string | undefined>): Config 
   const config = parsed.data;
   return {
     ...config,
+    TEMPORAL_ADDRESS: embeddedTemporal
+      ? `127.0.0.1:${config.TEMPORAL_DEV_SERVER_PORT}`
+      : config.TEMPORAL_ADDRESS,
     useSimulator: config.CRONOFY_CLIENT_ID === undefined,
     embeddedTemporal,
     callbackBaseUrl: config.CALLBACK_BASE_URL ?? `http://${config.CALLBACK_HOST}:${config.CALLBACK_PORT}`,

@@ -65,9 +65,8 @@ async function main() {
 
   const { embeddedTemporal } = config;
   if (embeddedTemporal) {
-    const port = Number(config.TEMPORAL_ADDRESS.split(':')[1] ?? 7233);
     const devServer = await startDevServer({
-      port,
+      port: config.TEMPORAL_DEV_SERVER_PORT,
       uiPort: config.TEMPORAL_UI_PORT,
       dbFile: config.TEMPORAL_DB_FILE,
       uiCodecEndpoint: codecUrl,
@@ -80,6 +79,7 @@ async function main() {
   if (config.useSimulator) {
     const simulator = await startSimulator({
       port: config.SIMULATOR_PORT,
+      stateFile: config.SIMULATOR_STATE_FILE,
       clients: [{ ...SIMULATOR_CLIENT, redirectUris: [redirectUri(config)] }],
     });
     simulatorUrl = simulator.url;

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseConsentFormBase, unescapeHtml } from '../harness/consentForm.js';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { FaultQueue } from '../simulator/faults.js';
@@ -836,5 +839,51 @@ void describe('control API', () => {
   void test('unknown routes are 404', async () => {
     assert.equal((await get('/v1/nothing-here')).status, 404);
     assert.equal((await get('/oauth/token')).status, 404);
+  });
+});
+
+void describe('state file', () => {
+  const clients = [{ ...app, redirectUris: [redirectUri] }];
+
+  void test('accounts, authorizations and an unused code survive a restart', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'simulator-state-'));
+    const stateFile = join(dir, 'simulator.json');
+    const shared = simulator;
+    try {
+      simulator = await startSimulator({ clients, stateFile });
+      const account = await createAccount('kept@example.com');
+      const code = await codeFor('free_busy_google', 'kept@example.com');
+      await simulator.close();
+
+      simulator = await startSimulator({ clients, stateFile });
+      const exchanged = await exchange(code);
+      assert.equal(exchanged.status, 200);
+      const token = await json<{ sub: string; linking_profile: { provider_name: string } }>(exchanged);
+      assert.equal(token.sub, account.sub, 'the same account, not a new one');
+      assert.equal(token.linking_profile.provider_name, 'google_free_busy');
+      const refreshed = await postForm('/oauth/token', {
+        client_id: app.clientId,
+        client_secret: app.clientSecret,
+        grant_type: 'refresh_token',
+        refresh_token: account.refresh_token,
+      });
+      assert.equal(refreshed.status, 200, 'the refresh token issued before the restart still works');
+      assert.equal((await exchange(code)).status, 400, 'the code is used up, and that is kept too');
+    } finally {
+      await simulator.close();
+      simulator = shared;
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  void test('an unreadable state file stops it with an error that names the file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'simulator-state-'));
+    const stateFile = join(dir, 'simulator.json');
+    try {
+      await writeFile(stateFile, '{ not json');
+      await assert.rejects(startSimulator({ clients, stateFile }), new RegExp(`${stateFile}`));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
