@@ -1,7 +1,7 @@
 /**
  * The benchmarks' PostgreSQL: the project's throwaway server (scripts/start-test-postgres.sh) on its own port and
- * data folder, because the tests' default port 55432 is shared with every other checkout on the machine, whose
- * `start-test-postgres.sh stop` would end a long run half-way. Each run works in a scratch database of its own
+ * data folder, so that no `npm test`, which stops the tests' server when it ends, can end a long run half-way.
+ * Each run works in a scratch database of its own
  * (createScratchDatabase in harness/postgres.ts).
  */
 import { execFileSync } from 'node:child_process';

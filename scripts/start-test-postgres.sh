@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL server for the tests and prints its URL (the only line on stdout).
 # Idempotent: when it is already running, only the URL is printed. `start-test-postgres.sh stop` stops it.
-# Settings: TEST_POSTGRES_PORT (default 55432), TEST_POSTGRES_DIR (default .data/test-postgres, git-ignored).
+# Settings: TEST_POSTGRES_PORT (default: a free port, chosen at start), TEST_POSTGRES_DIR (default
+# .data/test-postgres, git-ignored). A running server is found by its data folder, so checkouts never share one.
 # The server trusts every local connection and runs with fsync off: it is for tests only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PORT="${TEST_POSTGRES_PORT:-55432}"
+PORT="${TEST_POSTGRES_PORT:-}"
 DATA_DIR="${TEST_POSTGRES_DIR:-$PWD/.data/test-postgres}"
-URL="postgres://postgres@127.0.0.1:$PORT/postgres"
 ACTION="${1:-start}"
+url() { echo "postgres://postgres@127.0.0.1:$1/postgres"; }
 
 log() { echo "start-test-postgres: $*" >&2; }
 
@@ -43,7 +44,7 @@ as_postgres() {
 }
 
 # Where the data goes when the postgres user cannot write the project folder (see below).
-FALLBACK_DATA_DIR="${TMPDIR:-/tmp}/cronofy-downgrade-test-postgres-$PORT"
+FALLBACK_DATA_DIR="${TMPDIR:-/tmp}/cronofy-downgrade-test-postgres-$(printf '%s' "$DATA_DIR" | sha1sum | cut -c1-12)"
 
 BIN_DIR="$(find_bin_dir || true)"
 if [ "$ACTION" = stop ]; then
@@ -82,12 +83,16 @@ chmod 700 "$DATA_DIR"
 
 if as_postgres "$BIN_DIR/pg_ctl" -D "$DATA_DIR" status >/dev/null 2>&1; then
   RUNNING_PORT="$(sed -n 4p "$DATA_DIR/postmaster.pid")"
-  if [ "$RUNNING_PORT" != "$PORT" ]; then
+  if [ -n "$PORT" ] && [ "$RUNNING_PORT" != "$PORT" ]; then
     log "the server in $DATA_DIR already runs on port $RUNNING_PORT; stop it first or set TEST_POSTGRES_DIR"
     exit 1
   fi
-  echo "$URL"
+  url "$RUNNING_PORT"
   exit 0
+fi
+
+if [ -z "$PORT" ]; then
+  PORT="$(node -e "const s = require('net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); })")"
 fi
 
 if [ ! -f "$DATA_DIR/PG_VERSION" ]; then
@@ -104,4 +109,4 @@ as_postgres "$BIN_DIR/pg_ctl" -D "$DATA_DIR" -l "$DATA_DIR/server.log" -w -t 60 
   -o "-c listen_addresses=127.0.0.1 -c port=$PORT -c unix_socket_directories= -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
   start >/dev/null || { log "PostgreSQL did not start; see $DATA_DIR/server.log"; tail -n 20 "$DATA_DIR/server.log" >&2 || true; exit 1; }
 
-echo "$URL"
+url "$PORT"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `npm test`: the test files (all, or those given) on Node's test runner, one file at a time. Without
+# TEST_POSTGRES_URL it starts the throwaway PostgreSQL the tests need (scripts/start-test-postgres.sh, on a free
+# port) and stops it when the run ends, passed or failed, so that nothing of it outlives the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${TEST_POSTGRES_URL:-}" ]; then
+  TEST_POSTGRES_URL="$(bash scripts/start-test-postgres.sh)"
+  export TEST_POSTGRES_URL
+  trap 'bash scripts/start-test-postgres.sh stop >/dev/null 2>&1 || true' EXIT
+fi
+[ "$#" -gt 0 ] || set -- test/*.test.ts
+node --import tsx --test --test-concurrency=1 "$@"
