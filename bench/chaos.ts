@@ -19,7 +19,7 @@ import { z } from 'zod';
 import { REDIRECT_PATH } from '../src/contracts/callbackPaths.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
 import { startCallbackServer } from '../src/callbacks/server.js';
-import { temporalCallbackDeps } from '../src/callbacks/deps.js';
+import { temporalCallbackDeps } from '../src/callbacks/temporalSignals.js';
 import { StateSigner } from '../src/contracts/stateToken.js';
 import { DowngradeClient } from '../src/client.js';
 

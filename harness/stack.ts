@@ -17,7 +17,7 @@ import { parseConsentFormBase } from './consentForm.js';
 import { DowngradeClient } from '../src/client.js';
 import { REDIRECT_PATH } from '../src/contracts/callbackPaths.js';
 import { startCallbackServer } from '../src/callbacks/server.js';
-import { temporalCallbackDeps } from '../src/callbacks/deps.js';
+import { temporalCallbackDeps } from '../src/callbacks/temporalSignals.js';
 import { StateSigner } from '../src/contracts/stateToken.js';
 import type { EncryptionCodec } from '../src/codec/encryptionCodec.js';
 import { CronofyClient } from '../src/cronofy/client.js';
@@ -37,6 +37,11 @@ import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js
 import { bundleWorkflows, createDowngradeWorkers } from '../src/worker.js';
 
 export const CLIENT = { clientId: 'test-app', clientSecret: 'test-app-secret-0123456789' };
+/** A run no workflow has: for hand-made states (forged, expired, for a workflow that does not exist). */
+export const NO_RUN = {
+  runId: '00000000-0000-4000-8000-000000000000',
+  firstRunId: '00000000-0000-4000-8000-000000000000',
+} as const;
 export const STATE_SECRET = 'test-state-signing-secret-0123456789abcdef';
 const WEBHOOK_SECRET = 'test-webhook-secret-0123456789';
 /**

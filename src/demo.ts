@@ -90,11 +90,12 @@ if (enterprise) {
         .post(`${simulatorUrl}/_sim/accounts`, { json: { email, client_id: SIMULATOR_CLIENT.clientId } })
         .json(),
     );
-  const { workflowId } = await downgrades.startIndividualDowngrade({ sub: account.sub, userId: email });
-  console.log(
-    `Started ${workflowId} for ${email} (${account.sub}); it revokes the Read/Write connection first.`,
-  );
-  const link = await waitForLink(() => downgrades.getDowngrade(workflowId));
+  // The link comes back with the start: the workflow revoked the Read/Write connection and made it.
+  const { workflowId, authorizationUrl: link } = await downgrades.startIndividualDowngradeWithLink({
+    sub: account.sub,
+    userId: email,
+  });
+  console.log(`Started ${workflowId} for ${email} (${account.sub}); its Read/Write connection is revoked.`);
   console.log(`\nOpen this link and choose Free/Busy:\n\n  ${link}\n`);
   console.log(`Follow the run in the Temporal UI: ${uiLink(workflowId)}`);
   console.log('Waiting for the person to answer (Ctrl-C stops waiting; the downgrade goes on)...');

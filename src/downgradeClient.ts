@@ -1,8 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { type Client, WorkflowFailedError } from '@temporalio/client';
+import {
+  type Client,
+  WithStartWorkflowOperation,
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
 import { CancelledFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { CredentialStore, StoredCredentials } from './store/credentialStore.js';
 import {
+  consentLink,
   getStatus,
   individualDowngradeId,
   searchAttributes,
@@ -153,6 +159,45 @@ export class DowngradeClient {
   async startIndividualDowngrade(
     request: StartIndividualDowngrade,
   ): Promise<{ workflowId: string; runId: string }> {
+    const options = await this.individualStartOptions(request);
+    const handle = await this.temporal.workflow.start<typeof individualDowngrade>(
+      'individualDowngrade',
+      options,
+    );
+    return { workflowId: options.workflowId, runId: handle.firstExecutionRunId };
+  }
+
+  /**
+   * Starts the downgrade (or finds the running one of the same user) and answers with the person's link in the same
+   * call, so that a backend's request handler can send the person there at once: an update sent with the start
+   * (update-with-start), which completes once the workflow has made the link. A downgrade that ended before it had
+   * one is refused (DowngradeRefusedError, with the reason).
+   */
+  async startIndividualDowngradeWithLink(request: StartIndividualDowngrade): Promise<{
+    workflowId: string;
+    authorizationUrl: string;
+    authorizationExpiresAt: string;
+  }> {
+    const options = await this.individualStartOptions(request);
+    const startWorkflowOperation = new WithStartWorkflowOperation<typeof individualDowngrade>(
+      'individualDowngrade',
+      options,
+    );
+    try {
+      const link = await this.temporal.workflow.executeUpdateWithStart(consentLink, {
+        startWorkflowOperation,
+      });
+      return { workflowId: options.workflowId, ...link };
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError) {
+        throw new DowngradeRefusedError(error.cause?.message ?? error.message);
+      }
+      throw error;
+    }
+  }
+
+  /** The start of a user's downgrade: their Read/Write token stored (when given), under an id of their `sub`. */
+  private async individualStartOptions(request: StartIndividualDowngrade) {
     const credentialRef = request.refreshToken
       ? await this.requireStore().saveCredentials({
           kind: 'account',
@@ -172,12 +217,11 @@ export class DowngradeClient {
       maxPrompts: request.maxPrompts ?? this.defaults.maxPrompts,
       revokeWhenOpened: request.revokeWhenOpened || undefined,
     };
-    const workflowId = individualDowngradeId(request.sub);
-    const handle = await this.temporal.workflow.start<typeof individualDowngrade>('individualDowngrade', {
-      workflowId,
+    return {
+      workflowId: individualDowngradeId(request.sub),
       taskQueue: this.taskQueue,
-      args: [input],
-      workflowIdConflictPolicy: 'USE_EXISTING',
+      args: [input] as [IndividualDowngradeInput],
+      workflowIdConflictPolicy: 'USE_EXISTING' as const,
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.kind, value: 'individual' },
         { key: searchAttributes.state, value: input.revokeWhenOpened ? 'awaiting_link_open' : 'revoking' },
@@ -185,8 +229,7 @@ export class DowngradeClient {
       ]),
       staticSummary: `Downgrade ${request.sub}${request.userId ? ` (user ${request.userId})` : ''} to Free/Busy`,
       staticDetails: `Individual Connect. Up to ${input.maxPrompts} prompts, each waiting ${Math.round(input.deadlineMs / 60_000)} min.`,
-    });
-    return { workflowId, runId: handle.firstExecutionRunId };
+    };
   }
 
   /**
@@ -404,7 +447,6 @@ export class DowngradeClient {
         serviceAccountRef: finished.serviceAccountRef,
         providerName: finished.providerName,
         nextPosition: 0,
-        inFlight: [],
         counts: {},
         runs: 0,
       },

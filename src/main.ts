@@ -7,7 +7,7 @@ import { payloadEncryption } from './codec/payloadEncryption.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { REDIRECT_PATH } from './contracts/callbackPaths.js';
 import { startCallbackServer } from './callbacks/server.js';
-import { temporalCallbackDeps } from './callbacks/deps.js';
+import { temporalCallbackDeps } from './callbacks/temporalSignals.js';
 import { startCodecServer } from './codec/codecServer.js';
 import { isPostgresUrl, loadConfig } from './config.js';
 import { createLogger } from './logger.js';

@@ -5,6 +5,7 @@ import got from 'got';
 import { z } from 'zod';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { StateSigner } from '../src/contracts/stateToken.js';
+import { NO_RUN } from '../harness/stack.js';
 import { reportCsv } from '../src/reportCsv.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
 import { enterpriseDowngradeId, enterpriseUserDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
@@ -300,6 +301,7 @@ describe('enterprise downgrade', () => {
     const url = `${stack.callbackUrl}${SERVICE_ACCOUNT_CALLBACK_PATH}`;
     const forged = await new StateSigner('someone-else-entirely-000000000000000').sign(
       {
+        ...NO_RUN,
         workflowId: 'downgrade-enterprise-x-user-0',
         purpose: 'enterprise_user',
         prompt: 1,
@@ -309,6 +311,7 @@ describe('enterprise downgrade', () => {
     );
     const wrongPurpose = await new StateSigner(STATE_SECRET).sign(
       {
+        ...NO_RUN,
         workflowId: 'downgrade-individual-acc_x',
         purpose: 'individual_reauthorization',
         prompt: 1,

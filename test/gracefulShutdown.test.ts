@@ -1,7 +1,7 @@
 /**
  * SIGTERM while people are coming back from the consent page: the service (`src/main.ts`, its own process) stops
  * taking requests, answers the ones in flight, drains its worker and exits 0. No callback is lost: each one was
- * either delivered (200), or refused in a way that asks the person to retry (503, connection refused), and the
+ * either delivered (303 on to the answered page), or refused in a way that asks the person to retry (503, connection refused), and the
  * retry against the restarted service is accepted — every downgrade completes with exactly one signal.
  */
 import assert from 'node:assert/strict';
@@ -148,8 +148,8 @@ test('SIGTERM during a stream of callbacks: in-flight ones answered, exit 0, non
   const all = [...outcomes.values()];
   const statuses = all.flatMap((outcome) => ('status' in outcome ? [outcome.status] : []));
   assert.ok(
-    statuses.every((status) => status === 200 || status === 503),
-    `only 200 (delivered) or 503 (retry) during shutdown, got ${JSON.stringify(statuses)}`,
+    statuses.every((status) => status === 303 || status === 503),
+    `only 303 (delivered) or 503 (retry) during shutdown, got ${JSON.stringify(statuses)}`,
   );
   const errors = all.flatMap((outcome) => ('error' in outcome ? [outcome.error] : []));
   assert.ok(
@@ -172,10 +172,10 @@ test('SIGTERM during a stream of callbacks: in-flight ones answered, exit 0, non
   service = await start();
   for (const callback of callbacks) {
     const first = outcomes.get(callback.workflowId)!;
-    if ('status' in first && first.status === 200) continue;
+    if ('status' in first && first.status === 303) continue;
     const retry = await sendCallback(callback.url);
     // 409: the first attempt was delivered, but its answer was cut off.
-    assert.ok('status' in retry && (retry.status === 200 || retry.status === 409), JSON.stringify(retry));
+    assert.ok('status' in retry && (retry.status === 303 || retry.status === 409), JSON.stringify(retry));
   }
 
   for (const { workflowId } of callbacks) {

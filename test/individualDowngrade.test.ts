@@ -7,6 +7,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { z } from 'zod';
 import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
 import { StateSigner } from '../src/contracts/stateToken.js';
+import { NO_RUN } from '../harness/stack.js';
 import { DowngradeNotFoundError } from '../src/client.js';
 import { individualDowngradeId } from '../src/workflows/definitions.js';
 import {
@@ -184,6 +185,31 @@ describe('individual downgrade', () => {
     );
   });
 
+  test('starting with the link hands back the consent link in the same call', async () => {
+    userCount += 1;
+    const user = await createReadWriteUser(stack, `person${userCount}@example.com`);
+    emails.push(user.email);
+    const started = await stack.downgrades.startIndividualDowngradeWithLink({ sub: user.sub });
+    workflowIds.push(started.workflowId);
+    assert.ok(
+      started.authorizationUrl.startsWith(`${stack.simulator.url}/oauth/authorize?`),
+      started.authorizationUrl,
+    );
+    const status = await stack.downgrades.getDowngrade(started.workflowId);
+    assert.equal(status.state, 'awaiting_reauthorization');
+    assert.equal(status.authorizationUrl, started.authorizationUrl);
+    assert.equal(status.authorizationExpiresAt, started.authorizationExpiresAt);
+    // Again while it waits: the same run, the same link.
+    const again = await stack.downgrades.startIndividualDowngradeWithLink({ sub: user.sub });
+    assert.deepEqual(again, started);
+
+    const location = await decideOnConsentPage(started.authorizationUrl, 'free_busy_google', {
+      email: user.email,
+    });
+    assert.equal((await followRedirect(location)).status, 303);
+    assert.equal((await stack.downgrades.waitForResult(started.workflowId)).state, 'completed');
+  });
+
   test('a person who denies access ends the downgrade as denied', async () => {
     const { workflowId, authorizationUrl } = await startDowngrade();
     const location = await decideOnConsentPage(authorizationUrl, 'deny', {});
@@ -349,7 +375,13 @@ describe('callback state', () => {
       JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), prompt: 2 }),
     ).toString('base64url');
     const forgedBySomeoneElse = await new StateSigner('another-secret-that-is-long-enough-000000').sign(
-      { workflowId, purpose: 'individual_reauthorization', prompt: 1, nonce: StateSigner.newNonce() },
+      {
+        ...NO_RUN,
+        workflowId,
+        purpose: 'individual_reauthorization',
+        prompt: 1,
+        nonce: StateSigner.newNonce(),
+      },
       new Date(Date.now() + 60_000),
     );
     for (const state of [
@@ -372,7 +404,13 @@ describe('callback state', () => {
   test('an expired state is rejected with 410 and no signal is sent', async () => {
     const { workflowId } = await startDowngrade();
     const expired = await new StateSigner(STATE_SECRET).sign(
-      { workflowId, purpose: 'individual_reauthorization', prompt: 1, nonce: StateSigner.newNonce() },
+      {
+        ...NO_RUN,
+        workflowId,
+        purpose: 'individual_reauthorization',
+        prompt: 1,
+        nonce: StateSigner.newNonce(),
+      },
       new Date(Date.now() - 1_000),
     );
     const response = await followRedirect(
@@ -475,6 +513,7 @@ describe('callback state', () => {
   test('a valid state for a workflow that does not exist gets 410', async () => {
     const state = await new StateSigner(STATE_SECRET).sign(
       {
+        ...NO_RUN,
         workflowId: 'downgrade-individual-acc_missing',
         purpose: 'individual_reauthorization',
         prompt: 1,

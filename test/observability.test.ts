@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import got from 'got';
 import { z } from 'zod';
 import { StateSigner } from '../src/contracts/stateToken.js';
+import { NO_RUN } from '../harness/stack.js';
 import {
   CALLBACKS,
   CRONOFY_RATE_LIMIT_WAIT_SECONDS,
@@ -86,7 +87,13 @@ test('a completed downgrade, a 429, a replayed and a forged callback move the co
   assert.equal((await followRedirect(location)).status, 409, 'the same link again is a replay');
 
   const forged = await new StateSigner('not-the-service-secret-0123456789abcdef').sign(
-    { workflowId, purpose: 'individual_reauthorization', prompt: 1, nonce: StateSigner.newNonce() },
+    {
+      ...NO_RUN,
+      workflowId,
+      purpose: 'individual_reauthorization',
+      prompt: 1,
+      nonce: StateSigner.newNonce(),
+    },
     new Date(Date.now() + 60_000),
   );
   callbackStates.push(forged);

@@ -20,7 +20,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** A backend as a user of the package writes it: only `cronofy-downgrade/client` and Temporal's client. */
 const BACKEND = `import { Client, Connection } from '@temporalio/client';
-import { DowngradeClient, payloadEncryption, type DowngradeStatus } from 'cronofy-downgrade/client';
+import { DowngradeClient, payloadEncryption } from 'cronofy-downgrade/client';
 
 const { dataConverter } = payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: process.env.PAYLOAD_ENCRYPTION_KEYS! });
 const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
@@ -29,13 +29,10 @@ const downgrades = new DowngradeClient({
   taskQueue: process.env.TASK_QUEUE!,
   defaults: { deadlineMs: 86_400_000, reminderIntervalMs: 3_600_000, maxPrompts: 3 },
 });
-const { workflowId } = await downgrades.startIndividualDowngrade({ sub: process.env.SUB! });
-let status: DowngradeStatus = await downgrades.getDowngrade(workflowId);
-while (!status.authorizationUrl) {
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  status = await downgrades.getDowngrade(workflowId);
-}
-console.log(JSON.stringify({ workflowId, state: status.state, authorizationUrl: status.authorizationUrl }));
+// A request handler would redirect the person to authorizationUrl at once.
+const { workflowId, authorizationUrl } = await downgrades.startIndividualDowngradeWithLink({ sub: process.env.SUB! });
+const { state } = await downgrades.getDowngrade(workflowId);
+console.log(JSON.stringify({ workflowId, state, authorizationUrl }));
 await connection.close();
 `;
 

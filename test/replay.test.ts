@@ -4,12 +4,11 @@ import { test } from 'node:test';
 import { historyFromJson, replayHistories } from '../harness/histories.js';
 
 /**
- * Histories recorded from earlier versions' test runs (`RECORD_HISTORIES=test/fixtures/histories/<version> node
- * --import tsx --test test/individualDowngrade.test.ts`, and test/observability.test.ts for an Enterprise Connect
- * parent and its users, traced). Workflows started by those versions may still be running in production, so the
- * current code must replay every one of them. `upgrade-v2-to-v3` holds a downgrade that v2's workflow code started
- * and v3's finished, as a rolling deploy leaves it (`npx tsx scripts/record-upgrade-history.ts d50a65e <dir>`): its
- * first webhook event is an activity and its last a local activity, behind the `webhook-as-local-activity` patch.
+ * Histories recorded by released versions' test runs, from 1.0.0 on (`RECORD_HISTORIES=test/fixtures/histories/<version>
+ * npm test -- test/individualDowngrade.test.ts test/observability.test.ts`: Individual downgrades, and an Enterprise
+ * Connect domain with its users). Workflows started by a released version may still be running when the next one is
+ * deployed, so the current code must replay every one of them; a change that cannot is put behind a patch.
+ * `scripts/record-upgrade-history.ts` records a downgrade that one version starts and the next finishes.
  */
 const root = join(import.meta.dirname, 'fixtures', 'histories');
 

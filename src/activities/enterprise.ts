@@ -162,7 +162,6 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
             captureId: request.captureId,
             email,
             position,
-            signalsParent: false,
           };
           let runId: string;
           try {
@@ -260,6 +259,7 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
         credentialRef: credentials.ref,
         sub: credentials.sub,
         providerName: credentials.providerName ?? 'unknown',
+        providerService: credentials.providerService,
       };
     },
 

@@ -1,17 +1,17 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { stateRejections, type CallbackDeps } from './deps.js';
-import { resultPage } from './resultPage.js';
-import { InvalidStateError } from '../contracts/stateToken.js';
 import { OPEN_LINK_PATH } from '../contracts/callbackPaths.js';
+import { verifyState, type CallbackDeps } from './delivery.js';
+import { resultPage, statePage } from './resultPage.js';
 
 const OpenQuery = z.object({ state: z.string().min(1).max(4096) }).strict();
 
 /**
  * The link a person gets for a downgrade that revokes when they open it: a valid `state` makes the workflow revoke
  * their Read/Write connection and create the consent request, and the browser goes on to Cronofy's consent page
- * (303, not cached, no referrer). Opening it again while that prompt waits goes to the same page.
+ * (303). Opening it again while that prompt waits goes to the same page. Its nonce is not used up: the update's
+ * validator checks it against the run that issued it.
  */
 export function getOpenLink(app: FastifyInstance, deps: CallbackDeps): void {
   app.get(OPEN_LINK_PATH, async (request, reply) => {
@@ -20,15 +20,8 @@ export function getOpenLink(app: FastifyInstance, deps: CallbackDeps): void {
 
     const query = OpenQuery.safeParse(request.query);
     if (!query.success) return page(400, 'This link is not valid', 'Expected a state, and nothing else.');
-    let claims;
-    try {
-      claims = await deps.stateSigner.verify(query.data.state, ['individual_link']);
-    } catch (error) {
-      if (!(error instanceof InvalidStateError)) throw error;
-      request.log.warn({ reason: error.reason }, 'open link rejected: bad state');
-      const [status, title, message] = stateRejections[error.reason];
-      return page(status, title, message);
-    }
+    const claims = await verifyState(deps, request, query.data.state, ['individual_link']);
+    if ('refused' in claims) return page(...statePage(claims.refused));
 
     try {
       const authorizationUrl = await deps.openLink(claims, claims.nonce);

@@ -1,12 +1,9 @@
-import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { markCallbackResult } from '../observability/metrics.js';
-import type { ReauthorizationCallback } from '../workflows/definitions.js';
-import { claimCallback, stateRejections, type CallbackDeps } from './deps.js';
-import { answeredUrl, resultPage } from './resultPage.js';
-import { InvalidStateError } from '../contracts/stateToken.js';
 import { REDIRECT_PATH } from '../contracts/callbackPaths.js';
+import type { ReauthorizationCallback } from '../workflows/definitions.js';
+import { deliverCallback, type CallbackDeps } from './delivery.js';
+import { answeredUrl, resultPage, statePage } from './resultPage.js';
 
 const RedirectQuery = z.union([
   z.object({ state: z.string().min(1).max(4096), code: z.string().min(1).max(512) }).strict(),
@@ -37,73 +34,48 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
         'Expected a code or an error, with a state, and nothing else.',
       );
     }
-
-    let claims;
-    try {
-      claims = await deps.stateSigner.verify(query.data.state, [
-        'individual_reauthorization',
-        'enterprise_admin',
-      ]);
-    } catch (error) {
-      if (!(error instanceof InvalidStateError)) throw error;
-      request.log.warn({ reason: error.reason }, 'callback rejected: bad state');
-      markCallbackResult(request, error.reason);
-      const [status, title, message] = stateRejections[error.reason];
-      return page(status, title, message);
-    }
-
-    const claimed = await claimCallback(deps, claims, 'code' in query.data ? query.data.code : undefined);
-    if (!claimed) {
-      request.log.warn({ workflowId: claims.workflowId }, 'callback rejected: state already used');
-      return page(
-        409,
-        'This link was already used',
-        'Each sign-in link works once. Ask the application for a new one.',
-      );
-    }
-
-    const { codeRef } = claimed;
-    const callback: ReauthorizationCallback = codeRef
-      ? { prompt: claims.prompt, nonce: claims.nonce, codeRef }
-      : {
-          prompt: claims.prompt,
-          nonce: claims.nonce,
-          error: 'error' in query.data ? query.data.error : 'unknown',
-          errorDescription: 'error' in query.data ? query.data.error_description : undefined,
-        };
-
-    try {
-      await deps.signalReauthorization(claims, callback);
-    } catch (error) {
-      if (codeRef) await deps.store.deleteSecret(codeRef);
-      if (error instanceof WorkflowNotFoundError) {
-        request.log.warn(
-          { workflowId: claims.workflowId },
-          'callback for a downgrade that is no longer running',
+    const answer = query.data;
+    const delivery = await deliverCallback(deps, request, {
+      state: answer.state,
+      purposes: ['individual_reauthorization', 'enterprise_admin'],
+      code: 'code' in answer ? answer.code : undefined,
+      signal: (claims, codeRef) => {
+        const callback: ReauthorizationCallback = codeRef
+          ? { prompt: claims.prompt, nonce: claims.nonce, codeRef }
+          : {
+              prompt: claims.prompt,
+              nonce: claims.nonce,
+              error: 'error' in answer ? answer.error : 'unknown',
+              errorDescription: 'error' in answer ? answer.error_description : undefined,
+            };
+        return deps.signalReauthorization(claims, callback);
+      },
+    });
+    switch (delivery.outcome) {
+      case 'delivered':
+        // The code has done its work: send the browser on so that it does not keep the code in its history.
+        return reply.redirect(answeredUrl(delivery.codeRef ? 'granted' : 'declined'), 303);
+      case 'bad_state':
+        return page(...statePage(delivery.reason));
+      case 'used':
+        return page(
+          409,
+          'This link was already used',
+          'Each sign-in link works once. Ask the application for a new one.',
         );
-        markCallbackResult(request, 'not_running');
+      case 'not_running':
         return page(
           410,
           'This request has ended',
           'The downgrade this link belongs to is no longer waiting.',
         );
-      }
-      // Nothing was delivered: let the person retry the same link.
-      await deps.store.releaseStateNonce(claims.nonce);
-      request.log.error({ err: error, workflowId: claims.workflowId }, 'could not deliver callback');
-      return page(
-        503,
-        'Please try again',
-        'We could not record your answer just now. Reload this page in a minute.',
-      );
+      case 'unavailable':
+        // Nothing was kept: the same link works again.
+        return page(
+          503,
+          'Please try again',
+          'We could not record your answer just now. Reload this page in a minute.',
+        );
     }
-
-    request.log.info(
-      { workflowId: claims.workflowId, outcome: 'error' in callback ? callback.error : 'code' },
-      'callback delivered',
-    );
-    markCallbackResult(request, 'delivered');
-    // The code has done its work: send the browser on so that it does not keep the code in its history.
-    return reply.redirect(answeredUrl(codeRef ? 'granted' : 'declined'), 303);
   });
 }

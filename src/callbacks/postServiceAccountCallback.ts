@@ -1,11 +1,9 @@
-import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../contracts/callbackPaths.js';
 import { markCallbackResult } from '../observability/metrics.js';
 import type { UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
-import { claimCallback, stateRejections, type CallbackDeps } from './deps.js';
-import { InvalidStateError } from '../contracts/stateToken.js';
-import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../contracts/callbackPaths.js';
+import { deliverCallback, stateRejectionStatus, type CallbackDeps } from './delivery.js';
 
 /**
  * Each user's callback URL carries their signed `state` in its query, because Cronofy's failure callbacks carry
@@ -51,58 +49,36 @@ export function postServiceAccountCallback(
       return fail(400, 'the state in the body does not match the callback URL');
     }
 
-    let claims;
-    try {
-      claims = await deps.stateSigner.verify(query.data.state, ['enterprise_user']);
-    } catch (error) {
-      if (!(error instanceof InvalidStateError)) throw error;
-      request.log.warn({ reason: error.reason }, 'service-account callback rejected: bad state');
-      markCallbackResult(request, error.reason);
-      return fail(stateRejections[error.reason][0], `state is ${error.reason}`);
-    }
-
-    const claimed = await claimCallback(
-      deps,
-      claims,
-      'code' in authorization ? authorization.code : undefined,
-    );
-    if (!claimed) {
-      request.log.info({ workflowId: claims.workflowId }, 'duplicate service-account callback acknowledged');
-      markCallbackResult(request, 'duplicate');
-      return reply.code(200).send({ duplicate: true });
-    }
-
+    // The code is exchanged with `redirect_uri` = exactly the URL it was posted to.
     const redirectUri = new URL(request.url, publicBaseUrl()).toString();
-    const { codeRef } = claimed;
-    const callback: UserAccessCallback = codeRef
-      ? { request: claims.prompt, redirectUri, codeRef }
-      : {
-          request: claims.prompt,
-          redirectUri,
-          error: 'error' in authorization ? (authorization.error_key ?? authorization.error) : 'unknown',
-          errorDescription: 'error' in authorization ? authorization.error_description : undefined,
-        };
-
-    try {
-      await deps.signalUserAccess(claims, callback);
-    } catch (error) {
-      if (codeRef) await deps.store.deleteSecret(codeRef);
-      if (error instanceof WorkflowNotFoundError) {
-        request.log.warn({ workflowId: claims.workflowId }, 'service-account callback for a finished user');
-        markCallbackResult(request, 'not_running');
+    const delivery = await deliverCallback(deps, request, {
+      state: query.data.state,
+      purposes: ['enterprise_user'],
+      code: 'code' in authorization ? authorization.code : undefined,
+      signal: (claims, codeRef) => {
+        const callback: UserAccessCallback = codeRef
+          ? { request: claims.prompt, redirectUri, codeRef }
+          : {
+              request: claims.prompt,
+              redirectUri,
+              error: 'error' in authorization ? (authorization.error_key ?? authorization.error) : 'unknown',
+              errorDescription: 'error' in authorization ? authorization.error_description : undefined,
+            };
+        return deps.signalUserAccess(claims, callback);
+      },
+    });
+    switch (delivery.outcome) {
+      case 'delivered':
+        return reply.code(200).send({ ok: true });
+      case 'bad_state':
+        return fail(stateRejectionStatus[delivery.reason], `state is ${delivery.reason}`);
+      case 'used':
+        markCallbackResult(request, 'duplicate');
+        return reply.code(200).send({ duplicate: true });
+      case 'not_running':
         return fail(410, 'this user is no longer waiting for access');
-      }
-      await deps.store.releaseStateNonce(claims.nonce);
-      request.log.error(
-        { err: error, workflowId: claims.workflowId },
-        'could not deliver service-account callback',
-      );
-      return fail(503, 'try again later');
+      case 'unavailable':
+        return fail(503, 'try again later');
     }
-    request.log.info(
-      { workflowId: claims.workflowId, outcome: 'error' in callback ? callback.error : 'code' },
-      'service-account callback delivered',
-    );
-    return reply.code(200).send({ ok: true });
   });
 }

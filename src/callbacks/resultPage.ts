@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { ANSWERED_PATH } from '../contracts/callbackPaths.js';
+import type { InvalidStateReason } from '../contracts/stateToken.js';
+import { stateRejectionStatus } from './delivery.js';
 
 const escapes: Record<string, string> = {
   '&': '&amp;',
@@ -46,6 +48,19 @@ export function resultPage(title: string, message: string): string {
 </html>`;
 }
 
+const stateMessages: Record<InvalidStateReason, [title: string, message: string]> = {
+  malformed: ['This link is not valid', 'The sign-in link was damaged or is not one we issued.'],
+  forged: ['This link is not valid', 'The sign-in link was not issued by this service.'],
+  wrong_purpose: ['This link is not valid', 'The sign-in link was issued for something else.'],
+  expired: ['This link has expired', 'Ask the application for a new link.'],
+};
+
+/** The page (status, title, message) a person sees for a link whose `state` is refused. */
+export function statePage(reason: InvalidStateReason): [status: number, title: string, message: string] {
+  return [stateRejectionStatus[reason], ...stateMessages[reason]];
+}
+
+/** The pages a handled callback sends the browser on to (303): their URL holds no code and no state. */
 const answeredPages = {
   granted: ['Thank you', 'Your calendar connection has been updated. You can close this window.'],
   declined: ['Noted', 'You did not grant access. You can close this window.'],

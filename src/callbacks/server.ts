@@ -2,7 +2,7 @@ import type { MetricMeter } from '@temporalio/common';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { loggerOptions } from '../logger.js';
 import { registerCallbackMetrics } from '../observability/metrics.js';
-import type { CallbackDeps } from './deps.js';
+import type { CallbackDeps } from './delivery.js';
 import { getOpenLink } from './getOpenLink.js';
 import { getReauthorizationRedirect } from './getReauthorizationRedirect.js';
 import { postServiceAccountCallback } from './postServiceAccountCallback.js';

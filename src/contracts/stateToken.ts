@@ -5,17 +5,16 @@ import { z } from 'zod';
 /**
  * What a `state` value binds a callback to: one workflow, one purpose, one prompt, used once. `runId` names the run
  * that issued it, so its signal goes straight to that run, and `firstRunId` its chain (a reset or a continue-as-new
- * keeps it; a later downgrade under the same workflow id does not). States issued before they were added carry
- * neither.
+ * keeps it; a later downgrade under the same workflow id does not).
  */
 export type StatePurpose =
   'individual_link' | 'individual_reauthorization' | 'enterprise_admin' | 'enterprise_user';
 
-/** The run a state comes from: the workflow, and (unless the state predates them) the run and its chain's first. */
+/** The run a state comes from: the workflow, the run and its chain's first run. */
 export interface IssuingRun {
   workflowId: string;
-  runId?: string;
-  firstRunId?: string;
+  runId: string;
+  firstRunId: string;
 }
 
 /** Just the IssuingRun fields of an activity's input, for a state's claims. */
@@ -25,8 +24,8 @@ export function issuingRun({ workflowId, runId, firstRunId }: IssuingRun): Issui
 
 const StateClaims = z.object({
   workflowId: z.string().min(1),
-  runId: z.string().min(1).optional(),
-  firstRunId: z.string().min(1).optional(),
+  runId: z.string().min(1),
+  firstRunId: z.string().min(1),
   purpose: z.string().min(1),
   prompt: z.number().int().positive(),
   nonce: z.string().min(16),

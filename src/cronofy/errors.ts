@@ -55,6 +55,7 @@ export class CronofyResponseError extends CronofyError {
 }
 
 export const NON_RETRYABLE_CRONOFY_ERRORS = [
+  'CronofyClientCredentialsError',
   'CronofyGrantError',
   'CronofyRequestRejectedError',
   'CronofyResponseError',

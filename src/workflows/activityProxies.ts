@@ -1,10 +1,4 @@
-import {
-  patched,
-  proxyActivities,
-  proxyLocalActivities,
-  workflowInfo,
-  type RetryPolicy,
-} from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities, workflowInfo, type RetryPolicy } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import { NON_RETRYABLE_CRONOFY_ERRORS } from '../cronofy/errors.js';
 import { cronofyTaskQueue, type ApplicationEvent } from './definitions.js';
@@ -51,9 +45,6 @@ export function serviceLocalActivities() {
   });
 }
 
-/** The patch that moved the application's webhook from an activity to a local activity (older runs replay as before). */
-export const WEBHOOK_AS_LOCAL_ACTIVITY = 'webhook-as-local-activity';
-
 /**
  * Tells the application (its webhook) about a downgrade, as a local activity: one HTTP POST of at most 10 s, run by
  * the worker inside the workflow task that decides it. As an activity it cost the server a workflow task, a
@@ -62,14 +53,11 @@ export const WEBHOOK_AS_LOCAL_ACTIVITY = 'webhook-as-local-activity';
  * later one follows a server timer (a timer, a workflow task and a marker: some 180 events over a 30-minute
  * outage). Delivery stays at least once, as before: an attempt whose workflow task is not accepted runs again, so
  * the application tells repeats apart by the event's type and its status's workflowId, state, prompt and
- * remindersSent. During a rolling deploy a worker of an older version fails the workflow tasks of runs that passed
- * this patch; they are retried until a current worker takes them, and nothing is lost.
+ * remindersSent.
  */
 export function applicationNotifier(): (
   event: ApplicationEvent | DomainEvent | CampaignEvent,
 ) => Promise<void> {
   const local = serviceLocalActivities();
-  const remote = serviceActivities();
-  return (event) =>
-    patched(WEBHOOK_AS_LOCAL_ACTIVITY) ? local.notifyApplication(event) : remote.notifyApplication(event);
+  return (event) => local.notifyApplication(event);
 }

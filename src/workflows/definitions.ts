@@ -123,6 +123,14 @@ export const getStatus = defineQuery<DowngradeStatus>('getStatus');
  * the same URL.
  */
 export const openLink = defineUpdate<{ authorizationUrl: string }, [{ nonce: string }]>('openLink');
+/**
+ * Answers once the downgrade has a link for the person (Cronofy's consent page, or with `revokeWhenOpened` the
+ * service's own link), with it and when it expires; refused when the downgrade ended first. Sent with the start
+ * (update-with-start), it hands a backend the link in the same call.
+ */
+export const consentLink = defineUpdate<{ authorizationUrl: string; authorizationExpiresAt: string }>(
+  'consentLink',
+);
 
 /** Events the application receives on its (optional) signed webhook. */
 export type ApplicationEvent =

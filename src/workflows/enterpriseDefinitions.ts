@@ -41,8 +41,6 @@ export interface UsersProgress {
   serviceAccountRef: string;
   providerName: string;
   nextPosition: number;
-  /** Runs before USERS_STARTED_BY_ACTIVITY only: the positions of children in flight. */
-  inFlight: number[];
   counts: Partial<Record<UserOutcomeState, number>>;
   runs: number;
   /** Absent in runs before operators could pause a domain. */
@@ -142,11 +140,6 @@ export interface EnterpriseUserInput {
   serviceAccountRef: string;
   userDeadlineMs: number;
   maxUserRequests: number;
-  /**
-   * False for users started by the domain's activity, whose outcome the domain reads from the store. Absent for
-   * children of runs before USERS_STARTED_BY_ACTIVITY, which still wait for each child's `userFinished` signal.
-   */
-  signalsParent?: boolean;
 }
 
 export interface EnterpriseUserResult {
@@ -161,11 +154,16 @@ export type UserAccessCallback = { request: number; redirectUri: string } & (
 );
 
 export const userAccessCallback = defineSignal<[UserAccessCallback]>('userAccessCallback');
-export const userFinished = defineSignal<[EnterpriseUserResult]>('userFinished');
 export const getEnterpriseStatus = defineQuery<EnterpriseStatus>('getEnterpriseStatus');
 
-/** What the application's webhook hears of a domain: that it paused itself and waits for an operator. */
-export type DomainEvent = { type: 'domain_paused'; status: EnterpriseStatus };
+/**
+ * What the application's webhook hears of a domain: the administrator's link to hand on, reminders while it waits
+ * (as for a person, with the domain's status), and that the domain paused itself and waits for an operator.
+ */
+export type DomainEvent = {
+  type: 'authorization_required' | 'reminder' | 'domain_paused';
+  status: EnterpriseStatus;
+};
 
 /** Who decides: recorded on the run as given (an operator's name or email, a ticket). */
 export interface OperatorDecision {

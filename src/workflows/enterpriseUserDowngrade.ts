@@ -3,20 +3,18 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  getExternalWorkflowHandle,
   isCancellation,
-  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { cronofyActivities, serviceActivities, serviceLocalActivities } from './activityProxies.js';
+import { cronofyActivities, serviceLocalActivities } from './activityProxies.js';
 import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
-import { FREE_BUSY_PROVIDERS, searchAttributes } from './definitions.js';
+import { searchAttributes } from './definitions.js';
+import { isFreeBusy } from './reauthorization.js';
 import {
   userAccessCallback,
-  userFinished,
   type EnterpriseUserInput,
   type EnterpriseUserResult,
   type UserAccessCallback,
@@ -24,20 +22,13 @@ import {
 } from './enterpriseDefinitions.js';
 
 /**
- * The patch that takes a round trip out of every user: the outcome is recorded by a local activity, in the workflow
- * task that decides it, and `verifying` (a moment between two tasks) shows in the current details only, not as a
- * search attribute. Runs started before it replay as they ran.
- */
-export const FEWER_ROUND_TRIPS_PER_USER = 'fewer-round-trips-per-user';
-
-/**
  * One user of an Enterprise Connect domain: wait for Cronofy's callback to the access request the domain made
  * (asking again when it does not come), exchange the code, verify Free/Busy, record the outcome.
  */
 export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promise<EnterpriseUserResult> {
   const cronofy = cronofyActivities();
-  const fewerRoundTrips = patched(FEWER_ROUND_TRIPS_PER_USER);
-  const service = fewerRoundTrips ? serviceLocalActivities() : serviceActivities();
+  // The outcome is recorded by a local activity, in the workflow task that decides it.
+  const service = serviceLocalActivities();
   const { workflowId, runId, firstExecutionRunId: firstRunId } = workflowInfo();
   let request = 1;
   let callback: UserAccessCallback | undefined;
@@ -60,9 +51,8 @@ export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promi
   };
   const enter = (state: UserState, reason?: string) => {
     sinceMs = Date.now();
-    if (!(fewerRoundTrips && state === 'verifying')) {
-      upsertSearchAttributes([{ key: searchAttributes.state, value: state }]);
-    }
+    // `verifying` lasts from one workflow task to the next: it shows in the current details only.
+    if (state !== 'verifying') upsertSearchAttributes([{ key: searchAttributes.state, value: state }]);
     describe(state, reason);
   };
   describe('awaiting_user_access');
@@ -78,18 +68,10 @@ export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promi
   }
   enter(result.state, result.reason);
   countDowngradeFinished('enterprise_user', result.state);
-  await CancellationScope.nonCancellable(async () => {
-    await service.recordUserOutcome({
-      captureId: input.captureId,
-      email: input.email,
-      ...result,
-      credentialRef,
-    });
-    // The domain reads the recorded outcome; only a child of a run before USERS_STARTED_BY_ACTIVITY is waited for.
-    if (input.signalsParent !== false && result.state !== 'cancelled') {
-      await getExternalWorkflowHandle(input.parentWorkflowId).signal(userFinished, result);
-    }
-  });
+  // The domain reads the recorded outcome.
+  await CancellationScope.nonCancellable(() =>
+    service.recordUserOutcome({ captureId: input.captureId, email: input.email, ...result, credentialRef }),
+  );
   return result;
 
   async function moveUser(): Promise<EnterpriseUserResult> {
@@ -136,7 +118,7 @@ export async function enterpriseUserDowngrade(input: EnterpriseUserInput): Promi
           }
           throw error;
         }
-        if ((FREE_BUSY_PROVIDERS as readonly string[]).includes(grant.providerName)) {
+        if (isFreeBusy(grant)) {
           credentialRef = grant.credentialRef;
           return outcome('completed');
         }

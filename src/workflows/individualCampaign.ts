@@ -5,10 +5,10 @@ import {
   isCancellation,
   setCurrentDetails,
   setHandler,
-  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { applicationNotifier, serviceActivities } from './activityProxies.js';
+import { showState } from './showState.js';
 import {
   approveCampaign,
   getCampaignStatus,
@@ -19,13 +19,9 @@ import {
   type CampaignPhase,
   type CampaignStatus,
 } from './campaignDefinitions.js';
-import { searchAttributes } from './definitions.js';
-import { describeDecisions, OperatorControls } from './operatorControls.js';
-import { moveUsersInWindow } from './usersLoop.js';
+import { describeDecisions, describeUsers, OperatorControls } from './operatorControls.js';
+import { historyFull, moveUsersInWindow } from './usersLoop.js';
 import { UsersWindow } from './usersWindow.js';
-
-/** As for a domain: far below Temporal's 10,240-event warning, and what a run costs to replay out of cache. */
-const DEFAULT_HISTORY_EVENT_BUDGET = 2_000;
 
 /**
  * Moves many Individual Connect users to Free/Busy as one campaign: wait for an operator to approve its preview →
@@ -51,8 +47,7 @@ export async function individualCampaign(input: CampaignInput): Promise<Campaign
   };
   const enter = (phase: CampaignPhase, details: Partial<CampaignStatus> = {}) => {
     Object.assign(status, details, { phase });
-    setCurrentDetails(describeCampaign(status));
-    upsertSearchAttributes([{ key: searchAttributes.state, value: phase }]);
+    showState(phase, describeCampaign(status));
   };
   const controls = new OperatorControls(status, {
     subject: `campaign ${input.name}`,
@@ -88,9 +83,7 @@ export async function individualCampaign(input: CampaignInput): Promise<Campaign
         Object.assign(status, { counts: window.counts, inFlight: window.inFlight, started: window.next });
         setCurrentDetails(describeCampaign(status));
       },
-      historyFull: () =>
-        workflowInfo().continueAsNewSuggested ||
-        workflowInfo().historyLength > (input.historyEventBudget ?? DEFAULT_HISTORY_EVENT_BUDGET),
+      historyFull: () => historyFull(input.historyEventBudget),
       continueAsNew: () =>
         continueAsNew<typeof individualCampaign>({
           ...input,
@@ -138,16 +131,11 @@ export async function individualCampaign(input: CampaignInput): Promise<Campaign
 
 /** What the Temporal UI shows operators as the run's current details. */
 function describeCampaign(status: CampaignStatus): string {
-  const counts = Object.entries(status.counts)
-    .map(([state, count]) => `${state} ${count}`)
-    .join(', ');
   const lines = [
     `**${status.phase}** · campaign ${status.name} · run ${status.runs}`,
     ...describeDecisions(status),
   ];
-  lines.push(
-    `Users: ${status.started} of ${status.userCount} started, ${status.inFlight} in flight; ${counts || 'none finished'}`,
-  );
+  lines.push(describeUsers(status));
   if (status.reason) lines.push(`Reason: ${status.reason}`);
   return lines.join('\n\n');
 }

@@ -4,10 +4,7 @@ import {
   CancellationScope,
   condition,
   isCancellation,
-  log,
-  setCurrentDetails,
   setHandler,
-  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import {
@@ -16,246 +13,219 @@ import {
   serviceActivities,
   serviceLocalActivities,
 } from './activityProxies.js';
+
 import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
+import { CallbackInbox, NOT_WAITING, reauthorize, thisRun, type Human } from './reauthorization.js';
+import { showState } from './showState.js';
 import { waitWithReminders } from './waiting.js';
 import {
-  FREE_BUSY_PROVIDERS,
-  NO_ACCESS_PROVIDER,
+  consentLink,
   getStatus,
   openLink,
   reauthorizationCallback,
-  searchAttributes,
+  TERMINAL_STATES,
   type DowngradeResult,
   type DowngradeState,
   type DowngradeStatus,
   type IndividualDowngradeInput,
-  type ReauthorizationCallback,
 } from './definitions.js';
 
 /**
  * Downgrades one Individual Connect user from Read/Write to Free/Busy, following Cronofy's documented steps:
- * revoke → ask the person to authorize again choosing Free/Busy → wait for the callback → exchange the code →
- * verify the access mode → record. Every way it can end is a named state.
+ * revoke → ask the person to authorize again choosing Free/Busy (reauthorization.ts: wait for the callback,
+ * exchange the code, verify the access mode) → record. Every way it can end is a named state.
  */
 export async function individualDowngrade(input: IndividualDowngradeInput): Promise<DowngradeResult> {
   const cronofy = cronofyActivities();
-  const service = serviceActivities();
-  const notifyApplication = applicationNotifier();
-  const status: DowngradeStatus = {
-    workflowId: workflowInfo().workflowId,
-    sub: input.sub,
-    userId: input.userId,
-    state: 'revoking',
-    prompt: 0,
-    maxPrompts: input.maxPrompts,
-    remindersSent: 0,
-  };
-  let pending: { nonce: string; callback?: ReauthorizationCallback } | undefined;
-  /** The service's own link, when the downgrade revokes only once the person opens it. */
-  let link: { nonce: string; opened: boolean } | undefined;
+  const run = new IndividualRun(input);
   countDowngradeStarted('individual');
-
-  setHandler(getStatus, () => status);
-  setHandler(
-    openLink,
-    async () => {
-      link!.opened = true;
-      await condition(() => !['awaiting_link_open', 'revoking'].includes(status.state));
-      if (status.state !== 'awaiting_reauthorization' || !status.authorizationUrl) {
-        throw ApplicationFailure.nonRetryable(`the downgrade is ${status.state}`, 'DowngradeNotWaiting');
-      }
-      return { authorizationUrl: status.authorizationUrl };
-    },
-    {
-      validator: ({ nonce }) => {
-        if (!link || nonce !== link.nonce) throw new Error('this link was not issued by this downgrade');
-        if (!['awaiting_link_open', 'revoking', 'awaiting_reauthorization'].includes(status.state)) {
-          throw new Error(`the downgrade is ${status.state}`);
-        }
-      },
-    },
-  );
-  setHandler(reauthorizationCallback, (callback) => {
-    if (
-      !pending ||
-      callback.prompt !== status.prompt ||
-      callback.nonce !== pending.nonce ||
-      pending.callback
-    ) {
-      log.warn('Ignored a re-authorization callback that does not answer the current prompt', {
-        prompt: callback.prompt,
-        currentPrompt: status.prompt,
-      });
-      return;
-    }
-    pending.callback = callback;
-  });
-
-  const enter = (state: DowngradeState, details: Partial<DowngradeStatus> = {}) => {
-    Object.assign(status, details, { state });
-    setCurrentDetails(describeStatus(status));
-    upsertSearchAttributes([
-      { key: searchAttributes.state, value: state },
-      ...(status.providerName ? [{ key: searchAttributes.provider, value: status.providerName }] : []),
-    ]);
-  };
-  const finish = async (state: DowngradeResult['state'], details: Partial<DowngradeStatus> = {}) => {
-    enter(state, {
-      authorizationUrl: undefined,
-      authorizationExpiresAt: undefined,
-      waitingSince: undefined,
-      ...details,
-    });
-    countDowngradeFinished('individual', state);
-    await CancellationScope.nonCancellable(async () => {
-      await recordForCampaign();
-      await notifyApplication({ type: 'finished', status });
-    });
-    return { ...status, state } as DowngradeResult;
-  };
-  /** A campaign's user records their outcome where the campaign counts it. */
-  const recordForCampaign = async () => {
-    if (!input.campaign) return;
-    await serviceLocalActivities().recordCampaignOutcome({
-      captureId: input.campaign.captureId,
-      sub: input.sub,
-      state: status.state,
-      reason: status.reason,
-      providerName: status.providerName,
-      credentialRef: status.credentialRef,
-    });
-  };
+  const inbox = new CallbackInbox();
+  setHandler(getStatus, () => run.status);
+  setHandler(reauthorizationCallback, inbox.offer);
+  setHandler(consentLink, () => run.consentLink());
+  const link = input.revokeWhenOpened ? run.handleOpenLink() : undefined;
 
   try {
-    if (input.revokeWhenOpened && !(await linkOpened())) {
-      return await finish('link_not_opened', {
+    if (link && !(await link.opened())) {
+      return await run.finish('link_not_opened', {
         reason: 'the link was never opened: the connection was not revoked and stays Read/Write',
       });
     }
-    enter('revoking', {
-      authorizationUrl: undefined,
-      authorizationExpiresAt: undefined,
-      waitingSince: undefined,
-    });
+    run.enter('revoking', NOT_WAITING);
     await cronofy.revokeAuthorization(
       input.credentialRef ? { credentialRef: input.credentialRef } : { sub: input.sub },
     );
-
-    while (status.prompt < input.maxPrompts) {
-      const prompt = status.prompt + 1;
-      const expiresAt = Date.now() + input.deadlineMs;
-      const request = await service.createAuthorizationRequest({
-        workflowId: status.workflowId,
-        runId: workflowInfo().runId,
-        firstRunId: workflowInfo().firstExecutionRunId,
-        prompt,
-        providerHint: input.providerHint,
-        expiresAt,
-      });
-      pending = { nonce: request.nonce };
-      const callback = await waitForPerson(
-        'awaiting_reauthorization',
-        { prompt, authorizationUrl: request.authorizationUrl },
-        expiresAt,
-        () => pending?.callback,
-      );
-      if (!callback) return await finish('expired', { reason: 'nobody re-authorized before the deadline' });
-      if ('error' in callback) {
-        if (callback.error === 'access_denied')
-          return await finish('denied', { reason: 'the person declined' });
-        return await finish('failed', { reason: `Cronofy redirected with error ${callback.error}` });
-      }
-
-      enter('verifying', {
-        authorizationUrl: undefined,
-        authorizationExpiresAt: undefined,
-        waitingSince: undefined,
-      });
-      const grant = await cronofy.exchangeAuthorizationCode({
-        codeRef: callback.codeRef,
-        workflowId: status.workflowId,
-      });
-      status.providerName = grant.providerName;
-
-      if (grant.sub !== input.sub) {
-        await cronofy.revokeAuthorization({ credentialRef: grant.credentialRef });
-        return await finish('other_account', {
-          reason: 'the person authorized a different calendar account',
-        });
-      }
-      if ((FREE_BUSY_PROVIDERS as readonly string[]).includes(grant.providerName)) {
-        return await finish('completed', { credentialRef: grant.credentialRef });
-      }
-      // Not Free/Busy: the connection we just got is not one the application asked for; take it back.
-      await cronofy.revokeAuthorization({ credentialRef: grant.credentialRef });
-      if (grant.providerName === NO_ACCESS_PROVIDER) {
-        return await finish('no_access', { reason: 'the person chose No Access' });
-      }
-      log.info('Read/Write chosen again', { prompt, providerName: grant.providerName });
-    }
-    return await finish('read_write_kept', {
-      reason: `Read/Write was chosen again on all ${input.maxPrompts} prompts`,
-    });
+    const outcome = await reauthorize(run.person(), inbox);
+    if ('grant' in outcome)
+      return await run.finish('completed', { credentialRef: outcome.grant.credentialRef });
+    return await run.finish(outcome.state, { reason: outcome.reason });
   } catch (error) {
     if (isCancellation(error)) {
-      enter('cancelled', { reason: 'cancelled by request' });
-      countDowngradeFinished('individual', 'cancelled');
-      await CancellationScope.nonCancellable(async () => {
-        await recordForCampaign();
-        await notifyApplication({ type: 'finished', status });
-      });
+      await run.finish('cancelled', { reason: 'cancelled by request' });
       throw error;
     }
     if (error instanceof ActivityFailure) {
-      return await finish('failed', {
+      return await run.finish('failed', {
         reason: `${error.activityType}: ${error.cause?.message ?? error.message}`,
       });
     }
     throw error;
   }
+}
+
+/** One downgrade's status and the steps that show it: to the Temporal UI, search attributes and the application. */
+class IndividualRun {
+  readonly status: DowngradeStatus;
+  readonly #notify = applicationNotifier();
+  readonly #service = serviceActivities();
+
+  constructor(private readonly input: IndividualDowngradeInput) {
+    this.status = {
+      workflowId: workflowInfo().workflowId,
+      sub: input.sub,
+      userId: input.userId,
+      state: 'revoking',
+      prompt: 0,
+      maxPrompts: input.maxPrompts,
+      remindersSent: 0,
+    };
+  }
+
+  enter(state: DowngradeState, details: Partial<DowngradeStatus> = {}): void {
+    Object.assign(this.status, details, { state });
+    showState(state, describeStatus(this.status), this.status.providerName);
+  }
+
+  /** Ends in `state`: recorded for a campaign and told to the application even when the run is being cancelled. */
+  async finish(
+    state: DowngradeResult['state'],
+    details: Partial<DowngradeStatus> = {},
+  ): Promise<DowngradeResult> {
+    this.enter(state, { ...NOT_WAITING, ...details });
+    countDowngradeFinished('individual', state);
+    await CancellationScope.nonCancellable(async () => {
+      if (this.input.campaign) {
+        await serviceLocalActivities().recordCampaignOutcome({
+          captureId: this.input.campaign.captureId,
+          sub: this.input.sub,
+          state,
+          reason: this.status.reason,
+          providerName: this.status.providerName,
+          credentialRef: this.status.credentialRef,
+        });
+      }
+      await this.#notify({ type: 'finished', status: this.status });
+    });
+    return { ...this.status, state };
+  }
+
+  /** The person's link, once there is one (the consentLink update). */
+  async consentLink(): Promise<{ authorizationUrl: string; authorizationExpiresAt: string }> {
+    const { status } = this;
+    await condition(() => status.authorizationUrl !== undefined || TERMINAL_STATES.includes(status.state));
+    if (!status.authorizationUrl || !status.authorizationExpiresAt) {
+      throw ApplicationFailure.nonRetryable(`the downgrade is ${status.state}`, 'DowngradeNotWaiting');
+    }
+    return {
+      authorizationUrl: status.authorizationUrl,
+      authorizationExpiresAt: status.authorizationExpiresAt,
+    };
+  }
+
+  /** The person, as reauthorization.ts asks them: their own account (`sub`), reminders through the webhook. */
+  person(): Human<{ credentialRef: string; sub: string; providerName: string; providerService?: string }> {
+    const cronofy = cronofyActivities();
+    return {
+      who: 'the person',
+      asking: this.input,
+      createRequest: (prompt, expiresAt) =>
+        this.#service.createAuthorizationRequest({
+          ...thisRun(),
+          prompt,
+          providerHint: this.input.providerHint,
+          expiresAt,
+        }),
+      waiting: (prompt, authorizationUrl, expiresAt) =>
+        this.#showLink('awaiting_reauthorization', { prompt, authorizationUrl }, expiresAt),
+      remind: () => this.#remind(),
+      verifying: () => this.enter('verifying', NOT_WAITING),
+      exchange: async (codeRef) => {
+        const grant = await cronofy.exchangeAuthorizationCode({
+          codeRef,
+          workflowId: this.status.workflowId,
+        });
+        this.status.providerName = grant.providerName;
+        return grant;
+      },
+      isAskedAccount: (grant) => grant.sub === this.input.sub,
+      revoke: (credentialRef) => cronofy.revokeAuthorization({ credentialRef }),
+    };
+  }
 
   /**
-   * Shows the person's link (and the application, which hands it on), then waits until `received()` answers or
-   * the deadline passes, reminding the application meanwhile.
+   * For `revokeWhenOpened`: the `openLink` update's handler, and `opened()`, which hands out the service's own link
+   * and waits (with reminders) until the person opens it or its deadline passes; nothing is revoked meanwhile.
    */
-  async function waitForPerson<T>(
+  handleOpenLink(): { opened(): Promise<boolean> } {
+    const link = { nonce: '', opened: false };
+    const waitingForOpen = ['awaiting_link_open', 'revoking'];
+    setHandler(
+      openLink,
+      async () => {
+        link.opened = true;
+        await condition(() => !waitingForOpen.includes(this.status.state));
+        if (this.status.state !== 'awaiting_reauthorization' || !this.status.authorizationUrl) {
+          throw ApplicationFailure.nonRetryable(
+            `the downgrade is ${this.status.state}`,
+            'DowngradeNotWaiting',
+          );
+        }
+        return { authorizationUrl: this.status.authorizationUrl };
+      },
+      {
+        validator: ({ nonce }) => {
+          if (!link.nonce || nonce !== link.nonce)
+            throw new Error('this link was not issued by this downgrade');
+          if (![...waitingForOpen, 'awaiting_reauthorization'].includes(this.status.state)) {
+            throw new Error(`the downgrade is ${this.status.state}`);
+          }
+        },
+      },
+    );
+    return {
+      opened: async () => {
+        const expiresAt = Date.now() + this.input.deadlineMs;
+        const created = await this.#service.createOpenLink({ ...thisRun(), expiresAt });
+        link.nonce = created.nonce;
+        await this.#showLink('awaiting_link_open', { authorizationUrl: created.url }, expiresAt);
+        const opened = await waitWithReminders(
+          () => (link.opened ? true : undefined),
+          expiresAt,
+          this.input.reminderIntervalMs,
+          () => this.#remind(),
+        );
+        return opened === true;
+      },
+    };
+  }
+
+  /** Shows the person's link in the status and sends it to the application. */
+  async #showLink(
     state: 'awaiting_reauthorization' | 'awaiting_link_open',
     details: Partial<DowngradeStatus> & { authorizationUrl: string },
     expiresAt: number,
-    received: () => T | undefined,
-  ): Promise<T | undefined> {
-    enter(state, {
+  ): Promise<void> {
+    this.enter(state, {
       ...details,
       authorizationExpiresAt: new Date(expiresAt).toISOString(),
       waitingSince: new Date().toISOString(),
     });
-    await notifyApplication({ type: 'authorization_required', status });
-    return waitWithReminders(received, expiresAt, input.reminderIntervalMs, () => {
-      status.remindersSent += 1;
-      return notifyApplication({ type: 'reminder', status });
-    });
+    await this.#notify({ type: 'authorization_required', status: this.status });
   }
 
-  /**
-   * Hands out the service's own link and waits, with reminders, until the person opens it (the openLink update)
-   * or its deadline passes; nothing has been revoked meanwhile.
-   */
-  async function linkOpened(): Promise<boolean> {
-    const expiresAt = Date.now() + input.deadlineMs;
-    const created = await service.createOpenLink({
-      workflowId: status.workflowId,
-      runId: workflowInfo().runId,
-      firstRunId: workflowInfo().firstExecutionRunId,
-      expiresAt,
-    });
-    link = { nonce: created.nonce, opened: false };
-    const opened = await waitForPerson(
-      'awaiting_link_open',
-      { authorizationUrl: created.url },
-      expiresAt,
-      () => (link?.opened ? true : undefined),
-    );
-    return opened === true;
+  async #remind(): Promise<void> {
+    this.status.remindersSent += 1;
+    await this.#notify({ type: 'reminder', status: this.status });
   }
 }
 

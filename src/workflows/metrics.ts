@@ -21,8 +21,8 @@ export function countDowngradeStarted(kind: DowngradeKind): void {
  * the server rejected it. The server rejects only a task that closes the workflow, when an event arrived while it
  * was in flight. An Individual downgrade counts in its closing task (a last-moment signal or cancellation request
  * can repeat it); an Enterprise user counts before the activity that records its outcome, so in an earlier task;
- * an Enterprise parent, whose last child's completion often arrives just as it closes, counts one task earlier
- * than its close (COUNT_FINISH_BEFORE_CLOSING in enterpriseDowngrade.ts).
+ * an Enterprise domain counts in its closing task, which nothing of its users can reject: they are not its children
+ * and do not signal it.
  */
 export function countDowngradeFinished(kind: DowngradeKind, outcome: string): void {
   metricMeter

@@ -35,6 +35,16 @@ export function describeDecisions({ phase, approval, paused }: OperatedStatus): 
   return lines;
 }
 
+/** The line of a run's current details that says where its users are. */
+export function describeUsers(
+  status: OperatedStatus & { started: number; userCount: number; inFlight: number },
+) {
+  const counts = Object.entries(status.counts)
+    .map(([state, count]) => `${state} ${count}`)
+    .join(', ');
+  return `Users: ${status.started} of ${status.userCount} started, ${status.inFlight} in flight; ${counts || 'none finished'}`;
+}
+
 export interface OperatorUpdates<S> {
   approve: UpdateDefinition<S, [OperatorDecision & { previewId: string }]>;
   reject: UpdateDefinition<S, [OperatorDecision]>;
@@ -62,8 +72,6 @@ export class OperatorControls<S extends OperatedStatus> {
       breaker?: BreakerThresholds;
       carried?: DomainControlState;
       previewId?: string;
-      /** Why this run cannot pause, when it cannot. */
-      cannotPause?(): string | undefined;
     },
   ) {
     this.control = new DomainControl(options.breaker, options.carried);
@@ -103,8 +111,6 @@ export class OperatorControls<S extends OperatedStatus> {
       {
         validator: ({ by }) => {
           this.#expectPhase('pause', 'moving_users', by);
-          const refusal = this.options.cannotPause?.();
-          if (refusal) throw new Error(`pause: ${refusal}`);
         },
       },
     );

@@ -1,8 +1,22 @@
-import { allHandlersFinished, condition, sleep } from '@temporalio/workflow';
+import { allHandlersFinished, condition, sleep, workflowInfo } from '@temporalio/workflow';
 import type { OperatedStatus, OperatorControls } from './operatorControls.js';
 import type { Batch, OutcomeCounts, UsersWindow } from './usersWindow.js';
 
 type Counts = OutcomeCounts;
+
+/**
+ * Continue as new after this many events, far below Temporal's 10,240-event warning: the budget is also what a
+ * run costs to replay when the worker has pushed it out of its cache.
+ */
+const DEFAULT_HISTORY_EVENT_BUDGET = 2_000;
+
+/**
+ * Whether the run should continue as new: checked on every pass, since a window that refills as fast as it drains
+ * would otherwise never get there.
+ */
+export function historyFull(budget = DEFAULT_HISTORY_EVENT_BUDGET): boolean {
+  return workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > budget;
+}
 
 /** What a run that moves many users does at each step of its users phase. */
 export interface UsersLoopSteps {

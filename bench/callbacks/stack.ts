@@ -1,0 +1,272 @@
+// The stack: Temporal dev server, PostgreSQL, simulator and service, each in its own process.
+import { payloadEncryption } from '../../src/codec/payloadEncryption.js';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { NativeConnection } from '@temporalio/worker';
+import { DowngradeClient } from '../../src/client.js';
+import { REDIRECT_PATH } from '../../src/contracts/callbackPaths.js';
+import { freePorts } from '../../harness/ports.js';
+import { waitUntilAnswering } from '../../harness/serviceProcess.js';
+import { createScratchDatabase } from '../../harness/postgres.js';
+import { CredentialStore } from '../../src/store/credentialStore.js';
+import { openDatabase, type Database } from '../../src/store/database.js';
+import { Keyring } from '../../src/store/encryption.js';
+import { devServerArgs, temporalCliPath } from '../../src/temporalDevServer.js';
+import type { SimulatorMessage } from '../simulatorProcess.js';
+import { findPid, postmasterPid } from '../cpu.js';
+import { CLIENT, log, sleep } from '../support.js';
+import { options, PROMPT_MS } from './options.js';
+
+/** `--dev-server-store wal`: the dev server's database file, removed after the server has stopped. */
+function devServerStoreArgs(cleanups: Array<() => Promise<unknown>>): string[] {
+  if (options.devServerStore === 'memory') return [];
+  const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'bench-callbacks-temporal-'));
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  return [
+    '--db-filename',
+    join(dir, 'temporal.db'),
+    '--sqlite-pragma',
+    'journal_mode=wal',
+    '--sqlite-pragma',
+    'synchronous=off',
+  ];
+}
+
+export interface Stack {
+  client: Client;
+  /** For a worker in this process (the waking yardstick), with the client's namespace and payload encryption. */
+  nativeConnection: NativeConnection;
+  namespace: string;
+  dataConverter: DataConverter;
+  downgrades: DowngradeClient;
+  taskQueue: string;
+  callbackBase: string;
+  simulatorUrl: string;
+  stateSecret: string;
+  metricsUrl: string;
+  /** The service's own Prometheus endpoint (`downgrade_callbacks` by endpoint, status and result). */
+  serviceMetricsUrl: string;
+  /** The service's log files: one, or the callback server's and the worker's. */
+  serviceLogs: string[];
+  profileDir: string;
+  pids: Record<string, number | undefined>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(
+  adminUrl: string,
+  pgDataDir: string | undefined,
+  scratch: string,
+): Promise<Stack> {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((error: unknown) => log(`cleanup: ${String(error)}`));
+    }
+    cleanups.length = 0;
+  };
+  try {
+    const [metricsPort, callbackPort, serviceMetricsPort, workerMetricsPort] = await freePorts(4);
+    const external = options.temporal;
+    const env = external
+      ? await TestWorkflowEnvironment.createFromExistingServer({
+          address: external.address,
+          namespace: external.namespace,
+        })
+      : await TestWorkflowEnvironment.createLocal({
+          server: {
+            executable: { type: 'existing-path', path: temporalCliPath() },
+            extraArgs: [
+              ...devServerArgs(),
+              '--metrics-port',
+              String(metricsPort),
+              ...devServerStoreArgs(cleanups),
+            ],
+          },
+        });
+    cleanups.push(() => env.teardown());
+    const scratchDatabase = await createScratchDatabase(adminUrl, 'benchcb');
+    cleanups.push(() => scratchDatabase.drop());
+    const databaseUrl = scratchDatabase.url;
+
+    const callbackBase = `http://127.0.0.1:${callbackPort}`;
+    const simulator = await startSimulatorProcess(`${callbackBase}${REDIRECT_PATH}`);
+    cleanups.push(() => simulator.stop());
+
+    const stateSecret = randomBytes(32).toString('base64url');
+    const credentialKeys = Keyring.generateSpec('bench1');
+    const payloadKeys = Keyring.generateSpec('benchpayload1');
+    const taskQueue = `bench-callbacks-${Date.now()}`;
+    const serviceEnv = {
+      NODE_ENV: 'production',
+      LOG_LEVEL: options.logLevel,
+      TEMPORAL_ADDRESS: env.address,
+      TEMPORAL_NAMESPACE: external?.namespace ?? 'default',
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      DATABASE_URL: databaseUrl,
+      CREDENTIAL_KEYS: credentialKeys,
+      PAYLOAD_ENCRYPTION_KEYS: payloadKeys,
+      CODEC_SERVER_TOKEN: randomBytes(24).toString('base64url'),
+      CODEC_SERVER_PORT: '0',
+      STATE_SIGNING_SECRET: stateSecret,
+      CRONOFY_CLIENT_ID: CLIENT.clientId,
+      CRONOFY_CLIENT_SECRET: CLIENT.clientSecret,
+      CRONOFY_API_URL: simulator.url,
+      CRONOFY_APP_URL: simulator.url,
+      CRONOFY_CALLS_PER_SECOND: String(options.cronofyCallsPerSecond),
+      CALLBACK_HOST: '127.0.0.1',
+      CALLBACK_PORT: String(callbackPort),
+      // Its own port: the default 9464 is shared with everything else on the machine.
+      METRICS_BIND_ADDRESS: `127.0.0.1:${serviceMetricsPort}`,
+    };
+    const stamp = Date.now();
+    const pids: Record<string, number | undefined> = {};
+    const serviceLogs: string[] = [];
+    const processes =
+      options.roles === 'combined'
+        ? [{ name: 'service', roles: 'worker,callbacks,codec', metricsPort: serviceMetricsPort }]
+        : [
+            { name: 'callbacks', roles: 'callbacks,codec', metricsPort: serviceMetricsPort },
+            { name: 'worker', roles: 'worker', metricsPort: workerMetricsPort },
+          ];
+    for (const { name, roles, metricsPort } of processes) {
+      const logFile = join(scratch, `${name}-${stamp}.log`);
+      serviceLogs.push(logFile);
+      const service = await startService(
+        {
+          ...serviceEnv,
+          SERVICE_ROLES: roles,
+          METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
+        },
+        roles.includes('callbacks') ? `${callbackBase}/healthz` : `http://127.0.0.1:${metricsPort}/metrics`,
+        logFile,
+        scratch,
+      );
+      cleanups.push(() => service.stop());
+      pids[name] = service.pid;
+    }
+
+    // This process's client encodes payloads with the service's key, as an application's would.
+    const { dataConverter } = payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: payloadKeys });
+    const namespace = env.namespace ?? 'default';
+    const client = new Client({ connection: env.connection, namespace, dataConverter });
+    const database: Database = await openDatabase(databaseUrl);
+    cleanups.push(() => database.close());
+    const downgrades = new DowngradeClient({
+      temporal: client,
+      taskQueue,
+      store: new CredentialStore(database, Keyring.parse(credentialKeys)),
+      defaults: { deadlineMs: PROMPT_MS, reminderIntervalMs: PROMPT_MS, maxPrompts: 1 },
+    });
+    return {
+      client,
+      nativeConnection: env.nativeConnection,
+      namespace,
+      dataConverter,
+      downgrades,
+      taskQueue,
+      callbackBase,
+      simulatorUrl: simulator.url,
+      stateSecret,
+      metricsUrl: external?.metricsUrl ?? `http://127.0.0.1:${metricsPort}/metrics`,
+      serviceMetricsUrl: `http://127.0.0.1:${serviceMetricsPort}/metrics`,
+      serviceLogs,
+      profileDir: join(scratch, 'profiles'),
+      pids: {
+        // A server the benchmark did not start is not measured (it may not even be on this machine).
+        'dev server': external
+          ? undefined
+          : findPid((cmdline) => cmdline.includes('start-dev') && cmdline.includes(String(metricsPort))),
+        ...pids,
+        simulator: simulator.pid,
+        PostgreSQL: pgDataDir ? postmasterPid(pgDataDir) : undefined,
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function startSimulatorProcess(redirectUri: string) {
+  const child = fork(fileURLToPath(new URL('../simulatorProcess.ts', import.meta.url)), [], {
+    env: {
+      ...process.env,
+      BENCH_CLIENT_ID: CLIENT.clientId,
+      BENCH_CLIENT_SECRET: CLIENT.clientSecret,
+      BENCH_REDIRECT_URI: redirectUri,
+    },
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await Promise.race([
+    new Promise<string>((resolve, reject) => {
+      child.on('message', (message: SimulatorMessage) =>
+        message.type === 'ready' ? resolve(message.url) : reject(new Error(`simulator: ${message.message}`)),
+      );
+      void exited.then(() => reject(new Error('the simulator process exited before it listened')));
+    }),
+    sleep(60_000).then(() => {
+      throw new Error('the simulator process did not start within 60 s');
+    }),
+  ]).catch((error: unknown) => {
+    child.kill('SIGKILL');
+    throw error;
+  });
+  return {
+    url,
+    pid: child.pid,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      if (!(await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]))) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
+
+/**
+ * `src/main.ts`, as deployed: its own process (with `env`'s SERVICE_ROLES), pointed at this Temporal, PostgreSQL
+ * and simulator; ready once `readyUrl` answers.
+ */
+async function startService(env: Record<string, string>, readyUrl: string, logFile: string, scratch: string) {
+  const out = openSync(logFile, 'w');
+  const profileArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(scratch, 'profiles')}`] : [];
+  const child: ChildProcess = spawn(options.serviceNode, [...profileArgs, '--import', 'tsx', 'src/main.ts'], {
+    cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    env: { ...process.env, ...env },
+    stdio: ['ignore', out, out],
+  });
+  closeSync(out);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await waitUntilAnswering(child, readyUrl, { detail: () => `:\n${tail(logFile)}` });
+  return {
+    pid: child.pid,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      if (!(await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]))) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      if (options.profile) log(`service CPU profile(s) in ${join(scratch, 'profiles')}`);
+    },
+  };
+}
+
+export function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}

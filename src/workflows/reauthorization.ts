@@ -1,0 +1,150 @@
+import { log, workflowInfo } from '@temporalio/workflow';
+import { FREE_BUSY_PROVIDERS, NO_ACCESS_PROVIDER, type ReauthorizationCallback } from './definitions.js';
+import { waitWithReminders } from './waiting.js';
+
+/** What an exchange of the human's code gives: the new authorization and what Cronofy says it is. */
+export interface Grant {
+  credentialRef: string;
+  providerName: string;
+  /** `linking_profile.provider_service`; a service account's userinfo names only the provider. */
+  providerService?: string;
+}
+
+/** How a re-authorization ended when it did not end in a verified Free/Busy grant. */
+export type Refusal = {
+  state: 'expired' | 'denied' | 'failed' | 'no_access' | 'other_account' | 'read_write_kept';
+  reason: string;
+};
+
+/** The status details that hold only while the human is being asked, cleared. */
+export const NOT_WAITING = {
+  authorizationUrl: undefined,
+  authorizationExpiresAt: undefined,
+  waitingSince: undefined,
+};
+
+/** The run that asks, as a `state` names it (its signals go to that run, or its chain's current one). */
+export function thisRun(): { workflowId: string; runId: string; firstRunId: string } {
+  const { workflowId, runId, firstExecutionRunId } = workflowInfo();
+  return { workflowId, runId, firstRunId: firstExecutionRunId };
+}
+
+/** A consent link for one prompt and the nonce its callback must carry. */
+export interface ConsentRequest {
+  authorizationUrl: string;
+  nonce: string;
+}
+
+/**
+ * The human asked to authorize again, and the steps that differ between a person (Individual Connect) and a domain's
+ * administrator (Enterprise Connect). Everything else is the same for both, on purpose:
+ * - the link expires after `deadlineMs`; the application is reminded every `reminderIntervalMs` meanwhile;
+ * - "Deny" ends the downgrade `denied`; another error from Cronofy ends it `failed`;
+ * - a grant of another account (another `sub` for a person, another domain for an administrator) is revoked and
+ *   ends the downgrade `other_account`: asking again would reach the same browser;
+ * - "No Access" is revoked and ends the downgrade `no_access` (Cronofy's Enterprise page does not offer it, but a
+ *   grant reporting it is handled the same way);
+ * - Read/Write is revoked and the human is asked again, up to `maxPrompts` times, then `read_write_kept`.
+ */
+export interface Human<G extends Grant> {
+  /** Named in logs and reasons: "the person", "the administrator". */
+  who: string;
+  /** How many prompts, how long each waits, how often the application is reminded meanwhile. */
+  asking: { maxPrompts: number; deadlineMs: number; reminderIntervalMs: number };
+  createRequest(prompt: number, expiresAt: number): Promise<ConsentRequest>;
+  /** Shows the prompt's link (the status, and the application's webhook). */
+  waiting(prompt: number, authorizationUrl: string, expiresAt: number): Promise<void>;
+  remind(): Promise<void>;
+  /** The callback arrived with a code: show that it is being checked. */
+  verifying(): void;
+  exchange(codeRef: string): Promise<G>;
+  /** Whether the grant is the account that was asked. */
+  isAskedAccount(grant: G): boolean;
+  revoke(credentialRef: string): Promise<void>;
+}
+
+/**
+ * Holds the callback of the prompt that is waiting. The workflow's signal handler offers every callback; only the
+ * current prompt's, with its nonce, is kept, and only the first.
+ */
+export class CallbackInbox {
+  #waiting: { prompt: number; nonce: string; callback?: ReauthorizationCallback } | undefined;
+
+  open(prompt: number, nonce: string): void {
+    this.#waiting = { prompt, nonce };
+  }
+
+  offer = (callback: ReauthorizationCallback): void => {
+    const waiting = this.#waiting;
+    if (
+      !waiting ||
+      waiting.callback ||
+      callback.prompt !== waiting.prompt ||
+      callback.nonce !== waiting.nonce
+    ) {
+      log.warn('Ignored a re-authorization callback that does not answer the current prompt', {
+        prompt: callback.prompt,
+        currentPrompt: waiting?.prompt,
+      });
+      return;
+    }
+    waiting.callback = callback;
+  };
+
+  received = (): ReauthorizationCallback | undefined => this.#waiting?.callback;
+}
+
+/**
+ * Free/Busy as Cronofy's procedure defines it: `linking_profile.provider_name` and `provider_service` both name the
+ * same Free/Busy provider. A grant whose two fields disagree is not counted as Free/Busy. (A service account's
+ * userinfo names only its provider.)
+ */
+export function isFreeBusy(grant: Grant): boolean {
+  return (
+    (FREE_BUSY_PROVIDERS as readonly string[]).includes(grant.providerName) &&
+    (grant.providerService === undefined || grant.providerService === grant.providerName)
+  );
+}
+
+/** Asks the human until they grant Free/Busy (the verified grant) or the downgrade must end (why). */
+export async function reauthorize<G extends Grant>(
+  human: Human<G>,
+  inbox: CallbackInbox,
+): Promise<{ grant: G } | Refusal> {
+  const { maxPrompts, deadlineMs, reminderIntervalMs } = human.asking;
+  for (let prompt = 1; prompt <= maxPrompts; prompt += 1) {
+    const expiresAt = Date.now() + deadlineMs;
+    const request = await human.createRequest(prompt, expiresAt);
+    inbox.open(prompt, request.nonce);
+    await human.waiting(prompt, request.authorizationUrl, expiresAt);
+    const callback = await waitWithReminders(inbox.received, expiresAt, reminderIntervalMs, human.remind);
+    if (!callback)
+      return { state: 'expired', reason: `${human.who} did not re-authorize before the deadline` };
+    if ('error' in callback) {
+      return callback.error === 'access_denied'
+        ? { state: 'denied', reason: `${human.who} declined` }
+        : { state: 'failed', reason: `Cronofy redirected with error ${callback.error}` };
+    }
+
+    human.verifying();
+    const grant = await human.exchange(callback.codeRef);
+    if (!human.isAskedAccount(grant)) {
+      await human.revoke(grant.credentialRef);
+      return { state: 'other_account', reason: `${human.who} authorized a different calendar account` };
+    }
+    if (isFreeBusy(grant)) return { grant };
+    // Not Free/Busy: not a connection the application asked for; take it back.
+    await human.revoke(grant.credentialRef);
+    if (grant.providerName === NO_ACCESS_PROVIDER)
+      return { state: 'no_access', reason: `${human.who} chose No Access` };
+    log.info('Read/Write chosen again', {
+      prompt,
+      providerName: grant.providerName,
+      providerService: grant.providerService,
+    });
+  }
+  return {
+    state: 'read_write_kept',
+    reason: `Read/Write was chosen again on all ${maxPrompts} prompts`,
+  };
+}
