@@ -5,7 +5,8 @@ import proto from '@temporalio/proto';
 import type { DataConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { z } from 'zod';
-import { bundleWorkflows, workflowSinks } from '../src/worker.js';
+import { workflowSinks } from '../src/worker.js';
+import { testWorkflowBundle } from './workflowBundle.js';
 import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
 import { simulatorGet, testPayloadEncryption, type Stack } from './stack.js';
 
@@ -214,7 +215,7 @@ export async function replayHistories(
     let replayed = 0;
     for await (const result of Worker.runReplayHistories(
       {
-        workflowBundle: await bundleWorkflows({ tracing }),
+        workflowBundle: await testWorkflowBundle({ tracing }),
         dataConverter,
         ...(tracing ? { sinks: workflowSinks() } : {}),
       },

@@ -34,7 +34,8 @@ import type { DomainEvent } from '../src/workflows/enterpriseDefinitions.js';
 import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
 import { Campaigns } from '../src/store/campaigns.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
-import { bundleWorkflows, createDowngradeWorkers } from '../src/worker.js';
+import { createDowngradeWorkers } from '../src/worker.js';
+import { testWorkflowBundle } from './workflowBundle.js';
 
 export const CLIENT = { clientId: 'test-app', clientSecret: 'test-app-secret-0123456789' };
 /** A run no workflow has: for hand-made states (forged, expired, for a workflow that does not exist). */
@@ -128,7 +129,9 @@ export async function startStack(
         },
         client: { dataConverter, ...clientTracing },
       });
-  const workflowBundle = await bundleWorkflows({ tracing: options.tracing?.workflowSpanSink !== undefined });
+  const workflowBundle = await testWorkflowBundle({
+    tracing: options.tracing?.workflowSpanSink !== undefined,
+  });
   const database = await openDatabase(options.databaseUrl ?? 'memory:');
   const store = new CredentialStore(database, Keyring.parse(TEST_CREDENTIAL_KEYS));
   const enterpriseUsers = new EnterpriseUsers(database);

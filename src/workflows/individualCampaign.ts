@@ -29,56 +29,86 @@ import { UsersWindow } from './usersWindow.js';
  * when every user has one. Operators pause and resume it; the circuit breaker pauses it when failures pile up.
  */
 export async function individualCampaign(input: CampaignInput): Promise<CampaignStatus> {
-  const service = serviceActivities();
-  const notify = applicationNotifier();
-  const info = workflowInfo();
-  const status: CampaignStatus = {
-    workflowId: info.workflowId,
-    name: input.name,
-    captureId: input.captureId,
-    phase: 'moving_users',
-    userCount: input.userCount,
-    started: input.progress?.nextPosition ?? 0,
-    inFlight: 0,
-    counts: { ...input.progress?.counts },
-    runs: (input.progress?.runs ?? 0) + 1,
-    approval: input.progress?.approval,
-    paused: input.progress?.control?.paused,
-  };
-  const enter = (phase: CampaignPhase, details: Partial<CampaignStatus> = {}) => {
-    Object.assign(status, details, { phase });
-    showState(phase, describeCampaign(status));
-  };
-  const controls = new OperatorControls(status, {
-    subject: `campaign ${input.name}`,
-    enter: (phase, details) => enter(phase as CampaignPhase, details),
-    breaker: input.breaker,
-    carried: input.progress?.control,
-    previewId: input.approval?.previewId,
-  });
-  controls.register({
-    approve: approveCampaign,
-    reject: rejectCampaign,
-    pause: pauseCampaign,
-    resume: resumeCampaign,
-  });
-  setHandler(getCampaignStatus, () => status);
-  const window = new UsersWindow(input.window, input.userCount, {
-    nextPosition: input.progress?.nextPosition ?? 0,
-    counts: input.progress?.counts ?? {},
-  });
-  const finish = (phase: CampaignPhase, reason?: string) => {
-    enter(phase, { reason, paused: undefined });
-    return status;
-  };
-
+  const campaign = new CampaignRun(input);
+  setHandler(getCampaignStatus, () => campaign.status);
   try {
     if (!input.progress && input.approval) {
-      const refused = await controls.awaitApproval(input.approval);
-      if (refused) return finish(refused.phase, refused.reason);
+      const refused = await campaign.controls.awaitApproval(input.approval);
+      if (refused) return campaign.finish(refused.phase, refused.reason);
     }
-    enter(controls.paused ? 'paused' : 'moving_users');
-    await moveUsersInWindow(window, controls, status, {
+    campaign.enter(campaign.controls.paused ? 'paused' : 'moving_users');
+    await campaign.moveUsers();
+    return campaign.finish('completed');
+  } catch (error) {
+    if (isCancellation(error)) {
+      campaign.enter('cancelled', { reason: 'cancelled by request', paused: undefined });
+      await CancellationScope.nonCancellable(() => campaign.cancelUsersInFlight());
+      throw error;
+    }
+    if (error instanceof ActivityFailure) {
+      return campaign.finish('failed', `${error.activityType}: ${error.cause?.message ?? error.message}`);
+    }
+    throw error;
+  }
+}
+
+/** One run of a campaign: its status, its operators' controls and its window over the captured people. */
+class CampaignRun {
+  readonly status: CampaignStatus;
+  readonly controls: OperatorControls<CampaignStatus>;
+  readonly #window: UsersWindow;
+  readonly #service = serviceActivities();
+  readonly #notify = applicationNotifier();
+
+  constructor(private readonly input: CampaignInput) {
+    const progress = input.progress;
+    this.status = {
+      workflowId: workflowInfo().workflowId,
+      name: input.name,
+      captureId: input.captureId,
+      phase: 'moving_users',
+      userCount: input.userCount,
+      started: progress?.nextPosition ?? 0,
+      inFlight: 0,
+      counts: { ...progress?.counts },
+      runs: (progress?.runs ?? 0) + 1,
+      approval: progress?.approval,
+      paused: progress?.control?.paused,
+    };
+    this.controls = new OperatorControls(this.status, {
+      subject: `campaign ${input.name}`,
+      enter: (phase, details) => this.enter(phase as CampaignPhase, details),
+      breaker: input.breaker,
+      carried: progress?.control,
+      previewId: input.approval?.previewId,
+    });
+    this.controls.register({
+      approve: approveCampaign,
+      reject: rejectCampaign,
+      pause: pauseCampaign,
+      resume: resumeCampaign,
+    });
+    this.#window = new UsersWindow(input.window, input.userCount, {
+      nextPosition: progress?.nextPosition ?? 0,
+      counts: progress?.counts ?? {},
+    });
+  }
+
+  enter(phase: CampaignPhase, details: Partial<CampaignStatus> = {}): void {
+    Object.assign(this.status, details, { phase });
+    showState(phase, describeCampaign(this.status));
+  }
+
+  finish(phase: CampaignPhase, reason?: string): CampaignStatus {
+    this.enter(phase, { reason, paused: undefined });
+    return this.status;
+  }
+
+  async moveUsers(): Promise<void> {
+    const { input, status } = this;
+    const window = this.#window;
+    const { workflowId, taskQueue } = workflowInfo();
+    await moveUsersInWindow(window, this.controls, status, {
       show: () => {
         Object.assign(status, { counts: window.counts, inFlight: window.inFlight, started: window.next });
         setCurrentDetails(describeCampaign(status));
@@ -91,41 +121,33 @@ export async function individualCampaign(input: CampaignInput): Promise<Campaign
             nextPosition: window.next,
             counts: window.counts,
             runs: status.runs,
-            control: controls.control.carry(),
+            control: this.controls.control.carry(),
             approval: status.approval,
           },
         }),
       startBatch: async ({ from, size }) => {
-        await service.startCampaignUsers({
-          campaignId: info.workflowId,
+        await this.#service.startCampaignUsers({
+          campaignId: workflowId,
           captureId: input.captureId,
           from,
           size,
-          taskQueue: info.taskQueue,
+          taskQueue,
           downgrade: input.downgrade,
         });
         return { followUp: Promise.resolve() };
       },
-      countOutcomes: () => service.countCampaignOutcomes({ captureId: input.captureId }),
-      tripped: () => notify({ type: 'campaign_paused', status }),
+      countOutcomes: () => this.#service.countCampaignOutcomes({ captureId: input.captureId }),
+      tripped: () => this.#notify({ type: 'campaign_paused', status }),
     });
-    return finish('completed');
-  } catch (error) {
-    if (isCancellation(error)) {
-      enter('cancelled', { reason: 'cancelled by request', paused: undefined });
-      await CancellationScope.nonCancellable(() =>
-        service.cancelCampaignUsers({
-          campaignId: info.workflowId,
-          captureId: input.captureId,
-          before: window.next,
-        }),
-      );
-      throw error;
-    }
-    if (error instanceof ActivityFailure) {
-      return finish('failed', `${error.activityType}: ${error.cause?.message ?? error.message}`);
-    }
-    throw error;
+  }
+
+  /** Cancels the people whose downgrades were started and have no outcome yet. */
+  cancelUsersInFlight(): Promise<void> {
+    return this.#service.cancelCampaignUsers({
+      campaignId: this.status.workflowId,
+      captureId: this.input.captureId,
+      before: this.#window.next,
+    });
   }
 }
 

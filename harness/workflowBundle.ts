@@ -1,0 +1,36 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { WorkflowBundle } from '@temporalio/worker';
+import { bundleWorkflows } from '../src/worker.js';
+
+const SRC = fileURLToPath(new URL('../src/', import.meta.url));
+const CACHE = join(tmpdir(), 'cronofy-downgrade-workflow-bundles');
+
+/** Every source file under src/ (the workflow code and all it may import), hashed with its path and the checkout's folder. */
+function sourceHash(): string {
+  const hash = createHash('sha256').update(SRC);
+  for (const file of readdirSync(SRC, { recursive: true, encoding: 'utf8' }).sort()) {
+    if (!file.endsWith('.ts')) continue;
+    hash.update(file).update(readFileSync(join(SRC, file)));
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
+/**
+ * The workflow bundle the service's worker builds, built once per version of the source and reused by every test
+ * file after: webpack's bundling was a large part of the suite's CPU. A changed file gives another hash, so a
+ * stale bundle is never used; the file is written whole before it is renamed into place.
+ */
+export async function testWorkflowBundle(options: { tracing?: boolean } = {}): Promise<WorkflowBundle> {
+  const file = join(CACHE, `${sourceHash()}${options.tracing ? '-traced' : ''}.js`);
+  if (existsSync(file)) return { code: readFileSync(file, 'utf8') };
+  const { code } = await bundleWorkflows(options);
+  mkdirSync(CACHE, { recursive: true });
+  const partial = `${file}.${process.pid}.tmp`;
+  writeFileSync(partial, code);
+  renameSync(partial, file);
+  return { code };
+}
