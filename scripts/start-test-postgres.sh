@@ -92,7 +92,7 @@ if as_postgres "$BIN_DIR/pg_ctl" -D "$DATA_DIR" status >/dev/null 2>&1; then
 fi
 
 if [ -z "$PORT" ]; then
-  PORT="$(node -e "const s = require('net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); })")"
+  PORT="$(node -e "const s = require('net').createServer().listen(0, '127.0.0.1', () => { process.stdout.write(String(s.address().port)); s.close(); })")"
 fi
 
 if [ ! -f "$DATA_DIR/PG_VERSION" ]; then

@@ -361,7 +361,8 @@ describe('Individual campaign', () => {
       taskQueue: stack.taskQueue,
       campaigns: new Campaigns(stack.database),
       store: stack.store,
-      defaults: { deadlineMs: 12_000, reminderIntervalMs: 60_000, maxPrompts: 1 },
+      // Long enough for all 190 answers to arrive on a busy machine; the 10 silent ones then expire.
+      defaults: { deadlineMs: 40_000, reminderIntervalMs: 60_000, maxPrompts: 1 },
     });
     const people: Array<Awaited<ReturnType<typeof createReadWriteUser>>> = [];
     for (let i = 0; i < 200; i++) people.push(await createReadWriteUser(stack, `camper${i}@example.com`));
