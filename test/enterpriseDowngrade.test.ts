@@ -62,27 +62,57 @@ after(async () => {
 
 const sim = (path: string) => `${stack.simulator.url}${path}`;
 
-const UserAccessInput = z.object({
-  users: z.array(
-    z.object({
-      email: z.string(),
-      workflowId: z.string(),
-      runId: z.string().optional(),
-      firstRunId: z.string().optional(),
-      request: z.number(),
-    }),
-  ),
+const AccessRequestUser = z.object({
+  email: z.string(),
+  workflowId: z.string(),
+  runId: z.string(),
+  firstRunId: z.string(),
+  request: z.number(),
 });
+const UserAccessInput = z.union([
+  z.object({ users: z.array(AccessRequestUser) }),
+  z.object({
+    batch: z.object({
+      parentWorkflowId: z.string(),
+      captureId: z.string(),
+      from: z.number(),
+      runIds: z.array(z.string()),
+    }),
+  }),
+]);
 
-/** The users of every requestUserAccess activity a workflow scheduled, read from its history and decoded. */
+/**
+ * The users of every requestUserAccess activity a workflow scheduled, read from its history and decoded: a user's
+ * own request names it; a domain's names its batch, whose users are known by their positions and run ids.
+ */
 async function userAccessRequests(workflowId: string) {
   const history = await stack.env.client.workflow.getHandle(workflowId).fetchHistory();
   const users = [];
   for (const event of history.events ?? []) {
     const scheduled = event.activityTaskScheduledEventAttributes;
     if (scheduled?.activityType?.name !== 'requestUserAccess') continue;
-    const [input] = await stack.codec.decode(scheduled.input?.payloads ?? []);
-    users.push(...UserAccessInput.parse(defaultPayloadConverter.fromPayload(input!)).users);
+    const [payload] = await stack.codec.decode(scheduled.input?.payloads ?? []);
+    const input = UserAccessInput.parse(defaultPayloadConverter.fromPayload(payload!));
+    if ('users' in input) {
+      users.push(
+        ...input.users.map(({ workflowId, runId, firstRunId, request }) => ({
+          workflowId,
+          runId,
+          firstRunId,
+          request,
+        })),
+      );
+      continue;
+    }
+    const { parentWorkflowId, captureId, from, runIds } = input.batch;
+    users.push(
+      ...runIds.map((runId, index) => ({
+        workflowId: enterpriseUserDowngradeId(parentWorkflowId, captureId, from + index),
+        runId,
+        firstRunId: runId,
+        request: 1,
+      })),
+    );
   }
   return users;
 }
@@ -269,7 +299,7 @@ describe('enterprise downgrade', () => {
     }
     for (const user of requested.slice(0, 40)) {
       const { runId } = await stack.env.client.workflow.getHandle(user.workflowId).describe();
-      assert.deepEqual([user.runId, user.firstRunId], [runId, runId], `${user.email}: the user's run`);
+      assert.deepEqual([user.runId, user.firstRunId], [runId, runId], `${user.workflowId}: the user's run`);
     }
     // What an operator reads on a waiting user's run in the Temporal UI (its current details).
     const child = stack.env.client.workflow.getHandle(await userWorkflowId(domain, 0));

@@ -20,6 +20,17 @@ import {
 export const SERVICE_ACCOUNT_SCOPE = ['service_account/accounts/manage'] as const;
 export const DELEGATED_SCOPE = ['free_busy_write'] as const;
 
+/** A user to ask access for: who, the run its state is bound to, and which of its requests this is. */
+type AccessRequestUser = IssuingRun & { email: string; request: number };
+
+/** A batch the domain started: where it sits in the capture, and the run id of each of its users' workflows. */
+export interface StartedBatch {
+  parentWorkflowId: string;
+  captureId: string;
+  from: number;
+  runIds: string[];
+}
+
 /** Refresh a service-account token this long before Cronofy's 30-minute expiry. */
 const DEFAULT_REFRESH_MARGIN_MS = 2 * 60_000;
 
@@ -60,6 +71,54 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
         return call((await refreshServiceAccount(ref)).accessToken);
       }
     });
+
+  /** One Cronofy call for up to 50 users; each gets a signed state bound to its own user workflow. */
+  const requestAccess = async (
+    serviceAccountRef: string,
+    users: AccessRequestUser[],
+    expiresAt: number,
+  ): Promise<void> => {
+    const entries = await Promise.all(
+      users.map(async (user) => {
+        const state = await stateSigner.sign(
+          {
+            ...issuingRun(user),
+            purpose: 'enterprise_user',
+            prompt: user.request,
+            nonce: StateSigner.newNonce(),
+          },
+          new Date(expiresAt),
+        );
+        const callbackUrl = new URL(deps.serviceAccountCallbackUrl);
+        callbackUrl.searchParams.set('state', state);
+        return {
+          email: user.email,
+          callbackUrl: callbackUrl.toString(),
+          scope: DELEGATED_SCOPE.join(' '),
+          state,
+        };
+      }),
+    );
+    await withServiceAccountToken(serviceAccountRef, (token) =>
+      cronofy.requestServiceAccountAuthorizations(token, entries),
+    );
+  };
+
+  /** Who the users of a started batch are, each asked for the first time. */
+  const startedUsers = async (batch: StartedBatch): Promise<AccessRequestUser[]> => {
+    const { captureId, from, runIds } = batch;
+    const emails = wholeBatch(await enterpriseUsers.page(captureId, from, runIds.length), {
+      captureId,
+      from,
+      size: runIds.length,
+    });
+    return emails.map((email, index) => {
+      // A user's workflow never continues as new: its first run is its only one.
+      const runId = runIds[index]!;
+      const workflowId = enterpriseUserDowngradeId(batch.parentWorkflowId, captureId, from + index);
+      return { email, workflowId, runId, firstRunId: runId, request: 1 };
+    });
+  };
 
   return {
     async createEnterpriseAuthorizationRequest(
@@ -130,7 +189,8 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
      * Starts the workflows of a batch of users (positions `from` … `from + size - 1` of the capture), through the
      * worker's own Temporal client: one activity instead of a child start each in the domain's history. Each
      * user's workflow id is fixed by the capture and position and may be used once, so a retried activity finds the
-     * workflows it started and never starts a user twice. Returns what the access request needs of each.
+     * workflows it started and never starts a user twice. Returns the run id of each, in position order: all the
+     * batch's access request needs besides what the capture holds, so the domain's history stays small.
      */
     async startUsers(request: {
       domain: string;
@@ -142,7 +202,7 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
         EnterpriseUserInput,
         'parentWorkflowId' | 'serviceAccountRef' | 'userDeadlineMs' | 'maxUserRequests'
       >;
-    }): Promise<Array<IssuingRun & { email: string; request: number }>> {
+    }): Promise<string[]> {
       const emails = wholeBatch(
         await enterpriseUsers.page(request.captureId, request.from, request.size),
         request,
@@ -181,8 +241,7 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
             if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
             runId = (await client.workflow.getHandle(workflowId).describe()).runId;
           }
-          // A user's workflow never continues as new: its first run is its only one.
-          return { email, workflowId, runId, firstRunId: runId, request: 1 };
+          return runId;
         }),
       );
     },
@@ -216,36 +275,18 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
       );
     },
 
-    /** One Cronofy call for up to 50 users; each gets a signed state bound to its own child workflow. */
-    async requestUserAccess(request: {
-      serviceAccountRef: string;
-      users: Array<IssuingRun & { email: string; request: number }>;
-      expiresAt: number;
-    }): Promise<void> {
-      const entries = await Promise.all(
-        request.users.map(async (user) => {
-          const state = await stateSigner.sign(
-            {
-              ...issuingRun(user),
-              purpose: 'enterprise_user',
-              prompt: user.request,
-              nonce: StateSigner.newNonce(),
-            },
-            new Date(request.expiresAt),
-          );
-          const callbackUrl = new URL(deps.serviceAccountCallbackUrl);
-          callbackUrl.searchParams.set('state', state);
-          return {
-            email: user.email,
-            callbackUrl: callbackUrl.toString(),
-            scope: DELEGATED_SCOPE.join(' '),
-            state,
-          };
-        }),
-      );
-      await withServiceAccountToken(request.serviceAccountRef, (token) =>
-        cronofy.requestServiceAccountAuthorizations(token, entries),
-      );
+    /**
+     * One Cronofy call for up to 50 users: given, when a user asks again, or named by the batch of the capture the
+     * domain started (their e-mails come from the capture and their workflow ids from their positions, so only
+     * the run ids pass through the domain's history).
+     */
+    async requestUserAccess(
+      request: { serviceAccountRef: string; expiresAt: number } & (
+        { users: AccessRequestUser[] } | { batch: StartedBatch }
+      ),
+    ): Promise<void> {
+      const users = 'users' in request ? request.users : await startedUsers(request.batch);
+      await requestAccess(request.serviceAccountRef, users, request.expiresAt);
     },
 
     /** A user's code is exchanged with `redirect_uri` = exactly the callback URL it was posted to. */

@@ -50,7 +50,7 @@ export interface CampaignInput {
   window: number;
   approval?: Approval;
   breaker?: BreakerThresholds;
-  /** Continue as new once a run's history passes this many events (default 2,000). */
+  /** Continue as new once a run's history passes this many events (default 1,000). */
   historyEventBudget?: number;
   progress?: CampaignProgress;
 }

@@ -96,7 +96,7 @@ export interface EnterpriseDowngradeInput {
   maxUserRequests: number;
   /** Children in flight at once; keep well under the server's pending-children limit (2,000 by default). */
   window: number;
-  /** Continue as new once a run's history passes this many events (default 2,000; Temporal warns at 10,240). */
+  /** Continue as new once a run's history passes this many events (default 1,000; Temporal warns at 10,240). */
   historyEventBudget?: number;
   /** Set by continue-as-new, or to retry users against an already verified service account. */
   progress?: UsersProgress;

@@ -245,15 +245,11 @@ class DomainRun {
   }
 
   /** Asks Cronofy for the access of all the batch's users in one call. */
-  async #requestAccess(
-    progress: UsersProgress,
-    users: Parameters<ReturnType<typeof cronofyActivities>['requestUserAccess']>[0]['users'],
-    from: number,
-  ): Promise<void> {
+  async #requestAccess(progress: UsersProgress, runIds: string[], from: number): Promise<void> {
     try {
       await this.#cronofy.requestUserAccess({
         serviceAccountRef: progress.serviceAccountRef,
-        users,
+        batch: { parentWorkflowId: this.status.workflowId, captureId: this.status.captureId, from, runIds },
         expiresAt: Date.now() + 2 * this.input.userDeadlineMs,
       });
     } catch (error) {
@@ -261,7 +257,7 @@ class DomainRun {
       if (!(error instanceof ActivityFailure)) throw error;
       log.warn('Batch access request failed; the users will be asked again one by one', {
         from,
-        size: users.length,
+        size: runIds.length,
       });
     }
   }

@@ -6,9 +6,10 @@ type Counts = OutcomeCounts;
 
 /**
  * Continue as new after this many events, far below Temporal's 10,240-event warning: the budget is also what a
- * run costs to replay when the worker has pushed it out of its cache.
+ * run costs to replay when the worker has pushed it out of its cache, or when a query reaches a run that has just
+ * continued as new (the server answers it from a full replay of the closed run).
  */
-const DEFAULT_HISTORY_EVENT_BUDGET = 2_000;
+const DEFAULT_HISTORY_EVENT_BUDGET = 1_000;
 
 /**
  * Whether the run should continue as new: checked on every pass, since a window that refills as fast as it drains
