@@ -1,0 +1,267 @@
+/**
+ * Every way an Individual downgrade ends, one test each, decided by the workflow code alone: a real Temporal dev
+ * server runs the workflow, and its activities are stubs scripted per test. No HTTP, no simulator, no database: the
+ * callback arrives as the signal the callback server would send.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Context, ApplicationFailure } from '@temporalio/activity';
+import { WorkflowFailedError } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { testWorkflowBundle } from '../harness/workflowBundle.js';
+import { devServerArgs, temporalCliPath } from '../src/temporalDevServer.js';
+import {
+  cronofyTaskQueue,
+  getStatus,
+  openLink,
+  reauthorizationCallback,
+  type ApplicationEvent,
+  type DowngradeResult,
+  type DowngradeStatus,
+  type IndividualDowngradeInput,
+  type ReauthorizationCallback,
+} from '../src/workflows/definitions.js';
+import type { ExchangedGrant } from '../src/activities/deps.js';
+
+/** What one downgrade's Cronofy does: the grant each exchange returns, in order, and whether revoking fails. */
+interface Script {
+  grants: Array<Partial<ExchangedGrant>>;
+  revokeFails?: boolean;
+}
+
+/** What the stubs saw of one downgrade. */
+interface Seen {
+  revoked: string[];
+  events: ApplicationEvent[];
+}
+
+const SUB = 'acc_person';
+const FREE_BUSY: Partial<ExchangedGrant> = {
+  providerName: 'google_free_busy',
+  providerService: 'google_free_busy',
+};
+const READ_WRITE: Partial<ExchangedGrant> = { providerName: 'google', providerService: 'google' };
+
+const scripts = new Map<string, Script>();
+const seen = new Map<string, Seen>();
+const workflowId = () => Context.current().info.workflowExecution?.workflowId ?? '';
+const seenBy = (id: string): Seen => {
+  if (!seen.has(id)) seen.set(id, { revoked: [], events: [] });
+  return seen.get(id)!;
+};
+
+/** The activities the Individual downgrade calls, as stubs that follow the test's script. */
+const stubs = {
+  async revokeAuthorization(target: { credentialRef: string } | { sub: string }): Promise<void> {
+    if (scripts.get(workflowId())?.revokeFails) {
+      throw ApplicationFailure.nonRetryable('the authorization is unknown', 'CronofyGrantError');
+    }
+    seenBy(workflowId()).revoked.push('sub' in target ? target.sub : target.credentialRef);
+  },
+  async createAuthorizationRequest(request: { workflowId: string; prompt: number }) {
+    return { authorizationUrl: `https://consent.test/${request.prompt}`, nonce: `nonce-${request.prompt}` };
+  },
+  async createOpenLink(request: { workflowId: string }) {
+    return { url: `https://service.test/open/${request.workflowId}`, nonce: 'open-nonce' };
+  },
+  async exchangeAuthorizationCode(request: { codeRef: string }): Promise<ExchangedGrant> {
+    const prompt = Number(request.codeRef.split('-').pop());
+    const grant = scripts.get(workflowId())?.grants[prompt - 1] ?? {};
+    return { credentialRef: `grant-${prompt}`, sub: SUB, providerName: 'google', ...grant };
+  },
+  async notifyApplication(event: ApplicationEvent): Promise<void> {
+    seenBy(workflowId()).events.push(event);
+  },
+};
+
+let env: TestWorkflowEnvironment;
+let workers: Worker[];
+let running: Promise<void[]>;
+const taskQueue = `endings-${Date.now()}`;
+
+before(async () => {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  env = await TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: temporalCliPath() }, extraArgs: devServerArgs() },
+  });
+  const workflowBundle = await testWorkflowBundle();
+  workers = await Promise.all(
+    [taskQueue, cronofyTaskQueue(taskQueue)].map((queue) =>
+      Worker.create({
+        connection: env.nativeConnection,
+        taskQueue: queue,
+        workflowBundle,
+        activities: stubs,
+      }),
+    ),
+  );
+  running = Promise.all(workers.map((worker) => worker.run()));
+});
+
+after(async () => {
+  for (const worker of workers ?? []) worker.shutdown();
+  await running;
+  await env?.teardown();
+});
+
+let count = 0;
+
+/** Starts a downgrade that follows `script`. */
+async function start(script: Script, input: Partial<IndividualDowngradeInput> = {}) {
+  const id = `endings-${++count}`;
+  scripts.set(id, script);
+  const handle = await env.client.workflow.start('individualDowngrade', {
+    workflowId: id,
+    taskQueue,
+    args: [{ sub: SUB, deadlineMs: 60_000, reminderIntervalMs: 60_000, maxPrompts: 3, ...input }],
+  });
+  return { handle, seen: seenBy(id) };
+}
+
+type Handle = Awaited<ReturnType<typeof start>>['handle'];
+
+/** Waits until the downgrade's status passes `until`. */
+async function waitFor(handle: Handle, until: (status: DowngradeStatus) => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!until(await handle.query(getStatus))) {
+    if (Date.now() > deadline) throw new Error(`the downgrade never got there: ${until.toString()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Once prompt `prompt` waits, the person answers it: with a code, or with Cronofy's error redirect. */
+async function answer(handle: Handle, prompt: number, error?: string): Promise<void> {
+  await waitFor(handle, (status) => status.prompt >= prompt);
+  const callback: ReauthorizationCallback = error
+    ? { prompt, nonce: `nonce-${prompt}`, error }
+    : { prompt, nonce: `nonce-${prompt}`, codeRef: `code-${prompt}` };
+  await handle.signal(reauthorizationCallback, callback);
+}
+
+async function result(handle: Handle): Promise<DowngradeResult> {
+  return (await handle.result()) as DowngradeResult;
+}
+
+describe('an Individual downgrade ends', () => {
+  test('completed: the person grants Free/Busy to their own account', async () => {
+    const { handle, seen } = await start({ grants: [FREE_BUSY] });
+    await answer(handle, 1);
+    const ended = await result(handle);
+    assert.equal(ended.state, 'completed');
+    assert.equal(ended.credentialRef, 'grant-1');
+    assert.equal(ended.providerName, 'google_free_busy');
+    assert.deepEqual(seen.revoked, [SUB], 'only the Read/Write connection was revoked');
+    assert.deepEqual(
+      seen.events.map((event) => [event.type, event.status.state]),
+      [
+        ['authorization_required', 'awaiting_reauthorization'],
+        ['finished', 'completed'],
+      ],
+    );
+  });
+
+  test('denied: the person chose Deny on the consent page', async () => {
+    const { handle } = await start({ grants: [] });
+    await answer(handle, 1, 'access_denied');
+    assert.equal((await result(handle)).state, 'denied');
+  });
+
+  test('failed: Cronofy redirected with another error', async () => {
+    const { handle } = await start({ grants: [] });
+    await answer(handle, 1, 'server_error');
+    const ended = await result(handle);
+    assert.equal(ended.state, 'failed');
+    assert.match(ended.reason ?? '', /server_error/);
+  });
+
+  test('failed: a Cronofy call was refused for good (revoking an unknown authorization)', async () => {
+    const { handle, seen } = await start({ grants: [], revokeFails: true });
+    const ended = await result(handle);
+    assert.equal(ended.state, 'failed');
+    assert.match(ended.reason ?? '', /revokeAuthorization/);
+    assert.deepEqual(seen.revoked, []);
+  });
+
+  test('expired: nobody answers before the deadline, and the application was reminded meanwhile', async () => {
+    const { handle, seen } = await start({ grants: [] }, { deadlineMs: 1_500, reminderIntervalMs: 500 });
+    const ended = await result(handle);
+    assert.equal(ended.state, 'expired');
+    const reminders = seen.events.filter((event) => event.type === 'reminder');
+    assert.ok(reminders.length >= 1, `${reminders.length} reminders`);
+    assert.equal(ended.remindersSent, reminders.length);
+  });
+
+  test('read_write_kept: Read/Write chosen on every prompt, each grant taken back', async () => {
+    const { handle, seen } = await start({ grants: [READ_WRITE, READ_WRITE] }, { maxPrompts: 2 });
+    await answer(handle, 1);
+    await answer(handle, 2);
+    const ended = await result(handle);
+    assert.equal(ended.state, 'read_write_kept');
+    assert.deepEqual(seen.revoked, [SUB, 'grant-1', 'grant-2']);
+  });
+
+  test('no_access: the person chose No Access, which is taken back', async () => {
+    const { handle, seen } = await start({
+      grants: [{ providerName: 'cronofy', providerService: 'cronofy' }],
+    });
+    await answer(handle, 1);
+    assert.equal((await result(handle)).state, 'no_access');
+    assert.deepEqual(seen.revoked, [SUB, 'grant-1']);
+  });
+
+  test('other_account: another calendar account was authorized, and is taken back', async () => {
+    const { handle, seen } = await start({ grants: [{ ...FREE_BUSY, sub: 'acc_someone_else' }] });
+    await answer(handle, 1);
+    assert.equal((await result(handle)).state, 'other_account');
+    assert.deepEqual(seen.revoked, [SUB, 'grant-1']);
+  });
+
+  test('completed on the second prompt: a grant whose provider fields disagree is not Free/Busy', async () => {
+    const { handle, seen } = await start({
+      grants: [{ providerName: 'google_free_busy', providerService: 'google' }, FREE_BUSY],
+    });
+    await answer(handle, 1);
+    await answer(handle, 2);
+    const ended = await result(handle);
+    assert.deepEqual([ended.state, ended.prompt, ended.credentialRef], ['completed', 2, 'grant-2']);
+    assert.deepEqual(seen.revoked, [SUB, 'grant-1']);
+  });
+
+  test('a callback for another prompt or with another nonce is ignored', async () => {
+    const { handle } = await start({ grants: [FREE_BUSY] });
+    await waitFor(handle, (status) => status.prompt === 1);
+    await handle.signal(reauthorizationCallback, { prompt: 2, nonce: 'nonce-2', codeRef: 'code-2' });
+    await handle.signal(reauthorizationCallback, { prompt: 1, nonce: 'forged', codeRef: 'code-1' });
+    assert.equal((await handle.query(getStatus)).state, 'awaiting_reauthorization');
+    await answer(handle, 1);
+    assert.equal((await result(handle)).state, 'completed');
+  });
+
+  test('link_not_opened: with revokeWhenOpened, a link never opened revokes nothing', async () => {
+    const { handle, seen } = await start({ grants: [] }, { revokeWhenOpened: true, deadlineMs: 1_000 });
+    const ended = await result(handle);
+    assert.equal(ended.state, 'link_not_opened');
+    assert.deepEqual(seen.revoked, []);
+  });
+
+  test('completed after the link is opened: revoked only then, and the update answers the consent page', async () => {
+    const { handle, seen } = await start({ grants: [FREE_BUSY] }, { revokeWhenOpened: true });
+    await waitFor(handle, (status) => status.state === 'awaiting_link_open');
+    assert.deepEqual(seen.revoked, []);
+    const opened = await handle.executeUpdate(openLink, { args: [{ nonce: 'open-nonce' }] });
+    assert.equal(opened.authorizationUrl, 'https://consent.test/1');
+    assert.deepEqual(seen.revoked, [SUB]);
+    await answer(handle, 1);
+    assert.equal((await result(handle)).state, 'completed');
+  });
+
+  test('cancelled: cancelled while waiting, and the application is told', async () => {
+    const { handle, seen } = await start({ grants: [] });
+    await waitFor(handle, (status) => status.prompt === 1);
+    await handle.cancel();
+    await assert.rejects(handle.result(), WorkflowFailedError);
+    const finished = seen.events.find((event) => event.type === 'finished');
+    assert.equal(finished?.status.state, 'cancelled');
+  });
+});
