@@ -354,9 +354,18 @@ describe('pause and the circuit breaker', () => {
   });
 });
 
-describe('Individual campaign', () => {
-  test('a 200-user campaign waits for approval, then every user ends in their own downgrade with the right counts', async () => {
-    const campaigns = new CampaignClient({
+describe('a 200-user Individual campaign: 180 choose Free/Busy, 10 decline, 10 never answer', () => {
+  const people: Array<Awaited<ReturnType<typeof createReadWriteUser>>> = [];
+  let campaigns: CampaignClient;
+  let preview: Awaited<ReturnType<CampaignClient['previewIndividualCampaign']>>;
+  let beforeApproval: { phase: string; revokes: number; revokesBefore: number; wrongPreview: unknown };
+  let approved: Awaited<ReturnType<CampaignClient['approveCampaign']>>;
+  let result: Awaited<ReturnType<CampaignClient['waitForCampaignResult']>>;
+  let workflowIdOf: (position: number) => string;
+
+  // One campaign, from preview to result, which every test below reads.
+  before(async () => {
+    campaigns = new CampaignClient({
       temporal: stack.env.client,
       taskQueue: stack.taskQueue,
       campaigns: new Campaigns(stack.database),
@@ -364,7 +373,6 @@ describe('Individual campaign', () => {
       // Long enough for all 190 answers to arrive on a busy machine; the 10 silent ones then expire.
       defaults: { deadlineMs: 40_000, reminderIntervalMs: 60_000, maxPrompts: 1 },
     });
-    const people: Array<Awaited<ReturnType<typeof createReadWriteUser>>> = [];
     for (let i = 0; i < 200; i++) people.push(await createReadWriteUser(stack, `camper${i}@example.com`));
     const given = [
       ...people.map((person, i) => ({
@@ -375,31 +383,25 @@ describe('Individual campaign', () => {
       { sub: people[0]!.sub },
       { sub: 'not-a-sub' },
     ];
-    const preview = await campaigns.previewIndividualCampaign({ name: 'spring', users: [given] });
-    assert.equal(preview.users.count, 200);
-    assert.deepEqual(preview.cronofyCalls, { total: 400, revokes: 200, userExchanges: 200 });
-    assert.deepEqual(preview.warnings, ['1 duplicate subs dropped', '1 malformed subs dropped']);
+    preview = await campaigns.previewIndividualCampaign({ name: 'spring', users: [given] });
 
-    const revokesBefore = (await requestLog()).filter((call) => call.endpoint === 'revoke').length;
+    const revokes = async () => (await requestLog()).filter((call) => call.endpoint === 'revoke').length;
+    const revokesBefore = await revokes();
     await campaigns.startIndividualCampaign({ name: 'spring', previewId: preview.previewId, window: 200 });
     await sleep(1_000);
-    assert.equal((await campaigns.getIndividualCampaign('spring')).phase, 'awaiting_approval');
-    assert.equal(
-      (await requestLog()).filter((call) => call.endpoint === 'revoke').length,
+    beforeApproval = {
+      phase: (await campaigns.getIndividualCampaign('spring')).phase,
+      revokes: await revokes(),
       revokesBefore,
-      'nobody revoked before approval',
-    );
-    await assert.rejects(
-      campaigns.approveCampaign('spring', { previewId: 'pv_other', by: 'ops' }),
-      /preview pv_other is not the one/,
-    );
-    const approved = await campaigns.approveCampaign('spring', { previewId: preview.previewId, by: 'ops' });
-    assert.equal(approved.approval?.decidedBy, 'ops');
+      wrongPreview: await campaigns.approveCampaign('spring', { previewId: 'pv_other', by: 'ops' }).then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    };
+    approved = await campaigns.approveCampaign('spring', { previewId: preview.previewId, by: 'ops' });
 
-    // 180 choose Free/Busy, 10 decline, 10 never answer (their prompt expires).
     const { captureId } = await campaigns.getIndividualCampaign('spring');
-    const workflowIdOf = (position: number) =>
-      campaignUserWorkflowId(campaignWorkflowId('spring'), captureId, position);
+    workflowIdOf = (position) => campaignUserWorkflowId(campaignWorkflowId('spring'), captureId, position);
     const answer = async (position: number) => {
       if (position >= 190) return;
       const status = await waitForState(
@@ -416,10 +418,28 @@ describe('Individual campaign', () => {
     for (let from = 0; from < 200; from += 20) {
       await Promise.all(Array.from({ length: 20 }, (_, i) => answer(from + i)));
     }
-    const result = await campaigns.waitForCampaignResult('spring');
+    result = await campaigns.waitForCampaignResult('spring');
+  });
+
+  test('the preview counts 200 users and 400 Cronofy calls, dropping a duplicate and a malformed sub', () => {
+    assert.equal(preview.users.count, 200);
+    assert.deepEqual(preview.cronofyCalls, { total: 400, revokes: 200, userExchanges: 200 });
+    assert.deepEqual(preview.warnings, ['1 duplicate subs dropped', '1 malformed subs dropped']);
+  });
+
+  test('it waits for approval, revoking nobody, and refuses an approval that names another preview', () => {
+    assert.equal(beforeApproval.phase, 'awaiting_approval');
+    assert.equal(beforeApproval.revokes, beforeApproval.revokesBefore, 'nobody revoked before approval');
+    assert.match(String(beforeApproval.wrongPreview), /preview pv_other is not the one/);
+    assert.equal(approved.approval?.decidedBy, 'ops');
+  });
+
+  test('it completes with 180 completed, 10 denied and 10 expired', () => {
     assert.equal(result.phase, 'completed');
     assert.deepEqual(result.counts, { completed: 180, denied: 10, expired: 10 });
+  });
 
+  test('the report lists every user in order with their own id, state and provider', async () => {
     const report = await campaigns.getCampaignReport('spring', { limit: 1000 });
     assert.equal(report.rows.length, 200);
     assert.deepEqual(
@@ -431,8 +451,14 @@ describe('Individual campaign', () => {
       ]),
     );
     assert.ok(report.rows.slice(0, 180).every((row) => row.providerName === 'google_free_busy'));
+  });
+
+  test('each user is their own individualDowngrade', async () => {
     const own = await stack.downgrades.getDowngrade(workflowIdOf(0));
-    assert.equal(own.state, 'completed', 'each user is their own individualDowngrade');
+    assert.equal(own.state, 'completed');
+  });
+
+  test("the campaign's histories replay against the current workflow code", async () => {
     await replayHistories(await campaignHistories());
   });
 });

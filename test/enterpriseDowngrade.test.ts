@@ -117,14 +117,18 @@ async function userAccessRequests(workflowId: string) {
   return users;
 }
 
-describe('enterprise downgrade', () => {
-  test('500 users with mixed outcomes, 5xx and 429 bursts and a 3-second service-account token all end right', async () => {
-    const domain = 'big.example.org';
-    const emails = domainEmails(domain, 500);
-    const refused = emails.filter((_, i) => i % 50 === 3 || i % 50 === 13); // 20 users
-    const silent = emails.filter((_, i) => i % 50 === 5); // 10 users
-    const duplicated = emails.filter((_, i) => i % 50 === 7); // 10 users
-    const late = emails.filter((_, i) => i % 50 === 9); // 10 users
+describe('a 500-user domain with mixed outcomes, 5xx and 429 bursts and a 3-second service-account token', () => {
+  const domain = 'big.example.org';
+  const emails = domainEmails(domain, 500);
+  const refused = emails.filter((_, i) => i % 50 === 3 || i % 50 === 13); // 20 users
+  const silent = emails.filter((_, i) => i % 50 === 5); // 10 users
+  const duplicated = emails.filter((_, i) => i % 50 === 7); // 10 users
+  const late = emails.filter((_, i) => i % 50 === 9); // 10 users
+  const granted = 500 - refused.length - silent.length;
+  let result: Awaited<ReturnType<Stack['downgrades']['waitForEnterpriseResult']>>;
+
+  // One run of the domain, which every test below reads; the retry, which changes it, comes last.
+  before(async () => {
     const byEmail = Object.fromEntries([
       ...refused.map((email) => [email, { kind: 'error', error: 'unable_to_grant_scope' }]),
       ...silent.map((email) => [email, { kind: 'no_callback' }]),
@@ -158,26 +162,28 @@ describe('enterprise downgrade', () => {
       historyEventBudget: 100,
     });
     await approveAsAdministrator(stack, domain);
-    const result = await stack.downgrades.waitForEnterpriseResult(domain);
+    result = await stack.downgrades.waitForEnterpriseResult(domain);
+  });
 
+  test('completes with every user counted, having continued as new on the way', () => {
     assert.equal(result.phase, 'completed');
     assert.equal(result.providerName, 'google_free_busy');
-    assert.deepEqual(result.counts, {
-      completed: 500 - refused.length - silent.length,
-      failed: refused.length,
-      expired: silent.length,
-    });
+    assert.deepEqual(result.counts, { completed: granted, failed: refused.length, expired: silent.length });
     assert.ok(result.runs >= 2, `continued as new (${result.runs} runs)`);
+  });
 
+  test('the refused users failed with their reason, the silent ones expired, and each user has one outcome', async () => {
     const failed = await stack.downgrades.getEnterpriseUserOutcomes(domain, { states: ['failed'] });
     assert.deepEqual(failed.map((o) => o.email).sort(), [...refused].sort());
     assert.ok(failed.every((o) => o.reason === 'unable_to_grant_scope'));
     const expired = await stack.downgrades.getEnterpriseUserOutcomes(domain, { states: ['expired'] });
     assert.deepEqual(expired.map((o) => o.email).sort(), [...silent].sort());
     const all = await stack.downgrades.getEnterpriseUserOutcomes(domain, { limit: 1000 });
-    assert.equal(all.length, 500, 'every user has exactly one outcome');
+    assert.equal(all.length, 500);
+  });
 
-    // The report, as CSV in pages of 200: one row per captured user, in capture order, matching the stored outcomes.
+  test('the report, as CSV in pages of 200, has one row per user in capture order, matching the outcomes', async () => {
+    const all = await stack.downgrades.getEnterpriseUserOutcomes(domain, { limit: 1000 });
     const pages = [];
     for (let offset = 0; offset < 600; offset += 200) {
       const page = await stack.downgrades.getEnterpriseReport(domain, { offset, limit: 200 });
@@ -195,15 +201,15 @@ describe('enterprise downgrade', () => {
       assert.equal(row.provider_name, outcome.state === 'completed' ? 'google_free_busy' : '');
       assert.ok(!Number.isNaN(Date.parse(row.recorded_at!)), row.recorded_at);
     });
+  });
 
+  test('Cronofy holds a Free/Busy grant for each completed user and no Read/Write access', async () => {
     const summary = EnterpriseSummary.parse(await got(sim('/_sim/enterprise/state?summary=1')).json());
-    assert.equal(summary.users.by_provider.google_free_busy?.active, 500 - refused.length - silent.length);
-    assert.equal(
-      summary.users.active,
-      500 - refused.length - silent.length,
-      'no Read/Write access is left live',
-    );
+    assert.equal(summary.users.by_provider.google_free_busy?.active, granted);
+    assert.equal(summary.users.active, granted, 'no Read/Write access is left live');
+  });
 
+  test('access was requested in batches, real 429s stayed rare, and the 3-second token was refreshed', async () => {
     const requests = await simulatorGet(stack, '/_sim/requests', RequestLog);
     const accessRequests = requests.filter(
       (r) => r.endpoint === 'service_account_authorizations' && r.status === 202,
@@ -217,20 +223,23 @@ describe('enterprise downgrade', () => {
       `${rateLimited} real 429s in ${requests.length} calls`,
     );
     const tokenCalls = requests.filter((r) => r.endpoint === 'token' && r.status === 200).length;
-    const exchanges = 1 + (500 - refused.length - silent.length);
+    const exchanges = 1 + granted;
     assert.ok(
       tokenCalls - exchanges > 3,
       `the 3-second service-account token was refreshed (${tokenCalls - exchanges} times)`,
     );
+  });
 
-    // A silent user's workflow asked again itself, naming its own run.
+  test("a silent user's workflow asked again itself, naming its own run", async () => {
     const silentChild = await userWorkflowId(domain, emails.indexOf(silent[0]!));
     const { runId: silentRun } = await stack.env.client.workflow.getHandle(silentChild).describe();
     assert.deepEqual(
       (await userAccessRequests(silentChild)).map((user) => [user.request, user.runId, user.firstRunId]),
       [[2, silentRun, silentRun]],
     );
+  });
 
+  test('a duplicated callback signalled its user once', async () => {
     for (const email of duplicated) {
       const childId = await userWorkflowId(domain, emails.indexOf(email));
       const requests = await signalledRequests(childId);
@@ -241,12 +250,15 @@ describe('enterprise downgrade', () => {
         `${email}: a duplicate callback sent a second signal`,
       );
     }
+  });
 
-    // Every run of this domain: the parent's runs and all 500 users' workflows.
+  test("no run of the domain (the parent's runs and all 500 users') holds a secret or an e-mail", async () => {
     await assertHistoryHoldsNoSecrets(stack, await executionsOf(domain, emails.length), {
       plaintexts: emails,
     });
+  });
 
+  test("each of the parent's runs stayed near its history budget", async () => {
     const histories = await longestHistories(domain);
     assert.ok(
       histories.parent <= 100 + 50,
@@ -254,20 +266,18 @@ describe('enterprise downgrade', () => {
     );
   });
 
-  test('retrying a finished domain asks again for exactly its failed and expired users', async () => {
-    const domain = 'big.example.org';
-    const before = await stack.downgrades.getEnterpriseDowngrade(domain);
-    const toRetry = (before.counts.failed ?? 0) + (before.counts.expired ?? 0);
-    assert.ok(toRetry > 0, 'the previous test left failed and expired users');
+  test('retrying the finished domain asks again for exactly its failed and expired users', async () => {
+    const toRetry = refused.length + silent.length;
     await got.put(sim('/_sim/enterprise/outcomes'), { json: {} });
-
     const retry = await stack.downgrades.retryFailedEnterpriseUsers(domain, { window: 40 });
     assert.equal(retry.users, toRetry);
-    const result = await stack.downgrades.waitForEnterpriseResult(domain);
-    assert.equal(result.phase, 'completed');
-    assert.deepEqual(result.counts, { completed: toRetry });
+    const retried = await stack.downgrades.waitForEnterpriseResult(domain);
+    assert.equal(retried.phase, 'completed');
+    assert.deepEqual(retried.counts, { completed: toRetry });
   });
+});
 
+describe('enterprise downgrade', () => {
   test('cancelling a domain cancels its users in flight and leaves nothing running', async () => {
     const domain = 'cancel.example.org';
     const emails = domainEmails(domain, 100);
