@@ -2,14 +2,15 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { dirname } from 'node:path';
 import type { SimulatorRecords, SimulatorState } from './state.js';
 
-/** How often the state is written when it changed. */
+/** How often the state is written when it may have changed. */
 const SAVE_INTERVAL_MS = 500;
 
 /**
  * Keeps the simulator's state in a JSON file, as `npm start` keeps Temporal's and the credential store's in
  * `.data/`: a service restarted while a downgrade waits finds the same accounts, authorizations and codes. Loaded
- * at start, written when it changed (every SAVE_INTERVAL_MS) and on close; written to a temporary file first and
- * renamed, so a crash leaves the last whole file. Faults, the request log and rate-limit windows are not kept.
+ * at start, written when a request or a callback may have changed it (`SimulatorState.changes`, looked at every
+ * SAVE_INTERVAL_MS) and on close; written to a temporary file first and renamed, so a crash leaves the last whole
+ * file. Faults, the request log and rate-limit windows are not kept.
  */
 export function keepStateInFile(state: SimulatorState, file: string): { close(): void } {
   if (existsSync(file)) {
@@ -25,13 +26,13 @@ export function keepStateInFile(state: SimulatorState, file: string): { close():
     state.importRecords(snapshot);
   }
   mkdirSync(dirname(file), { recursive: true });
-  let saved = JSON.stringify(state.exportRecords());
+  let saved = state.changes;
   const save = () => {
-    const text = JSON.stringify(state.exportRecords());
-    if (text === saved) return;
-    writeFileSync(`${file}.tmp`, text, { mode: 0o600 });
+    const changes = state.changes;
+    if (changes === saved) return;
+    writeFileSync(`${file}.tmp`, JSON.stringify(state.exportRecords()), { mode: 0o600 });
     renameSync(`${file}.tmp`, file);
-    saved = text;
+    saved = changes;
   };
   const timer = setInterval(save, SAVE_INTERVAL_MS);
   timer.unref();

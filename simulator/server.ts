@@ -92,6 +92,7 @@ export async function buildSimulator(
   registerFaultHook(app, state.faults);
   registerRateLimitHook(app, state.rateLimiter, (request) => clientIdOf(state, request));
   registerRequestLogHook(app, state.requestLog, () => state.now());
+  app.addHook('onResponse', async () => state.markChanged());
   app.setErrorHandler((error: { statusCode?: number }, request, reply) => {
     // An unreadable body on a token endpoint is an OAuth invalid_request, not a framework error page.
     const endpoint = request.routeOptions.config.endpoint;

@@ -55,6 +55,7 @@ export class ServiceAccountCallbacks {
       if (!signal.aborted) counts.failed += 1;
     } finally {
       counts.pending -= 1;
+      this.state.markChanged();
     }
   }
 

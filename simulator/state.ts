@@ -68,6 +68,7 @@ export class SimulatorState implements IndividualRecords {
   #accessTokens = new Map<string, AccessToken>();
   #authorizationIdByRefreshToken = new Map<string, string>();
   #issued = { codes: [] as string[], accessTokens: [] as string[], refreshTokens: [] as string[] };
+  #changes = 0;
 
   constructor(
     private readonly clients: readonly SimulatorClient[],
@@ -77,6 +78,18 @@ export class SimulatorState implements IndividualRecords {
   ) {
     this.rateLimiter = new SlidingWindowRateLimiter({ ...initialRateLimit }, () => this.now());
     this.enterprise = new EnterpriseState(this, serviceAccountTokenTtlSeconds);
+  }
+
+  /**
+   * Counts what may have changed the records: every request served and every callback delivered. Persistence
+   * writes the records only when this moved, so an idle simulator costs nothing.
+   */
+  markChanged(): void {
+    this.#changes += 1;
+  }
+
+  get changes(): number {
+    return this.#changes;
   }
 
   /** Wall-clock time, shifted by `advanceClock` so tests can expire codes and tokens without waiting. */
