@@ -7,11 +7,15 @@ import type { WorkflowBundle } from '@temporalio/worker';
 import { bundleWorkflows } from '../src/worker.js';
 
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
+const LOCKFILE = fileURLToPath(new URL('../package-lock.json', import.meta.url));
 const CACHE = join(tmpdir(), 'cronofy-downgrade-workflow-bundles');
 
-/** Every source file under src/ (the workflow code and all it may import), hashed with its path and the checkout's folder. */
+/**
+ * Every source file under src/ (the workflow code and all it may import), hashed with its path, the checkout's
+ * folder and the lockfile (the SDK's workflow runtime is bundled too).
+ */
 function sourceHash(): string {
-  const hash = createHash('sha256').update(SRC);
+  const hash = createHash('sha256').update(SRC).update(readFileSync(LOCKFILE));
   for (const file of readdirSync(SRC, { recursive: true, encoding: 'utf8' }).sort()) {
     if (!file.endsWith('.ts')) continue;
     hash.update(file).update(readFileSync(join(SRC, file)));
