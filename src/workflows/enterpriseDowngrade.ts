@@ -1,8 +1,7 @@
+import { endOnError } from './runEnding.js';
 import {
   ActivityFailure,
-  CancellationScope,
   continueAsNew,
-  isCancellation,
   log,
   setCurrentDetails,
   setHandler,
@@ -75,15 +74,13 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
     }
     return await run.moveUsers(progress);
   } catch (error) {
-    if (isCancellation(error)) {
-      run.finish('cancelled', 'cancelled by request');
-      await CancellationScope.nonCancellable(() => run.cancelUsersInFlight());
-      throw error;
-    }
-    if (error instanceof ActivityFailure) {
-      return run.finish('failed', `${error.activityType}: ${error.cause?.message ?? error.message}`);
-    }
-    throw error;
+    return await endOnError(error, {
+      cancelled: () => {
+        run.finish('cancelled', 'cancelled by request');
+        return run.cancelUsersInFlight();
+      },
+      failed: (reason) => run.finish('failed', reason),
+    });
   }
 }
 
@@ -117,16 +114,14 @@ class DomainRun {
     };
     this.controls = new OperatorControls(this.status, {
       subject: `the downgrade of ${input.domain}`,
+      input,
+      updates: {
+        approve: approveDowngrade,
+        reject: rejectDowngrade,
+        pause: pauseDowngrade,
+        resume: resumeDowngrade,
+      },
       enter: (phase, details) => this.enter(phase as EnterprisePhase, details),
-      breaker: input.breaker,
-      carried: progress?.control,
-      previewId: input.approval?.previewId,
-    });
-    this.controls.register({
-      approve: approveDowngrade,
-      reject: rejectDowngrade,
-      pause: pauseDowngrade,
-      resume: resumeDowngrade,
     });
   }
 

@@ -1,12 +1,5 @@
-import {
-  ActivityFailure,
-  CancellationScope,
-  continueAsNew,
-  isCancellation,
-  setCurrentDetails,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { endOnError } from './runEnding.js';
+import { continueAsNew, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import { applicationNotifier, serviceActivities } from './activityProxies.js';
 import { showState } from './showState.js';
 import {
@@ -40,15 +33,13 @@ export async function individualCampaign(input: CampaignInput): Promise<Campaign
     await campaign.moveUsers();
     return campaign.finish('completed');
   } catch (error) {
-    if (isCancellation(error)) {
-      campaign.enter('cancelled', { reason: 'cancelled by request', paused: undefined });
-      await CancellationScope.nonCancellable(() => campaign.cancelUsersInFlight());
-      throw error;
-    }
-    if (error instanceof ActivityFailure) {
-      return campaign.finish('failed', `${error.activityType}: ${error.cause?.message ?? error.message}`);
-    }
-    throw error;
+    return await endOnError(error, {
+      cancelled: () => {
+        campaign.enter('cancelled', { reason: 'cancelled by request', paused: undefined });
+        return campaign.cancelUsersInFlight();
+      },
+      failed: (reason) => campaign.finish('failed', reason),
+    });
   }
 }
 
@@ -77,16 +68,14 @@ class CampaignRun {
     };
     this.controls = new OperatorControls(this.status, {
       subject: `campaign ${input.name}`,
+      input,
+      updates: {
+        approve: approveCampaign,
+        reject: rejectCampaign,
+        pause: pauseCampaign,
+        resume: resumeCampaign,
+      },
       enter: (phase, details) => this.enter(phase as CampaignPhase, details),
-      breaker: input.breaker,
-      carried: progress?.control,
-      previewId: input.approval?.previewId,
-    });
-    this.controls.register({
-      approve: approveCampaign,
-      reject: rejectCampaign,
-      pause: pauseCampaign,
-      resume: resumeCampaign,
     });
     this.#window = new UsersWindow(input.window, input.userCount, {
       nextPosition: progress?.nextPosition ?? 0,

@@ -1,9 +1,8 @@
+import { endOnError } from './runEnding.js';
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
-  isCancellation,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -60,16 +59,10 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
       return await run.finish('completed', { credentialRef: outcome.grant.credentialRef });
     return await run.finish(outcome.state, { reason: outcome.reason });
   } catch (error) {
-    if (isCancellation(error)) {
-      await run.finish('cancelled', { reason: 'cancelled by request' });
-      throw error;
-    }
-    if (error instanceof ActivityFailure) {
-      return await run.finish('failed', {
-        reason: `${error.activityType}: ${error.cause?.message ?? error.message}`,
-      });
-    }
-    throw error;
+    return await endOnError(error, {
+      cancelled: () => run.finish('cancelled', { reason: 'cancelled by request' }).then(() => undefined),
+      failed: (reason) => run.finish('failed', { reason }),
+    });
   }
 }
 

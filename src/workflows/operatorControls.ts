@@ -68,20 +68,25 @@ export class OperatorControls<S extends OperatedStatus> {
     private readonly options: {
       /** How messages name the run, e.g. "the downgrade of example.org". */
       subject: string;
+      /** What the run was started with, and carries on with after continue-as-new. */
+      input: {
+        breaker?: BreakerThresholds;
+        approval?: { previewId: string };
+        progress?: { control?: DomainControlState };
+      };
+      updates: OperatorUpdates<S>;
       enter(phase: string, details?: Partial<Omit<OperatedStatus, 'phase'>>): void;
-      breaker?: BreakerThresholds;
-      carried?: DomainControlState;
-      previewId?: string;
     },
   ) {
-    this.control = new DomainControl(options.breaker, options.carried);
+    this.control = new DomainControl(options.input.breaker, options.input.progress?.control);
+    this.#register(options.updates);
   }
 
   get paused(): boolean {
     return this.control.paused !== undefined;
   }
 
-  register(updates: OperatorUpdates<S>): void {
+  #register(updates: OperatorUpdates<S>): void {
     const decide = async (decision: { approved: boolean; by: string; reason?: string }) => {
       this.#decision = decision;
       await condition(() => this.status.phase !== 'awaiting_approval');
@@ -90,9 +95,10 @@ export class OperatorControls<S extends OperatedStatus> {
     setHandler(updates.approve, ({ by }) => decide({ approved: true, by }), {
       validator: ({ by, previewId }) => {
         this.#expectPhase('approve', 'awaiting_approval', by);
-        if (previewId !== this.options.previewId) {
+        const startedFrom = this.options.input.approval?.previewId;
+        if (previewId !== startedFrom) {
           throw new Error(
-            `preview ${previewId} is not the one this run was started from (${this.options.previewId}): ` +
+            `preview ${previewId} is not the one this run was started from (${startedFrom}): ` +
               'read that preview, or preview again and start a new run',
           );
         }
