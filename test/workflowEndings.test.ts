@@ -1,12 +1,13 @@
 /**
- * Every way an Individual downgrade ends, one test each, decided by the workflow code alone: a real Temporal dev
- * server runs the workflow, and its activities are stubs scripted per test. No HTTP, no simulator, no database: the
- * callback arrives as the signal the callback server would send.
+ * Every way a re-authorization ends, for a person (an Individual downgrade) and for a domain's administrator (an
+ * Enterprise downgrade), one test each, decided by the workflow code alone: a real Temporal dev server runs the
+ * workflow, and its activities are stubs scripted per test. No HTTP, no simulator, no database: the callback
+ * arrives as the signal the callback server would send.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Context, ApplicationFailure } from '@temporalio/activity';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { testWorkflowBundle } from '../harness/workflowBundle.js';
@@ -18,25 +19,32 @@ import {
   reauthorizationCallback,
   type ApplicationEvent,
   type DowngradeResult,
-  type DowngradeStatus,
   type IndividualDowngradeInput,
   type ReauthorizationCallback,
 } from '../src/workflows/definitions.js';
 import type { ExchangedGrant } from '../src/activities/deps.js';
+import {
+  getEnterpriseStatus,
+  type DomainEvent,
+  type EnterpriseDowngradeInput,
+  type EnterpriseStatus,
+} from '../src/workflows/enterpriseDefinitions.js';
 
 /** What one downgrade's Cronofy does: the grant each exchange returns, in order, and whether revoking fails. */
 interface Script {
-  grants: Array<Partial<ExchangedGrant>>;
+  grants: Array<Partial<ExchangedGrant> & { domain?: string; delegatedScope?: string }>;
   revokeFails?: boolean;
 }
 
 /** What the stubs saw of one downgrade. */
 interface Seen {
   revoked: string[];
-  events: ApplicationEvent[];
+  events: Array<ApplicationEvent | DomainEvent>;
 }
 
 const SUB = 'acc_person';
+const SERVICE_ACCOUNT = 'ser_domain';
+const DOMAIN = 'example.org';
 const FREE_BUSY: Partial<ExchangedGrant> = {
   providerName: 'google_free_busy',
   providerService: 'google_free_busy',
@@ -51,7 +59,14 @@ const seenBy = (id: string): Seen => {
   return seen.get(id)!;
 };
 
-/** The activities the Individual downgrade calls, as stubs that follow the test's script. */
+/** The grant the script gives for a prompt's code (`code-N`). */
+function scriptedGrant(codeRef: string) {
+  const prompt = Number(codeRef.split('-').pop());
+  const grant = scripts.get(workflowId())?.grants[prompt - 1] ?? {};
+  return { credentialRef: `grant-${prompt}`, providerName: 'google', ...grant };
+}
+
+/** The activities the downgrades call, as stubs that follow the test's script. */
 const stubs = {
   async revokeAuthorization(target: { credentialRef: string } | { sub: string }): Promise<void> {
     if (scripts.get(workflowId())?.revokeFails) {
@@ -66,12 +81,20 @@ const stubs = {
     return { url: `https://service.test/open/${request.workflowId}`, nonce: 'open-nonce' };
   },
   async exchangeAuthorizationCode(request: { codeRef: string }): Promise<ExchangedGrant> {
-    const prompt = Number(request.codeRef.split('-').pop());
-    const grant = scripts.get(workflowId())?.grants[prompt - 1] ?? {};
-    return { credentialRef: `grant-${prompt}`, sub: SUB, providerName: 'google', ...grant };
+    return { sub: SUB, ...scriptedGrant(request.codeRef) };
   },
-  async notifyApplication(event: ApplicationEvent): Promise<void> {
+  async notifyApplication(event: ApplicationEvent | DomainEvent): Promise<void> {
     seenBy(workflowId()).events.push(event);
+  },
+  // A domain's, with no users: its downgrade ends when the administrator's re-authorization does.
+  async captureUsers(): Promise<{ captureId: string; userCount: number }> {
+    return { captureId: 'capture', userCount: 0 };
+  },
+  async createEnterpriseAuthorizationRequest(request: { prompt: number }) {
+    return { authorizationUrl: `https://consent.test/${request.prompt}`, nonce: `nonce-${request.prompt}` };
+  },
+  async exchangeServiceAccountCode(request: { codeRef: string }) {
+    return { sub: SERVICE_ACCOUNT, domain: DOMAIN, ...scriptedGrant(request.codeRef) };
   },
 };
 
@@ -107,24 +130,59 @@ after(async () => {
 
 let count = 0;
 
-/** Starts a downgrade that follows `script`. */
+const asking = { deadlineMs: 60_000, reminderIntervalMs: 60_000, maxPrompts: 3 };
+
+/** Starts a person's downgrade that follows `script`. */
 async function start(script: Script, input: Partial<IndividualDowngradeInput> = {}) {
-  const id = `endings-${++count}`;
+  const id = `person-${++count}`;
   scripts.set(id, script);
   const handle = await env.client.workflow.start('individualDowngrade', {
     workflowId: id,
     taskQueue,
-    args: [{ sub: SUB, deadlineMs: 60_000, reminderIntervalMs: 60_000, maxPrompts: 3, ...input }],
+    args: [{ sub: SUB, ...asking, ...input }],
   });
   return { handle, seen: seenBy(id) };
 }
 
-type Handle = Awaited<ReturnType<typeof start>>['handle'];
+/** Starts a domain's downgrade (of no users) that follows `script`. */
+async function startDomain(script: Script, input: Partial<EnterpriseDowngradeInput> = {}) {
+  const id = `domain-${++count}`;
+  scripts.set(id, script);
+  const handle = await env.client.workflow.start('enterpriseDowngrade', {
+    workflowId: id,
+    taskQueue,
+    args: [
+      {
+        domain: DOMAIN,
+        inlineUsers: [],
+        serviceAccountSub: SERVICE_ACCOUNT,
+        userDeadlineMs: 60_000,
+        maxUserRequests: 1,
+        window: 10,
+        ...asking,
+        ...input,
+      },
+    ],
+  });
+  return { handle, seen: seenBy(id) };
+}
+
+type Handle = WorkflowHandle;
+
+/** The status of either downgrade: the person's state or the domain's phase, and the prompt. */
+async function statusOf(handle: Handle): Promise<{ state: string; prompt: number }> {
+  if (handle.workflowId.startsWith('person-')) return handle.query(getStatus);
+  const status = await handle.query(getEnterpriseStatus);
+  return { state: status.phase, prompt: status.prompt };
+}
 
 /** Waits until the downgrade's status passes `until`. */
-async function waitFor(handle: Handle, until: (status: DowngradeStatus) => boolean): Promise<void> {
+async function waitFor(
+  handle: Handle,
+  until: (status: { state: string; prompt: number }) => boolean,
+): Promise<void> {
   const deadline = Date.now() + 10_000;
-  while (!until(await handle.query(getStatus))) {
+  while (!until(await statusOf(handle))) {
     if (Date.now() > deadline) throw new Error(`the downgrade never got there: ${until.toString()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -143,6 +201,10 @@ async function result(handle: Handle): Promise<DowngradeResult> {
   return (await handle.result()) as DowngradeResult;
 }
 
+async function domainResult(handle: Handle): Promise<EnterpriseStatus> {
+  return (await handle.result()) as EnterpriseStatus;
+}
+
 describe('an Individual downgrade ends', () => {
   test('completed: the person grants Free/Busy to their own account', async () => {
     const { handle, seen } = await start({ grants: [FREE_BUSY] });
@@ -153,7 +215,7 @@ describe('an Individual downgrade ends', () => {
     assert.equal(ended.providerName, 'google_free_busy');
     assert.deepEqual(seen.revoked, [SUB], 'only the Read/Write connection was revoked');
     assert.deepEqual(
-      seen.events.map((event) => [event.type, event.status.state]),
+      (seen.events as ApplicationEvent[]).map((event) => [event.type, event.status.state]),
       [
         ['authorization_required', 'awaiting_reauthorization'],
         ['finished', 'completed'],
@@ -233,7 +295,7 @@ describe('an Individual downgrade ends', () => {
     await waitFor(handle, (status) => status.prompt === 1);
     await handle.signal(reauthorizationCallback, { prompt: 2, nonce: 'nonce-2', codeRef: 'code-2' });
     await handle.signal(reauthorizationCallback, { prompt: 1, nonce: 'forged', codeRef: 'code-1' });
-    assert.equal((await handle.query(getStatus)).state, 'awaiting_reauthorization');
+    assert.equal((await statusOf(handle)).state, 'awaiting_reauthorization');
     await answer(handle, 1);
     assert.equal((await result(handle)).state, 'completed');
   });
@@ -261,7 +323,77 @@ describe('an Individual downgrade ends', () => {
     await waitFor(handle, (status) => status.prompt === 1);
     await handle.cancel();
     await assert.rejects(handle.result(), WorkflowFailedError);
-    const finished = seen.events.find((event) => event.type === 'finished');
+    const finished = (seen.events as ApplicationEvent[]).find((event) => event.type === 'finished');
     assert.equal(finished?.status.state, 'cancelled');
+  });
+});
+
+describe("an Enterprise downgrade's re-authorization by the administrator ends", () => {
+  test('completed: a Free/Busy service account of this domain (and, with no users, the domain is done)', async () => {
+    const { handle, seen } = await startDomain({ grants: [{ providerName: 'google_free_busy' }] });
+    await answer(handle, 1);
+    const ended = await domainResult(handle);
+    assert.deepEqual([ended.phase, ended.providerName], ['completed', 'google_free_busy']);
+    assert.deepEqual(seen.revoked, [SERVICE_ACCOUNT]);
+  });
+
+  test('denied: the administrator chose Deny', async () => {
+    const { handle } = await startDomain({ grants: [] });
+    await answer(handle, 1, 'access_denied');
+    assert.equal((await domainResult(handle)).phase, 'denied');
+  });
+
+  test('other_account: a service account of another domain, which is taken back', async () => {
+    const { handle, seen } = await startDomain({
+      grants: [{ providerName: 'google_free_busy', domain: 'elsewhere.example.com' }],
+    });
+    await answer(handle, 1);
+    const ended = await domainResult(handle);
+    assert.equal(ended.phase, 'other_account');
+    assert.match(ended.reason ?? '', /different calendar account/);
+    assert.deepEqual(seen.revoked, [SERVICE_ACCOUNT, 'grant-1']);
+  });
+
+  test('no_access: a grant reporting No Access ends the domain, and is taken back', async () => {
+    const { handle, seen } = await startDomain({ grants: [{ providerName: 'cronofy' }] });
+    await answer(handle, 1);
+    assert.equal((await domainResult(handle)).phase, 'no_access');
+    assert.deepEqual(seen.revoked, [SERVICE_ACCOUNT, 'grant-1']);
+  });
+
+  test('read_write_kept: Read/Write on every prompt, each grant taken back', async () => {
+    const { handle, seen } = await startDomain({ grants: [READ_WRITE, READ_WRITE] }, { maxPrompts: 2 });
+    await answer(handle, 1);
+    await answer(handle, 2);
+    assert.equal((await domainResult(handle)).phase, 'read_write_kept');
+    assert.deepEqual(seen.revoked, [SERVICE_ACCOUNT, 'grant-1', 'grant-2']);
+  });
+
+  test('completed on the second prompt: a service account that may not delegate free_busy_write is taken back', async () => {
+    const { handle, seen } = await startDomain({
+      grants: [
+        { providerName: 'google_free_busy', delegatedScope: 'read_events' },
+        { providerName: 'google_free_busy', delegatedScope: 'read_events free_busy_write' },
+      ],
+    });
+    await answer(handle, 1);
+    await answer(handle, 2);
+    const ended = await domainResult(handle);
+    assert.deepEqual([ended.phase, ended.prompt], ['completed', 2]);
+    assert.deepEqual(seen.revoked, [SERVICE_ACCOUNT, 'grant-1']);
+  });
+
+  test("expired: the application's webhook is told the link and reminded, as for a person", async () => {
+    const { handle, seen } = await startDomain(
+      { grants: [] },
+      { deadlineMs: 1_500, reminderIntervalMs: 500 },
+    );
+    assert.equal((await domainResult(handle)).phase, 'expired');
+    const [required, ...reminders] = seen.events as DomainEvent[];
+    assert.equal(required?.type, 'authorization_required');
+    assert.equal(required?.status.phase, 'awaiting_admin');
+    assert.equal(required?.status.authorizationUrl, 'https://consent.test/1');
+    assert.ok(reminders.length >= 1, `${reminders.length} reminders`);
+    assert.ok(reminders.every((event) => event.type === 'reminder' && event.status.domain === DOMAIN));
   });
 });

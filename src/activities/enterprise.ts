@@ -9,7 +9,7 @@ import type { StoredCredentials } from '../store/credentialStore.js';
 import { callCronofy } from './callCronofy.js';
 import { exchangeCodeOnce } from './exchangeCode.js';
 import type { ActivityDeps, ExchangedGrant } from './deps.js';
-import { searchAttributes } from '../workflows/definitions.js';
+import { FREE_BUSY_SCOPE, searchAttributes } from '../workflows/definitions.js';
 import {
   enterpriseUserDowngradeId,
   type EnterpriseUserInput,
@@ -18,7 +18,7 @@ import {
 
 /** The service account may manage accounts, and grant each user no more than Free/Busy. */
 export const SERVICE_ACCOUNT_SCOPE = ['service_account/accounts/manage'] as const;
-export const DELEGATED_SCOPE = ['free_busy_write'] as const;
+export const DELEGATED_SCOPE = [FREE_BUSY_SCOPE] as const;
 
 /** A user to ask access for: who, the run its state is bound to, and which of its requests this is. */
 type AccessRequestUser = IssuingRun & { email: string; request: number };
@@ -150,7 +150,7 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
     async exchangeServiceAccountCode(request: {
       codeRef: string;
       workflowId: string;
-    }): Promise<ExchangedGrant & { domain?: string }> {
+    }): Promise<ExchangedGrant & { domain?: string; delegatedScope?: string }> {
       const credentials = await exchangeCodeOnce(deps, {
         codeRef: request.codeRef,
         redirectUri: deps.redirectUri,
@@ -164,6 +164,7 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
         sub: credentials.sub,
         providerName: profile.providerName ?? 'unknown',
         domain: profile.domain,
+        delegatedScope: profile.delegatedScope,
       };
     },
 

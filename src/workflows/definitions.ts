@@ -9,6 +9,8 @@ export const FREE_BUSY_PROVIDERS = ['google_free_busy', 'ms_graph_free_busy'] as
 export type FreeBusyProvider = (typeof FREE_BUSY_PROVIDERS)[number];
 /** Cronofy reports `cronofy` as the provider when the person chose "No Access". */
 export const NO_ACCESS_PROVIDER = 'cronofy';
+/** The scope that lets a connection publish free/busy only: asked of people, and delegated by administrators. */
+export const FREE_BUSY_SCOPE = 'free_busy_write';
 
 export const searchAttributes = {
   kind: defineSearchAttributeKey('DowngradeKind', SearchAttributeType.KEYWORD),

@@ -1,5 +1,10 @@
 import { log, workflowInfo } from '@temporalio/workflow';
-import { FREE_BUSY_PROVIDERS, NO_ACCESS_PROVIDER, type ReauthorizationCallback } from './definitions.js';
+import {
+  FREE_BUSY_PROVIDERS,
+  FREE_BUSY_SCOPE,
+  NO_ACCESS_PROVIDER,
+  type ReauthorizationCallback,
+} from './definitions.js';
 import { waitWithReminders } from './waiting.js';
 
 /** What an exchange of the human's code gives: the new authorization and what Cronofy says it is. */
@@ -8,6 +13,8 @@ export interface Grant {
   providerName: string;
   /** `linking_profile.provider_service`; a service account's userinfo names only the provider. */
   providerService?: string;
+  /** A service account's: the scopes it may grant its users (its userinfo's `delegated_scope`). */
+  delegatedScope?: string;
 }
 
 /** How a re-authorization ended when it did not end in a verified Free/Busy grant. */
@@ -44,7 +51,8 @@ export interface ConsentRequest {
  *   ends the downgrade `other_account`: asking again would reach the same browser;
  * - "No Access" is revoked and ends the downgrade `no_access` (Cronofy's Enterprise page does not offer it, but a
  *   grant reporting it is handled the same way);
- * - Read/Write is revoked and the human is asked again, up to `maxPrompts` times, then `read_write_kept`.
+ * - Read/Write (or a service account that may not delegate `free_busy_write`) is revoked and the human is asked
+ *   again, up to `maxPrompts` times, then `read_write_kept`.
  */
 export interface Human<G extends Grant> {
   /** Named in logs and reasons: "the person", "the administrator". */
@@ -96,13 +104,16 @@ export class CallbackInbox {
 
 /**
  * Free/Busy as Cronofy's procedure defines it: `linking_profile.provider_name` and `provider_service` both name the
- * same Free/Busy provider. A grant whose two fields disagree is not counted as Free/Busy. (A service account's
- * userinfo names only its provider.)
+ * same Free/Busy provider. A grant whose two fields disagree is not counted as Free/Busy. A service account's
+ * userinfo names only its provider, and its delegated scope, which must hold `free_busy_write`: without it, Cronofy
+ * refuses the service account's access requests for its users. (A person's token names a scope too, but Cronofy
+ * documents nothing of what it holds in Free/Busy mode, so it is not checked.)
  */
 export function isFreeBusy(grant: Grant): boolean {
   return (
     (FREE_BUSY_PROVIDERS as readonly string[]).includes(grant.providerName) &&
-    (grant.providerService === undefined || grant.providerService === grant.providerName)
+    (grant.providerService === undefined || grant.providerService === grant.providerName) &&
+    (grant.delegatedScope === undefined || grant.delegatedScope.split(' ').includes(FREE_BUSY_SCOPE))
   );
 }
 
@@ -141,6 +152,7 @@ export async function reauthorize<G extends Grant>(
       prompt,
       providerName: grant.providerName,
       providerService: grant.providerService,
+      delegatedScope: grant.delegatedScope,
     });
   }
   return {
