@@ -15,7 +15,7 @@ import { CampaignClient } from './campaignClient.js';
 import { DowngradeClient } from './client.js';
 import { isPostgresUrl, loadConfig, type Config } from './config.js';
 import { campaignReportCsv, reportCsv } from './reportCsv.js';
-import { connectTemporal } from './services.js';
+import { connectTemporalClient } from './temporalConnection.js';
 import { Campaigns } from './store/campaigns.js';
 import { CredentialStore } from './store/credentialStore.js';
 import { openDatabase, type Database } from './store/database.js';
@@ -80,7 +80,7 @@ async function open(config: Config, options: { database: boolean }): Promise<Ses
     }
     database = await openDatabase(config.DATABASE_URL);
   }
-  const temporal = await connectTemporal(config, payloadEncryption(config).dataConverter);
+  const temporal = await connectTemporalClient(config, payloadEncryption(config).dataConverter);
   const store = database && new CredentialStore(database, Keyring.parse(config.CREDENTIAL_KEYS));
   const defaults = {
     deadlineMs: config.DOWNGRADE_DEADLINE,

@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { Client, type TLSConfig } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import type { ActivityDeps } from './activities/deps.js';
@@ -15,6 +14,7 @@ import { openDatabase, type Database } from './store/database.js';
 import { EnterpriseUsers } from './store/enterpriseUsers.js';
 import { Campaigns } from './store/campaigns.js';
 import { Keyring } from './store/encryption.js';
+import { temporalConnectionOptions, type TemporalConnectionConfig } from './temporalConnection.js';
 
 /** The simulator's application credentials when no Cronofy credentials are configured. */
 export const SIMULATOR_CLIENT = {
@@ -93,68 +93,6 @@ export async function createServices(config: Config, cronofy: CronofyTarget): Pr
     },
     close: () => database.close(),
   };
-}
-
-type TemporalConnectionConfig = Pick<
-  Config,
-  | 'TEMPORAL_ADDRESS'
-  | 'TEMPORAL_NAMESPACE'
-  | 'TEMPORAL_API_KEY'
-  | 'TEMPORAL_TLS'
-  | 'TEMPORAL_TLS_CERT_PATH'
-  | 'TEMPORAL_TLS_KEY_PATH'
-  | 'TEMPORAL_TLS_CA_PATH'
-  | 'TEMPORAL_TLS_SERVER_NAME'
->;
-
-/**
- * How the client and the workers reach Temporal: plain gRPC to a dev server or a cluster inside the network, or TLS
- * with a client certificate (mTLS) or an API key, as Temporal Cloud requires. Certificate files are read here, once,
- * and an unreadable one is reported by its variable's name.
- */
-export function temporalConnectionOptions(config: TemporalConnectionConfig): {
-  address: string;
-  tls?: TLSConfig | false;
-  apiKey?: string;
-  metadata?: Record<string, string>;
-} {
-  const clientCertPair =
-    config.TEMPORAL_TLS_CERT_PATH && config.TEMPORAL_TLS_KEY_PATH
-      ? {
-          crt: readConfiguredFile('TEMPORAL_TLS_CERT_PATH', config.TEMPORAL_TLS_CERT_PATH),
-          key: readConfiguredFile('TEMPORAL_TLS_KEY_PATH', config.TEMPORAL_TLS_KEY_PATH),
-        }
-      : undefined;
-  // parseConfig refuses TEMPORAL_TLS=false together with a key or certificate.
-  const useTls =
-    config.TEMPORAL_TLS === 'true' || clientCertPair !== undefined || config.TEMPORAL_API_KEY !== undefined;
-  return {
-    address: config.TEMPORAL_ADDRESS,
-    tls: useTls
-      ? {
-          clientCertPair,
-          serverRootCACertificate: config.TEMPORAL_TLS_CA_PATH
-            ? readConfiguredFile('TEMPORAL_TLS_CA_PATH', config.TEMPORAL_TLS_CA_PATH)
-            : undefined,
-          serverNameOverride: config.TEMPORAL_TLS_SERVER_NAME,
-        }
-      : false,
-    ...(config.TEMPORAL_API_KEY
-      ? {
-          apiKey: config.TEMPORAL_API_KEY,
-          // Temporal Cloud's regional endpoints route API-key calls by this header.
-          metadata: { 'temporal-namespace': config.TEMPORAL_NAMESPACE },
-        }
-      : {}),
-  };
-}
-
-function readConfiguredFile(variable: string, path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    throw new Error(`${variable}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
 }
 
 /**
