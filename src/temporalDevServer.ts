@@ -18,16 +18,16 @@ export function temporalCliPath(): string {
  * Arguments after `temporal server start-dev` for this project's dev servers: its search attributes, registered at
  * start, and the search-attribute cache left to work as a real server's does. The CLI turns on
  * `system.forceSearchAttributesCacheRefreshOnRead` so that attributes created while it runs are seen at once; that
- * makes the server read its cluster metadata and namespace from SQLite on nearly every request (bench/callbacks.ts
- * counted 31.8 persistence requests per callback with it, 18.0 without). Every attribute here exists from the start.
+ * makes the server read its cluster metadata and namespace from SQLite on nearly every request. Every attribute
+ * here exists from the start.
  *
  * Task queues get one partition: the server splits a task queue's rate limit evenly among its partitions, and a
  * partition with nothing queued wastes its share, so with the default four the Cronofy queue ran below the rate
  * its workers set. One server process gains nothing from more.
  *
  * The dev server has one history shard, and a shard reads its transfer queue (the tasks that hand workflow and
- * activity tasks to matching) at most `history.transferProcessorMaxPollRPS` times a second: at the default, 20, a
- * callback's signal and the exchange it starts each waited up to 50 ms there before a worker could take them.
+ * activity tasks to matching) at most `history.transferProcessorMaxPollRPS` times a second: at the default, a
+ * callback's signal and the exchange it starts each waited for the next read before a worker could take them.
  */
 export function devServerArgs(): string[] {
   return [
