@@ -104,18 +104,32 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
     );
   };
 
+  /**
+   * The users of a batch of the capture (positions `from` … `from + size - 1`): each one's e-mail, position and
+   * workflow id, which the capture and the position fix. Read when the batch starts and again when its access is
+   * requested, so that the domain's history carries only run ids.
+   */
+  const batchUsers = async (batch: {
+    parentWorkflowId: string;
+    captureId: string;
+    from: number;
+    size: number;
+  }) => {
+    const { parentWorkflowId, captureId, from } = batch;
+    const emails = wholeBatch(await enterpriseUsers.page(captureId, from, batch.size), batch);
+    return emails.map((email, index) => ({
+      email,
+      position: from + index,
+      workflowId: enterpriseUserDowngradeId(parentWorkflowId, captureId, from + index),
+    }));
+  };
+
   /** Who the users of a started batch are, each asked for the first time. */
   const startedUsers = async (batch: StartedBatch): Promise<AccessRequestUser[]> => {
-    const { captureId, from, runIds } = batch;
-    const emails = wholeBatch(await enterpriseUsers.page(captureId, from, runIds.length), {
-      captureId,
-      from,
-      size: runIds.length,
-    });
-    return emails.map((email, index) => {
+    const users = await batchUsers({ ...batch, size: batch.runIds.length });
+    return users.map(({ email, workflowId }, index) => {
       // A user's workflow never continues as new: its first run is its only one.
-      const runId = runIds[index]!;
-      const workflowId = enterpriseUserDowngradeId(batch.parentWorkflowId, captureId, from + index);
+      const runId = batch.runIds[index]!;
       return { email, workflowId, runId, firstRunId: runId, request: 1 };
     });
   };
@@ -204,19 +218,10 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
         'parentWorkflowId' | 'serviceAccountRef' | 'userDeadlineMs' | 'maxUserRequests'
       >;
     }): Promise<string[]> {
-      const emails = wholeBatch(
-        await enterpriseUsers.page(request.captureId, request.from, request.size),
-        request,
-      );
+      const users = await batchUsers({ ...request, parentWorkflowId: request.user.parentWorkflowId });
       const client = getClient();
       return Promise.all(
-        emails.map(async (email, index) => {
-          const position = request.from + index;
-          const workflowId = enterpriseUserDowngradeId(
-            request.user.parentWorkflowId,
-            request.captureId,
-            position,
-          );
+        users.map(async ({ email, position, workflowId }) => {
           const input: EnterpriseUserInput = {
             ...request.user,
             domain: request.domain,
