@@ -132,40 +132,42 @@ let count = 0;
 
 const asking = { deadlineMs: 60_000, reminderIntervalMs: 60_000, maxPrompts: 3 };
 
-/** Starts a person's downgrade that follows `script`. */
-async function start(script: Script, input: Partial<IndividualDowngradeInput> = {}) {
-  const id = `person-${++count}`;
+/** The two kinds of run: the workflow, and the input every test starts from. */
+const kinds = {
+  person: { workflowType: 'individualDowngrade', input: { sub: SUB, ...asking } },
+  domain: {
+    workflowType: 'enterpriseDowngrade',
+    input: {
+      domain: DOMAIN,
+      inlineUsers: [],
+      serviceAccountSub: SERVICE_ACCOUNT,
+      userDeadlineMs: 60_000,
+      maxUserRequests: 1,
+      window: 10,
+      ...asking,
+    },
+  },
+};
+
+/** Starts a run of `kind` that follows `script`; its workflow id starts with the kind. */
+async function startRun(kind: keyof typeof kinds, script: Script, input: object) {
+  const id = `${kind}-${++count}`;
   scripts.set(id, script);
-  const handle = await env.client.workflow.start('individualDowngrade', {
+  const { workflowType, input: defaults } = kinds[kind];
+  const handle = await env.client.workflow.start(workflowType, {
     workflowId: id,
     taskQueue,
-    args: [{ sub: SUB, ...asking, ...input }],
+    args: [{ ...defaults, ...input }],
   });
   return { handle, seen: seenBy(id) };
 }
 
-/** Starts a domain's downgrade (of no users) that follows `script`. */
-async function startDomain(script: Script, input: Partial<EnterpriseDowngradeInput> = {}) {
-  const id = `domain-${++count}`;
-  scripts.set(id, script);
-  const handle = await env.client.workflow.start('enterpriseDowngrade', {
-    workflowId: id,
-    taskQueue,
-    args: [
-      {
-        domain: DOMAIN,
-        inlineUsers: [],
-        serviceAccountSub: SERVICE_ACCOUNT,
-        userDeadlineMs: 60_000,
-        maxUserRequests: 1,
-        window: 10,
-        ...asking,
-        ...input,
-      },
-    ],
-  });
-  return { handle, seen: seenBy(id) };
-}
+/** A person's downgrade. */
+const start = (script: Script, input: Partial<IndividualDowngradeInput> = {}) =>
+  startRun('person', script, input);
+/** A domain's downgrade, of no users. */
+const startDomain = (script: Script, input: Partial<EnterpriseDowngradeInput> = {}) =>
+  startRun('domain', script, input);
 
 type Handle = WorkflowHandle;
 
