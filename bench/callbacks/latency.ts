@@ -57,14 +57,17 @@ export async function latency(stack: Stack, run: number): Promise<LatencyResult>
     ),
   );
   const answers = measured.sent.answers;
-  const span = (from: (i: number) => number | undefined, to: (i: number) => number | undefined) =>
-    prepared
-      .map((_, i) => {
-        const a = from(i);
-        const b = to(i);
-        return a === undefined || b === undefined ? NaN : b - a;
-      })
-      .filter(Number.isFinite);
+  /** The distribution of the time from `from` to `to` over the downgrades that have both. */
+  const between = (from: (i: number) => number | undefined, to: (i: number) => number | undefined) =>
+    distribution(
+      prepared
+        .map((_, i) => {
+          const a = from(i);
+          const b = to(i);
+          return a === undefined || b === undefined ? NaN : b - a;
+        })
+        .filter(Number.isFinite),
+    );
   const completed = measured.results.filter((r) => r.result.state === 'completed').length;
   const result: LatencyResult = {
     run,
@@ -72,61 +75,43 @@ export async function latency(stack: Stack, run: number): Promise<LatencyResult>
     rate: options.latencyRate,
     statuses: countBy(answers, (a) => String(a.status)),
     http: distribution(answers.map((a) => a.answeredAt - a.sentAt)),
-    sendToSignal: distribution(
-      span(
-        (i) => answers[i]!.sentAt,
-        (i) => facts[i]!.signalAt,
-      ),
+    sendToSignal: between(
+      (i) => answers[i]!.sentAt,
+      (i) => facts[i]!.signalAt,
     ),
-    signalToVerified: distribution(
-      span(
-        (i) => facts[i]!.signalAt,
-        (i) => facts[i]!.verifiedAt,
-      ),
+    signalToVerified: between(
+      (i) => facts[i]!.signalAt,
+      (i) => facts[i]!.verifiedAt,
     ),
     steps: {
-      toTask: distribution(
-        span(
-          (i) => facts[i]!.signalAt,
-          (i) => facts[i]!.steps.taskStartedAt,
-        ),
+      toTask: between(
+        (i) => facts[i]!.signalAt,
+        (i) => facts[i]!.steps.taskStartedAt,
       ),
-      task: distribution(
-        span(
-          (i) => facts[i]!.steps.taskStartedAt,
-          (i) => facts[i]!.steps.taskCompletedAt,
-        ),
+      task: between(
+        (i) => facts[i]!.steps.taskStartedAt,
+        (i) => facts[i]!.steps.taskCompletedAt,
       ),
-      toExchange: distribution(
-        span(
-          (i) => facts[i]!.steps.exchangeScheduledAt,
-          (i) => facts[i]!.steps.exchangeStartedAt,
-        ),
+      toExchange: between(
+        (i) => facts[i]!.steps.exchangeScheduledAt,
+        (i) => facts[i]!.steps.exchangeStartedAt,
       ),
-      exchange: distribution(
-        span(
-          (i) => facts[i]!.steps.exchangeStartedAt,
-          (i) => facts[i]!.verifiedAt,
-        ),
-      ),
-    },
-    sendToVerified: distribution(
-      span(
-        (i) => answers[i]!.sentAt,
+      exchange: between(
+        (i) => facts[i]!.steps.exchangeStartedAt,
         (i) => facts[i]!.verifiedAt,
       ),
+    },
+    sendToVerified: between(
+      (i) => answers[i]!.sentAt,
+      (i) => facts[i]!.verifiedAt,
     ),
-    signalToCompleted: distribution(
-      span(
-        (i) => facts[i]!.signalAt,
-        (i) => facts[i]!.closedAt,
-      ),
+    signalToCompleted: between(
+      (i) => facts[i]!.signalAt,
+      (i) => facts[i]!.closedAt,
     ),
-    wall: distribution(
-      span(
-        (i) => answers[i]!.sentAt,
-        (i) => measured.results[i]!.at,
-      ),
+    wall: between(
+      (i) => answers[i]!.sentAt,
+      (i) => measured.results[i]!.at,
     ),
     completed,
     ok:
