@@ -404,10 +404,13 @@ describe('a 200-user Individual campaign: 180 choose Free/Busy, 10 decline, 10 n
     workflowIdOf = (position) => campaignUserWorkflowId(campaignWorkflowId('spring'), captureId, position);
     const answer = async (position: number) => {
       if (position >= 190) return;
+      // A late user's revoke queues behind the campaign's other Cronofy calls (400 at 25/s), so it may wait far
+      // longer than one downgrade would.
       const status = await waitForState(
         stack,
         workflowIdOf(position),
         (state) => state === 'awaiting_reauthorization',
+        60_000,
       );
       const decision = position < 180 ? 'free_busy_google' : 'deny';
       const location = await decideOnConsentPage(status.authorizationUrl!, decision, {
