@@ -165,8 +165,8 @@ async function readLines(path: string): Promise<string[][]> {
     .map((line) => line.split(',').map((cell) => cell.trim()));
 }
 
-function serviceAccount(options: { serviceAccountSub?: string }) {
-  const serviceAccountRefreshToken = process.env[TOKEN_VARIABLE] || undefined;
+function serviceAccount(options: { serviceAccountSub?: string }, env: Io['env']) {
+  const serviceAccountRefreshToken = env[TOKEN_VARIABLE] || undefined;
   if (!serviceAccountRefreshToken && !options.serviceAccountSub) {
     throw new UsageError(
       `name the service account: --service-account-sub ser_… or ${TOKEN_VARIABLE} in the environment`,
@@ -209,25 +209,41 @@ function progressBar(status: RunStatus, width = 30): string {
   );
 }
 
-function print(json: boolean, value: unknown, text: string): void {
-  console.log(json ? JSON.stringify(value, null, 2) : text);
+/** What one run of the CLI reads and writes: the process's environment and streams, or a caller's. */
+export interface Io {
+  /** The service's configuration. */
+  config(): Config;
+  /** The environment, for the service account's refresh token, which the configuration does not hold. */
+  env: Record<string, string | undefined>;
+  out(text: string): void;
+  err(text: string): void;
 }
+
+const processIo: Io = {
+  config: () => loadConfig(),
+  env: process.env,
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
 
 type TargetOptions = { domain?: string; campaign?: string };
 
-export function buildProgram(config: () => Config): Command {
+function buildProgram(io: Io): Command {
   const program = new Command('cronofy-downgrade')
     .description('Operate Enterprise Connect downgrades and campaigns of Individual downgrades')
     .option('--json', 'print JSON for scripts')
     .showHelpAfterError()
-    // Inherited by the commands below: main() decides the exit code.
-    .exitOverride();
+    // Inherited by the commands below: main() decides the exit code, io receives commander's messages.
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err });
   const json = () => Boolean(program.opts<{ json?: boolean }>().json);
+  const print = (value: unknown, text: string) =>
+    io.out(`${json() ? JSON.stringify(value, null, 2) : text}\n`);
   /** Runs one command with a session, and always closes it. */
   const withSession =
     <O>(needsDatabase: boolean, run: (session: Session, options: O) => Promise<void>) =>
     async (options: O) => {
-      const session = await open(config(), { database: needsDatabase });
+      const session = await open(io.config(), { database: needsDatabase });
       try {
         await run(session, options);
       } finally {
@@ -268,20 +284,15 @@ export function buildProgram(config: () => Config): Command {
               name: options.campaign,
               users: [lines.map(([sub, userId]) => ({ sub: sub!, userId: userId || undefined }))],
             });
-            return print(
-              json(),
-              preview,
-              previewText(preview.previewId, `campaign ${preview.name}`, preview),
-            );
+            return print(preview, previewText(preview.previewId, `campaign ${preview.name}`, preview));
           }
           const preview = await session.downgrades.previewEnterpriseDowngrade({
             domain: options.domain!,
             users: [lines.map(([email]) => email!)],
-            ...serviceAccount(options),
+            ...serviceAccount(options, io.env),
           });
           const account = preview.serviceAccount;
           print(
-            json(),
             preview,
             previewText(preview.previewId, preview.domain, preview, [
               `service account: ${account ? `${account.providerName} (${account.scope}, delegated ${account.delegatedScope})` : 'not read'}`,
@@ -305,11 +316,7 @@ export function buildProgram(config: () => Config): Command {
               domain: options.domain!,
               previewId: options.preview,
             });
-        print(
-          json(),
-          started,
-          `started ${target.label} (${started.workflowId}); approve preview ${options.preview}`,
-        );
+        print(started, `started ${target.label} (${started.workflowId}); approve preview ${options.preview}`);
       }),
     );
 
@@ -320,7 +327,7 @@ export function buildProgram(config: () => Config): Command {
       withSession(false, async (session, options: TargetOptions & { preview: string; by: string }) => {
         const target = targetOf(session, options);
         const status = await target.approve({ previewId: options.preview, by: options.by });
-        print(json(), status, describe(target.label, status));
+        print(status, describe(target.label, status));
       }),
     );
 
@@ -336,7 +343,7 @@ export function buildProgram(config: () => Config): Command {
         withSession(false, async (session, options: TargetOptions & { by: string; reason?: string }) => {
           const target = targetOf(session, options);
           const status = await target[name]({ by: options.by, reason: options.reason });
-          print(json(), status, describe(target.label, status));
+          print(status, describe(target.label, status));
         }),
       );
   }
@@ -347,17 +354,17 @@ export function buildProgram(config: () => Config): Command {
       withSession(false, async (session, options: TargetOptions & { watch?: boolean }) => {
         const target = targetOf(session, options);
         let status = await target.status();
-        if (!options.watch) return print(json(), status, describe(target.label, status));
+        if (!options.watch) return print(status, describe(target.label, status));
         let last = '';
         for (;;) {
           const line = progressBar(status);
-          if (line !== last) print(json(), status, line);
+          if (line !== last) print(status, line);
           last = line;
           if (TERMINAL_PHASES.includes(status.phase)) break;
           await sleep(1_000);
           status = await target.status();
         }
-        if (!json()) console.log(describe(target.label, status));
+        if (!json()) io.out(`${describe(target.label, status)}\n`);
       }),
     );
 
@@ -365,7 +372,7 @@ export function buildProgram(config: () => Config): Command {
     withSession(false, async (session, options: TargetOptions) => {
       const target = targetOf(session, options);
       const status = await target.cancel();
-      print(json(), status, describe(target.label, status));
+      print(status, describe(target.label, status));
     }),
   );
 
@@ -376,7 +383,7 @@ export function buildProgram(config: () => Config): Command {
     .action(
       withSession(true, async ({ downgrades }, options: { domain: string }) => {
         const started = await downgrades.retryFailedEnterpriseUsers(options.domain);
-        print(json(), started, `started ${started.workflowId} for ${started.users} users`);
+        print(started, `started ${started.workflowId} for ${started.users} users`);
       }),
     );
 
@@ -398,7 +405,7 @@ export function buildProgram(config: () => Config): Command {
           }
           const text = options.format === 'csv' ? csv.join('') : JSON.stringify(rows, null, 2) + '\n';
           if (options.out) await writeFile(options.out, text);
-          else process.stdout.write(text);
+          else io.out(text);
         },
       ),
     );
@@ -428,8 +435,8 @@ function previewText(
 }
 
 /** A refused or failed operation ends with its message and exit code 1; a wrong command line or input with 2. */
-export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram(() => loadConfig());
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const program = buildProgram(io);
   try {
     await program.parseAsync(argv);
     return 0;
@@ -439,7 +446,7 @@ export async function main(argv: string[]): Promise<number> {
       return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : 2;
     }
     const message = error instanceof Error ? error.message : String(error);
-    console.error(`error: ${message}`);
+    io.err(`error: ${message}\n`);
     return error instanceof UsageError ? 2 : 1;
   }
 }

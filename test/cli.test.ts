@@ -1,6 +1,6 @@
 /**
- * The operators' CLI as a spawned process, against the test stack's Temporal and a PostgreSQL the stack's worker
- * shares: each command's normal path, and a bad input per command with its message and exit code.
+ * The operators' CLI against the test stack's Temporal and a PostgreSQL the stack's worker shares: each command's
+ * normal path, a bad input per command with its message and exit code, and the binary as a process of its own.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -26,7 +26,9 @@ import {
   type Stack,
 } from '../harness/stack.js';
 import { createScratchDatabase, testPostgresUrl } from '../harness/postgres.js';
+import { main } from '../src/cli.js';
 import { startCodecServer } from '../src/codec/codecServer.js';
+import { parseConfig } from '../src/config.js';
 import { temporalCliPath } from '../src/temporalDevServer.js';
 import { enterpriseDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
 import {
@@ -62,27 +64,43 @@ interface Run {
   stderr: string;
 }
 
-/** Runs the CLI as an operator would, in a directory of its own, configured by environment as the service is. */
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+/** The environment the service runs with, which the CLI reads as well. */
+function serviceEnvironment(env: Record<string, string>): Record<string, string | undefined> {
+  return {
+    TEMPORAL_ADDRESS: stack.env.address,
+    TEMPORAL_TASK_QUEUE: stack.taskQueue,
+    PAYLOAD_ENCRYPTION_KEYS: TEST_PAYLOAD_ENCRYPTION_KEYS,
+    CREDENTIAL_KEYS: TEST_CREDENTIAL_KEYS,
+    STATE_SIGNING_SECRET: STATE_SECRET,
+    CODEC_SERVER_TOKEN: CODEC_TOKEN,
+    DATABASE_URL: scratch.url,
+    ...env,
+  };
+}
+
+/**
+ * Runs a command through the CLI's `main`, in this process, configured by environment as the service is: what an
+ * operator's command does, without the cost of a process per command (one test below spawns the real binary).
+ */
+async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const environment = serviceEnvironment(env);
+  const run = { code: 0, stdout: '', stderr: '' };
+  run.code = await main(['node', 'cronofy-downgrade', ...args], {
+    config: () => parseConfig(environment),
+    env: environment,
+    out: (text) => void (run.stdout += text),
+    err: (text) => void (run.stderr += text),
+  });
+  return run;
+}
+
+/** Runs the CLI as an operator would: the binary in a process of its own, in a directory of its own. */
+function spawnCli(args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [BIN, ...args],
-      {
-        cwd: workdir,
-        env: {
-          PATH: process.env.PATH,
-          TEMPORAL_ADDRESS: stack.env.address,
-          TEMPORAL_TASK_QUEUE: stack.taskQueue,
-          PAYLOAD_ENCRYPTION_KEYS: TEST_PAYLOAD_ENCRYPTION_KEYS,
-          CREDENTIAL_KEYS: TEST_CREDENTIAL_KEYS,
-          STATE_SIGNING_SECRET: STATE_SECRET,
-          CODEC_SERVER_TOKEN: CODEC_TOKEN,
-          DATABASE_URL: scratch.url,
-          ...env,
-        },
-        timeout: 60_000,
-      },
+      { cwd: workdir, env: { PATH: process.env.PATH, ...serviceEnvironment({}) }, timeout: 60_000 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         resolve({ code, stdout, stderr });
@@ -433,5 +451,15 @@ describe('cronofy-downgrade', () => {
       1,
       /no downgrade with id downgrade-campaign-unknown/,
     );
+  });
+
+  test('the binary: output on stdout, errors on stderr, exit codes 0, 1 and 2', async () => {
+    const help = await spawnCli(['--help']);
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /^Usage: cronofy-downgrade/);
+    const unknown = await spawnCli(['status', '--domain', 'unknown.example.org']);
+    assertFails(unknown, 1, /^error: no downgrade with id downgrade-enterprise-unknown\.example\.org/);
+    assert.equal(unknown.stdout, '');
+    assertFails(await spawnCli(['frobnicate']), 2, /unknown command 'frobnicate'/);
   });
 });
