@@ -14,7 +14,7 @@ import got from 'got';
 import { decodeJwt, type JWTPayload } from 'jose';
 import { z } from 'zod';
 import { parseConsentFormBase } from './consentForm.js';
-import { DowngradeClient } from '../src/client.js';
+import { DowngradeClient, DowngradeNotFoundError } from '../src/client.js';
 import { REDIRECT_PATH } from '../src/contracts/callbackPaths.js';
 import { startCallbackServer } from '../src/callbacks/server.js';
 import { temporalCallbackDeps } from '../src/callbacks/temporalSignals.js';
@@ -322,6 +322,10 @@ export async function followRedirect(location: URL | string) {
   return { status: response.statusCode, body: page.body, headers: response.headers, location: next };
 }
 
+/**
+ * Waits for a downgrade to reach a state, its consent link included when it awaits re-authorization. A run not
+ * started yet (a campaign's or a domain's user the parent has still to start) is waited for like any other.
+ */
 export async function waitForState(
   stack: Stack,
   workflowId: string,
@@ -330,10 +334,17 @@ export async function waitForState(
 ) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const status = await stack.downgrades.getDowngrade(workflowId);
-    if (predicate(status.state) && (status.state !== 'awaiting_reauthorization' || status.authorizationUrl))
+    const status = await stack.downgrades.getDowngrade(workflowId).catch((error: unknown) => {
+      if (error instanceof DowngradeNotFoundError) return undefined;
+      throw error;
+    });
+    if (
+      status &&
+      predicate(status.state) &&
+      (status.state !== 'awaiting_reauthorization' || status.authorizationUrl)
+    )
       return status;
-    if (Date.now() > deadline) throw new Error(`${workflowId} stayed in ${status.state}`);
+    if (Date.now() > deadline) throw new Error(`${workflowId} stayed in ${status?.state ?? 'not started'}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
