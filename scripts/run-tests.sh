@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `npm test`: the test files (all, or those given) on Node's test runner, two files at a time (TEST_CONCURRENCY):
-# most of a test's time is spent waiting on servers and timers, so two share the machine's cores well. Without
+# `npm test`: the test files (all, or those given) on Node's test runner, three files at a time (TEST_CONCURRENCY):
+# much of a test's time is spent waiting on answers, timers and servers, so three keep two cores busy. Without
 # TEST_POSTGRES_URL it starts the throwaway PostgreSQL the tests need (scripts/start-test-postgres.sh, on a free
 # port) and stops it when the run ends, passed or failed, so that nothing of it outlives the run.
 set -euo pipefail
@@ -12,4 +12,4 @@ if [ -z "${TEST_POSTGRES_URL:-}" ]; then
   trap 'bash scripts/start-test-postgres.sh stop >/dev/null 2>&1 || true' EXIT
 fi
 [ "$#" -gt 0 ] || set -- test/*.test.ts
-node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}" "$@"
+node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-3}" "$@"
