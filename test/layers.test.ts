@@ -96,7 +96,9 @@ test('lint fails on each kind of wrong-way import, naming the rule and the impor
       },
     ],
   ];
-  const result = await cruise(Object.assign({}, ...cases.map(([, , files]) => files)));
+  const files = cases.flatMap(([, , files]) => Object.entries(files));
+  assert.equal(new Set(files.map(([path]) => path)).size, files.length, 'each case has files of its own');
+  const result = await cruise(Object.fromEntries(files));
   assert.equal(result.ok, false, 'lint passed');
   // Colours, where the output is a terminal or CI asks for them, are not part of the message.
   const output = result.output.replace(/\x1b\[[0-9;]*m/g, '');
