@@ -4,9 +4,6 @@
  */
 import { payloadEncryption } from '../src/codec/payloadEncryption.js';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { DataConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type WorkflowBundle } from '@temporalio/worker';
@@ -36,6 +33,10 @@ import { Campaigns } from '../src/store/campaigns.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
 import { createDowngradeWorkers } from '../src/worker.js';
 import { testWorkflowBundle } from './workflowBundle.js';
+import { startWebhookReceiver, testSigningSecret, type WebhookReceiver } from './webhookReceiver.js';
+import { Notifications } from '../src/store/notifications.js';
+import { NotificationDispatcher } from '../src/notifications/dispatcher.js';
+import { WebhookSender } from '../src/notifications/webhook.js';
 
 export const CLIENT = { clientId: 'test-app', clientSecret: 'test-app-secret-0123456789' };
 /** A run no workflow has: for hand-made states (forged, expired, for a workflow that does not exist). */
@@ -45,6 +46,10 @@ export const NO_RUN = {
 } as const;
 export const STATE_SECRET = 'test-state-signing-secret-0123456789abcdef';
 const WEBHOOK_SECRET = 'test-webhook-secret-0123456789';
+/** The application's Standard Webhooks secrets, mid-rotation: the new one and the one it replaces. */
+export const WEBHOOK_SIGNING_SECRETS = [testSigningSecret(0x11), testSigningSecret(0x22)];
+/** The stack's delivery schedule: the default's shape, in milliseconds instead of hours. */
+export const TEST_RETRY_SCHEDULE_MS = [100, 200, 400, 800, 1600];
 /**
  * The tests' payload encryption key. Fixed, so that histories recorded from test runs (RECORD_HISTORIES) can be
  * decrypted when test/replay.test.ts replays them later; it protects nothing outside tests.
@@ -72,11 +77,12 @@ export interface Stack {
   database: Database;
   downgrades: DowngradeClient;
   cronofy: CronofyClient;
-  webhookEvents: Array<ApplicationEvent | DomainEvent>;
-  /** The webhook answers 503 to the next `count` events of `workflowId` (they are not recorded). */
-  failWebhook(workflowId: string, count: number): void;
-  /** Every answer the webhook gave, in order, with the workflow each event was about. */
-  webhookAnswers: Array<{ workflowId: string; status: number }>;
+  /** The events the application's webhook accepted, in order. */
+  webhookEvents: Array<(ApplicationEvent | DomainEvent) & { id: string }>;
+  /** The application's webhook endpoint (`failFor`, `answer`, every answer it gave). */
+  webhook: WebhookReceiver;
+  /** The outbox the stack's dispatcher delivers. */
+  notifications: Notifications;
   taskQueue: string;
   /**
    * A worker as the service runs it; `dataConverter` replaces the stack's (a worker after a key rotation, say), and
@@ -138,8 +144,21 @@ export async function startStack(
   const campaigns = new Campaigns(database);
   const stateSigner = new StateSigner(STATE_SECRET);
 
-  const webhookEvents: Array<ApplicationEvent | DomainEvent> = [];
-  const webhook = await startWebhookReceiver(webhookEvents);
+  const webhook = await startWebhookReceiver({
+    signingSecrets: WEBHOOK_SIGNING_SECRETS,
+    legacySecret: WEBHOOK_SECRET,
+  });
+  const notifications = new Notifications(database);
+  const dispatcher = new NotificationDispatcher(notifications, {
+    webhook: new WebhookSender(webhook.url, {
+      secrets: WEBHOOK_SIGNING_SECRETS,
+      legacySecret: WEBHOOK_SECRET,
+    }),
+    retryScheduleMs: TEST_RETRY_SCHEDULE_MS,
+    pollIntervalMs: 50,
+    logLevel: 'error',
+  });
+  dispatcher.start();
 
   // The callback server must exist before the simulator, which only redirects to registered URIs.
   const callbacks = await startCallbackServer(temporalCallbackDeps(env.client, store, stateSigner), {
@@ -174,7 +193,7 @@ export async function startStack(
         campaigns,
         serviceAccountRefreshMarginMs: options.serviceAccountRefreshMarginMs,
         serviceAccountCallbackUrl: `${callbacks.url}${SERVICE_ACCOUNT_CALLBACK_PATH}`,
-        webhook: { url: webhook.url, secret: WEBHOOK_SECRET },
+        notifications: dispatcher,
       },
       cronofyCallsPerSecond: options.cronofyCallsPerSecond ?? 1000,
       dataConverter: workerOptions.dataConverter ?? dataConverter,
@@ -209,51 +228,20 @@ export async function startStack(
     database,
     downgrades,
     cronofy,
-    webhookEvents,
-    failWebhook: (workflowId, count) => webhook.failures.set(workflowId, count),
-    webhookAnswers: webhook.answers,
+    webhookEvents: webhook.events as unknown as Stack['webhookEvents'],
+    webhook,
+    notifications,
     taskQueue,
     startWorker,
     async stop() {
       await callbacks.app.close();
       await simulator.close();
-      await new Promise((resolve) => webhook.server.close(resolve));
+      await dispatcher.stop();
+      await webhook.close();
       await database.close();
       await env.teardown();
     },
   };
-}
-
-/**
- * The application's webhook endpoint: records events whose signature verifies, refuses the rest, and answers 503
- * to as many of a workflow's events as `failures` says.
- */
-async function startWebhookReceiver(events: Array<ApplicationEvent | DomainEvent>) {
-  const failures = new Map<string, number>();
-  const answers: Array<{ workflowId: string; status: number }> = [];
-  const server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const expected = createHmac('sha256', WEBHOOK_SECRET).update(body).digest('base64');
-      if (request.headers['downgrade-hmac-sha256'] !== expected) {
-        response.writeHead(401).end();
-        return;
-      }
-      const event = JSON.parse(body.toString('utf8')) as ApplicationEvent;
-      const workflowId = event.status.workflowId;
-      const failing = failures.get(workflowId) ?? 0;
-      if (failing > 0) failures.set(workflowId, failing - 1);
-      else events.push(event);
-      const status = failing > 0 ? 503 : 204;
-      answers.push({ workflowId, status });
-      response.writeHead(status).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/downgrades`;
-  return { server, url, failures, answers };
 }
 
 const SimulatorAccount = z.object({

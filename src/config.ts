@@ -108,8 +108,39 @@ const Environment = z.object({
   /** The issuer's JWKS, when it is not published through OIDC discovery. */
   CODEC_OIDC_JWKS_URL: url.optional(),
 
+  /** The application's endpoint for downgrade events (docs/notifications.md). */
   APP_WEBHOOK_URL: url.optional(),
+  /**
+   * Standard Webhooks signing secrets (`whsec_…`), separated by spaces or commas: every event is signed with each,
+   * so a receiver keeps verifying while the secret rotates.
+   */
+  APP_WEBHOOK_SIGNING_SECRETS: z
+    .string()
+    .transform((value) => value.split(/[\s,]+/).filter(Boolean))
+    .superRefine((secrets, ctx) => {
+      for (const secret of secrets) {
+        if (!/^whsec_[A-Za-z0-9+/]{32,}={0,2}$/.test(secret)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: 'each secret is whsec_ followed by base64 of 24 bytes or more',
+          });
+          return;
+        }
+      }
+    })
+    .optional(),
+  /** The HMAC of the body in `Downgrade-HMAC-SHA256`, for receivers written before Standard Webhooks. */
   APP_WEBHOOK_SECRET: z.string().min(16).optional(),
+  /** The waits after each failed delivery, comma-separated; after the last the event waits for an operator. */
+  NOTIFICATION_RETRY_SCHEDULE: z
+    .string()
+    .transform((value, ctx) => {
+      const waits = value.split(',').map((part) => duration.safeParse(part.trim()));
+      if (waits.every((wait) => wait.success)) return waits.map((wait) => wait.data);
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not a list of durations like 5s,5m,30m,2h` });
+      return z.NEVER;
+    })
+    .optional(),
 
   DOWNGRADE_DEADLINE: duration.default(msToNumber('7d')),
   DOWNGRADE_REMINDER_INTERVAL: duration.default(msToNumber('1d')),
@@ -145,7 +176,6 @@ const Environment = z.object({
 const PAIRS = [
   ['CRONOFY_CLIENT_ID', 'CRONOFY_CLIENT_SECRET'],
   ['CRONOFY_API_URL', 'CRONOFY_APP_URL'],
-  ['APP_WEBHOOK_URL', 'APP_WEBHOOK_SECRET'],
   ['CODEC_OIDC_ISSUER', 'CODEC_OIDC_AUDIENCE'],
   ['TEMPORAL_TLS_CERT_PATH', 'TEMPORAL_TLS_KEY_PATH'],
 ] as const;
@@ -175,6 +205,14 @@ export function parseConfig(rawEnv: Record<string, string | undefined>): Config 
     if ((env[a] === undefined) !== (env[b] === undefined)) {
       problems.push(env[a] === undefined ? `${a}: required with ${b}` : `${b}: required with ${a}`);
     }
+  }
+  const webhookSecrets = env.APP_WEBHOOK_SIGNING_SECRETS ?? env.APP_WEBHOOK_SECRET;
+  if ((env.APP_WEBHOOK_URL === undefined) !== (webhookSecrets === undefined)) {
+    problems.push(
+      env.APP_WEBHOOK_URL === undefined
+        ? 'APP_WEBHOOK_URL: required with APP_WEBHOOK_SIGNING_SECRETS or APP_WEBHOOK_SECRET'
+        : 'APP_WEBHOOK_SIGNING_SECRETS: required with APP_WEBHOOK_URL (or the older APP_WEBHOOK_SECRET)',
+    );
   }
   if (env.TEMPORAL_TLS === 'false' && (env.TEMPORAL_API_KEY ?? env.TEMPORAL_TLS_CERT_PATH) !== undefined) {
     problems.push('TEMPORAL_TLS: false cannot be combined with TEMPORAL_API_KEY or a client certificate');

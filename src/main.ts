@@ -86,7 +86,9 @@ async function main() {
     stops.unshift(() => simulator.close());
   }
 
-  const services = await createServices(config, cronofyTarget(config, simulatorUrl));
+  const services = await createServices(config, cronofyTarget(config, simulatorUrl), {
+    meter: Runtime.instance().metricMeter,
+  });
   stops.unshift(() => services.close());
   const temporal = await connectTemporal(config, dataConverter, { tracing: tracing.enabled });
   stops.unshift(() => temporal.close());
@@ -105,6 +107,8 @@ async function main() {
     });
     const running = worker.run();
     workerRun = running;
+    // Events the workflows record are delivered from here (and from every other worker process).
+    services.notifications.start();
     stops.unshift(async () => {
       worker.shutdown();
       await running;

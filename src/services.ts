@@ -1,5 +1,5 @@
 import { Client } from '@temporalio/client';
-import type { DataConverter } from '@temporalio/common';
+import type { DataConverter, MetricMeter } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import type { ActivityDeps } from './activities/deps.js';
 import { REDIRECT_PATH } from './contracts/callbackPaths.js';
@@ -14,6 +14,9 @@ import { openDatabase, type Database } from './store/database.js';
 import { EnterpriseUsers } from './store/enterpriseUsers.js';
 import { Campaigns } from './store/campaigns.js';
 import { Keyring } from './store/encryption.js';
+import { Notifications } from './store/notifications.js';
+import { NotificationDispatcher } from './notifications/dispatcher.js';
+import { WebhookSender } from './notifications/webhook.js';
 import { temporalConnectionOptions, type TemporalConnectionConfig } from './temporalConnection.js';
 
 /** The simulator's application credentials when no Cronofy credentials are configured. */
@@ -54,11 +57,17 @@ export interface Services {
   campaigns: Campaigns;
   stateSigner: StateSigner;
   activityDeps: ActivityDeps;
+  /** Delivers recorded events; the worker role starts it. */
+  notifications: NotificationDispatcher;
   close(): Promise<void>;
 }
 
 /** Builds what the worker and the callback server share, from configuration. */
-export async function createServices(config: Config, cronofy: CronofyTarget): Promise<Services> {
+export async function createServices(
+  config: Config,
+  cronofy: CronofyTarget,
+  options: { meter?: MetricMeter } = {},
+): Promise<Services> {
   const database = await openDatabase(config.DATABASE_URL);
   const store = new CredentialStore(database, Keyring.parse(config.CREDENTIAL_KEYS));
   const stateSigner = new StateSigner(config.STATE_SIGNING_SECRET);
@@ -69,10 +78,17 @@ export async function createServices(config: Config, cronofy: CronofyTarget): Pr
     hosts: cronofy.apiUrl && cronofy.appUrl ? { api: cronofy.apiUrl, app: cronofy.appUrl } : undefined,
     onCall: cronofyCallMetrics(),
   });
-  const webhook =
-    config.APP_WEBHOOK_URL && config.APP_WEBHOOK_SECRET
-      ? { url: config.APP_WEBHOOK_URL, secret: config.APP_WEBHOOK_SECRET }
-      : undefined;
+  const notifications = new NotificationDispatcher(new Notifications(database), {
+    webhook: config.APP_WEBHOOK_URL
+      ? new WebhookSender(config.APP_WEBHOOK_URL, {
+          secrets: config.APP_WEBHOOK_SIGNING_SECRETS ?? [],
+          legacySecret: config.APP_WEBHOOK_SECRET,
+        })
+      : undefined,
+    retryScheduleMs: config.NOTIFICATION_RETRY_SCHEDULE,
+    meter: options.meter,
+    logLevel: config.LOG_LEVEL,
+  });
   const enterpriseUsers = new EnterpriseUsers(database);
   const campaigns = new Campaigns(database);
   return {
@@ -89,9 +105,13 @@ export async function createServices(config: Config, cronofy: CronofyTarget): Pr
       campaigns,
       redirectUri: redirectUri(config),
       serviceAccountCallbackUrl: new URL(SERVICE_ACCOUNT_CALLBACK_PATH, config.callbackBaseUrl).toString(),
-      webhook,
+      notifications: notifications.enabled ? notifications : undefined,
     },
-    close: () => database.close(),
+    notifications,
+    close: async () => {
+      await notifications.stop();
+      await database.close();
+    },
   };
 }
 

@@ -7,7 +7,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { z } from 'zod';
 import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
 import { StateSigner } from '../src/contracts/stateToken.js';
-import { NO_RUN } from '../harness/stack.js';
+import { NO_RUN, TEST_RETRY_SCHEDULE_MS } from '../harness/stack.js';
 import { DowngradeNotFoundError } from '../src/client.js';
 import { individualDowngradeId } from '../src/workflows/definitions.js';
 import {
@@ -577,33 +577,50 @@ describe('Cronofy failures', () => {
 });
 
 describe('application webhook', () => {
-  test('a webhook answering 503 is retried until the event arrives, once, and the downgrade completes', async () => {
+  test('the downgrade ends whatever the webhook answers; a failed event arrives, in order, when redelivered', async () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade();
-    // Once authorization_required has arrived, fail the next five attempts: those of the 'finished' event. The
-    // retries wait 1, 2, 4 and 8 s inside the worker, then 16 s on a server timer (over localRetryThreshold).
     while (!stack.webhookEvents.some((event) => event.status.workflowId === workflowId)) await sleep(20);
-    stack.failWebhook(workflowId, 5);
+    stack.webhook.failFor(workflowId, Number.POSITIVE_INFINITY);
     await followRedirect(
       await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }),
     );
     const result = await stack.downgrades.waitForResult(workflowId);
-    assert.equal(result.state, 'completed');
-    const answers = stack.webhookAnswers.filter((answer) => answer.workflowId === workflowId);
+    assert.equal(result.state, 'completed', 'decided while the endpoint refuses every event');
+
+    // The 'finished' event runs through the whole (shortened) schedule, then waits for an operator.
+    let failed = await stack.notifications.list({ stream: workflowId, status: 'failed' });
+    while (failed.length === 0) {
+      await sleep(50);
+      failed = await stack.notifications.list({ stream: workflowId, status: 'failed' });
+    }
     assert.deepEqual(
-      answers.map((answer) => answer.status),
-      [204, 503, 503, 503, 503, 503, 204],
+      failed.map((event) => [event.eventType, event.attempts, event.lastError]),
+      [['finished', TEST_RETRY_SCHEDULE_MS.length + 1, 'answered 503']],
     );
-    const events = (await stack.env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-    const signalled = events.findIndex((event) => event.workflowExecutionSignaledEventAttributes);
-    assert.equal(
-      events.slice(signalled).filter((event) => event.timerStartedEventAttributes).length,
-      1,
-      'after the callback, one server timer: the 16 s wait before the last attempt',
+    const refusals = stack.webhook.answers.filter((answer) => answer.workflowId === workflowId).slice(1);
+    assert.deepEqual(
+      refusals.map((answer) => [answer.id, answer.status]),
+      refusals.map(() => [failed[0]!.eventId, 503]),
+      'every attempt carried the same webhook-id',
     );
+
+    stack.webhook.failFor(workflowId, 0);
+    assert.equal(await stack.notifications.redeliver({ stream: workflowId }), 1);
+    while (stack.webhookEvents.filter((event) => event.status.workflowId === workflowId).length < 2) {
+      await sleep(20);
+    }
     const delivered = stack.webhookEvents.filter((event) => event.status.workflowId === workflowId);
     assert.deepEqual(
       delivered.map((event) => event.type),
       ['authorization_required', 'finished'],
+    );
+    assert.equal(delivered[1]!.id, failed[0]!.eventId);
+    const events = (await stack.env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const signalled = events.findIndex((event) => event.workflowExecutionSignaledEventAttributes);
+    assert.equal(
+      events.slice(signalled).filter((event) => event.timerStartedEventAttributes).length,
+      0,
+      'after the callback no timer: no delivery, and no retry of one, is part of the run',
     );
   });
 });

@@ -4,9 +4,15 @@ import type { Campaigns } from '../store/campaigns.js';
 import type { CredentialStore } from '../store/credentialStore.js';
 import type { EnterpriseUsers } from '../store/enterpriseUsers.js';
 
-export interface ApplicationWebhook {
-  url: string;
-  secret: string;
+/** Where a downgrade's events are recorded for delivery (src/notifications/dispatcher.ts). */
+export interface NotificationRecorder {
+  record(event: {
+    eventId: string;
+    stream: string;
+    eventType: string;
+    body: string;
+    email?: string;
+  }): Promise<void>;
 }
 
 export interface ActivityDeps {
@@ -21,7 +27,8 @@ export interface ActivityDeps {
   campaigns: Campaigns;
   /** Refresh a service-account token when less than this is left of it (default 2 minutes). */
   serviceAccountRefreshMarginMs?: number;
-  webhook?: ApplicationWebhook;
+  /** Without it (no webhook and no email configured), events are not recorded. */
+  notifications?: NotificationRecorder;
 }
 
 export interface ExchangedGrant {

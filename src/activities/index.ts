@@ -1,6 +1,5 @@
-import { createHmac } from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/activity';
-import got from 'got';
+import { createHash } from 'node:crypto';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { OPEN_LINK_PATH } from '../contracts/callbackPaths.js';
 import { issuingRun, StateSigner, type IssuingRun } from '../contracts/stateToken.js';
 import { callCronofy } from './callCronofy.js';
@@ -98,16 +97,24 @@ export function createActivities(deps: ActivityDeps) {
       };
     },
 
-    /** Tells the application (when it configured a webhook) what it needs to act on; signed like Cronofy signs. */
-    async notifyApplication(event: ApplicationEvent | DomainEvent | CampaignEvent): Promise<void> {
-      if (!deps.webhook) return;
-      const body = JSON.stringify(event);
-      const signature = createHmac('sha256', deps.webhook.secret).update(body).digest('base64');
-      await got.post(deps.webhook.url, {
-        body,
-        headers: { 'content-type': 'application/json', 'downgrade-hmac-sha256': signature },
-        timeout: { request: 10_000 },
-        retry: { limit: 0 },
+    /**
+     * Records an event for delivery (the application's webhook; the person's mailbox, given an address). Its id is
+     * the run's and this activity's place in it: the same whenever the workflow records it again.
+     */
+    async notifyApplication(
+      event: ApplicationEvent | DomainEvent | CampaignEvent,
+      recipient?: { email?: string },
+    ): Promise<void> {
+      if (!deps.notifications) return;
+      const { workflowExecution: run, activityId } = Context.current().info;
+      if (!run) throw ApplicationFailure.nonRetryable('notifyApplication runs for a workflow only');
+      const hash = createHash('sha256').update(`${run.runId}/${activityId}`).digest('base64url');
+      await deps.notifications.record({
+        eventId: `msg_${hash.slice(0, 27)}`,
+        stream: run.workflowId,
+        eventType: event.type,
+        body: JSON.stringify(event),
+        email: recipient?.email,
       });
     },
   };

@@ -121,4 +121,45 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE previews ADD COLUMN kind text NOT NULL DEFAULT 'enterprise';
     `,
   },
+  {
+    version: 6,
+    name: 'notifications: every event for the application or a person, its delivery and its attempts',
+    sql: `
+      CREATE TABLE notifications (
+        event_id text NOT NULL,
+        channel text NOT NULL CHECK (channel IN ('webhook', 'email')),
+        stream text NOT NULL,
+        seq bigserial,
+        event_type text NOT NULL,
+        body text NOT NULL,
+        recipient text,
+        status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts integer NOT NULL DEFAULT 0,
+        next_attempt_at timestamptz NOT NULL DEFAULT now(),
+        locked_until timestamptz,
+        last_error text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        delivered_at timestamptz,
+        PRIMARY KEY (event_id, channel)
+      );
+      CREATE INDEX notifications_undelivered_idx ON notifications (stream, channel, seq) WHERE status <> 'delivered';
+
+      CREATE TABLE notification_attempts (
+        id bigserial PRIMARY KEY,
+        event_id text NOT NULL,
+        channel text NOT NULL,
+        attempted_at timestamptz NOT NULL DEFAULT now(),
+        outcome text NOT NULL,
+        status_code integer,
+        error text
+      );
+      CREATE INDEX notification_attempts_event_idx ON notification_attempts (event_id, channel);
+
+      CREATE TABLE webhook_endpoints (
+        url text PRIMARY KEY,
+        disabled_at timestamptz,
+        disabled_reason text
+      );
+    `,
+  },
 ];

@@ -1,4 +1,11 @@
-import { proxyActivities, proxyLocalActivities, workflowInfo, type RetryPolicy } from '@temporalio/workflow';
+import {
+  isCancellation,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  workflowInfo,
+  type RetryPolicy,
+} from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import { NON_RETRYABLE_CRONOFY_ERRORS } from '../cronofy/errors.js';
 import { cronofyTaskQueue, type ApplicationEvent } from './definitions.js';
@@ -46,18 +53,29 @@ export function serviceLocalActivities() {
 }
 
 /**
- * Tells the application (its webhook) about a downgrade, as a local activity: one HTTP POST of at most 10 s, run by
- * the worker inside the workflow task that decides it. As an activity it cost the server a workflow task, a
- * task-queue dispatch and two history writes more per event. The retry policy is the same, but a failing webhook
- * costs history instead of none: the attempts of the first minute or so run inside one workflow task, and each
- * later one follows a server timer (a timer, a workflow task and a marker: some 180 events over a 30-minute
- * outage). Delivery stays at least once, as before: an attempt whose workflow task is not accepted runs again, so
- * the application tells repeats apart by the event's type and its status's workflowId, state, prompt and
- * remindersSent.
+ * Tells the application (its webhook) and, given an address, the person (email) about a downgrade. The event is
+ * only recorded here, by a local activity inside the workflow task that decides it; the dispatcher delivers it
+ * later, on its own schedule of days (src/notifications/dispatcher.ts), so no delivery can hold or fail the run.
+ * Recording is retried for as long as the service's database is away, since nothing else of the run can go on
+ * without it either; an event that cannot be recorded at all is logged and the run goes on. The event's id comes
+ * from the run and the activity's place in it, so recording it again (a workflow task retried) changes nothing.
  */
-export function applicationNotifier(): (
-  event: ApplicationEvent | DomainEvent | CampaignEvent,
-) => Promise<void> {
-  const local = serviceLocalActivities();
-  return (event) => local.notifyApplication(event);
+export function applicationNotifier(recipient?: {
+  email?: string;
+}): (event: ApplicationEvent | DomainEvent | CampaignEvent) => Promise<void> {
+  const local = proxyLocalActivities<Activities>({
+    startToCloseTimeout: '30s',
+    localRetryThreshold: '10s',
+    retry,
+  });
+  return async (event) => {
+    try {
+      await (recipient?.email
+        ? local.notifyApplication(event, { email: recipient.email })
+        : local.notifyApplication(event));
+    } catch (error) {
+      if (isCancellation(error)) throw error;
+      log.error('An event could not be recorded for delivery', { type: event.type, error: String(error) });
+    }
+  };
 }
