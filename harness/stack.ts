@@ -252,7 +252,7 @@ const SimulatorAccount = z.object({
 });
 
 /** A person with a Read/Write connection: the starting point of every downgrade. */
-export async function createReadWriteUser(stack: Stack, email: string) {
+export async function createReadWriteUser(stack: { simulator: { url: string } }, email: string) {
   return SimulatorAccount.parse(
     await got
       .post(`${stack.simulator.url}/_sim/accounts`, { json: { email, client_id: CLIENT.clientId } })
@@ -360,7 +360,7 @@ export async function simulatorGet<T>(
 const Domain = z.object({ service_account_id: z.string(), refresh_token: z.string() });
 
 /** An Enterprise Connect domain on the simulator with these users; its service account's credentials. */
-export async function createDomain(stack: Stack, domain: string, emails: string[]) {
+export async function createDomain(stack: { simulator: { url: string } }, domain: string, emails: string[]) {
   return Domain.parse(
     await got
       .post(`${stack.simulator.url}/_sim/enterprise/domains`, {

@@ -16,6 +16,7 @@ import { DowngradeClient } from './client.js';
 import { isPostgresUrl, loadConfig, type Config } from './config.js';
 import { campaignReportCsv, reportCsv } from './reportCsv.js';
 import { connectTemporalClient } from './temporalConnection.js';
+import { addWebhooksCommands } from './cliWebhooks.js';
 import { Campaigns } from './store/campaigns.js';
 import { CredentialStore } from './store/credentialStore.js';
 import { openDatabase, type Database } from './store/database.js';
@@ -409,6 +410,13 @@ function buildProgram(io: Io): Command {
         },
       ),
     );
+
+  addWebhooksCommands(program, {
+    config: () => io.config(),
+    json,
+    out: io.out,
+    usageError: (message) => new UsageError(message),
+  });
 
   return program;
 }

@@ -33,7 +33,7 @@ export interface DispatcherOptions {
 
 const BATCH = 50;
 /** Longer than any one delivery (a 10-second request), so a lease never ends under a live attempt. */
-const LEASE_MS = 60_000;
+const LEASE_MS = 20_000;
 
 export const NOTIFICATION_ATTEMPTS = 'downgrade_notification_attempts';
 export const NOTIFICATION_FAILURES = 'downgrade_notification_failures';
