@@ -224,3 +224,44 @@ test('SERVICE_ROLES picks what a process runs: all three by default, any subset,
       /SERVICE_ROLES: "worker,queue": roles are worker, callbacks, codec/.test(error.message),
   );
 });
+
+test('the webhook: a URL needs Standard Webhooks secrets (or the older one), each whsec_ secret is checked, the schedule parsed', () => {
+  const secret = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
+  const url = 'https://app.example.com/hooks/downgrades';
+  const config = parseConfig({
+    ...valid,
+    APP_WEBHOOK_URL: url,
+    APP_WEBHOOK_SIGNING_SECRETS: `${secret}, ${secret.replace('CQkJ', 'AAAA')}`,
+    NOTIFICATION_RETRY_SCHEDULE: '5s, 5m,2h',
+  });
+  assert.equal(config.APP_WEBHOOK_SIGNING_SECRETS?.length, 2);
+  assert.deepEqual(config.NOTIFICATION_RETRY_SCHEDULE, [5_000, 300_000, 7_200_000]);
+  assert.equal(
+    parseConfig({ ...valid, APP_WEBHOOK_URL: url, APP_WEBHOOK_SECRET: 'l'.repeat(16) }).APP_WEBHOOK_URL,
+    url,
+  );
+  assert.throws(
+    () => parseConfig({ ...valid, APP_WEBHOOK_URL: url }),
+    /APP_WEBHOOK_SIGNING_SECRETS: required with APP_WEBHOOK_URL/,
+  );
+  assert.throws(
+    () => parseConfig({ ...valid, APP_WEBHOOK_SIGNING_SECRETS: secret }),
+    /APP_WEBHOOK_URL: required with/,
+  );
+  const bad = (() => {
+    try {
+      parseConfig({
+        ...valid,
+        APP_WEBHOOK_URL: url,
+        APP_WEBHOOK_SIGNING_SECRETS: 'whsec_short',
+        NOTIFICATION_RETRY_SCHEDULE: '5s,soon',
+      });
+    } catch (error) {
+      return (error as ConfigError).message;
+    }
+    return '';
+  })();
+  assert.match(bad, /APP_WEBHOOK_SIGNING_SECRETS: each secret is whsec_/);
+  assert.match(bad, /NOTIFICATION_RETRY_SCHEDULE: "5s,soon" is not a list of durations/);
+  assert.doesNotMatch(bad, /whsec_short/);
+});

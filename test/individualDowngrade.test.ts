@@ -625,6 +625,49 @@ describe('application webhook', () => {
   });
 });
 
+describe('an endpoint that answers 410', () => {
+  test('is disabled: it receives nothing until an operator enables it, then the events recorded meanwhile, in order', async () => {
+    stack.webhook.answer(410);
+    try {
+      const { user, workflowId, authorizationUrl } = await startDowngrade();
+      while (!(await stack.notifications.endpointDisabled(stack.webhook.url))) await sleep(20);
+      stack.webhook.answer(204);
+      await followRedirect(
+        await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }),
+      );
+      assert.equal((await stack.downgrades.waitForResult(workflowId)).state, 'completed');
+      // Ten of the dispatcher's polls: an endpoint it still delivered to would have had both events by now.
+      await sleep(500);
+      assert.deepEqual(
+        stack.webhook.answers.filter((answer) => answer.workflowId === workflowId).map((a) => a.status),
+        [410],
+      );
+      const held = await stack.notifications.list({ stream: workflowId });
+      assert.deepEqual(
+        held.map((event) => [event.eventType, event.status]),
+        [
+          ['authorization_required', 'pending'],
+          ['finished', 'pending'],
+        ],
+      );
+
+      assert.equal(await stack.notifications.enableEndpoint(stack.webhook.url), true);
+      while (stack.webhookEvents.filter((event) => event.status.workflowId === workflowId).length < 2) {
+        await sleep(20);
+      }
+      assert.deepEqual(
+        stack.webhookEvents
+          .filter((event) => event.status.workflowId === workflowId)
+          .map((event) => [event.id, event.type]),
+        held.map((event) => [event.eventId, event.eventType]),
+      );
+    } finally {
+      stack.webhook.answer(204);
+      await stack.notifications.enableEndpoint(stack.webhook.url);
+    }
+  });
+});
+
 describe('durability', () => {
   test('a worker stopped during the wait and started again completes the downgrade', async () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade();
