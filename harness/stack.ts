@@ -37,6 +37,7 @@ import { startWebhookReceiver, testSigningSecret, type WebhookReceiver } from '.
 import { Notifications } from '../src/store/notifications.js';
 import { NotificationDispatcher } from '../src/notifications/dispatcher.js';
 import { WebhookSender } from '../src/notifications/webhook.js';
+import { EmailSender } from '../src/notifications/email.js';
 
 export const CLIENT = { clientId: 'test-app', clientSecret: 'test-app-secret-0123456789' };
 /** A run no workflow has: for hand-made states (forged, expired, for a workflow that does not exist). */
@@ -115,6 +116,8 @@ export async function startStack(
     tracing?: Tracing;
     /** The credential store's database (a PostgreSQL shared with another process, say); PGlite in memory otherwise. */
     databaseUrl?: string;
+    /** Email people through this SMTP server (harness/mailbox.ts), as the service does with SMTP_URL. */
+    smtpUrl?: string;
   } = {},
 ): Promise<Stack> {
   Runtime.install({
@@ -154,6 +157,13 @@ export async function startStack(
       secrets: WEBHOOK_SIGNING_SECRETS,
       legacySecret: WEBHOOK_SECRET,
     }),
+    email: options.smtpUrl
+      ? await EmailSender.create({
+          smtpUrl: options.smtpUrl,
+          from: 'Example Calendar <calendar@example.com>',
+          branding: { appName: 'Example Calendar', supportEmail: 'help@example.com' },
+        })
+      : undefined,
     retryScheduleMs: TEST_RETRY_SCHEDULE_MS,
     pollIntervalMs: 50,
     logLevel: 'error',

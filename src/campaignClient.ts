@@ -31,6 +31,8 @@ export interface CampaignPerson {
   userId?: string;
   /** Their Read/Write refresh token: stored encrypted, and revoked. Without it the downgrade revokes by sub. */
   refreshToken?: string;
+  /** Their address: with email configured they receive the link, reminders and the confirmation. */
+  email?: string;
 }
 
 export interface CampaignPreview {
@@ -254,9 +256,10 @@ export class CampaignClient {
   ): AsyncIterable<CampaignUser[]> {
     for await (const page of pages) {
       yield await Promise.all(
-        page.map(async ({ sub, userId, refreshToken }) => ({
+        page.map(async ({ sub, userId, refreshToken, email }) => ({
           sub,
           userId,
+          email,
           credentialRef: refreshToken
             ? await this.store().saveCredentials({
                 kind: 'account',

@@ -268,7 +268,7 @@ function buildProgram(io: Io): Command {
   onTarget('preview', 'capture the users (and read the service account); change nothing')
     .requiredOption(
       '--users <file>',
-      'a domain: one email per line; a campaign: one acc_… sub[,user id] per line',
+      'a domain: one email per line; a campaign: one acc_… sub[,user id[,email]] per line',
     )
     .option(
       '--service-account-sub <sub>',
@@ -283,7 +283,13 @@ function buildProgram(io: Io): Command {
           if (options.campaign) {
             const preview = await session.campaigns.previewIndividualCampaign({
               name: options.campaign,
-              users: [lines.map(([sub, userId]) => ({ sub: sub!, userId: userId || undefined }))],
+              users: [
+                lines.map(([sub, userId, email]) => ({
+                  sub: sub!,
+                  userId: userId || undefined,
+                  email: email || undefined,
+                })),
+              ],
             });
             return print(preview, previewText(preview.previewId, `campaign ${preview.name}`, preview));
           }
@@ -305,20 +311,28 @@ function buildProgram(io: Io): Command {
 
   onTarget('start', 'start from a preview; the run waits for approval')
     .requiredOption('--preview <id>', 'the preview to start from')
+    .option('--admin-email <address>', "a domain's administrator, who then receives their link by email")
     .action(
-      withSession(true, async (session, options: TargetOptions & { preview: string }) => {
-        const target = targetOf(session, options);
-        const started = options.campaign
-          ? await session.campaigns.startIndividualCampaign({
-              name: options.campaign,
-              previewId: options.preview,
-            })
-          : await session.downgrades.startEnterpriseDowngrade({
-              domain: options.domain!,
-              previewId: options.preview,
-            });
-        print(started, `started ${target.label} (${started.workflowId}); approve preview ${options.preview}`);
-      }),
+      withSession(
+        true,
+        async (session, options: TargetOptions & { preview: string; adminEmail?: string }) => {
+          const target = targetOf(session, options);
+          const started = options.campaign
+            ? await session.campaigns.startIndividualCampaign({
+                name: options.campaign,
+                previewId: options.preview,
+              })
+            : await session.downgrades.startEnterpriseDowngrade({
+                domain: options.domain!,
+                previewId: options.preview,
+                adminEmail: options.adminEmail,
+              });
+          print(
+            started,
+            `started ${target.label} (${started.workflowId}); approve preview ${options.preview}`,
+          );
+        },
+      ),
     );
 
   onTarget('approve', 'let a run waiting for approval go ahead')

@@ -142,6 +142,19 @@ const Environment = z.object({
     })
     .optional(),
 
+  /**
+   * Email to the person and to a domain's administrator, when a start gives their address: an SMTP server as
+   * smtp://user:password@host:587 (STARTTLS when offered) or smtps://…:465. Unset, no email is sent.
+   */
+  SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
+  /** The messages' sender, e.g. `Example Calendar <calendar@example.com>`. */
+  EMAIL_FROM: z.string().min(3).optional(),
+  /** How the messages name the application, and where people can write with questions. */
+  APP_NAME: z.string().min(1).default('Your calendar application'),
+  APP_SUPPORT_EMAIL: z.email().optional(),
+  /** A folder of `<template>.subject`, `.txt` and `.html` files that replace the built-in wording. */
+  EMAIL_TEMPLATES_DIR: z.string().min(1).optional(),
+
   DOWNGRADE_DEADLINE: duration.default(msToNumber('7d')),
   DOWNGRADE_REMINDER_INTERVAL: duration.default(msToNumber('1d')),
   DOWNGRADE_MAX_PROMPTS: z.coerce.number().int().min(1).max(10).default(3),
@@ -177,6 +190,7 @@ const PAIRS = [
   ['CRONOFY_CLIENT_ID', 'CRONOFY_CLIENT_SECRET'],
   ['CRONOFY_API_URL', 'CRONOFY_APP_URL'],
   ['CODEC_OIDC_ISSUER', 'CODEC_OIDC_AUDIENCE'],
+  ['SMTP_URL', 'EMAIL_FROM'],
   ['TEMPORAL_TLS_CERT_PATH', 'TEMPORAL_TLS_KEY_PATH'],
 ] as const;
 

@@ -54,6 +54,8 @@ export interface StartIndividualDowngrade {
   userId?: string;
   /** The current Read/Write refresh token; stored encrypted and revoked. Without it the downgrade revokes by sub. */
   refreshToken?: string;
+  /** The person's address: with email configured they receive the link, reminders and the confirmation. */
+  email?: string;
   providerHint?: FreeBusyProvider;
   deadlineMs?: number;
   reminderIntervalMs?: number;
@@ -93,6 +95,8 @@ export interface StartEnterpriseDowngrade {
   /** The current service account: its refresh token (stored encrypted, then revoked) or its `ser_…` sub. */
   serviceAccountRefreshToken?: string;
   serviceAccountSub?: string;
+  /** The administrator's address: with email configured they receive their link and reminders. */
+  adminEmail?: string;
   deadlineMs?: number;
   reminderIntervalMs?: number;
   maxPrompts?: number;
@@ -210,6 +214,7 @@ export class DowngradeClient {
     const input: IndividualDowngradeInput = {
       sub: request.sub,
       userId: request.userId,
+      email: request.email,
       credentialRef,
       providerHint: request.providerHint,
       deadlineMs: request.deadlineMs ?? this.defaults.deadlineMs,
@@ -303,6 +308,7 @@ export class DowngradeClient {
     const started = await this.startEnterpriseRun({
       domain: request.domain,
       ...from,
+      adminEmail: request.adminEmail,
       deadlineMs: request.deadlineMs ?? this.defaults.deadlineMs,
       reminderIntervalMs: request.reminderIntervalMs ?? this.defaults.reminderIntervalMs,
       maxPrompts: request.maxPrompts ?? this.defaults.maxPrompts,

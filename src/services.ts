@@ -17,6 +17,7 @@ import { Keyring } from './store/encryption.js';
 import { Notifications } from './store/notifications.js';
 import { NotificationDispatcher } from './notifications/dispatcher.js';
 import { WebhookSender } from './notifications/webhook.js';
+import { EmailSender } from './notifications/email.js';
 import { temporalConnectionOptions, type TemporalConnectionConfig } from './temporalConnection.js';
 
 /** The simulator's application credentials when no Cronofy credentials are configured. */
@@ -85,6 +86,15 @@ export async function createServices(
           legacySecret: config.APP_WEBHOOK_SECRET,
         })
       : undefined,
+    email:
+      config.SMTP_URL && config.EMAIL_FROM
+        ? await EmailSender.create({
+            smtpUrl: config.SMTP_URL,
+            from: config.EMAIL_FROM,
+            branding: { appName: config.APP_NAME, supportEmail: config.APP_SUPPORT_EMAIL },
+            templatesDir: config.EMAIL_TEMPLATES_DIR,
+          })
+        : undefined,
     retryScheduleMs: config.NOTIFICATION_RETRY_SCHEDULE,
     meter: options.meter,
     logLevel: config.LOG_LEVEL,

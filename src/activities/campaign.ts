@@ -30,6 +30,7 @@ export function createCampaignActivities(campaigns: Campaigns) {
             ...request.downgrade,
             sub: user.sub,
             userId: user.userId,
+            email: user.email,
             credentialRef: user.credentialRef,
             campaign: { captureId: request.captureId, position },
           };

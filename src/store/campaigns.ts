@@ -8,6 +8,8 @@ export interface CampaignUser {
   userId?: string;
   /** Credential-store reference of their Read/Write authorization; without it the downgrade revokes by sub. */
   credentialRef?: string;
+  /** Their address, for the consent link, reminders and the confirmation by email. */
+  email?: string;
 }
 
 export interface CampaignCapture {
@@ -62,15 +64,17 @@ export class Campaigns {
       }
       if (fresh.length === 0) continue;
       await this.db.query(
-        `INSERT INTO campaign_users (capture_id, position, sub, user_id, credential_ref)
-         SELECT $1, $2 + ordinality - 1, sub, user_id, credential_ref
-         FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(sub, user_id, credential_ref, ordinality)`,
+        `INSERT INTO campaign_users (capture_id, position, sub, user_id, credential_ref, email)
+         SELECT $1, $2 + ordinality - 1, sub, user_id, credential_ref, email
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])
+           WITH ORDINALITY AS u(sub, user_id, credential_ref, email, ordinality)`,
         [
           captureId,
           count,
           fresh.map((user) => user.sub),
           fresh.map((user) => user.userId ?? null),
           fresh.map((user) => user.credentialRef ?? null),
+          fresh.map((user) => user.email ?? null),
         ],
       );
       count += fresh.length;
@@ -79,8 +83,13 @@ export class Campaigns {
   }
 
   async page(captureId: string, offset: number, limit: number): Promise<CampaignUser[]> {
-    const rows = await this.db.query<{ sub: string; user_id: string | null; credential_ref: string | null }>(
-      `SELECT sub, user_id, credential_ref FROM campaign_users
+    const rows = await this.db.query<{
+      sub: string;
+      user_id: string | null;
+      credential_ref: string | null;
+      email: string | null;
+    }>(
+      `SELECT sub, user_id, credential_ref, email FROM campaign_users
        WHERE capture_id = $1 AND position >= $2 ORDER BY position LIMIT $3`,
       [captureId, offset, limit],
     );
@@ -88,6 +97,7 @@ export class Campaigns {
       sub: row.sub,
       userId: row.user_id ?? undefined,
       credentialRef: row.credential_ref ?? undefined,
+      email: row.email ?? undefined,
     }));
   }
 

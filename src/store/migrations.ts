@@ -123,7 +123,7 @@ export const migrations: readonly Migration[] = [
   },
   {
     version: 6,
-    name: 'notifications: every event for the application or a person, its delivery and its attempts',
+    name: 'notifications: every event for the application or a person, its delivery and its attempts; emails',
     sql: `
       CREATE TABLE notifications (
         event_id text NOT NULL,
@@ -160,6 +160,8 @@ export const migrations: readonly Migration[] = [
         disabled_at timestamptz,
         disabled_reason text
       );
+
+      ALTER TABLE campaign_users ADD COLUMN email text;
     `,
   },
 ];

@@ -54,6 +54,8 @@ export interface IndividualDowngradeInput {
    * page: someone who never opens it keeps their connection. Absent: revoke at start.
    */
   revokeWhenOpened?: boolean;
+  /** The person's address: with email configured they receive the link, reminders and the confirmation. */
+  email?: string;
   /** Set for a user of an Individual campaign: where the downgrade records its outcome for the campaign. */
   campaign?: { captureId: string; position: number };
 }

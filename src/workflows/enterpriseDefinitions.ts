@@ -86,6 +86,8 @@ export interface EnterpriseDowngradeInput {
   /** The current service account to revoke: a credential reference, or its `ser_…` sub. */
   serviceAccountRef?: string;
   serviceAccountSub?: string;
+  /** The administrator's address: with email configured they receive their link and reminders. */
+  adminEmail?: string;
   /** The administrator's prompt. */
   deadlineMs: number;
   reminderIntervalMs: number;

@@ -90,11 +90,12 @@ class DomainRun {
   readonly controls: OperatorControls<EnterpriseStatus>;
   readonly #service = serviceActivities();
   readonly #cronofy = cronofyActivities();
-  readonly #notify = applicationNotifier();
+  readonly #notify: ReturnType<typeof applicationNotifier>;
   /** The users phase's window, once it has begun: cancelling the downgrade cancels the users in flight. */
   #users: UsersWindow | undefined;
 
   constructor(private readonly input: EnterpriseDowngradeInput) {
+    this.#notify = applicationNotifier({ email: input.adminEmail });
     const progress = input.progress;
     this.status = {
       workflowId: workflowInfo().workflowId,

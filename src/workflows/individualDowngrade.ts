@@ -69,10 +69,11 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
 /** One downgrade's status and the steps that show it: to the Temporal UI, search attributes and the application. */
 class IndividualRun {
   readonly status: DowngradeStatus;
-  readonly #notify = applicationNotifier();
+  readonly #notify: ReturnType<typeof applicationNotifier>;
   readonly #service = serviceActivities();
 
   constructor(private readonly input: IndividualDowngradeInput) {
+    this.#notify = applicationNotifier({ email: input.email });
     this.status = {
       workflowId: workflowInfo().workflowId,
       sub: input.sub,
