@@ -46,6 +46,8 @@ export interface DowngradeDefaults {
   deadlineMs: number;
   reminderIntervalMs: number;
   maxPrompts: number;
+  /** How long one consent request works; by default as long as its prompt waits (IndividualDowngradeInput). */
+  consentRequestLifetimeMs?: number;
 }
 
 export interface StartIndividualDowngrade {
@@ -56,6 +58,8 @@ export interface StartIndividualDowngrade {
   refreshToken?: string;
   /** The person's address: with email configured they receive the link, reminders and the confirmation. */
   email?: string;
+  /** How long one consent request works (see IndividualDowngradeInput); the service's `link` outlives it. */
+  consentRequestLifetimeMs?: number;
   providerHint?: FreeBusyProvider;
   deadlineMs?: number;
   reminderIntervalMs?: number;
@@ -181,6 +185,8 @@ export class DowngradeClient {
     workflowId: string;
     authorizationUrl: string;
     authorizationExpiresAt: string;
+    /** The service's link to the current consent request, which outlives any one request: hand the person this. */
+    link?: string;
   }> {
     const options = await this.individualStartOptions(request);
     const startWorkflowOperation = new WithStartWorkflowOperation<typeof individualDowngrade>(
@@ -220,6 +226,7 @@ export class DowngradeClient {
       deadlineMs: request.deadlineMs ?? this.defaults.deadlineMs,
       reminderIntervalMs: request.reminderIntervalMs ?? this.defaults.reminderIntervalMs,
       maxPrompts: request.maxPrompts ?? this.defaults.maxPrompts,
+      consentRequestLifetimeMs: request.consentRequestLifetimeMs ?? this.defaults.consentRequestLifetimeMs,
       revokeWhenOpened: request.revokeWhenOpened || undefined,
     };
     return {

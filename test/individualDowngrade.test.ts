@@ -668,6 +668,58 @@ describe('an endpoint that answers 410', () => {
   });
 });
 
+describe("the service's link to the current consent request", () => {
+  test('opened after the request expired, it asks afresh (a prompt more) and completes; opened after the end, it starts nothing', async () => {
+    const { user, workflowId, authorizationUrl } = await startDowngrade({ consentRequestLifetimeMs: 30_000 });
+    const waiting = await stack.downgrades.getDowngrade(workflowId);
+    assert.ok(waiting.link, 'the status holds the service link');
+    assert.equal(waiting.prompt, 1);
+    const link = waiting.link;
+    assert.equal(new URL(link).pathname, '/downgrade/link');
+
+    // Less than the renewal margin is left of a 30-second request: opening the link asks afresh.
+    const opened = await got(link, { followRedirect: false, throwHttpErrors: false });
+    assert.equal(opened.statusCode, 303);
+    const fresh = opened.headers.location!;
+    assert.notEqual(fresh, authorizationUrl);
+    const renewed = await stack.downgrades.getDowngrade(workflowId);
+    assert.equal(renewed.prompt, 2, 'a prompt more');
+    assert.equal(renewed.authorizationUrl, fresh);
+    assert.equal(renewed.deadline, waiting.deadline, 'under the same deadline');
+    const page = await followRedirect(
+      await decideOnConsentPage(fresh, 'free_busy_google', { email: user.email }),
+    );
+    assert.equal(page.status, 303);
+    const result = await stack.downgrades.waitForResult(workflowId);
+    assert.equal(result.state, 'completed');
+
+    const before = (await stack.env.client.workflow.getHandle(workflowId).fetchHistory()).events?.length;
+    const after = await got(link, { followRedirect: false, throwHttpErrors: false });
+    assert.equal(after.statusCode, 200);
+    assert.match(after.body, /All done/);
+    const history = (await stack.env.client.workflow.getHandle(workflowId).fetchHistory()).events?.length;
+    assert.equal(history, before, 'nothing was sent to the ended run');
+  });
+
+  test('opened while the request works, it sends the person there; a forged link is refused', async () => {
+    const { workflowId, authorizationUrl } = await startDowngrade({ deadlineMs: 600_000 });
+    const { link } = await stack.downgrades.getDowngrade(workflowId);
+    const opened = await got(link!, { followRedirect: false, throwHttpErrors: false });
+    assert.equal(opened.statusCode, 303);
+    assert.equal(opened.headers.location, authorizationUrl);
+    assert.equal((await stack.downgrades.getDowngrade(workflowId)).prompt, 1);
+    const forged = new URL(link!);
+    forged.searchParams.set('state', `${forged.searchParams.get('state')}x`);
+    const refused = await got(forged, { followRedirect: false, throwHttpErrors: false });
+    assert.equal(refused.statusCode, 400);
+    await stack.downgrades.cancelDowngrade(workflowId);
+    await stack.downgrades.waitForResult(workflowId);
+    const ended = await got(link!, { followRedirect: false, throwHttpErrors: false });
+    assert.equal(ended.statusCode, 410);
+    assert.match(ended.body, /cancelled/);
+  });
+});
+
 describe('durability', () => {
   test('a worker stopped during the wait and started again completes the downgrade', async () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade();

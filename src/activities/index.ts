@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { OPEN_LINK_PATH } from '../contracts/callbackPaths.js';
+import { CONSENT_LINK_PATH, OPEN_LINK_PATH } from '../contracts/callbackPaths.js';
 import { issuingRun, StateSigner, type IssuingRun } from '../contracts/stateToken.js';
 import { callCronofy } from './callCronofy.js';
 import { exchangeCodeOnce } from './exchangeCode.js';
@@ -52,8 +52,10 @@ export function createActivities(deps: ActivityDeps) {
         prompt: number;
         providerHint?: FreeBusyProvider;
         expiresAt: number;
+        /** The prompt's deadline: the service's link to the current request works until then. */
+        deadline?: number;
       },
-    ): Promise<{ authorizationUrl: string; nonce: string }> {
+    ): Promise<{ authorizationUrl: string; nonce: string; link?: string }> {
       const nonce = StateSigner.newNonce();
       const state = await stateSigner.sign(
         {
@@ -70,7 +72,19 @@ export function createActivities(deps: ActivityDeps) {
         state,
         providerName: request.providerHint,
       });
-      return { authorizationUrl, nonce };
+      if (request.deadline === undefined) return { authorizationUrl, nonce };
+      const linkState = await stateSigner.sign(
+        {
+          ...issuingRun(request),
+          purpose: 'consent_link',
+          prompt: request.prompt,
+          nonce: StateSigner.newNonce(),
+        },
+        new Date(request.deadline),
+      );
+      const link = new URL(CONSENT_LINK_PATH, deps.redirectUri);
+      link.searchParams.set('state', linkState);
+      return { authorizationUrl, nonce, link: link.toString() };
     },
 
     async exchangeAuthorizationCode(request: {

@@ -2,7 +2,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyRequest } from 'fastify';
 import { markCallbackResult } from '../observability/metrics.js';
 import type { CredentialStore } from '../store/credentialStore.js';
-import type { ReauthorizationCallback } from '../workflows/definitions.js';
+import type { DowngradeStatus, ReauthorizationCallback } from '../workflows/definitions.js';
 import type { UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
 import {
   InvalidStateError,
@@ -25,6 +25,10 @@ export interface CallbackDeps {
   signalUserAccess(target: IssuingRun, callback: UserAccessCallback): Promise<void>;
   /** Tells the run that issued an open link that the person opened it; answers the consent URL. */
   openLink(target: IssuingRun, nonce: string): Promise<string>;
+  /** The status of the downgrade run that issued a consent link (WorkflowNotFoundError when there is none). */
+  downgradeStatus(target: IssuingRun): Promise<DowngradeStatus>;
+  /** Has that run replace its expired consent request with a fresh one; answers its URL. */
+  renewConsentRequest(target: IssuingRun): Promise<string>;
 }
 
 /** The HTTP status each way a `state` can be bad is answered with. */

@@ -4,6 +4,7 @@ import { loggerOptions } from '../logger.js';
 import { registerCallbackMetrics } from '../observability/metrics.js';
 import type { CallbackDeps } from './delivery.js';
 import { getOpenLink } from './getOpenLink.js';
+import { getConsentLink } from './getConsentLink.js';
 import { getReauthorizationRedirect } from './getReauthorizationRedirect.js';
 import { postServiceAccountCallback } from './postServiceAccountCallback.js';
 import { REDIRECT_PATH, SERVICE_ACCOUNT_CALLBACK_PATH } from '../contracts/callbackPaths.js';
@@ -46,6 +47,7 @@ export async function startCallbackServer(
   getReauthorizationRedirect(app, deps);
   getAnsweredPage(app);
   getOpenLink(app, deps);
+  getConsentLink(app, deps);
   postServiceAccountCallback(app, deps, () => options.publicBaseUrl ?? url);
   app.get('/healthz', async () => ({ ok: true }));
   await app.listen({ host: options.host, port: options.port });

@@ -1,7 +1,12 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { SignalDefinition } from '@temporalio/workflow';
 import type { IssuingRun, StateSigner } from '../contracts/stateToken.js';
-import { openLink, reauthorizationCallback } from '../workflows/definitions.js';
+import {
+  getStatus,
+  openLink,
+  reauthorizationCallback,
+  renewConsentRequest,
+} from '../workflows/definitions.js';
 import { userAccessCallback } from '../workflows/enterpriseDefinitions.js';
 import type { CallbackDeps } from './delivery.js';
 
@@ -20,6 +25,12 @@ export function temporalCallbackDeps(
     openLink: async (target, nonce) => {
       const handle = temporal.workflow.getHandle(target.workflowId, target.runId);
       return (await handle.executeUpdate(openLink, { args: [{ nonce }] })).authorizationUrl;
+    },
+    downgradeStatus: (target) =>
+      temporal.workflow.getHandle(target.workflowId, target.runId).query(getStatus),
+    renewConsentRequest: async (target) => {
+      const handle = temporal.workflow.getHandle(target.workflowId, target.runId);
+      return (await handle.executeUpdate(renewConsentRequest)).authorizationUrl;
     },
   };
 }

@@ -12,5 +12,8 @@ export const SERVICE_ACCOUNT_CALLBACK_PATH = '/cronofy/service-account-callback'
 /** The person's own link when a downgrade revokes only once it is opened. */
 export const OPEN_LINK_PATH = '/downgrade/open';
 
+/** The service's link to a person's current consent request: what they are sent, by email or the application. */
+export const CONSENT_LINK_PATH = '/downgrade/link';
+
 /** Where a handled redirect sends the browser on: a URL with no code and no state to keep in its history. */
 export const ANSWERED_PATH = '/downgrade/answered';

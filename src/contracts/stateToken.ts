@@ -8,7 +8,7 @@ import { z } from 'zod';
  * keeps it; a later downgrade under the same workflow id does not).
  */
 export type StatePurpose =
-  'individual_link' | 'individual_reauthorization' | 'enterprise_admin' | 'enterprise_user';
+  'individual_link' | 'individual_reauthorization' | 'enterprise_admin' | 'enterprise_user' | 'consent_link';
 
 /** The run a state comes from: the workflow, the run and its chain's first run. */
 export interface IssuingRun {

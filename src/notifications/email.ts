@@ -119,6 +119,9 @@ interface EventStatus {
   domain?: string;
   authorizationUrl?: string;
   authorizationExpiresAt?: string;
+  /** The service's link to the current consent request, and until when it works (a person's). */
+  link?: string;
+  deadline?: string;
 }
 
 /** Which message an event becomes, if any. A domain's status names its domain; a person's does not. */
@@ -167,13 +170,13 @@ export class EmailSender implements EmailChannel {
     const name = templateFor(notification.eventType, status);
     if (!name || !notification.recipient) return { delivered: true };
     const template = this.templates[name];
+    const until = status.deadline ?? status.authorizationExpiresAt;
     const values = {
       appName: this.branding.appName,
       supportEmail: this.branding.supportEmail,
-      link: status.authorizationUrl,
-      expiresAt: status.authorizationExpiresAt
-        ? new Date(status.authorizationExpiresAt).toUTCString()
-        : undefined,
+      // The service's link outlives any one consent request: a message read late still leads to a fresh one.
+      link: status.link ?? status.authorizationUrl,
+      expiresAt: until ? new Date(until).toUTCString() : undefined,
       domain: status.domain,
     };
     try {

@@ -50,6 +50,11 @@ export interface IndividualDowngradeInput {
   /** How many times the person is asked before the downgrade gives up on Read/Write choices. */
   maxPrompts: number;
   /**
+   * How long one consent request (Cronofy's URL and its `state`) works, in ms; by default as long as the prompt
+   * waits. Shorter, a URL handed on works for less time, and the service's link asks afresh after it.
+   */
+  consentRequestLifetimeMs?: number;
+  /**
    * Revoke only when the person opens the link (the service's own page), then send them on to Cronofy's consent
    * page: someone who never opens it keeps their connection. Absent: revoke at start.
    */
@@ -95,9 +100,16 @@ export interface DowngradeStatus {
   /** 1 for the first prompt, counting re-prompts after a Read/Write choice. */
   prompt: number;
   maxPrompts: number;
-  /** Present while waiting: the link to hand the person, and when it stops working. */
+  /** Present while waiting: Cronofy's consent request for the person, and when it stops working. */
   authorizationUrl?: string;
   authorizationExpiresAt?: string;
+  /**
+   * Present while waiting for the person: the service's own link, the one to hand them. It works until `deadline`
+   * and always leads to the current consent request, asking afresh when the last one expired.
+   */
+  link?: string;
+  /** When this prompt stops waiting (the downgrade then ends `expired`). */
+  deadline?: string;
   waitingSince?: string;
   remindersSent: number;
   /** The provider Cronofy reported for the most recent authorization. */
@@ -132,9 +144,25 @@ export const openLink = defineUpdate<{ authorizationUrl: string }, [{ nonce: str
  * service's own link), with it and when it expires; refused when the downgrade ended first. Sent with the start
  * (update-with-start), it hands a backend the link in the same call.
  */
-export const consentLink = defineUpdate<{ authorizationUrl: string; authorizationExpiresAt: string }>(
-  'consentLink',
-);
+export const consentLink = defineUpdate<{
+  authorizationUrl: string;
+  authorizationExpiresAt: string;
+  /** The service's own link to the current request (DowngradeStatus.link): the one to hand the person. */
+  link?: string;
+}>('consentLink');
+
+/**
+ * A consent request with less than this left is renewed when the person opens the service's link: they need some
+ * time on Cronofy's consent page, and a request that expires while they are there ends in an error page.
+ */
+export const CONSENT_REQUEST_RENEWAL_MARGIN_MS = 60_000;
+
+/**
+ * The person opened the service's link after their consent request stopped working (its `state` expired) while the
+ * downgrade still waits: a fresh request, as a new prompt under the same deadline, and its URL. Refused while the
+ * request still works (for longer than the renewal margin), when the downgrade does not wait for the person, or when no prompt is left.
+ */
+export const renewConsentRequest = defineUpdate<{ authorizationUrl: string }>('renewConsentRequest');
 
 /** Events the application receives on its (optional) signed webhook. */
 export type ApplicationEvent =

@@ -145,9 +145,9 @@ class DomainRun {
     return {
       who: 'the administrator',
       asking: this.input,
-      createRequest: (prompt, expiresAt) =>
+      createRequest: (prompt, { expiresAt }) =>
         this.#service.createEnterpriseAuthorizationRequest({ ...thisRun(), prompt, expiresAt }),
-      waiting: async (prompt, authorizationUrl, expiresAt) => {
+      waiting: async (prompt, { authorizationUrl }, { expiresAt }) => {
         this.enter('awaiting_admin', {
           prompt,
           authorizationUrl,

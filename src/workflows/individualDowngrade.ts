@@ -18,10 +18,12 @@ import { CallbackInbox, NOT_WAITING, reauthorize, thisRun, type Human } from './
 import { showState } from './showState.js';
 import { waitWithReminders } from './waiting.js';
 import {
+  CONSENT_REQUEST_RENEWAL_MARGIN_MS,
   consentLink,
   getStatus,
   openLink,
   reauthorizationCallback,
+  renewConsentRequest,
   TERMINAL_STATES,
   type DowngradeResult,
   type DowngradeState,
@@ -42,6 +44,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
   setHandler(getStatus, () => run.status);
   setHandler(reauthorizationCallback, inbox.offer);
   setHandler(consentLink, () => run.consentLink());
+  run.handleRenewal(inbox);
   const link = input.revokeWhenOpened ? run.handleOpenLink() : undefined;
 
   try {
@@ -114,7 +117,7 @@ class IndividualRun {
   }
 
   /** The person's link, once there is one (the consentLink update). */
-  async consentLink(): Promise<{ authorizationUrl: string; authorizationExpiresAt: string }> {
+  async consentLink(): Promise<{ authorizationUrl: string; authorizationExpiresAt: string; link?: string }> {
     const { status } = this;
     await condition(() => status.authorizationUrl !== undefined || TERMINAL_STATES.includes(status.state));
     if (!status.authorizationUrl || !status.authorizationExpiresAt) {
@@ -123,7 +126,41 @@ class IndividualRun {
     return {
       authorizationUrl: status.authorizationUrl,
       authorizationExpiresAt: status.authorizationExpiresAt,
+      link: status.link,
     };
+  }
+
+  /**
+   * The `renewConsentRequest` update: the person's consent request expired while the prompt still waits, so the
+   * prompt gives way to a fresh one (a prompt more, under the same deadline), whose URL it answers with.
+   */
+  handleRenewal(inbox: CallbackInbox): void {
+    const { status } = this;
+    setHandler(
+      renewConsentRequest,
+      async () => {
+        const prompt = status.prompt;
+        inbox.renew();
+        await condition(
+          () =>
+            (status.prompt > prompt && status.state === 'awaiting_reauthorization') ||
+            TERMINAL_STATES.includes(status.state),
+        );
+        if (status.state !== 'awaiting_reauthorization' || !status.authorizationUrl) {
+          throw ApplicationFailure.nonRetryable(`the downgrade is ${status.state}`, 'DowngradeNotWaiting');
+        }
+        return { authorizationUrl: status.authorizationUrl };
+      },
+      {
+        validator: () => {
+          if (status.state !== 'awaiting_reauthorization')
+            throw new Error(`the downgrade is ${status.state}`);
+          const left = Date.parse(status.authorizationExpiresAt ?? '') - Date.now();
+          if (left > CONSENT_REQUEST_RENEWAL_MARGIN_MS) throw new Error('the consent request still works');
+          if (status.prompt >= status.maxPrompts) throw new Error('no prompt is left to ask again');
+        },
+      },
+    );
   }
 
   /** The person, as reauthorization.ts asks them: their own account (`sub`), reminders through the webhook. */
@@ -132,15 +169,20 @@ class IndividualRun {
     return {
       who: 'the person',
       asking: this.input,
-      createRequest: (prompt, expiresAt) =>
+      createRequest: (prompt, { expiresAt, deadline }) =>
         this.#service.createAuthorizationRequest({
           ...thisRun(),
           prompt,
           providerHint: this.input.providerHint,
           expiresAt,
+          deadline,
         }),
-      waiting: (prompt, authorizationUrl, expiresAt) =>
-        this.#showLink('awaiting_reauthorization', { prompt, authorizationUrl }, expiresAt),
+      waiting: (prompt, { authorizationUrl, link }, { expiresAt, deadline }) =>
+        this.#showLink(
+          'awaiting_reauthorization',
+          { prompt, authorizationUrl, link, deadline: new Date(deadline).toISOString() },
+          expiresAt,
+        ),
       remind: () => this.#remind(),
       verifying: () => this.enter('verifying', NOT_WAITING),
       exchange: async (codeRef) => {

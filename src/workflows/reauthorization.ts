@@ -28,6 +28,8 @@ export const NOT_WAITING = {
   authorizationUrl: undefined,
   authorizationExpiresAt: undefined,
   waitingSince: undefined,
+  link: undefined,
+  deadline: undefined,
 };
 
 /** The run that asks, as a `state` names it (its signals go to that run, or its chain's current one). */
@@ -40,6 +42,17 @@ export function thisRun(): { workflowId: string; runId: string; firstRunId: stri
 export interface ConsentRequest {
   authorizationUrl: string;
   nonce: string;
+  /**
+   * The service's own link to the person's current consent request, which works until the prompt's deadline: it
+   * sends them on to `authorizationUrl` while that works, and to a fresh request after it expired.
+   */
+  link?: string;
+}
+
+/** When a prompt's consent request stops working, and when the prompt stops waiting (it may renew the request). */
+export interface PromptTimes {
+  expiresAt: number;
+  deadline: number;
 }
 
 /**
@@ -57,11 +70,19 @@ export interface ConsentRequest {
 export interface Human<G extends Grant> {
   /** Named in logs and reasons: "the person", "the administrator". */
   who: string;
-  /** How many prompts, how long each waits, how often the application is reminded meanwhile. */
-  asking: { maxPrompts: number; deadlineMs: number; reminderIntervalMs: number };
-  createRequest(prompt: number, expiresAt: number): Promise<ConsentRequest>;
+  /**
+   * How many prompts, how long each waits, how often the application is reminded meanwhile, and how long one
+   * consent request works (by default, as long as its prompt waits).
+   */
+  asking: {
+    maxPrompts: number;
+    deadlineMs: number;
+    reminderIntervalMs: number;
+    consentRequestLifetimeMs?: number;
+  };
+  createRequest(prompt: number, times: PromptTimes): Promise<ConsentRequest>;
   /** Shows the prompt's link (the status, and the application's webhook). */
-  waiting(prompt: number, authorizationUrl: string, expiresAt: number): Promise<void>;
+  waiting(prompt: number, request: ConsentRequest, times: PromptTimes): Promise<void>;
   remind(): Promise<void>;
   /** The callback arrived with a code: show that it is being checked. */
   verifying(): void;
@@ -76,10 +97,16 @@ export interface Human<G extends Grant> {
  * current prompt's, with its nonce, is kept, and only the first.
  */
 export class CallbackInbox {
-  #waiting: { prompt: number; nonce: string; callback?: ReauthorizationCallback } | undefined;
+  #waiting:
+    { prompt: number; nonce: string; callback?: ReauthorizationCallback; renew?: boolean } | undefined;
 
   open(prompt: number, nonce: string): void {
     this.#waiting = { prompt, nonce };
+  }
+
+  /** Asks for a fresh consent request in place of the waiting one (unless its callback has arrived). */
+  renew(): void {
+    if (this.#waiting && !this.#waiting.callback) this.#waiting.renew = true;
   }
 
   offer = (callback: ReauthorizationCallback): void => {
@@ -100,7 +127,14 @@ export class CallbackInbox {
   };
 
   received = (): ReauthorizationCallback | undefined => this.#waiting?.callback;
+
+  /** The callback, or RENEW when a fresh request was asked for first. */
+  answer = (): ReauthorizationCallback | typeof RENEW | undefined =>
+    this.#waiting?.callback ?? (this.#waiting?.renew ? RENEW : undefined);
 }
+
+/** The person asked for a fresh consent request: the last one expired while the prompt still waits. */
+export const RENEW = 'renew';
 
 /**
  * Free/Busy as Cronofy's procedure defines it: `linking_profile.provider_name` and `provider_service` both name the
@@ -123,12 +157,22 @@ export async function reauthorize<G extends Grant>(
   inbox: CallbackInbox,
 ): Promise<{ grant: G } | Refusal> {
   const { maxPrompts, deadlineMs, reminderIntervalMs } = human.asking;
+  const lifetimeMs = human.asking.consentRequestLifetimeMs ?? deadlineMs;
+  let renewing = false;
+  let deadline = 0;
   for (let prompt = 1; prompt <= maxPrompts; prompt += 1) {
-    const expiresAt = Date.now() + deadlineMs;
-    const request = await human.createRequest(prompt, expiresAt);
+    // A renewed request keeps its prompt's deadline: asking afresh never extends the downgrade.
+    if (!renewing) deadline = Date.now() + deadlineMs;
+    const times = { expiresAt: Math.min(deadline, Date.now() + lifetimeMs), deadline };
+    const request = await human.createRequest(prompt, times);
     inbox.open(prompt, request.nonce);
-    await human.waiting(prompt, request.authorizationUrl, expiresAt);
-    const callback = await waitWithReminders(inbox.received, expiresAt, reminderIntervalMs, human.remind);
+    await human.waiting(prompt, request, times);
+    const callback = await waitWithReminders(inbox.answer, deadline, reminderIntervalMs, human.remind);
+    renewing = callback === RENEW;
+    if (callback === RENEW) {
+      log.info('A fresh consent request, in place of one that expired', { prompt });
+      continue;
+    }
     if (!callback)
       return { state: 'expired', reason: `${human.who} did not re-authorize before the deadline` };
     if ('error' in callback) {
