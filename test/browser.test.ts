@@ -12,6 +12,7 @@ import { launchChromium, missingChromium, SCREENSHOTS } from '../harness/chromiu
 import {
   createReadWriteUser,
   startStack,
+  TEST_VERDICT_WAIT_MS,
   waitForState,
   type RunningWorker,
   type Stack,
@@ -95,7 +96,10 @@ async function decide(page: Page, s: Stack, decision: string): Promise<{ status:
   const callback = page.waitForResponse((response) => response.url().startsWith(s.redirectUri));
   await page.locator(`[data-testid="decision-${decision}"]`).click();
   const response = await callback;
-  await page.waitForURL((url) => url.pathname === '/downgrade/answered');
+  // The page answers once the downgrade has judged the answer: wait as long as the page may (its safety net).
+  await page.waitForURL((url) => url.pathname === '/downgrade/answered', {
+    timeout: TEST_VERDICT_WAIT_MS + 15_000,
+  });
   await page.waitForLoadState('load');
   // What stays in the browser's history holds no code and no state.
   assert.equal(new URL(page.url()).searchParams.has('code'), false);
@@ -105,7 +109,7 @@ async function decide(page: Page, s: Stack, decision: string): Promise<{ status:
 
 describe('consent in a real browser', () => {
   test(
-    'a person choosing Free/Busy with Google lands on the thank-you page and the downgrade completes',
+    'a person choosing Free/Busy with Google is told it is confirmed, and the downgrade completes',
     { timeout: TEST_TIMEOUT_MS },
     async () => {
       const s = ready();
@@ -118,7 +122,7 @@ describe('consent in a real browser', () => {
         assert.equal(status, 303);
         assert.equal(callback.searchParams.get('error'), null);
         assert.ok(callback.searchParams.get('code'), 'Cronofy sent an authorization code back');
-        assert.equal(await page.locator('h1').textContent(), 'Thank you');
+        assert.equal(await page.locator('h1').textContent(), 'Your calendar is connected with Free/Busy');
         await page.screenshot({ path: `${SCREENSHOTS}result-page.png`, fullPage: true });
         assert.deepEqual(pageErrors, []);
       });
@@ -130,7 +134,7 @@ describe('consent in a real browser', () => {
   );
 
   test(
-    'a person denying access in the browser ends the downgrade as denied',
+    'a person denying access in the browser is told so, and the downgrade ends as denied',
     { timeout: TEST_TIMEOUT_MS },
     async () => {
       const s = ready();
@@ -140,7 +144,7 @@ describe('consent in a real browser', () => {
         const { status, callback } = await decide(page, s, 'deny');
         assert.equal(status, 303);
         assert.equal(callback.searchParams.get('error'), 'access_denied');
-        assert.equal(await page.locator('h1').textContent(), 'Noted');
+        assert.equal(await page.locator('h1').textContent(), 'You declined');
         await page.screenshot({ path: `${SCREENSHOTS}denied-page.png`, fullPage: true });
         assert.deepEqual(pageErrors, []);
       });

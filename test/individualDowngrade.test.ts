@@ -14,6 +14,7 @@ import {
   createReadWriteUser,
   decideOnConsentPage,
   followRedirect,
+  openAnsweredPage,
   signalCount,
   simulatorGet,
   startStack,
@@ -95,19 +96,22 @@ describe('individual downgrade', () => {
     assert.equal(url.searchParams.get('redirect_uri'), stack.redirectUri);
 
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
-    const page = await followRedirect(location);
-    assert.equal(page.status, 303);
-    assert.match(page.body, /Thank you/);
+    const callback = await followRedirect(location);
+    assert.equal(callback.status, 303);
     // The browser leaves the URL with the code for one with neither code nor state (RFC 9700, 4.2.4).
-    assert.equal(page.location?.pathname, '/downgrade/answered');
-    assert.equal(page.location?.searchParams.has('code'), false);
-    assert.equal(page.location?.searchParams.has('state'), false);
-    assert.equal(page.headers['cache-control'], 'no-store');
-    assert.equal(page.headers['referrer-policy'], 'no-referrer');
+    assert.equal(callback.location?.pathname, '/downgrade/answered');
+    assert.deepEqual([...(callback.location?.searchParams.keys() ?? [])], ['answer']);
+    assert.equal(callback.headers['cache-control'], 'no-store');
+    assert.equal(callback.headers['referrer-policy'], 'no-referrer');
     assert.match(
-      String(page.headers['content-security-policy']),
+      String(callback.headers['content-security-policy']),
       /default-src 'none'.*frame-ancestors 'none'/,
     );
+    const page = await openAnsweredPage(callback.location!);
+    assert.equal(page.status, 200);
+    assert.match(page.body, /<h1>Your calendar is connected with Free\/Busy<\/h1>/);
+    assert.equal(page.headers['cache-control'], 'no-store');
+    assert.match(String(page.headers['content-security-policy']), /default-src 'none'/);
 
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
@@ -214,9 +218,9 @@ describe('individual downgrade', () => {
     const { workflowId, authorizationUrl } = await startDowngrade();
     const location = await decideOnConsentPage(authorizationUrl, 'deny', {});
     assert.equal(location.searchParams.get('error'), 'access_denied');
-    const page = await followRedirect(location);
-    assert.equal(page.status, 303);
-    assert.match(page.body, /Noted/);
+    const callback = await followRedirect(location);
+    assert.equal(callback.status, 303);
+    assert.match((await openAnsweredPage(callback.location!)).body, /<h1>You declined<\/h1>/);
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'denied');
   });

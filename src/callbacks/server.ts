@@ -7,7 +7,8 @@ import { getOpenLink } from './getOpenLink.js';
 import { getReauthorizationRedirect } from './getReauthorizationRedirect.js';
 import { postServiceAccountCallback } from './postServiceAccountCallback.js';
 import { REDIRECT_PATH, SERVICE_ACCOUNT_CALLBACK_PATH } from '../contracts/callbackPaths.js';
-import { getAnsweredPage, PAGE_HEADERS } from './resultPage.js';
+import { DEFAULT_VERDICT_WAIT_MS, getAnsweredPage } from './getAnsweredPage.js';
+import { PAGE_HEADERS } from './resultPage.js';
 
 export interface CallbackServerOptions {
   host: string;
@@ -20,6 +21,8 @@ export interface CallbackServerOptions {
    * Temporal MetricMeter. Without one nothing is counted.
    */
   metricMeter?: MetricMeter;
+  /** How long the page after consent waits for the verdict on the answer (DEFAULT_VERDICT_WAIT_MS). */
+  verdictWaitMs?: number;
 }
 
 export async function startCallbackServer(
@@ -44,7 +47,7 @@ export async function startCallbackServer(
     reply.headers(PAGE_HEADERS);
   });
   getReauthorizationRedirect(app, deps);
-  getAnsweredPage(app);
+  getAnsweredPage(app, deps, options.verdictWaitMs ?? DEFAULT_VERDICT_WAIT_MS);
   getOpenLink(app, deps);
   postServiceAccountCallback(app, deps, () => options.publicBaseUrl ?? url);
   app.get('/healthz', async () => ({ ok: true }));
