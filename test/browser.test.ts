@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchChromium, missingChromium, SCREENSHOTS } from '../harness/chromium.js';
 import {
+  createDomain,
   createReadWriteUser,
   startStack,
   TEST_VERDICT_WAIT_MS,
@@ -20,6 +21,8 @@ import {
 import { assertEveryHistoryHoldsNoSecrets } from '../harness/histories.js';
 
 const TEST_TIMEOUT_MS = 60_000;
+/** Two consent pages and the two answered pages between them. */
+const TWO_PROMPTS_TIMEOUT_MS = 2 * TEST_VERDICT_WAIT_MS + TEST_TIMEOUT_MS;
 
 const chromiumError = missingChromium();
 let browser: Browser | undefined;
@@ -154,6 +157,82 @@ describe('consent in a real browser', () => {
     },
   );
 });
+
+describe('the page after consent tells how the answer was judged', () => {
+  test(
+    'a person who picks Read/Write is told so, follows the fresh link on the page and completes with Free/Busy',
+    { timeout: TWO_PROMPTS_TIMEOUT_MS },
+    async () => {
+      const s = ready();
+      const { user, workflowId, authorizationUrl } = await startDowngrade(s);
+      await withPage(async (page, pageErrors) => {
+        await openConsentPage(page, authorizationUrl, user.email);
+        assert.equal((await decide(page, s, 'read_write_google')).status, 303);
+        assert.equal(await page.locator('h1').textContent(), 'You chose Read/Write access again');
+        await page.screenshot({ path: `${SCREENSHOTS}read-write-again-page.png`, fullPage: true });
+        const link = page.getByRole('link', { name: 'Sign in again with Free/Busy' });
+        const reprompt = await s.downgrades.getDowngrade(workflowId);
+        assert.equal(reprompt.prompt, 2);
+        assert.equal(await link.getAttribute('href'), reprompt.authorizationUrl);
+
+        await link.click();
+        await page.waitForURL((url) => url.pathname === new URL(reprompt.authorizationUrl!).pathname);
+        assert.equal(page.url(), reprompt.authorizationUrl);
+        assert.equal(await page.locator('h1').textContent(), 'Connect your calendar');
+        const chooser = page.locator('select[name="email"]');
+        if ((await chooser.count()) > 0) await chooser.selectOption(user.email);
+        assert.equal((await decide(page, s, 'free_busy_google')).status, 303);
+        assert.equal(await page.locator('h1').textContent(), 'Your calendar is connected with Free/Busy');
+        assert.deepEqual(pageErrors, []);
+      });
+
+      const result = await s.downgrades.waitForResult(workflowId);
+      assert.equal(result.state, 'completed');
+      assert.equal(result.prompt, 2);
+    },
+  );
+
+  test(
+    'an administrator who enters another domain is told so, and the domain ends as other_account',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const s = ready();
+      const domain = 'browser-admin.example.com';
+      const emails = ['ann@browser-admin.example.com', 'bob@browser-admin.example.com'];
+      const serviceAccount = await createDomain(s, domain, emails);
+      await s.downgrades.startEnterpriseDowngrade({
+        domain,
+        requireApproval: false,
+        users: [emails],
+        serviceAccountRefreshToken: serviceAccount.refresh_token,
+        serviceAccountSub: serviceAccount.service_account_id,
+      });
+      const authorizationUrl = await adminConsentLink(s, domain);
+      await withPage(async (page, pageErrors) => {
+        const response = await page.goto(authorizationUrl);
+        assert.equal(response?.status(), 200);
+        assert.equal(await page.locator('h1').textContent(), 'Connect your organization');
+        await page.locator('[data-testid="domain"]').fill('admin@another-domain.example.com');
+        assert.equal((await decide(page, s, 'free_busy_google')).status, 303);
+        assert.equal(await page.locator('h1').textContent(), 'You signed in for another domain');
+        await page.screenshot({ path: `${SCREENSHOTS}other-domain-page.png`, fullPage: true });
+        assert.deepEqual(pageErrors, []);
+      });
+
+      const result = await s.downgrades.waitForEnterpriseResult(domain);
+      assert.equal(result.phase, 'other_account');
+    },
+  );
+});
+
+/** The administrator's consent link, once the domain's downgrade asks for it. */
+async function adminConsentLink(s: Stack, domain: string): Promise<string> {
+  for (;;) {
+    const status = await s.downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
+    if (status?.phase === 'awaiting_admin' && status.authorizationUrl) return status.authorizationUrl;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 test('every run stored by the server holds encrypted payloads and no issued secret or e-mail', async () => {
   assert.ok(stack, 'the stack started');
