@@ -12,5 +12,8 @@ export const SERVICE_ACCOUNT_CALLBACK_PATH = '/cronofy/service-account-callback'
 /** The person's own link when a downgrade revokes only once it is opened. */
 export const OPEN_LINK_PATH = '/downgrade/open';
 
-/** Where a handled redirect sends the browser on: a URL with no code and no state to keep in its history. */
+/**
+ * Where a handled redirect sends the browser on: the page that tells how the answer was judged, at a URL with no
+ * code and no state to keep in its history.
+ */
 export const ANSWERED_PATH = '/downgrade/answered';
