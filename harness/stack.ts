@@ -46,6 +46,11 @@ export const NO_RUN = {
   firstRunId: '00000000-0000-4000-8000-000000000000',
 } as const;
 export const STATE_SECRET = 'test-state-signing-secret-0123456789abcdef';
+/**
+ * How long the stack's page after consent waits for the verdict. Tests wait for the verdict itself, by loading the
+ * page; this only keeps a broken run from hanging them, so it is far above any real check.
+ */
+export const TEST_VERDICT_WAIT_MS = 30_000;
 const WEBHOOK_SECRET = 'test-webhook-secret-0123456789';
 /** The application's Standard Webhooks secrets, mid-rotation: the new one and the one it replaces. */
 export const WEBHOOK_SIGNING_SECRETS = [testSigningSecret(0x11), testSigningSecret(0x22)];
@@ -176,6 +181,7 @@ export async function startStack(
     port: 0,
     logLevel: 'silent',
     metricMeter: Runtime.instance().metricMeter,
+    verdictWaitMs: TEST_VERDICT_WAIT_MS,
   });
   const redirectUri = `${callbacks.url}${REDIRECT_PATH}`;
   const simulator = await startSimulator({ clients: [{ ...CLIENT, redirectUris: [redirectUri] }] });
@@ -307,17 +313,23 @@ export async function decideOnConsentPage(
 }
 
 /**
- * Opens a URL the way a browser that was redirected to it would: `status` is its own answer; when that is the
- * callback server's 303 to its answered page, `body` is that page.
+ * Opens the URL Cronofy sent the browser to, as the browser would: `status`, `body` and `headers` are the callback
+ * server's answer; when that is its 303, `location` is the page after consent it sends the browser on to, not loaded
+ * yet (`openAnsweredPage` loads it).
  */
 export async function followRedirect(location: URL | string) {
   const response = await got(location.toString(), { throwHttpErrors: false, followRedirect: false });
-  if (response.statusCode !== 303 || !response.headers.location) {
-    return { status: response.statusCode, body: response.body, headers: response.headers };
-  }
-  const next = new URL(response.headers.location, location);
-  const page = await got(next, { throwHttpErrors: false, followRedirect: false });
-  return { status: response.statusCode, body: page.body, headers: response.headers, location: next };
+  const next =
+    response.statusCode === 303 && response.headers.location
+      ? new URL(response.headers.location, location)
+      : undefined;
+  return { status: response.statusCode, body: response.body, headers: response.headers, location: next };
+}
+
+/** Loads the page after consent as the browser would: it answers once it has the downgrade's verdict, or says why not. */
+export async function openAnsweredPage(location: URL | string) {
+  const page = await got(location.toString(), { throwHttpErrors: false, followRedirect: false });
+  return { status: page.statusCode, body: page.body, headers: page.headers };
 }
 
 /**

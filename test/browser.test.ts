@@ -10,8 +10,10 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchChromium, missingChromium, SCREENSHOTS } from '../harness/chromium.js';
 import {
+  createDomain,
   createReadWriteUser,
   startStack,
+  TEST_VERDICT_WAIT_MS,
   waitForState,
   type RunningWorker,
   type Stack,
@@ -19,6 +21,8 @@ import {
 import { assertEveryHistoryHoldsNoSecrets } from '../harness/histories.js';
 
 const TEST_TIMEOUT_MS = 60_000;
+/** Two consent pages and the two answered pages between them. */
+const TWO_PROMPTS_TIMEOUT_MS = 2 * TEST_VERDICT_WAIT_MS + TEST_TIMEOUT_MS;
 
 const chromiumError = missingChromium();
 let browser: Browser | undefined;
@@ -95,7 +99,10 @@ async function decide(page: Page, s: Stack, decision: string): Promise<{ status:
   const callback = page.waitForResponse((response) => response.url().startsWith(s.redirectUri));
   await page.locator(`[data-testid="decision-${decision}"]`).click();
   const response = await callback;
-  await page.waitForURL((url) => url.pathname === '/downgrade/answered');
+  // The page answers once the downgrade has judged the answer: wait as long as the page may (its safety net).
+  await page.waitForURL((url) => url.pathname === '/downgrade/answered', {
+    timeout: TEST_VERDICT_WAIT_MS + 15_000,
+  });
   await page.waitForLoadState('load');
   // What stays in the browser's history holds no code and no state.
   assert.equal(new URL(page.url()).searchParams.has('code'), false);
@@ -105,7 +112,7 @@ async function decide(page: Page, s: Stack, decision: string): Promise<{ status:
 
 describe('consent in a real browser', () => {
   test(
-    'a person choosing Free/Busy with Google lands on the thank-you page and the downgrade completes',
+    'a person choosing Free/Busy with Google is told it is confirmed, and the downgrade completes',
     { timeout: TEST_TIMEOUT_MS },
     async () => {
       const s = ready();
@@ -118,7 +125,7 @@ describe('consent in a real browser', () => {
         assert.equal(status, 303);
         assert.equal(callback.searchParams.get('error'), null);
         assert.ok(callback.searchParams.get('code'), 'Cronofy sent an authorization code back');
-        assert.equal(await page.locator('h1').textContent(), 'Thank you');
+        assert.equal(await page.locator('h1').textContent(), 'Your calendar is connected with Free/Busy');
         await page.screenshot({ path: `${SCREENSHOTS}result-page.png`, fullPage: true });
         assert.deepEqual(pageErrors, []);
       });
@@ -130,7 +137,7 @@ describe('consent in a real browser', () => {
   );
 
   test(
-    'a person denying access in the browser ends the downgrade as denied',
+    'a person denying access in the browser is told so, and the downgrade ends as denied',
     { timeout: TEST_TIMEOUT_MS },
     async () => {
       const s = ready();
@@ -140,7 +147,7 @@ describe('consent in a real browser', () => {
         const { status, callback } = await decide(page, s, 'deny');
         assert.equal(status, 303);
         assert.equal(callback.searchParams.get('error'), 'access_denied');
-        assert.equal(await page.locator('h1').textContent(), 'Noted');
+        assert.equal(await page.locator('h1').textContent(), 'You declined');
         await page.screenshot({ path: `${SCREENSHOTS}denied-page.png`, fullPage: true });
         assert.deepEqual(pageErrors, []);
       });
@@ -150,6 +157,82 @@ describe('consent in a real browser', () => {
     },
   );
 });
+
+describe('the page after consent tells how the answer was judged', () => {
+  test(
+    'a person who picks Read/Write is told so, follows the fresh link on the page and completes with Free/Busy',
+    { timeout: TWO_PROMPTS_TIMEOUT_MS },
+    async () => {
+      const s = ready();
+      const { user, workflowId, authorizationUrl } = await startDowngrade(s);
+      await withPage(async (page, pageErrors) => {
+        await openConsentPage(page, authorizationUrl, user.email);
+        assert.equal((await decide(page, s, 'read_write_google')).status, 303);
+        assert.equal(await page.locator('h1').textContent(), 'You chose Read/Write access again');
+        await page.screenshot({ path: `${SCREENSHOTS}read-write-again-page.png`, fullPage: true });
+        const link = page.getByRole('link', { name: 'Sign in again with Free/Busy' });
+        const reprompt = await s.downgrades.getDowngrade(workflowId);
+        assert.equal(reprompt.prompt, 2);
+        assert.equal(await link.getAttribute('href'), reprompt.authorizationUrl);
+
+        await link.click();
+        await page.waitForURL((url) => url.pathname === new URL(reprompt.authorizationUrl!).pathname);
+        assert.equal(page.url(), reprompt.authorizationUrl);
+        assert.equal(await page.locator('h1').textContent(), 'Connect your calendar');
+        const chooser = page.locator('select[name="email"]');
+        if ((await chooser.count()) > 0) await chooser.selectOption(user.email);
+        assert.equal((await decide(page, s, 'free_busy_google')).status, 303);
+        assert.equal(await page.locator('h1').textContent(), 'Your calendar is connected with Free/Busy');
+        assert.deepEqual(pageErrors, []);
+      });
+
+      const result = await s.downgrades.waitForResult(workflowId);
+      assert.equal(result.state, 'completed');
+      assert.equal(result.prompt, 2);
+    },
+  );
+
+  test(
+    'an administrator who enters another domain is told so, and the domain ends as other_account',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const s = ready();
+      const domain = 'browser-admin.example.com';
+      const emails = ['ann@browser-admin.example.com', 'bob@browser-admin.example.com'];
+      const serviceAccount = await createDomain(s, domain, emails);
+      await s.downgrades.startEnterpriseDowngrade({
+        domain,
+        requireApproval: false,
+        users: [emails],
+        serviceAccountRefreshToken: serviceAccount.refresh_token,
+        serviceAccountSub: serviceAccount.service_account_id,
+      });
+      const authorizationUrl = await adminConsentLink(s, domain);
+      await withPage(async (page, pageErrors) => {
+        const response = await page.goto(authorizationUrl);
+        assert.equal(response?.status(), 200);
+        assert.equal(await page.locator('h1').textContent(), 'Connect your organization');
+        await page.locator('[data-testid="domain"]').fill('admin@another-domain.example.com');
+        assert.equal((await decide(page, s, 'free_busy_google')).status, 303);
+        assert.equal(await page.locator('h1').textContent(), 'You signed in for another domain');
+        await page.screenshot({ path: `${SCREENSHOTS}other-domain-page.png`, fullPage: true });
+        assert.deepEqual(pageErrors, []);
+      });
+
+      const result = await s.downgrades.waitForEnterpriseResult(domain);
+      assert.equal(result.phase, 'other_account');
+    },
+  );
+});
+
+/** The administrator's consent link, once the domain's downgrade asks for it. */
+async function adminConsentLink(s: Stack, domain: string): Promise<string> {
+  for (;;) {
+    const status = await s.downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
+    if (status?.phase === 'awaiting_admin' && status.authorizationUrl) return status.authorizationUrl;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 test('every run stored by the server holds encrypted payloads and no issued secret or e-mail', async () => {
   assert.ok(stack, 'the stack started');

@@ -8,12 +8,16 @@ import { z } from 'zod';
 import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
 import { StateSigner } from '../src/contracts/stateToken.js';
 import { NO_RUN, TEST_RETRY_SCHEDULE_MS } from '../harness/stack.js';
+import { unescapeHtml } from '../harness/consentForm.js';
+import { startCallbackServer } from '../src/callbacks/server.js';
+import { temporalCallbackDeps } from '../src/callbacks/temporalSignals.js';
 import { DowngradeNotFoundError } from '../src/client.js';
 import { individualDowngradeId } from '../src/workflows/definitions.js';
 import {
   createReadWriteUser,
   decideOnConsentPage,
   followRedirect,
+  openAnsweredPage,
   signalCount,
   simulatorGet,
   startStack,
@@ -95,23 +99,30 @@ describe('individual downgrade', () => {
     assert.equal(url.searchParams.get('redirect_uri'), stack.redirectUri);
 
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
-    const page = await followRedirect(location);
-    assert.equal(page.status, 303);
-    assert.match(page.body, /Thank you/);
+    const callback = await followRedirect(location);
+    assert.equal(callback.status, 303);
     // The browser leaves the URL with the code for one with neither code nor state (RFC 9700, 4.2.4).
-    assert.equal(page.location?.pathname, '/downgrade/answered');
-    assert.equal(page.location?.searchParams.has('code'), false);
-    assert.equal(page.location?.searchParams.has('state'), false);
-    assert.equal(page.headers['cache-control'], 'no-store');
-    assert.equal(page.headers['referrer-policy'], 'no-referrer');
+    assert.equal(callback.location?.pathname, '/downgrade/answered');
+    assert.deepEqual([...(callback.location?.searchParams.keys() ?? [])], ['answer']);
+    assert.equal(callback.headers['cache-control'], 'no-store');
+    assert.equal(callback.headers['referrer-policy'], 'no-referrer');
     assert.match(
-      String(page.headers['content-security-policy']),
+      String(callback.headers['content-security-policy']),
       /default-src 'none'.*frame-ancestors 'none'/,
     );
+    const page = await openAnsweredPage(callback.location!);
+    assert.equal(page.status, 200);
+    assert.match(page.body, /<h1>Your calendar is connected with Free\/Busy<\/h1>/);
+    assert.equal(page.headers['cache-control'], 'no-store');
+    assert.match(String(page.headers['content-security-policy']), /default-src 'none'/);
 
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
     assert.equal(result.providerName, 'google_free_busy');
+    // Reloading the page reads the status again and writes nothing.
+    const eventsBefore = (await historyOf(workflowId)).length;
+    assert.equal((await openAnsweredPage(callback.location!)).body, page.body);
+    assert.equal((await historyOf(workflowId)).length, eventsBefore);
 
     const credentials = await stack.downgrades.getNewCredentials(workflowId);
     assert.equal(credentials.sub, user.sub);
@@ -150,11 +161,15 @@ describe('individual downgrade', () => {
 
   test('Read/Write chosen again re-prompts, revoking the unwanted authorization, then Free/Busy completes', async () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade();
-    await followRedirect(
+    const callback = await followRedirect(
       await decideOnConsentPage(authorizationUrl, 'read_write_google', { email: user.email }),
     );
+    // The page waits for the verdict: the next prompt, whose link it shows.
+    const page = await openAnsweredPage(callback.location!);
+    assert.match(page.body, /<h1>You chose Read\/Write access again<\/h1>/);
     const reprompt = await waitUntilPrompt(workflowId, 2);
     assert.notEqual(reprompt.authorizationUrl, authorizationUrl);
+    assert.equal(linkOn(page.body), reprompt.authorizationUrl);
 
     await followRedirect(
       await decideOnConsentPage(reprompt.authorizationUrl!, 'free_busy_google', { email: user.email }),
@@ -172,9 +187,13 @@ describe('individual downgrade', () => {
       await decideOnConsentPage(authorizationUrl, 'read_write_google', { email: user.email }),
     );
     const reprompt = await waitUntilPrompt(workflowId, 2);
-    await followRedirect(
+    const last = await followRedirect(
       await decideOnConsentPage(reprompt.authorizationUrl!, 'read_write_microsoft', { email: user.email }),
     );
+    const page = await openAnsweredPage(last.location!);
+    assert.match(page.body, /<h1>You chose Read\/Write access again<\/h1>/);
+    assert.match(page.body, /That was the last time we could ask/);
+    assert.equal(linkOn(page.body), undefined);
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'read_write_kept');
     assert.equal(result.prompt, 2);
@@ -214,16 +233,19 @@ describe('individual downgrade', () => {
     const { workflowId, authorizationUrl } = await startDowngrade();
     const location = await decideOnConsentPage(authorizationUrl, 'deny', {});
     assert.equal(location.searchParams.get('error'), 'access_denied');
-    const page = await followRedirect(location);
-    assert.equal(page.status, 303);
-    assert.match(page.body, /Noted/);
+    const callback = await followRedirect(location);
+    assert.equal(callback.status, 303);
+    assert.match((await openAnsweredPage(callback.location!)).body, /<h1>You declined<\/h1>/);
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'denied');
   });
 
   test('choosing No Access ends as no_access and leaves no authorization live', async () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade();
-    await followRedirect(await decideOnConsentPage(authorizationUrl, 'no_access', { email: user.email }));
+    const callback = await followRedirect(
+      await decideOnConsentPage(authorizationUrl, 'no_access', { email: user.email }),
+    );
+    assert.match((await openAnsweredPage(callback.location!)).body, /<h1>You chose No Access<\/h1>/);
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'no_access');
     assert.ok((await authorizationsOf(user.sub)).every((a) => a.revoked));
@@ -231,10 +253,14 @@ describe('individual downgrade', () => {
 
   test('linking another calendar account ends as other_account and revokes that authorization', async () => {
     const { workflowId, authorizationUrl } = await startDowngrade();
-    await followRedirect(
+    const callback = await followRedirect(
       await decideOnConsentPage(authorizationUrl, 'free_busy_google', {
         newEmail: `someone-else-${Date.now()}@example.com`,
       }),
+    );
+    assert.match(
+      (await openAnsweredPage(callback.location!)).body,
+      /<h1>You signed in with another account<\/h1>/,
     );
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'other_account');
@@ -510,6 +536,44 @@ describe('callback state', () => {
     await stack.downgrades.cancelDowngrade(next.workflowId);
   });
 
+  test('the answered page reads only the run its signed reference names: no state, forgery or expired one', async () => {
+    const { workflowId, authorizationUrl } = await startDowngrade();
+    const signer = new StateSigner(STATE_SECRET);
+    const inAnHour = new Date(Date.now() + 3_600_000);
+    const { runId } = await stack.env.client.workflow.getHandle(workflowId).describe();
+    const claims = { workflowId, runId, prompt: 1, asked: 'person' } as const;
+    const real = await signer.signAnswer(claims, inAnHour);
+    const [header, , signature] = real.split('.');
+    const otherPayload = Buffer.from(
+      JSON.stringify({ ...claims, workflowId: 'downgrade-individual-acc_someone_else' }),
+    ).toString('base64url');
+    const refused: Array<[string, number]> = [
+      [`answer=${new URL(authorizationUrl).searchParams.get('state')}`, 400],
+      [`answer=${header}.${otherPayload}.${signature}`, 400],
+      [
+        `answer=${await new StateSigner('another-secret-that-is-long-enough-000000').signAnswer(claims, inAnHour)}`,
+        400,
+      ],
+      [`answer=${await signer.signAnswer(claims, new Date(Date.now() - 1_000))}`, 410],
+      [`answer=${real}&result=granted`, 400],
+      ['result=granted', 400],
+    ];
+    for (const [query, status] of refused) {
+      const page = await openAnsweredPage(`${stack.callbackUrl}/downgrade/answered?${query}`);
+      assert.equal(page.status, status, query.slice(0, 40));
+      assert.doesNotMatch(page.body, /checking|Free\/Busy|Read\/Write/);
+    }
+    const missing = await signer.signAnswer(
+      { ...claims, workflowId: 'downgrade-individual-acc_missing', runId: NO_RUN.runId },
+      inAnHour,
+    );
+    const gone = await openAnsweredPage(`${stack.callbackUrl}/downgrade/answered?answer=${missing}`);
+    assert.equal(gone.status, 410);
+    assert.match(gone.body, /<h1>This request has ended<\/h1>/);
+    assert.equal(await signalCount(stack, workflowId), 0);
+    await stack.downgrades.cancelDowngrade(workflowId);
+  });
+
   test('a valid state for a workflow that does not exist gets 410', async () => {
     const state = await new StateSigner(STATE_SECRET).sign(
       {
@@ -725,14 +789,31 @@ describe('durability', () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade();
     await worker.stop();
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
-    assert.equal(
-      (await followRedirect(location)).status,
-      303,
-      'the signal is accepted with no worker running',
+    const callback = await followRedirect(location);
+    assert.equal(callback.status, 303, 'the signal is accepted with no worker running');
+    // No worker, no verdict, however long a page waits: a page that waits briefly says it is still being checked.
+    const briefly = await startCallbackServer(
+      temporalCallbackDeps(stack.env.client, stack.store, new StateSigner(STATE_SECRET)),
+      { host: '127.0.0.1', port: 0, logLevel: 'silent', verdictWaitMs: 200 },
     );
+    try {
+      const page = await openAnsweredPage(
+        new URL(callback.location!.search, `${briefly.url}/downgrade/answered`),
+      );
+      assert.equal(page.status, 200);
+      assert.match(page.body, /<h1>We are still checking your answer<\/h1>/);
+      assert.match(page.body, /you will hear from us/);
+    } finally {
+      await briefly.app.close();
+    }
     worker = await stack.startWorker();
     const result = await stack.downgrades.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
+    // The same page, loaded again once there is a verdict, tells it.
+    assert.match(
+      (await openAnsweredPage(callback.location!)).body,
+      /<h1>Your calendar is connected with Free\/Busy<\/h1>/,
+    );
   });
 });
 
@@ -766,6 +847,16 @@ describe('histories', () => {
     await replayHistories(histories);
   });
 });
+
+async function historyOf(workflowId: string) {
+  return (await stack.env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+}
+
+/** The link the answered page offers, if any. */
+function linkOn(html: string): string | undefined {
+  const href = /<a href="([^"]+)">/.exec(html)?.[1];
+  return href === undefined ? undefined : unescapeHtml(href);
+}
 
 async function waitUntilPrompt(workflowId: string, prompt: number) {
   const deadline = Date.now() + 20_000;

@@ -29,6 +29,7 @@ import {
   type EnterpriseDowngradeInput,
   type EnterpriseStatus,
 } from '../src/workflows/enterpriseDefinitions.js';
+import { verdictOn, type AskedStatus, type Verdict } from '../src/callbacks/verdict.js';
 
 /** What one downgrade's Cronofy does: the grant each exchange returns, in order, and whether revoking fails. */
 interface Script {
@@ -398,4 +399,43 @@ describe("an Enterprise downgrade's re-authorization by the administrator ends",
     assert.ok(reminders.length >= 1, `${reminders.length} reminders`);
     assert.ok(reminders.every((event) => event.type === 'reminder' && event.status.domain === DOMAIN));
   });
+});
+
+describe('the page after consent reads the verdict on an answer from the status', () => {
+  /** What the page reads: the status of the run, as the callback server queries it. */
+  async function askedStatus(handle: Handle): Promise<AskedStatus> {
+    return handle.workflowId.startsWith('person-')
+      ? { asked: 'person', status: await handle.query(getStatus) }
+      : { asked: 'administrator', status: await handle.query(getEnterpriseStatus) };
+  }
+
+  /** The verdict on the answer to `prompt`, once the run has judged it. */
+  async function judged(handle: Handle, prompt: number): Promise<Verdict> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const verdict = verdictOn({ prompt }, await askedStatus(handle));
+      if (verdict.outcome !== 'checking') return verdict;
+      if (Date.now() > deadline) throw new Error(`prompt ${prompt} was never judged`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  for (const [kind, freeBusy] of [
+    ['person', FREE_BUSY],
+    ['domain', { providerName: 'google_free_busy' }],
+  ] as const) {
+    test(`${kind}: Read/Write is asked again with the next prompt's link, then Free/Busy is confirmed`, async () => {
+      const { handle } = await startRun(kind, { grants: [READ_WRITE, freeBusy] }, {});
+      await answer(handle, 1);
+      assert.deepEqual(await judged(handle, 1), {
+        outcome: 'asked_again',
+        authorizationUrl: 'https://consent.test/2',
+      });
+      await answer(handle, 2);
+      await handle.result();
+      assert.deepEqual(await judged(handle, 2), { outcome: 'confirmed' });
+      // The first answer's page, loaded again: still Read/Write, with no link once nothing waits.
+      assert.deepEqual(await judged(handle, 1), { outcome: 'asked_again', authorizationUrl: undefined });
+    });
+  }
 });

@@ -4,7 +4,9 @@ import { markCallbackResult } from '../observability/metrics.js';
 import type { CredentialStore } from '../store/credentialStore.js';
 import type { DowngradeStatus, ReauthorizationCallback } from '../workflows/definitions.js';
 import type { UserAccessCallback } from '../workflows/enterpriseDefinitions.js';
+import type { AskedStatus } from './verdict.js';
 import {
+  type AnswerClaims,
   InvalidStateError,
   type InvalidStateReason,
   type IssuingRun,
@@ -21,14 +23,20 @@ export interface CallbackDeps {
   stateSigner: StateSigner;
   /** Where a callback's nonce is used and its code kept (see CredentialStore.claimStateNonce). */
   store: Pick<CredentialStore, 'claimStateNonce' | 'releaseStateNonce' | 'deleteSecret'>;
-  signalReauthorization(target: IssuingRun, callback: ReauthorizationCallback): Promise<void>;
-  signalUserAccess(target: IssuingRun, callback: UserAccessCallback): Promise<void>;
+  /** Each signal answers the run it reached: the issuing run, or its chain's current one. */
+  signalReauthorization(target: IssuingRun, callback: ReauthorizationCallback): Promise<string>;
+  signalUserAccess(target: IssuingRun, callback: UserAccessCallback): Promise<string>;
   /** Tells the run that issued an open link that the person opened it; answers the consent URL. */
   openLink(target: IssuingRun, nonce: string): Promise<string>;
   /** The status of the downgrade run that issued a consent link (WorkflowNotFoundError when there is none). */
   downgradeStatus(target: IssuingRun): Promise<DowngradeStatus>;
   /** Has that run replace its expired consent request with a fresh one; answers its URL. */
   renewConsentRequest(target: IssuingRun): Promise<string>;
+  /**
+   * The status of the run that got an answer, by its status query: nothing is written to its history. Gives up at
+   * `deadline`; a run that does not exist (any more) is a WorkflowNotFoundError.
+   */
+  readStatus(answer: AnswerClaims, deadline: Date): Promise<AskedStatus>;
 }
 
 /** The HTTP status each way a `state` can be bad is answered with. */
@@ -60,7 +68,8 @@ type VerifiedState = StateClaims & { expiresAt: Date };
 
 /** How a callback's delivery ended; each endpoint answers it in its own way. */
 export type Delivery =
-  | { outcome: 'delivered'; claims: StateClaims; codeRef?: string }
+  /** `runId`: the run that got the signal. */
+  | { outcome: 'delivered'; claims: StateClaims; runId: string; codeRef?: string }
   | { outcome: 'bad_state'; reason: InvalidStateReason }
   /** Its state was used before: a replay, or Cronofy resending. */
   | { outcome: 'used'; claims: StateClaims }
@@ -81,7 +90,7 @@ export async function deliverCallback(
     state: string;
     purposes: StatePurpose[];
     code: string | undefined;
-    signal(claims: StateClaims, codeRef: string | undefined): Promise<void>;
+    signal(claims: StateClaims, codeRef: string | undefined): Promise<string>;
   },
 ): Promise<Delivery> {
   const claims = await verifyState(deps, request, callback.state, callback.purposes);
@@ -98,8 +107,9 @@ export async function deliverCallback(
     return { outcome: 'used', claims };
   }
   const codeRef = claimed.secretRef;
+  let runId: string;
   try {
-    await callback.signal(claims, codeRef);
+    runId = await callback.signal(claims, codeRef);
   } catch (error) {
     if (codeRef) await deps.store.deleteSecret(codeRef);
     if (error instanceof WorkflowNotFoundError) {
@@ -120,5 +130,5 @@ export async function deliverCallback(
     'callback delivered',
   );
   markCallbackResult(request, 'delivered');
-  return { outcome: 'delivered', claims, codeRef };
+  return { outcome: 'delivered', claims, runId, codeRef };
 }

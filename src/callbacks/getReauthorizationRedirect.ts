@@ -18,8 +18,9 @@ const RedirectQuery = z.union([
 
 /**
  * Cronofy sends the person's browser here after the consent page: `?code&state` or `?error&state`. A valid,
- * unused `state` turns into one signal on the workflow it names, and the browser is sent on (303) to a page whose
- * URL carries neither; anything else gets a 4xx and signals nothing.
+ * unused `state` turns into one signal on the workflow it names, and the browser is sent on (303) to the page that
+ * tells how the downgrade judged the answer (getAnsweredPage.ts), whose URL carries neither; anything else gets a
+ * 4xx and signals nothing.
  */
 export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackDeps): void {
   app.get(REDIRECT_PATH, async (request, reply) => {
@@ -52,9 +53,18 @@ export function getReauthorizationRedirect(app: FastifyInstance, deps: CallbackD
       },
     });
     switch (delivery.outcome) {
-      case 'delivered':
-        // The code has done its work: send the browser on so that it does not keep the code in its history.
-        return reply.redirect(answeredUrl(delivery.codeRef ? 'granted' : 'declined'), 303);
+      case 'delivered': {
+        const { claims } = delivery;
+        const answered = await answeredUrl(deps.stateSigner, {
+          workflowId: claims.workflowId,
+          runId: delivery.runId,
+          prompt: claims.prompt,
+          asked: claims.purpose === 'enterprise_admin' ? 'administrator' : 'person',
+        });
+        // The code has done its work: send the browser on so that it does not keep the code in its history. The
+        // page waits there for the verdict, so that this answer stays quick.
+        return reply.redirect(answered, 303);
+      }
       case 'bad_state':
         return page(...statePage(delivery.reason));
       case 'used':

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
 import { ANSWERED_PATH } from '../contracts/callbackPaths.js';
-import type { InvalidStateReason } from '../contracts/stateToken.js';
+import type { AnswerClaims, InvalidStateReason, StateSigner } from '../contracts/stateToken.js';
 import { stateRejectionStatus } from './delivery.js';
 
 const escapes: Record<string, string> = {
@@ -37,14 +36,18 @@ export const PAGE_HEADERS = {
   ].join('; '),
 } as const;
 
-/** The plain page a person sees after Cronofy sends their browser back to us. */
-export function resultPage(title: string, message: string): string {
+/**
+ * The plain page a person sees after Cronofy sends their browser back to us; with `link`, a link to follow next (a
+ * plain link: the pages run no script).
+ */
+export function resultPage(title: string, message: string, link?: { href: string; text: string }): string {
+  const next = link ? `<p><a href="${escapeHtml(link.href)}">${escapeHtml(link.text)}</a></p>` : '';
   return `<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${escapeHtml(title)}</title>
 <style>${STYLE}</style>
 </head>
-<body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p></body>
+<body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p>${next}</body>
 </html>`;
 }
 
@@ -60,26 +63,17 @@ export function statePage(reason: InvalidStateReason): [status: number, title: s
   return [stateRejectionStatus[reason], ...stateMessages[reason]];
 }
 
-/** The pages a handled callback sends the browser on to (303): their URL holds no code and no state. */
-const answeredPages = {
-  granted: ['Thank you', 'Your calendar connection has been updated. You can close this window.'],
-  declined: ['Noted', 'You did not grant access. You can close this window.'],
-} as const;
+/**
+ * How long the page after consent can be reloaded: long enough to come back to while the answer is checked, short
+ * enough that a URL left in the browser's history soon stops showing the downgrade.
+ */
+const ANSWERED_PAGE_TTL_MS = 15 * 60 * 1000;
 
-export type Answered = keyof typeof answeredPages;
-
-export function answeredUrl(answered: Answered): string {
-  return `${ANSWERED_PATH}?${new URLSearchParams({ result: answered })}`;
-}
-
-/** The page behind ANSWERED_PATH; it changes nothing, so reloading it is harmless. */
-export function getAnsweredPage(app: FastifyInstance): void {
-  app.get(ANSWERED_PATH, async (request, reply) => {
-    const result = (request.query as { result?: string }).result;
-    const [title, message] =
-      result && Object.hasOwn(answeredPages, result)
-        ? answeredPages[result as Answered]
-        : (['Done', 'You can close this window.'] as const);
-    return reply.type('text/html; charset=utf-8').send(resultPage(title, message));
-  });
+/**
+ * Where a handled redirect sends the browser on (303): the page after consent, with a signed reference to the run
+ * that got the answer and the prompt it answered; no code and no state.
+ */
+export async function answeredUrl(signer: StateSigner, answer: AnswerClaims): Promise<string> {
+  const reference = await signer.signAnswer(answer, new Date(Date.now() + ANSWERED_PAGE_TTL_MS));
+  return `${ANSWERED_PATH}?${new URLSearchParams({ answer: reference })}`;
 }

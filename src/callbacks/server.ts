@@ -8,7 +8,8 @@ import { getConsentLink } from './getConsentLink.js';
 import { getReauthorizationRedirect } from './getReauthorizationRedirect.js';
 import { postServiceAccountCallback } from './postServiceAccountCallback.js';
 import { REDIRECT_PATH, SERVICE_ACCOUNT_CALLBACK_PATH } from '../contracts/callbackPaths.js';
-import { getAnsweredPage, PAGE_HEADERS } from './resultPage.js';
+import { DEFAULT_VERDICT_WAIT_MS, getAnsweredPage } from './getAnsweredPage.js';
+import { PAGE_HEADERS } from './resultPage.js';
 
 export interface CallbackServerOptions {
   host: string;
@@ -21,6 +22,8 @@ export interface CallbackServerOptions {
    * Temporal MetricMeter. Without one nothing is counted.
    */
   metricMeter?: MetricMeter;
+  /** How long the page after consent waits for the verdict on the answer (DEFAULT_VERDICT_WAIT_MS). */
+  verdictWaitMs?: number;
 }
 
 export async function startCallbackServer(
@@ -45,7 +48,7 @@ export async function startCallbackServer(
     reply.headers(PAGE_HEADERS);
   });
   getReauthorizationRedirect(app, deps);
-  getAnsweredPage(app);
+  getAnsweredPage(app, deps, options.verdictWaitMs ?? DEFAULT_VERDICT_WAIT_MS);
   getOpenLink(app, deps);
   getConsentLink(app, deps);
   postServiceAccountCallback(app, deps, () => options.publicBaseUrl ?? url);

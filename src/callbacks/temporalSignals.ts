@@ -7,10 +7,14 @@ import {
   reauthorizationCallback,
   renewConsentRequest,
 } from '../workflows/definitions.js';
-import { userAccessCallback } from '../workflows/enterpriseDefinitions.js';
+import { getEnterpriseStatus, userAccessCallback } from '../workflows/enterpriseDefinitions.js';
 import type { CallbackDeps } from './delivery.js';
+import type { AskedStatus } from './verdict.js';
 
-/** The production wiring: codes and nonces in the credential store, signals sent through a Temporal client. */
+/**
+ * The production wiring: codes and nonces in the credential store, signals sent and status queries made through a
+ * Temporal client.
+ */
 export function temporalCallbackDeps(
   temporal: Client,
   store: CallbackDeps['store'],
@@ -32,6 +36,14 @@ export function temporalCallbackDeps(
       const handle = temporal.workflow.getHandle(target.workflowId, target.runId);
       return (await handle.executeUpdate(renewConsentRequest)).authorizationUrl;
     },
+    readStatus: (answer, deadline) =>
+      temporal.withDeadline(deadline, async (): Promise<AskedStatus> => {
+        // The run that got the answer, even once it has ended: a query replays an ended run's history.
+        const handle = temporal.workflow.getHandle(answer.workflowId, answer.runId);
+        return answer.asked === 'person'
+          ? { asked: 'person', status: await handle.query(getStatus) }
+          : { asked: 'administrator', status: await handle.query(getEnterpriseStatus) };
+      }),
   };
 }
 
@@ -41,17 +53,17 @@ export function temporalCallbackDeps(
  * one cost the dev server (bench/README.md). Once that run has ended, an operator's reset or a continue-as-new has
  * left its chain running under a new run, which gets the signal. A later downgrade under the same workflow id is
  * another chain, and a state issued for an ended one is not its business: that, like a workflow that ended
- * altogether, is a WorkflowNotFoundError.
+ * altogether, is a WorkflowNotFoundError. Answers the run that got the signal.
  */
 async function signalIssuingRun<T>(
   temporal: Client,
   target: IssuingRun,
   signal: SignalDefinition<[T]>,
   arg: T,
-): Promise<void> {
+): Promise<string> {
   try {
     await temporal.workflow.getHandle(target.workflowId, target.runId).signal(signal, arg);
-    return;
+    return target.runId;
   } catch (error) {
     if (!(error instanceof WorkflowNotFoundError)) throw error;
   }
@@ -70,7 +82,7 @@ async function signalIssuingRun<T>(
     }
     try {
       await temporal.workflow.getHandle(target.workflowId, current.runId).signal(signal, arg);
-      return;
+      return current.runId;
     } catch (error) {
       if (!(error instanceof WorkflowNotFoundError) || attempt === 3) throw error;
     }

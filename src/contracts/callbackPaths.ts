@@ -15,5 +15,8 @@ export const OPEN_LINK_PATH = '/downgrade/open';
 /** The service's link to a person's current consent request: what they are sent, by email or the application. */
 export const CONSENT_LINK_PATH = '/downgrade/link';
 
-/** Where a handled redirect sends the browser on: a URL with no code and no state to keep in its history. */
+/**
+ * Where a handled redirect sends the browser on: the page that tells how the answer was judged, at a URL with no
+ * code and no state to keep in its history.
+ */
 export const ANSWERED_PATH = '/downgrade/answered';

@@ -1,5 +1,5 @@
 import { randomBytes, webcrypto } from 'node:crypto';
-import { errors, jwtVerify, SignJWT } from 'jose';
+import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { z } from 'zod';
 
 /**
@@ -43,7 +43,25 @@ export class InvalidStateError extends Error {
 
 const ISSUER = 'cronofy-downgrade';
 
-/** Signs and verifies `state` as a compact HS256 JWT; single use is enforced by whoever consumes the nonce. */
+/**
+ * The reference the page after consent carries in its URL: which run got the answer to which prompt, and whether a
+ * person or an administrator answered it. It reads that run's status and nothing else. Its own issuer keeps it
+ * apart from a `state`: neither is accepted as the other.
+ */
+const AnswerClaims = z.object({
+  workflowId: z.string().min(1),
+  runId: z.string().min(1),
+  prompt: z.number().int().positive(),
+  asked: z.enum(['person', 'administrator']),
+});
+export type AnswerClaims = z.infer<typeof AnswerClaims>;
+
+const ANSWER_ISSUER = 'cronofy-downgrade/answered';
+
+/**
+ * Signs and verifies `state` as a compact HS256 JWT; single use is enforced by whoever consumes the nonce. Signs and
+ * verifies the answered page's reference the same way.
+ */
 export class StateSigner {
   /**
    * Imported once: given raw bytes, jose imports a WebCrypto key on every call, which made each verification
@@ -68,26 +86,45 @@ export class StateSigner {
   }
 
   async sign(claims: StateClaims, expiresAt: Date): Promise<string> {
-    return new SignJWT({ ...claims })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setIssuer(ISSUER)
-      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
-      .sign(await this.key);
+    return this.#signed({ ...claims }, ISSUER, expiresAt);
   }
 
   async verify(state: string, purposes: readonly StatePurpose[]): Promise<StateClaims & { expiresAt: Date }> {
-    let payload;
-    try {
-      ({ payload } = await jwtVerify(state, await this.key, { issuer: ISSUER, algorithms: ['HS256'] }));
-    } catch (error) {
-      if (error instanceof errors.JWTExpired) throw new InvalidStateError('expired');
-      if (error instanceof errors.JWSSignatureVerificationFailed) throw new InvalidStateError('forged');
-      throw new InvalidStateError('malformed');
-    }
+    const payload = await this.#payload(state, ISSUER);
     const claims = StateClaims.safeParse(payload);
     if (!claims.success || payload.exp === undefined) throw new InvalidStateError('malformed');
     const purpose = purposes.find((allowed) => allowed === claims.data.purpose);
     if (!purpose) throw new InvalidStateError('wrong_purpose');
     return { ...claims.data, purpose, expiresAt: new Date(payload.exp * 1000) };
+  }
+
+  async signAnswer(claims: AnswerClaims, expiresAt: Date): Promise<string> {
+    return this.#signed({ ...claims }, ANSWER_ISSUER, expiresAt);
+  }
+
+  /** The claims of an answered page's reference; InvalidStateError (never `wrong_purpose`) when it is refused. */
+  async verifyAnswer(token: string): Promise<AnswerClaims> {
+    const payload = await this.#payload(token, ANSWER_ISSUER);
+    const claims = AnswerClaims.safeParse(payload);
+    if (!claims.success || payload.exp === undefined) throw new InvalidStateError('malformed');
+    return claims.data;
+  }
+
+  async #signed(claims: JWTPayload, issuer: string, expiresAt: Date): Promise<string> {
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer(issuer)
+      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .sign(await this.key);
+  }
+
+  async #payload(token: string, issuer: string): Promise<JWTPayload> {
+    try {
+      return (await jwtVerify(token, await this.key, { issuer, algorithms: ['HS256'] })).payload;
+    } catch (error) {
+      if (error instanceof errors.JWTExpired) throw new InvalidStateError('expired');
+      if (error instanceof errors.JWSSignatureVerificationFailed) throw new InvalidStateError('forged');
+      throw new InvalidStateError('malformed');
+    }
   }
 }
