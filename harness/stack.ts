@@ -294,13 +294,15 @@ export async function decideOnConsentPage(
   decision: ConsentDecision,
   account: { email?: string; newEmail?: string; domain?: string },
 ) {
-  const form = parseConsentFormBase((await got(authorizationUrl)).body);
+  // The service's own link sends the browser on to the consent page: the form's action is relative to that page.
+  const consentPage = await got(authorizationUrl);
+  const form = parseConsentFormBase(consentPage.body);
   if (!form.decisions.includes(decision)) throw new Error(`consent page does not offer ${decision}`);
   const body = new URLSearchParams({ ...form.hidden, decision });
   if (account.email) body.set('email', account.email);
   if (account.newEmail) body.set('new_email', account.newEmail);
   if (account.domain) body.set('domain', account.domain);
-  const response = await got.post(new URL(form.action, authorizationUrl), {
+  const response = await got.post(new URL(form.action, consentPage.url), {
     body: body.toString(),
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     followRedirect: false,

@@ -98,6 +98,7 @@ test('a 50-person campaign by email: 50 consent messages, reminders at the caden
       people.slice(i, Math.min(i + 10, PEOPLE - 1)).map(async (person, j) => {
         const link = linkIn(consents[i + j]!);
         assert.ok(link, `a link in ${person.email}'s message`);
+        assert.equal(new URL(link).pathname, '/downgrade/link', "the service's link, not Cronofy's");
         const page = await followRedirect(
           await decideOnConsentPage(link, 'free_busy_google', { email: person.email }),
         );
