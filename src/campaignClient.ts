@@ -9,6 +9,7 @@ import {
   sendOperatorUpdate,
   withWorkflow,
 } from './operatorUpdates.js';
+import type { DowngradeDefaults } from './downgradeClient.js';
 import type { Campaigns, CampaignCapture, CampaignReportRow, CampaignUser } from './store/campaigns.js';
 import type { CredentialStore } from './store/credentialStore.js';
 import {
@@ -61,6 +62,8 @@ export interface StartCampaign {
   deadlineMs?: number;
   reminderIntervalMs?: number;
   maxPrompts?: number;
+  /** How long one consent request works (IndividualDowngradeInput); by default as long as its prompt waits. */
+  consentRequestLifetimeMs?: number;
   providerHint?: FreeBusyProvider;
   revokeWhenOpened?: boolean;
   historyEventBudget?: number;
@@ -73,7 +76,7 @@ export interface CampaignClientOptions {
   campaigns?: Campaigns;
   /** Where the users' refresh tokens are kept, encrypted, until revoked (preview, start). */
   store?: CredentialStore;
-  defaults: { deadlineMs: number; reminderIntervalMs: number; maxPrompts: number };
+  defaults: DowngradeDefaults;
   cronofyCallsPerSecond?: number;
 }
 
@@ -148,6 +151,7 @@ export class CampaignClient {
         deadlineMs: request.deadlineMs ?? defaults.deadlineMs,
         reminderIntervalMs: request.reminderIntervalMs ?? defaults.reminderIntervalMs,
         maxPrompts: request.maxPrompts ?? defaults.maxPrompts,
+        consentRequestLifetimeMs: request.consentRequestLifetimeMs ?? defaults.consentRequestLifetimeMs,
         providerHint: request.providerHint,
         revokeWhenOpened: request.revokeWhenOpened || undefined,
       },

@@ -86,6 +86,7 @@ async function open(config: Config, options: { database: boolean }): Promise<Ses
   const defaults = {
     deadlineMs: config.DOWNGRADE_DEADLINE,
     reminderIntervalMs: config.DOWNGRADE_REMINDER_INTERVAL,
+    consentRequestLifetimeMs: config.DOWNGRADE_CONSENT_REQUEST_LIFETIME,
     maxPrompts: config.DOWNGRADE_MAX_PROMPTS,
   };
   const common = {

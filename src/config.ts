@@ -157,6 +157,11 @@ const Environment = z.object({
 
   DOWNGRADE_DEADLINE: duration.default(msToNumber('7d')),
   DOWNGRADE_REMINDER_INTERVAL: duration.default(msToNumber('1d')),
+  /**
+   * How long one consent request (Cronofy's URL) works; unset, as long as its prompt waits. The service's link
+   * outlives it and asks afresh (docs/notifications.md).
+   */
+  DOWNGRADE_CONSENT_REQUEST_LIFETIME: duration.optional(),
   DOWNGRADE_MAX_PROMPTS: z.coerce.number().int().min(1).max(10).default(3),
 
   SIMULATOR_PORT: port.default(7070),

@@ -38,6 +38,7 @@ const downgrades = new DowngradeClient({
   defaults: {
     deadlineMs: config.DOWNGRADE_DEADLINE,
     reminderIntervalMs: config.DOWNGRADE_REMINDER_INTERVAL,
+    consentRequestLifetimeMs: config.DOWNGRADE_CONSENT_REQUEST_LIFETIME,
     maxPrompts: config.DOWNGRADE_MAX_PROMPTS,
   },
 });
@@ -90,11 +91,11 @@ if (enterprise) {
         .post(`${simulatorUrl}/_sim/accounts`, { json: { email, client_id: SIMULATOR_CLIENT.clientId } })
         .json(),
     );
-  // The link comes back with the start: the workflow revoked the Read/Write connection and made it.
-  const { workflowId, authorizationUrl: link } = await downgrades.startIndividualDowngradeWithLink({
-    sub: account.sub,
-    userId: email,
-  });
+  // The link comes back with the start: the workflow revoked the Read/Write connection and made it. The service's
+  // own link leads to the current consent request, however late it is opened.
+  const started = await downgrades.startIndividualDowngradeWithLink({ sub: account.sub, userId: email });
+  const { workflowId } = started;
+  const link = started.link ?? started.authorizationUrl;
   console.log(`Started ${workflowId} for ${email} (${account.sub}); its Read/Write connection is revoked.`);
   console.log(`\nOpen this link and choose Free/Busy:\n\n  ${link}\n`);
   console.log(`Follow the run in the Temporal UI: ${uiLink(workflowId)}`);

@@ -27,6 +27,7 @@ export interface CampaignDowngradeOptions {
   deadlineMs: number;
   reminderIntervalMs: number;
   maxPrompts: number;
+  consentRequestLifetimeMs?: number;
   providerHint?: FreeBusyProvider;
   revokeWhenOpened?: boolean;
 }
