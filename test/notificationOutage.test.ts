@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { main, type Io } from '../src/cli.js';
 import { DowngradeClient } from '../src/client.js';
+import got from 'got';
 import { parseConfig } from '../src/config.js';
 import type { RunningSimulator } from '../simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
@@ -20,6 +21,7 @@ import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
 import { enterpriseDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
 import { individualDowngradeId } from '../src/workflows/definitions.js';
 import { createScratchDatabase, testPostgresUrl } from '../harness/postgres.js';
+import { freePort } from '../harness/ports.js';
 import {
   startServiceProcess,
   startServiceSurroundings,
@@ -51,10 +53,12 @@ let downgrades: DowngradeClient;
 let receiver: WebhookReceiver;
 let service: ServiceProcess | undefined;
 let callbackPort: number;
+let metricsPort: number;
 const taskQueue = `outage-${Date.now()}`;
 
 before(async () => {
   ({ env, simulator, callbackPort } = await startServiceSurroundings({ perSecond: 50, perMinute: 100_000 }));
+  metricsPort = await freePort();
   scratch = await createScratchDatabase(testPostgresUrl(), 'outage');
   database = await openDatabase(scratch.url);
   outbox = new Notifications(database);
@@ -94,8 +98,17 @@ async function startService(): Promise<void> {
     credentialKeys: CREDENTIAL_KEYS,
     simulatorUrl: simulator.url,
     callbackPort,
-    env: serviceEnv(),
+    env: { ...serviceEnv(), METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}` },
   });
+}
+
+/** One of the service's metrics, summed over its labels. */
+async function metric(name: string): Promise<number> {
+  const text = await got(`http://127.0.0.1:${metricsPort}/metrics`).text();
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
 }
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 240_000): Promise<void> {
@@ -192,6 +205,9 @@ test('a webhook down past its whole schedule, and a SIGKILL: every downgrade end
     return failed.length === PEOPLE + 1 && pending.every((event) => event.attempts === 0);
   });
   assert.equal(receiver.events.length, 0);
+  await until('the age of the oldest undelivered event is reported', async () => {
+    return (await metric('downgrade_notification_oldest_undelivered_seconds')) > 0;
+  });
   assert.match(await cli('webhooks', 'list', '--failed'), /authorization_required/);
 
   receiver.answer(204);
@@ -225,4 +241,11 @@ test('a webhook down past its whole schedule, and a SIGKILL: every downgrade end
     ['authorization_required'],
   );
   assert.equal(receiver.refused, 0, 'every event verified with each secret of the rotation');
+
+  // Counted since the restart: the failed attempts after it, and the redelivered ones.
+  assert.ok((await metric('downgrade_notification_attempts')) >= 2 * PEOPLE + 1);
+  assert.ok((await metric('downgrade_notification_failures')) > 0);
+  await until('the oldest undelivered event is reported as none', async () => {
+    return (await metric('downgrade_notification_oldest_undelivered_seconds')) === 0;
+  });
 });

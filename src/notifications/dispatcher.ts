@@ -100,9 +100,16 @@ export class NotificationDispatcher {
         const due = await this.store.claimDue(await this.#openChannels(), BATCH, LEASE_MS);
         claimed = due.length;
         await Promise.all(due.map((notification) => this.#deliver(notification)));
-        this.options.meter
-          ?.createGauge(NOTIFICATION_OLDEST_UNDELIVERED, 'float', 's', 'Age of the oldest undelivered event')
-          .set(await this.store.oldestUndeliveredAgeSeconds());
+        if (claimed === 0) {
+          this.options.meter
+            ?.createGauge(
+              NOTIFICATION_OLDEST_UNDELIVERED,
+              'float',
+              's',
+              'Age of the oldest undelivered event',
+            )
+            .set(await this.store.oldestUndeliveredAgeSeconds());
+        }
       } catch (error) {
         // The database is away: the events wait in it; try again after the pause.
         this.#log.warn({ err: error }, 'could not read the notification outbox');
