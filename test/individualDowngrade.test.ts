@@ -734,14 +734,22 @@ describe('an endpoint that answers 410', () => {
 
 describe("the service's link to the current consent request", () => {
   test('opened after the request expired, it asks afresh (a prompt more) and completes; opened after the end, it starts nothing', async () => {
-    const { user, workflowId, authorizationUrl } = await startDowngrade({ consentRequestLifetimeMs: 30_000 });
+    const { user, workflowId, authorizationUrl } = await startDowngrade({ consentRequestLifetimeMs: 1_000 });
     const waiting = await stack.downgrades.getDowngrade(workflowId);
     assert.ok(waiting.link, 'the status holds the service link');
     assert.equal(waiting.prompt, 1);
     const link = waiting.link;
     assert.equal(new URL(link).pathname, '/downgrade/link');
 
-    // Less than the renewal margin is left of a 30-second request: opening the link asks afresh.
+    // Once the request's state has expired, Cronofy's URL leads nowhere: its callback is refused.
+    while (Date.now() < Date.parse(waiting.authorizationExpiresAt!) + 1_000) await sleep(100);
+    const stale = await followRedirect(
+      await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }),
+    );
+    assert.equal(stale.status, 410);
+    assert.equal((await stack.downgrades.getDowngrade(workflowId)).state, 'awaiting_reauthorization');
+
+    // The service's link still works: it asks afresh.
     const opened = await got(link, { followRedirect: false, throwHttpErrors: false });
     assert.equal(opened.statusCode, 303);
     const fresh = opened.headers.location!;
