@@ -23,25 +23,16 @@ import { openDatabase, type Database } from './store/database.js';
 import { EnterpriseUsers } from './store/enterpriseUsers.js';
 import { Keyring } from './store/encryption.js';
 import type { OperatorDecision } from './workflows/enterpriseDefinitions.js';
-import type { OperatedStatus } from './workflows/operatorControls.js';
+import { operatedRunHasEnded, type OperatedStatus } from './workflows/operatorControls.js';
 
 /** A refresh token never goes on a command line, where `ps` and shell history would show it. */
 const TOKEN_VARIABLE = 'SERVICE_ACCOUNT_REFRESH_TOKEN';
-const TERMINAL_PHASES = [
-  'completed',
-  'failed',
-  'expired',
-  'denied',
-  'read_write_kept',
-  'cancelled',
-  'rejected',
-];
 const PAGE = 1000;
 
 class UsageError extends Error {}
 
 /** What `status` shows of a domain's downgrade or a campaign. */
-type RunStatus = OperatedStatus & {
+export type RunStatus = OperatedStatus & {
   userCount: number;
   started: number;
   inFlight: number;
@@ -199,6 +190,23 @@ function describe(label: string, status: RunStatus): string {
   if (status.authorizationUrl) lines.push(`administrator's consent link: ${status.authorizationUrl}`);
   if (status.reason) lines.push(`reason: ${status.reason}`);
   return lines.join('\n');
+}
+
+/** Shows a run's progress each time it changes, until the run ends; answers its last status. */
+export async function watchRun(
+  read: () => Promise<RunStatus>,
+  show: (status: RunStatus, line: string) => void,
+  pollMs = 1_000,
+): Promise<RunStatus> {
+  let last = '';
+  for (;;) {
+    const status = await read();
+    const line = progressBar(status);
+    if (line !== last) show(status, line);
+    last = line;
+    if (operatedRunHasEnded(status.phase)) return status;
+    await sleep(pollMs);
+  }
 }
 
 function progressBar(status: RunStatus, width = 30): string {
@@ -369,17 +377,11 @@ function buildProgram(io: Io): Command {
     .action(
       withSession(false, async (session, options: TargetOptions & { watch?: boolean }) => {
         const target = targetOf(session, options);
-        let status = await target.status();
-        if (!options.watch) return print(status, describe(target.label, status));
-        let last = '';
-        for (;;) {
-          const line = progressBar(status);
-          if (line !== last) print(status, line);
-          last = line;
-          if (TERMINAL_PHASES.includes(status.phase)) break;
-          await sleep(1_000);
-          status = await target.status();
+        if (!options.watch) {
+          const status = await target.status();
+          return print(status, describe(target.label, status));
         }
+        const status = await watchRun(() => target.status(), print);
         if (!json()) io.out(`${describe(target.label, status)}\n`);
       }),
     );

@@ -56,15 +56,10 @@ export interface CampaignInput {
   progress?: CampaignProgress;
 }
 
-export type CampaignPhase =
-  | 'awaiting_approval'
-  | 'moving_users'
-  | 'paused'
-  | 'completed'
-  | 'rejected'
-  | 'expired'
-  | 'cancelled'
-  | 'failed';
+export const CAMPAIGN_RUNNING_PHASES = ['awaiting_approval', 'moving_users', 'paused'] as const;
+/** Every way a campaign can end. */
+export const CAMPAIGN_ENDINGS = ['completed', 'rejected', 'expired', 'cancelled', 'failed'] as const;
+export type CampaignPhase = (typeof CAMPAIGN_RUNNING_PHASES)[number] | (typeof CAMPAIGN_ENDINGS)[number];
 
 export interface CampaignStatus {
   workflowId: string;

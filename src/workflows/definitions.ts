@@ -65,22 +65,15 @@ export interface IndividualDowngradeInput {
   campaign?: { captureId: string; position: number };
 }
 
-export type DowngradeState =
-  | 'awaiting_link_open'
-  | 'revoking'
-  | 'awaiting_reauthorization'
-  | 'verifying'
-  | 'completed'
-  | 'denied'
-  | 'expired'
-  | 'read_write_kept'
-  | 'no_access'
-  | 'other_account'
-  | 'link_not_opened'
-  | 'cancelled'
-  | 'failed';
-
-export const TERMINAL_STATES: readonly DowngradeState[] = [
+/** Where a person's downgrade can be while it runs. */
+export const WAITING_STATES = [
+  'awaiting_link_open',
+  'revoking',
+  'awaiting_reauthorization',
+  'verifying',
+] as const;
+/** Every way a person's downgrade can end. */
+export const TERMINAL_STATES = [
   'completed',
   'denied',
   'expired',
@@ -90,7 +83,13 @@ export const TERMINAL_STATES: readonly DowngradeState[] = [
   'link_not_opened',
   'cancelled',
   'failed',
-];
+] as const;
+export type DowngradeState = (typeof WAITING_STATES)[number] | (typeof TERMINAL_STATES)[number];
+
+/** Whether a person's downgrade has ended in this state. */
+export function isTerminalState(state: string): state is (typeof TERMINAL_STATES)[number] {
+  return (TERMINAL_STATES as readonly string[]).includes(state);
+}
 
 export interface DowngradeStatus {
   workflowId: string;
@@ -119,12 +118,7 @@ export interface DowngradeStatus {
   reason?: string;
 }
 
-export type DowngradeResult = DowngradeStatus & {
-  state: Exclude<
-    DowngradeState,
-    'awaiting_link_open' | 'revoking' | 'awaiting_reauthorization' | 'verifying'
-  >;
-};
+export type DowngradeResult = DowngradeStatus & { state: (typeof TERMINAL_STATES)[number] };
 
 /** What the callback server learned from the person's browser redirect. No code in here: only a reference. */
 export type ReauthorizationCallback = { prompt: number; nonce: string } & (

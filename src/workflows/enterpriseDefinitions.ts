@@ -1,6 +1,5 @@
 /** The contract of Enterprise Connect downgrades: the parent per domain and one child per user. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { DowngradeState } from './definitions.js';
 
 export function enterpriseDowngradeId(domain: string): string {
   return `downgrade-enterprise-${domain}`;
@@ -19,18 +18,29 @@ export function enterpriseUserDowngradeId(
   return `${parentWorkflowId}-${captureId}-user-${position}`;
 }
 
+/** Where a domain's downgrade can be while it runs. */
+export const ENTERPRISE_RUNNING_PHASES = [
+  'awaiting_approval',
+  'revoking',
+  'awaiting_admin',
+  'verifying_admin',
+  'moving_users',
+  'paused',
+] as const;
+/** Every way a domain's downgrade can end: the administrator's answers end it as a person's end theirs. */
+export const ENTERPRISE_ENDINGS = [
+  'completed',
+  'rejected',
+  'denied',
+  'expired',
+  'read_write_kept',
+  'no_access',
+  'other_account',
+  'cancelled',
+  'failed',
+] as const;
 export type EnterprisePhase =
-  | 'awaiting_approval'
-  | 'rejected'
-  | 'revoking'
-  | 'awaiting_admin'
-  | 'verifying_admin'
-  | 'moving_users'
-  | 'paused'
-  | Exclude<
-      DowngradeState,
-      'awaiting_link_open' | 'revoking' | 'awaiting_reauthorization' | 'verifying' | 'link_not_opened'
-    >;
+  (typeof ENTERPRISE_RUNNING_PHASES)[number] | (typeof ENTERPRISE_ENDINGS)[number];
 
 export type UserState =
   'awaiting_user_access' | 'verifying' | 'completed' | 'failed' | 'expired' | 'cancelled';

@@ -24,7 +24,7 @@ import {
   openLink,
   reauthorizationCallback,
   renewConsentRequest,
-  TERMINAL_STATES,
+  isTerminalState,
   type DowngradeResult,
   type DowngradeState,
   type DowngradeStatus,
@@ -119,7 +119,7 @@ class IndividualRun {
   /** The person's link, once there is one (the consentLink update). */
   async consentLink(): Promise<{ authorizationUrl: string; authorizationExpiresAt: string; link?: string }> {
     const { status } = this;
-    await condition(() => status.authorizationUrl !== undefined || TERMINAL_STATES.includes(status.state));
+    await condition(() => status.authorizationUrl !== undefined || isTerminalState(status.state));
     if (!status.authorizationUrl || !status.authorizationExpiresAt) {
       throw ApplicationFailure.nonRetryable(`the downgrade is ${status.state}`, 'DowngradeNotWaiting');
     }
@@ -144,7 +144,7 @@ class IndividualRun {
         await condition(
           () =>
             (status.prompt > prompt && status.state === 'awaiting_reauthorization') ||
-            TERMINAL_STATES.includes(status.state),
+            isTerminalState(status.state),
         );
         if (status.state !== 'awaiting_reauthorization' || !status.authorizationUrl) {
           throw ApplicationFailure.nonRetryable(`the downgrade is ${status.state}`, 'DowngradeNotWaiting');
