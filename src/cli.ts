@@ -23,7 +23,8 @@ import { openDatabase, type Database } from './store/database.js';
 import { EnterpriseUsers } from './store/enterpriseUsers.js';
 import { Keyring } from './store/encryption.js';
 import type { OperatorDecision } from './workflows/enterpriseDefinitions.js';
-import { operatedRunHasEnded, type OperatedStatus } from './workflows/operatorControls.js';
+import { operatedRunHasEnded } from './workflows/endings.js';
+import type { OperatedStatus } from './workflows/operatorControls.js';
 
 /** A refresh token never goes on a command line, where `ps` and shell history would show it. */
 const TOKEN_VARIABLE = 'SERVICE_ACCOUNT_REFRESH_TOKEN';

@@ -34,6 +34,7 @@ import {
 import type { enterpriseDowngrade } from './workflows/enterpriseDowngrade.js';
 import type { inspectServiceAccount } from './workflows/serviceAccountInspection.js';
 import { buildPreview, type EnterprisePreview } from './enterprisePreview.js';
+import { operatedRunHasEnded } from './workflows/endings.js';
 import { DowngradeNotFoundError, DowngradeRefusedError, PreviewNotFoundError } from './clientErrors.js';
 import {
   DEFAULT_APPROVAL_DEADLINE_MS,
@@ -427,9 +428,14 @@ export class DowngradeClient {
     domain: string,
     overrides: Partial<EnterpriseDefaults> = {},
   ): Promise<{ workflowId: string; runId: string; users: number }> {
-    const finished = await this.waitForEnterpriseResult(domain);
+    const finished = await this.getEnterpriseDowngrade(domain);
+    if (!operatedRunHasEnded(finished.phase)) {
+      throw new DowngradeRefusedError(
+        `the downgrade of ${domain} is still ${finished.phase}; retry its failed users once it has completed`,
+      );
+    }
     if (finished.phase !== 'completed' || !finished.serviceAccountRef || !finished.providerName) {
-      throw new Error(
+      throw new DowngradeRefusedError(
         `the downgrade of ${domain} ended ${finished.phase}; only a completed one has users to retry`,
       );
     }

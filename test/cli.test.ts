@@ -379,6 +379,12 @@ describe('cronofy-downgrade', () => {
     } finally {
       await codecServer.close();
     }
+    // A running domain is refused at once, not waited for.
+    assertFails(
+      await cli(['retry-failed', '--domain', domain]),
+      1,
+      /is still \w+; retry its failed users once it has completed/,
+    );
     const cancelled = await cli(['cancel', '--domain', domain]);
     assert.equal(cancelled.code, 0, cancelled.stderr);
     assert.match(cancelled.stdout, /: cancelled/);

@@ -13,6 +13,7 @@ import { campaignUserWorkflowId, campaignWorkflowId } from '../src/workflows/cam
 import { launchChromium, missingChromium, SCREENSHOTS } from '../harness/chromium.js';
 import { startMailbox, type Mailbox, type ReceivedMail } from '../harness/mailbox.js';
 import {
+  createDomain,
   createReadWriteUser,
   decideOnConsentPage,
   followRedirect,
@@ -146,4 +147,28 @@ test('a 50-person campaign by email: 50 consent messages, reminders at the caden
   );
   const consentMessages = mailbox.messages.filter((message) => /choose Free\/Busy/.test(message.subject));
   assert.equal(consentMessages.length, PEOPLE, 'one consent message each');
+});
+
+test("a domain's administrator receives their link by email, which completes the domain's re-authorization", async () => {
+  const domain = 'mailed.example.org';
+  const users = ['a', 'b'].map((name) => `${name}@${domain}`);
+  const serviceAccount = await createDomain(stack, domain, users);
+  await stack.downgrades.startEnterpriseDowngrade({
+    domain,
+    requireApproval: false,
+    users: [users],
+    serviceAccountRefreshToken: serviceAccount.refresh_token,
+    adminEmail: `admin@${domain}`,
+  });
+  const message = await until('the administrator has their message', () =>
+    mailbox.messages.find(to(`admin@${domain}`, /authorize Free\/Busy access for mailed\.example\.org/)),
+  );
+  const link = linkIn(message);
+  assert.ok(link, 'a link in the message');
+  assert.match(message.html, /Authorize Free\/Busy for mailed\.example\.org/);
+  const page = await followRedirect(await decideOnConsentPage(link, 'free_busy_google', { domain }));
+  assert.equal(page.status, 303);
+  const result = await stack.downgrades.waitForEnterpriseResult(domain);
+  assert.equal(result.phase, 'completed');
+  assert.deepEqual(result.counts, { completed: users.length });
 });

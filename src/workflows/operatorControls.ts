@@ -2,20 +2,13 @@ import type { UpdateDefinition } from '@temporalio/common';
 import { condition, log, setHandler } from '@temporalio/workflow';
 import { DomainControl } from './domainControl.js';
 import type { OutcomeCounts } from './usersWindow.js';
-import {
-  ENTERPRISE_ENDINGS,
-  type Approval,
-  type BreakerThresholds,
-  type DomainControlState,
-  type OperatorDecision,
-  type Pause,
+import type {
+  Approval,
+  BreakerThresholds,
+  DomainControlState,
+  OperatorDecision,
+  Pause,
 } from './enterpriseDefinitions.js';
-import { CAMPAIGN_ENDINGS } from './campaignDefinitions.js';
-
-/** Whether an operated run (a domain's downgrade or a campaign) has ended in this phase. */
-export function operatedRunHasEnded(phase: string): boolean {
-  return ([...ENTERPRISE_ENDINGS, ...CAMPAIGN_ENDINGS] as readonly string[]).includes(phase);
-}
 
 /** What operators see and change of a run that moves many users: a domain's downgrade, or a campaign. */
 export interface OperatedStatus {
