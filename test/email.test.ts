@@ -4,7 +4,6 @@
  * opened from a received message in Chromium completes that downgrade, and each completed person is confirmed.
  */
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { CampaignClient } from '../src/campaignClient.js';
@@ -12,6 +11,7 @@ import { Campaigns } from '../src/store/campaigns.js';
 import { campaignUserWorkflowId, campaignWorkflowId } from '../src/workflows/campaignDefinitions.js';
 import { launchChromium, missingChromium, SCREENSHOTS } from '../harness/chromium.js';
 import { startMailbox, type Mailbox, type ReceivedMail } from '../harness/mailbox.js';
+import { waitUntil } from '../harness/waitUntil.js';
 import {
   createDomain,
   createReadWriteUser,
@@ -43,15 +43,7 @@ after(async () => {
   await mailbox?.close();
 });
 
-async function until<T>(what: string, check: () => T | undefined, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(50);
-  }
-}
+const until = <T>(what: string, check: () => T | undefined) => waitUntil(what, check, { intervalMs: 50 });
 
 const to = (email: string, subject: RegExp) => (message: ReceivedMail) =>
   message.to === email && subject.test(message.subject);

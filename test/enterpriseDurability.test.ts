@@ -23,6 +23,7 @@ import {
 } from '../harness/serviceProcess.js';
 import { CLIENT, decideOnConsentPage, followRedirect } from '../harness/stack.js';
 import { assertEveryHistoryHoldsNoSecrets } from '../harness/histories.js';
+import { waitUntil } from '../harness/waitUntil.js';
 
 const USERS = 300;
 const DOMAIN = 'durable.example.org';
@@ -85,13 +86,7 @@ async function recorded(captureId: string): Promise<number> {
   return Object.values(await enterpriseUsers.countsByState(captureId)).reduce((sum, n) => sum + n, 0);
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 240_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+const until = (what: string, check: () => Promise<boolean>) => waitUntil(what, check, { intervalMs: 200 });
 
 test('a domain survives its service being killed with SIGKILL twice: same counts, every user once', async () => {
   const emails = EMAILS;

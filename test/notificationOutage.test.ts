@@ -22,6 +22,7 @@ import { enterpriseDowngradeId } from '../src/workflows/enterpriseDefinitions.js
 import { individualDowngradeId } from '../src/workflows/definitions.js';
 import { createScratchDatabase, testPostgresUrl } from '../harness/postgres.js';
 import { freePort } from '../harness/ports.js';
+import { waitUntil } from '../harness/waitUntil.js';
 import {
   startServiceProcess,
   startServiceSurroundings,
@@ -111,13 +112,7 @@ async function metric(name: string): Promise<number> {
     .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 240_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+const until = (what: string, check: () => Promise<boolean>) => waitUntil(what, check, { intervalMs: 200 });
 
 /** The operators' CLI, in this process, on the service's configuration. */
 async function cli(...argv: string[]): Promise<string> {

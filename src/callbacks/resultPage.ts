@@ -2,18 +2,7 @@ import { createHash } from 'node:crypto';
 import { ANSWERED_PATH } from '../contracts/callbackPaths.js';
 import type { AnswerClaims, InvalidStateReason, StateSigner } from '../contracts/stateToken.js';
 import { stateRejectionStatus } from './delivery.js';
-
-const escapes: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (char) => escapes[char] ?? char);
-}
+import { escapeHtml } from '../escapeHtml.js';
 
 const STYLE =
   'body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;line-height:1.5}';

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { Notification } from '../store/notifications.js';
 import type { DeliveryAnswer, EmailChannel } from './channel.js';
+import { escapeHtml } from '../escapeHtml.js';
 
 /** What the messages say of the application; `{{appName}}` and `{{supportEmail}}` in every template. */
 export interface EmailBranding {
@@ -94,17 +95,9 @@ ${SUPPORT_HTML}`,
   },
 };
 
-const escapes: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
 /** `{{name}}` replaced by its value, `{{#name}}…{{/name}}` kept only when the value is set; HTML escaped. */
 export function fill(template: string, values: Record<string, string | undefined>, html: boolean): string {
-  const escape = (text: string) => (html ? text.replace(/[&<>"']/g, (char) => escapes[char]!) : text);
+  const escape = (text: string) => (html ? escapeHtml(text) : text);
   return template
     .replace(/\{\{#(\w+)\}\}([\s\S]*?)\{\{\/\1\}\}/g, (_, name: string, inner: string) =>
       values[name] ? inner : '',
