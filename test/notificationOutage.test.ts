@@ -88,7 +88,8 @@ const serviceEnv = () => ({
   APP_WEBHOOK_URL: receiver.url,
   APP_WEBHOOK_SIGNING_SECRETS: SIGNING_SECRETS.join(' '),
   APP_WEBHOOK_SECRET: LEGACY_SECRET,
-  NOTIFICATION_RETRY_SCHEDULE: '100ms,200ms,400ms',
+  // Short, but long enough that the kill below finds events in the middle of their schedule.
+  NOTIFICATION_RETRY_SCHEDULE: '200ms,400ms,5s',
 });
 
 async function startService(): Promise<void> {
@@ -182,6 +183,15 @@ test('a webhook down past its whole schedule, and a SIGKILL: every downgrade end
   });
 
   await consent(people.slice(0, PEOPLE / 2));
+  // The kill comes once their downgrades have ended: a worker killed between Cronofy's answer to a code exchange
+  // and its record loses that single-use code, which is not what this test is about.
+  for (const person of people.slice(0, PEOPLE / 2)) {
+    await downgrades.waitForResult(individualDowngradeId(person.sub));
+  }
+  await until(
+    'failed attempts are counted',
+    async () => (await metric('downgrade_notification_failures')) > 0,
+  );
   await service!.stop('SIGKILL');
   await startService();
   await consent(people.slice(PEOPLE / 2));
@@ -237,9 +247,8 @@ test('a webhook down past its whole schedule, and a SIGKILL: every downgrade end
   );
   assert.equal(receiver.refused, 0, 'every event verified with each secret of the rotation');
 
-  // Counted since the restart: the failed attempts after it, and the redelivered ones.
+  // Counted since the restart: at least the redelivered events (the failures were counted before the kill).
   assert.ok((await metric('downgrade_notification_attempts')) >= 2 * PEOPLE + 1);
-  assert.ok((await metric('downgrade_notification_failures')) > 0);
   await until('the oldest undelivered event is reported as none', async () => {
     return (await metric('downgrade_notification_oldest_undelivered_seconds')) === 0;
   });
