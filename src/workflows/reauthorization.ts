@@ -1,5 +1,6 @@
 import { log, workflowInfo } from '@temporalio/workflow';
 import {
+  CONSENT_REQUEST_RENEWAL_MARGIN_MS,
   FREE_BUSY_PROVIDERS,
   FREE_BUSY_SCOPE,
   NO_ACCESS_PROVIDER,
@@ -163,7 +164,10 @@ export async function reauthorize<G extends Grant>(
   for (let prompt = 1; prompt <= maxPrompts; prompt += 1) {
     // A renewed request keeps its prompt's deadline: asking afresh never extends the downgrade.
     if (!renewing) deadline = Date.now() + deadlineMs;
-    const times = { expiresAt: Math.min(deadline, Date.now() + lifetimeMs), deadline };
+    // A renewed request is for someone at their browser now: it works long enough for the link not to renew it
+    // again at once.
+    const lifetime = renewing ? Math.max(lifetimeMs, 2 * CONSENT_REQUEST_RENEWAL_MARGIN_MS) : lifetimeMs;
+    const times = { expiresAt: Math.min(deadline, Date.now() + lifetime), deadline };
     const request = await human.createRequest(prompt, times);
     inbox.open(prompt, request.nonce);
     await human.waiting(prompt, request, times);
