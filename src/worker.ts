@@ -7,7 +7,7 @@ import {
   Worker,
   type WorkerOptions,
 } from '@temporalio/worker';
-import { createActivities } from './activities/index.js';
+import { createActivitiesByQueue } from './activities/index.js';
 import type { ActivityDeps } from './activities/deps.js';
 import {
   discardWorkflowSpans,
@@ -90,12 +90,11 @@ export function workflowSinks(workflowSpanSink: WorkflowSpanSink = discardWorkfl
  * activities that call Cronofy on a second queue that the Temporal server rate-limits for all workers together.
  */
 export async function createDowngradeWorkers(options: DowngradeWorkerOptions): Promise<DowngradeWorkers> {
-  const activities = createActivities(options.deps);
+  const activities = createActivitiesByQueue(options.deps);
   const tracing = options.workflowSpanSink !== undefined;
   const common = {
     connection: options.connection,
     namespace: options.namespace,
-    activities,
     dataConverter: options.dataConverter,
     // On shutdown (SIGTERM) running activities get this long to finish before they are cancelled and retried
     // elsewhere: a Cronofy call takes well under a second.
@@ -106,6 +105,7 @@ export async function createDowngradeWorkers(options: DowngradeWorkerOptions): P
   const main = await Worker.create({
     ...common,
     taskQueue: options.taskQueue,
+    activities: activities.service,
     workflowBundle: options.workflowBundle ?? (await bundleWorkflows({ tracing })),
     maxCachedWorkflows: options.cachedWorkflows ?? DEFAULT_CACHED_WORKFLOWS,
     ...(tracing ? { sinks: workflowSinks(options.workflowSpanSink) } : {}),
@@ -113,6 +113,7 @@ export async function createDowngradeWorkers(options: DowngradeWorkerOptions): P
   const cronofyCalls = await Worker.create({
     ...common,
     taskQueue: cronofyTaskQueue(options.taskQueue),
+    activities: activities.cronofy,
     maxTaskQueueActivitiesPerSecond: options.cronofyCallsPerSecond,
   });
   const workers = [main, cronofyCalls];

@@ -14,8 +14,40 @@ import type { CampaignEvent } from '../workflows/campaignDefinitions.js';
 /** The scope a downgrade asks for: Free/Busy write is what makes Cronofy offer the access-mode choice. */
 export const REAUTHORIZATION_SCOPE = ['free_busy_write'] as const;
 
+/**
+ * The activities that call Cronofy. They are registered only on the Cronofy task queue, whose server-enforced rate
+ * limit keeps every worker together under Cronofy's, and workflows reach them only through cronofyActivities().
+ */
+export const CRONOFY_ACTIVITIES = [
+  'revokeAuthorization',
+  'exchangeAuthorizationCode',
+  'exchangeServiceAccountCode',
+  'inspectServiceAccount',
+  'requestUserAccess',
+  'exchangeUserAccessCode',
+] as const;
+type CronofyActivityName = (typeof CRONOFY_ACTIVITIES)[number];
+type AllActivities = ReturnType<typeof createActivities>;
+export type CronofyActivities = Pick<AllActivities, CronofyActivityName>;
+/** The service's own I/O (its database, signing, starting workflows): the main task queue's activities. */
+export type ServiceActivities = Omit<AllActivities, CronofyActivityName>;
+
+/** The activities split by the task queue that runs them. */
+export function createActivitiesByQueue(deps: ActivityDeps): {
+  cronofy: CronofyActivities;
+  service: ServiceActivities;
+} {
+  const all: Record<string, unknown> = createActivities(deps);
+  const cronofy: Record<string, unknown> = {};
+  const service: Record<string, unknown> = {};
+  for (const [name, activity] of Object.entries(all)) {
+    ((CRONOFY_ACTIVITIES as readonly string[]).includes(name) ? cronofy : service)[name] = activity;
+  }
+  return { cronofy: cronofy as CronofyActivities, service: service as ServiceActivities };
+}
+
 /** Activities do the I/O of a downgrade; each takes and returns references, never a token or a code. */
-export function createActivities(deps: ActivityDeps) {
+function createActivities(deps: ActivityDeps) {
   const { cronofy, store, stateSigner } = deps;
 
   return {

@@ -6,13 +6,11 @@ import {
   workflowInfo,
   type RetryPolicy,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities/index.js';
+import type { CronofyActivities, ServiceActivities } from '../activities/index.js';
 import { NON_RETRYABLE_CRONOFY_ERRORS } from '../cronofy/errors.js';
 import { cronofyTaskQueue, type ApplicationEvent } from './definitions.js';
 import type { DomainEvent } from './enterpriseDefinitions.js';
 import type { CampaignEvent } from './campaignDefinitions.js';
-
-type Activities = ReturnType<typeof createActivities>;
 
 const retry: RetryPolicy = {
   initialInterval: '1s',
@@ -26,7 +24,7 @@ const retry: RetryPolicy = {
  * together under Cronofy's. Retried with backoff (429 honours Retry-After); 4xx other than 401/429 fail at once.
  */
 export function cronofyActivities() {
-  return proxyActivities<Activities>({
+  return proxyActivities<CronofyActivities>({
     taskQueue: cronofyTaskQueue(workflowInfo().taskQueue),
     startToCloseTimeout: '30s',
     scheduleToCloseTimeout: '30m',
@@ -34,9 +32,16 @@ export function cronofyActivities() {
   });
 }
 
-/** Activities that touch only this service's own parts: the credential store, signing, the app's webhook. */
+/**
+ * Activities that touch only this service's own parts: its database, signing, starting workflows. A Cronofy
+ * activity is not among them: calling one through this proxy does not type-check (test/activityBoundary.test.ts).
+ */
 export function serviceActivities() {
-  return proxyActivities<Activities>({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '30m', retry });
+  return proxyActivities<ServiceActivities>({
+    startToCloseTimeout: '30s',
+    scheduleToCloseTimeout: '30m',
+    retry,
+  });
 }
 
 /**
@@ -44,7 +49,7 @@ export function serviceActivities() {
  * database write, that would otherwise cost the server an activity task and the workflow a workflow task more.
  */
 export function serviceLocalActivities() {
-  return proxyLocalActivities<Activities>({
+  return proxyLocalActivities<ServiceActivities>({
     startToCloseTimeout: '30s',
     scheduleToCloseTimeout: '30m',
     localRetryThreshold: '10s',
@@ -63,7 +68,7 @@ export function serviceLocalActivities() {
 export function applicationNotifier(recipient?: {
   email?: string;
 }): (event: ApplicationEvent | DomainEvent | CampaignEvent) => Promise<void> {
-  const local = proxyLocalActivities<Activities>({
+  const local = proxyLocalActivities<ServiceActivities>({
     startToCloseTimeout: '30s',
     localRetryThreshold: '10s',
     retry,
