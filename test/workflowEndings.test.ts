@@ -35,6 +35,8 @@ import { verdictOn, type AskedStatus, type Verdict } from '../src/callbacks/verd
 interface Script {
   grants: Array<Partial<ExchangedGrant> & { domain?: string; delegatedScope?: string }>;
   revokeFails?: boolean;
+  /** Prompts whose code an earlier attempt used up before it could record the tokens (a crash). */
+  lostCodes?: number[];
 }
 
 /** What the stubs saw of one downgrade. */
@@ -63,6 +65,9 @@ const seenBy = (id: string): Seen => {
 /** The grant the script gives for a prompt's code (`code-N`). */
 function scriptedGrant(codeRef: string) {
   const prompt = Number(codeRef.split('-').pop());
+  if (scripts.get(workflowId())?.lostCodes?.includes(prompt)) {
+    throw ApplicationFailure.nonRetryable('the code was used by an earlier attempt', 'AuthorizationCodeLost');
+  }
   const grant = scripts.get(workflowId())?.grants[prompt - 1] ?? {};
   return { credentialRef: `grant-${prompt}`, providerName: 'google', ...grant };
 }
@@ -224,6 +229,23 @@ describe('an Individual downgrade ends', () => {
         ['finished', 'completed'],
       ],
     );
+  });
+
+  test('asked again: the code was used up by an attempt that crashed before recording its tokens', async () => {
+    const { handle } = await start({ grants: [FREE_BUSY, FREE_BUSY], lostCodes: [1] });
+    await answer(handle, 1);
+    await answer(handle, 2);
+    const ended = await result(handle);
+    assert.equal(ended.state, 'completed');
+    assert.equal(ended.prompt, 2);
+  });
+
+  test('failed: the code was lost on the last prompt', async () => {
+    const { handle } = await start({ grants: [FREE_BUSY], lostCodes: [1] }, { maxPrompts: 1 });
+    await answer(handle, 1);
+    const ended = await result(handle);
+    assert.equal(ended.state, 'failed');
+    assert.match(ended.reason ?? '', /authorization code was lost/);
   });
 
   test('denied: the person chose Deny on the consent page', async () => {

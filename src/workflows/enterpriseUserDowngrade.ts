@@ -156,6 +156,6 @@ function isRejectedGrant(error: unknown): boolean {
   return (
     error instanceof ActivityFailure &&
     error.cause instanceof ApplicationFailure &&
-    error.cause.type === 'CronofyGrantError'
+    (error.cause.type === 'CronofyGrantError' || error.cause.type === 'AuthorizationCodeLost')
   );
 }

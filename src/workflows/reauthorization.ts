@@ -1,4 +1,4 @@
-import { log, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, log, workflowInfo } from '@temporalio/workflow';
 import {
   CONSENT_REQUEST_RENEWAL_MARGIN_MS,
   FREE_BUSY_PROVIDERS,
@@ -152,6 +152,15 @@ export function isFreeBusy(grant: Grant): boolean {
   );
 }
 
+/** The exchange's code was used up by an attempt that crashed before recording its tokens (exchangeCode.ts). */
+function codeLost(error: unknown): boolean {
+  return (
+    error instanceof ActivityFailure &&
+    error.cause instanceof ApplicationFailure &&
+    error.cause.type === 'AuthorizationCodeLost'
+  );
+}
+
 /** Asks the human until they grant Free/Busy (the verified grant) or the downgrade must end (why). */
 export async function reauthorize<G extends Grant>(
   human: Human<G>,
@@ -186,7 +195,20 @@ export async function reauthorize<G extends Grant>(
     }
 
     human.verifying();
-    const grant = await human.exchange(callback.codeRef);
+    let grant: G;
+    try {
+      grant = await human.exchange(callback.codeRef);
+    } catch (error) {
+      if (!codeLost(error)) throw error;
+      if (prompt === maxPrompts) {
+        return {
+          state: 'failed',
+          reason: `${human.who}'s authorization code was lost, and no prompt is left`,
+        };
+      }
+      log.warn('The authorization code was lost to a crash; asking again', { prompt });
+      continue;
+    }
     if (!human.isAskedAccount(grant)) {
       await human.revoke(grant.credentialRef);
       return { state: 'other_account', reason: `${human.who} authorized a different calendar account` };
