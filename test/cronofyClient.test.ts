@@ -11,6 +11,12 @@ import {
 } from '../src/cronofy/errors.js';
 import { cronofyHosts } from '../src/cronofy/hosts.js';
 import { startSimulator, type RunningSimulator } from '../simulator/server.js';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { AUTHORIZATION_CODE_LOST, exchangeCodeOnce } from '../src/activities/exchangeCode.js';
+import { CredentialStore } from '../src/store/credentialStore.js';
+import { openDatabase } from '../src/store/database.js';
+import { Keyring } from '../src/store/encryption.js';
 
 const CLIENT = { clientId: 'client-test', clientSecret: 'client-test-secret-000000' };
 let simulator: RunningSimulator;
@@ -119,4 +125,31 @@ test('a user created on the simulator can be refreshed, read and revoked through
   await cronofy.revokeAuthorization({ token: account.refresh_token });
   await assert.rejects(cronofy.refreshAccessToken(account.refresh_token), CronofyGrantError);
   await assert.rejects(cronofy.userInfo(refreshed.access_token), CronofyUnauthorizedError);
+});
+
+test('an exchange refused on a retried attempt is a lost code (the human is asked again); on the first, a refused grant', async () => {
+  const database = await openDatabase('memory:');
+  try {
+    const store = new CredentialStore(database, Keyring.parse(Keyring.generateSpec('lost1')));
+    // A code Cronofy no longer knows: what a crash between its answer and the tokens' record leaves behind.
+    const exchange = async (attempt: number) => {
+      const codeRef = await store.putSecret('authorization_code', 'c'.repeat(32), 60);
+      const request = {
+        codeRef,
+        redirectUri: 'http://127.0.0.1:1/cb',
+        kind: 'account' as const,
+        label: 'lost',
+      };
+      return new MockActivityEnvironment({ attempt })
+        .run(() => exchangeCodeOnce({ cronofy, store }, request))
+        .then(
+          () => 'exchanged',
+          (error: unknown) => (error instanceof ApplicationFailure ? error.type : String(error)),
+        );
+    };
+    assert.equal(await exchange(1), 'CronofyGrantError');
+    assert.equal(await exchange(2), AUTHORIZATION_CODE_LOST);
+  } finally {
+    await database.close();
+  }
 });
