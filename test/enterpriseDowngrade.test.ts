@@ -402,7 +402,12 @@ async function executionsOf(domain: string, users: number) {
   })) {
     runs.push({ workflowId: execution.workflowId, runId: execution.runId });
   }
-  const children = await Promise.all(Array.from({ length: users }, (_, i) => userWorkflowId(domain, i)));
+  // One query for the capture, not one a user: hundreds of concurrent queries queue behind each other
+  // on the parent's workflow task and reach the server's query deadline.
+  const { captureId } = await stack.downgrades.getEnterpriseDowngrade(domain);
+  const children = Array.from({ length: users }, (_, position) =>
+    enterpriseUserDowngradeId(enterpriseDowngradeId(domain), captureId, position),
+  );
   return [...runs, ...children];
 }
 
