@@ -123,6 +123,8 @@ export async function startStack(
     databaseUrl?: string;
     /** Email people through this SMTP server (harness/mailbox.ts), as the service does with SMTP_URL. */
     smtpUrl?: string;
+    /** The Temporal UI's URL (TEMPORAL_UI_URL): a domain's run and its users' runs link to each other there. */
+    temporalUiUrl?: string;
   } = {},
 ): Promise<Stack> {
   Runtime.install({
@@ -210,6 +212,7 @@ export async function startStack(
         serviceAccountRefreshMarginMs: options.serviceAccountRefreshMarginMs,
         serviceAccountCallbackUrl: `${callbacks.url}${SERVICE_ACCOUNT_CALLBACK_PATH}`,
         notifications: dispatcher,
+        temporalUiUrl: options.temporalUiUrl,
       },
       cronofyCallsPerSecond: options.cronofyCallsPerSecond ?? 1000,
       dataConverter: workerOptions.dataConverter ?? dataConverter,
@@ -230,6 +233,7 @@ export async function startStack(
     store,
     enterpriseUsers,
     defaults: { deadlineMs: 60_000, reminderIntervalMs: 30_000, maxPrompts: 3 },
+    temporalUiUrl: options.temporalUiUrl,
   });
 
   return {

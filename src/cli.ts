@@ -87,6 +87,7 @@ async function open(config: Config, options: { database: boolean }): Promise<Ses
     defaults,
     store,
     cronofyCallsPerSecond: config.CRONOFY_CALLS_PER_SECOND,
+    temporalUiUrl: config.temporalUiUrl,
   };
   return {
     downgrades: new DowngradeClient({

@@ -168,6 +168,8 @@ const Environment = z.object({
   /** Where the embedded simulator keeps its accounts and authorizations across restarts. */
   SIMULATOR_STATE_FILE: z.string().min(1).default('.data/simulator.json'),
   TEMPORAL_UI_PORT: port.default(8233),
+  /** The Temporal UI operators use, for the links between a domain's run and its users' runs; the embedded one by default. */
+  TEMPORAL_UI_URL: url.transform((value) => value.replace(/\/$/, '')).optional(),
   /** Where `npm start`'s own Temporal dev server listens when TEMPORAL_ADDRESS is not set. */
   TEMPORAL_DEV_SERVER_PORT: port.default(7233),
   TEMPORAL_DB_FILE: z.string().default('.data/temporal.db'),
@@ -207,6 +209,8 @@ export type Config = Omit<z.infer<typeof Environment>, 'CODEC_ALLOWED_ORIGIN'> &
   /** True when TEMPORAL_ADDRESS is not set: `npm start` runs a Temporal dev server of its own there. */
   embeddedTemporal: boolean;
   callbackBaseUrl: string;
+  /** TEMPORAL_UI_URL, or the embedded dev server's UI; unset with another Temporal and no TEMPORAL_UI_URL. */
+  temporalUiUrl: string | undefined;
 };
 
 export class ConfigError extends Error {
@@ -267,6 +271,9 @@ export function parseConfig(rawEnv: Record<string, string | undefined>): Config 
     useSimulator: config.CRONOFY_CLIENT_ID === undefined,
     embeddedTemporal,
     callbackBaseUrl: config.CALLBACK_BASE_URL ?? `http://${config.CALLBACK_HOST}:${config.CALLBACK_PORT}`,
+    temporalUiUrl:
+      config.TEMPORAL_UI_URL ??
+      (embeddedTemporal ? `http://127.0.0.1:${config.TEMPORAL_UI_PORT}` : undefined),
     CODEC_ALLOWED_ORIGIN: config.CODEC_ALLOWED_ORIGIN ?? `http://127.0.0.1:${config.TEMPORAL_UI_PORT}`,
   };
 }

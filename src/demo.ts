@@ -41,6 +41,7 @@ const downgrades = new DowngradeClient({
     consentRequestLifetimeMs: config.DOWNGRADE_CONSENT_REQUEST_LIFETIME,
     maxPrompts: config.DOWNGRADE_MAX_PROMPTS,
   },
+  temporalUiUrl: config.temporalUiUrl,
 });
 const uiLink = (workflowId: string) =>
   `http://127.0.0.1:${config.TEMPORAL_UI_PORT}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows/${workflowId}`;

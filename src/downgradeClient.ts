@@ -131,6 +131,8 @@ export interface DowngradeClientOptions {
   enterpriseUsers?: EnterpriseUsers;
   /** The worker's limit (CRONOFY_CALLS_PER_SECOND), for the time a preview estimates; default 8. */
   cronofyCallsPerSecond?: number;
+  /** The Temporal UI operators use: a domain's current details link to its users' runs there. */
+  temporalUiUrl?: string;
 }
 
 /** Users that may travel inline in a workflow's input (well under Temporal's 2 MB payload limit). */
@@ -153,6 +155,7 @@ export class DowngradeClient {
   private readonly enterpriseUsers?: EnterpriseUsers;
   private readonly enterpriseDefaults: EnterpriseDefaults;
   private readonly cronofyCallsPerSecond: number;
+  private readonly temporalUiUrl: string | undefined;
 
   constructor(options: DowngradeClientOptions) {
     this.temporal = options.temporal;
@@ -162,6 +165,7 @@ export class DowngradeClient {
     this.enterpriseUsers = options.enterpriseUsers;
     this.enterpriseDefaults = options.enterpriseDefaults ?? ENTERPRISE_DEFAULTS;
     this.cronofyCallsPerSecond = options.cronofyCallsPerSecond ?? 8;
+    this.temporalUiUrl = options.temporalUiUrl;
   }
 
   /** Starting the same user's downgrade again while it runs returns the running one. */
@@ -528,7 +532,7 @@ export class DowngradeClient {
     const handle = await this.temporal.workflow.start<typeof enterpriseDowngrade>('enterpriseDowngrade', {
       workflowId,
       taskQueue: this.taskQueue,
-      args: [input],
+      args: [{ ...input, temporalUiUrl: input.temporalUiUrl ?? this.temporalUiUrl }],
       workflowIdConflictPolicy: 'USE_EXISTING',
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.kind, value: 'enterprise' },

@@ -115,6 +115,7 @@ export async function createServices(
       campaigns,
       redirectUri: redirectUri(config),
       serviceAccountCallbackUrl: new URL(SERVICE_ACCOUNT_CALLBACK_PATH, config.callbackBaseUrl).toString(),
+      temporalUiUrl: config.temporalUiUrl,
       notifications: notifications.enabled ? notifications : undefined,
     },
     notifications,

@@ -4,7 +4,9 @@
  * not register one.
  */
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import ts from 'typescript';
@@ -13,10 +15,13 @@ import type { ActivityDeps } from '../src/activities/deps.js';
 
 /** The compiler's errors for a workflow snippet, checked with the project's own options. */
 function typeErrors(body: string): string[] {
-  const file = fileURLToPath(new URL(`../src/workflows/boundaryProbe${process.pid}.ts`, import.meta.url));
+  // Outside the checkout, so that no other tool ever sees it.
+  const dir = mkdtempSync(join(tmpdir(), 'boundary-probe-'));
+  const file = join(dir, 'probe.ts');
+  const proxies = fileURLToPath(new URL('../src/workflows/activityProxies.js', import.meta.url));
   writeFileSync(
     file,
-    `import { cronofyActivities, serviceActivities, serviceLocalActivities } from './activityProxies.js';\n` +
+    `import { cronofyActivities, serviceActivities, serviceLocalActivities } from '${proxies}';\n` +
       `export async function probe(): Promise<void> {\n${body}\n}\n` +
       `void cronofyActivities; void serviceActivities; void serviceLocalActivities;\n`,
   );
@@ -32,7 +37,7 @@ function typeErrors(body: string): string[] {
       .getPreEmitDiagnostics(program, program.getSourceFile(file))
       .map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'));
   } finally {
-    rmSync(file, { force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

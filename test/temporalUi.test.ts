@@ -18,6 +18,7 @@ import type { EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js
 import type { DowngradeStatus } from '../src/workflows/definitions.js';
 import { freePorts } from '../harness/ports.js';
 import {
+  approveAsAdministrator,
   createDomain,
   createReadWriteUser,
   decideOnConsentPage,
@@ -29,6 +30,13 @@ import {
   type Stack,
 } from '../harness/stack.js';
 import { assertEveryHistoryHoldsNoSecrets } from '../harness/histories.js';
+import { waitUntil } from '../harness/waitUntil.js';
+import {
+  domainUsersQuery,
+  USERS_LINK_TEXT,
+  workflowLink,
+  workflowListLink,
+} from '../src/contracts/temporalUiLinks.js';
 
 const TEST_TIMEOUT_MS = 45_000;
 /** The UI is a single-page app that loads its bundle, then the run, then asks the codec server. */
@@ -96,7 +104,7 @@ before(async () => {
     logLevel: 'error',
   });
   assert.equal(devServer.uiUrl, uiOrigin);
-  stack = await startStack({ temporalAddress: devServer.address });
+  stack = await startStack({ temporalAddress: devServer.address, temporalUiUrl: uiOrigin });
   worker = await stack.startWorker();
   const [waiting, completed, enterprise] = await Promise.all([
     startWaitingDowngrade(stack),
@@ -320,6 +328,41 @@ describe('the Temporal UI shows operators decoded runs', () => {
         await waitForText(currentDetails, `Users: 0 of ${ENTERPRISE_USERS.length} started`);
         await assertDecoded(page);
         await page.screenshot({ path: `${SCREENSHOTS}temporal-ui-enterprise-run.png`, fullPage: true });
+      });
+    },
+  );
+
+  test(
+    "the domain's run links to its users' runs, and each user's run to its domain, as parent and children would",
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const { stack: s, runs: r } = ready();
+      const { workflowId, runId } = r.enterprise;
+      await approveAsAdministrator(s, ENTERPRISE_DOMAIN);
+      const users = domainUsersQuery(ENTERPRISE_DOMAIN);
+      const userIds = await waitUntil('every user has a run', async () => {
+        const ids: string[] = [];
+        for await (const listed of s.env.client.workflow.list({ query: users })) ids.push(listed.workflowId);
+        return ids.length === ENTERPRISE_USERS.length ? ids : undefined;
+      });
+      await withPage(async (page) => {
+        await page.goto(runUrl(workflowId, runId));
+        await page.getByRole('tab', { name: 'User Metadata' }).click();
+        const toUsers = metadataFrame(page, 'current-details').getByRole('link', { name: USERS_LINK_TEXT });
+        assert.equal(await toUsers.getAttribute('href'), workflowListLink(uiOrigin, 'default', users));
+        const [list] = await Promise.all([page.context().waitForEvent('page'), toUsers.click()]);
+        await list.getByRole('link', { name: userIds[0]!, exact: true }).waitFor();
+        await list.screenshot({ path: `${SCREENSHOTS}temporal-ui-domain-users.png`, fullPage: true });
+
+        await list.getByRole('link', { name: userIds[0]!, exact: true }).click();
+        await list.waitForURL((url) => url.pathname.includes(`/workflows/${userIds[0]}/`));
+        await list.getByRole('tab', { name: 'User Metadata' }).click();
+        await waitForText(metadataFrame(list, 'summary'), `of domain ${ENTERPRISE_DOMAIN}`);
+        const toDomain = metadataFrame(list, 'details').getByRole('link', { name: workflowId });
+        assert.equal(await toDomain.getAttribute('href'), workflowLink(uiOrigin, 'default', workflowId));
+        const [domainPage] = await Promise.all([list.context().waitForEvent('page'), toDomain.click()]);
+        await domainPage.waitForURL((url) => url.pathname.includes(`/workflows/${workflowId}/`));
+        await waitForText(domainPage, `"domain": "${ENTERPRISE_DOMAIN}"`);
       });
     },
   );

@@ -27,6 +27,8 @@ export interface ActivityDeps {
   campaigns: Campaigns;
   /** Refresh a service-account token when less than this is left of it (default 2 minutes). */
   serviceAccountRefreshMarginMs?: number;
+  /** The Temporal UI operators use (its public URL): each domain user's run links to its domain there. */
+  temporalUiUrl?: string;
   /** Without it (no webhook and no email configured), events are not recorded. */
   notifications?: NotificationRecorder;
 }

@@ -1,4 +1,5 @@
-import { getClient } from '@temporalio/activity';
+import { Context, getClient } from '@temporalio/activity';
+import { workflowLink } from '../contracts/temporalUiLinks.js';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { wholeBatch } from './capturePage.js';
@@ -220,6 +221,12 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
     }): Promise<string[]> {
       const users = await batchUsers({ ...request, parentWorkflowId: request.user.parentWorkflowId });
       const client = getClient();
+      // What the UI would show of a parent: each user's run names its domain's, and links to it.
+      const parent = request.user.parentWorkflowId;
+      const namespace = Context.current().info.workflowNamespace ?? 'default';
+      const domainDetails = `Enterprise Connect user of the domain's downgrade ${
+        deps.temporalUiUrl ? `[${parent}](${workflowLink(deps.temporalUiUrl, namespace, parent)})` : parent
+      }.`;
       return Promise.all(
         users.map(async ({ email, position, workflowId }) => {
           const input: EnterpriseUserInput = {
@@ -236,6 +243,8 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
               taskQueue: request.taskQueue,
               args: [input],
               workflowIdReusePolicy: 'REJECT_DUPLICATE',
+              staticSummary: `User ${position + 1} of domain ${request.domain}`,
+              staticDetails: domainDetails,
               typedSearchAttributes: new TypedSearchAttributes([
                 { key: searchAttributes.kind, value: 'enterprise_user' },
                 { key: searchAttributes.domain, value: request.domain },

@@ -98,6 +98,8 @@ export interface EnterpriseDowngradeInput {
   serviceAccountSub?: string;
   /** The administrator's address: with email configured they receive their link and reminders. */
   adminEmail?: string;
+  /** The Temporal UI operators use (its public URL): the domain's current details link to its users' runs there. */
+  temporalUiUrl?: string;
   /** The administrator's prompt. */
   deadlineMs: number;
   reminderIntervalMs: number;

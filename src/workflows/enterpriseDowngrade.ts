@@ -8,6 +8,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { applicationNotifier, cronofyActivities, serviceActivities } from './activityProxies.js';
+import { domainUsersQuery, USERS_LINK_TEXT, workflowListLink } from '../contracts/temporalUiLinks.js';
 import { showState } from './showState.js';
 import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
 import { reauthorizationCallback } from './definitions.js';
@@ -128,7 +129,7 @@ class DomainRun {
 
   enter(phase: EnterprisePhase, details: Partial<EnterpriseStatus> = {}): void {
     Object.assign(this.status, details, { phase });
-    showState(phase, describeStatus(this.status), this.status.providerName);
+    showState(phase, describeStatus(this.status, this.input.temporalUiUrl), this.status.providerName);
   }
 
   finish(phase: EnterprisePhase, reason?: string): EnterpriseStatus {
@@ -183,7 +184,7 @@ class DomainRun {
     await moveUsersInWindow(window, this.controls, this.status, {
       show: () => {
         Object.assign(this.status, { counts: window.counts, inFlight: window.inFlight });
-        setCurrentDetails(describeStatus(this.status));
+        setCurrentDetails(describeStatus(this.status, this.input.temporalUiUrl));
       },
       historyFull: () => historyFull(this.input.historyEventBudget),
       continueAsNew: () =>
@@ -260,7 +261,7 @@ class DomainRun {
 }
 
 /** What the Temporal UI shows operators as the run's current details. */
-function describeStatus(status: EnterpriseStatus): string {
+function describeStatus(status: EnterpriseStatus, temporalUiUrl: string | undefined): string {
   const lines = [
     `**${status.phase}** · domain ${status.domain} · run ${status.runs}`,
     ...describeDecisions(status),
@@ -269,9 +270,13 @@ function describeStatus(status: EnterpriseStatus): string {
   if (status.authorizationExpiresAt) lines.push(`Consent link expires ${status.authorizationExpiresAt}`);
   if (status.providerName) lines.push(`Service account provider: ${status.providerName}`);
   lines.push(describeUsers(status));
-  if (status.started > 0) {
-    lines.push(`Their workflows: CronofyDomain = "${status.domain}" AND DowngradeKind = "enterprise_user"`);
-  }
+  const users = domainUsersQuery(status.domain);
+  // The query as code, which the UI's markdown leaves as typed (it curls quotes in plain text).
+  lines.push(
+    temporalUiUrl
+      ? `Their workflows: [${USERS_LINK_TEXT}](${workflowListLink(temporalUiUrl, workflowInfo().namespace, users)}) \`${users}\``
+      : `Their workflows: \`${users}\``,
+  );
   if (status.reason) lines.push(`Reason: ${status.reason}`);
   return lines.join('\n\n');
 }
