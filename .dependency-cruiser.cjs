@@ -69,7 +69,7 @@ module.exports = {
         'driver (types are fine; what workflows/ may load is ruled above; test/package.test.ts checks the package).',
       severity: 'error',
       from: {
-        path: '^src/(client|downgradeClient|campaignClient|clientErrors|operatorUpdates|enterprisePreview|codec/(payloadEncryption|encryptionCodec|failureConverter))\\.ts$',
+        path: '^src/(client\\.ts$|client/|codec/(payloadEncryption|encryptionCodec|failureConverter)\\.ts$)',
       },
       to: {
         path: '^src/(worker|services|main|config|activities/|callbacks/|store/(?!encryption\\.ts$))|^(pg|@electric-sql/pglite|@temporalio/worker)$|node_modules/(pg|@electric-sql/pglite|@temporalio/worker)/',

@@ -21,7 +21,7 @@ import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js
 import { startCallbackServer } from '../src/callbacks/server.js';
 import { temporalCallbackDeps } from '../src/callbacks/temporalSignals.js';
 import { StateSigner } from '../src/contracts/stateToken.js';
-import { DowngradeClient } from '../src/client.js';
+import { EnterpriseClient } from '../src/client.js';
 
 import { startSimulator } from '../simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
@@ -126,16 +126,16 @@ async function main(): Promise<number> {
 
     const domain = `chaos${users}.example.org`;
     const { emails, serviceAccount } = await createSimulatedDomain(simulator.url, domain, users);
-    const downgrades = new DowngradeClient({
+    const enterprise = new EnterpriseClient({
       temporal,
       taskQueue,
       store,
-      enterpriseUsers,
+      users: enterpriseUsers,
       defaults: { deadlineMs: 600_000, reminderIntervalMs: 300_000, maxPrompts: 3 },
     });
     const started = Date.now();
     const deadline = started + timeoutMs;
-    await downgrades.startEnterpriseDowngrade({
+    await enterprise.start({
       domain,
       requireApproval: false,
       users: chunks(emails, 1000),
@@ -146,8 +146,8 @@ async function main(): Promise<number> {
       userDeadlineMs: 60_000,
       maxUserRequests: 10,
     });
-    await approveAsAdministrator(downgrades, domain, deadline);
-    const { captureId } = await downgrades.getEnterpriseDowngrade(domain);
+    await approveAsAdministrator(enterprise, domain, deadline);
+    const { captureId } = await enterprise.get(domain);
 
     // Every Cronofy API call from now on draws its fault; each fault is tried in turn on the calls the ones
     // before it let through, so the shares below are of all calls.
@@ -203,7 +203,7 @@ async function main(): Promise<number> {
     await whenRecorded(2 / 3);
     await killWorker();
 
-    const result = await finalStatus(downgrades, domain, deadline);
+    const result = await finalStatus(enterprise, domain, deadline);
     const wallS = (Date.now() - started) / 1000;
     await got.delete(sim('/_sim/faults'));
 
@@ -252,13 +252,13 @@ async function main(): Promise<number> {
 
 /** The domain's final status, asking again through the server's restart and the worker's kills. */
 async function finalStatus(
-  downgrades: DowngradeClient,
+  enterprise: EnterpriseClient,
   domain: string,
   deadline: number,
 ): Promise<EnterpriseStatus> {
   let lastLog = 0;
   for (;;) {
-    const status = await downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
+    const status = await enterprise.get(domain).catch(() => undefined);
     if (status && status.phase !== 'moving_users') return status;
     if (Date.now() > deadline) throw new Error(`timeout: ${status ? describeProgress(status) : 'no status'}`);
     if (status && Date.now() - lastLog > 15_000) {

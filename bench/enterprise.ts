@@ -18,7 +18,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
-import { DowngradeClient } from '../src/client.js';
+import { EnterpriseClient } from '../src/client.js';
 import { REDIRECT_PATH, SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
 import { startCallbackServer } from '../src/callbacks/server.js';
 import { temporalCallbackDeps } from '../src/callbacks/temporalSignals.js';
@@ -258,17 +258,17 @@ async function runOnce(
     const domain = `bench${users}.example.org`;
     const { emails, serviceAccount } = await createSimulatedDomain(simulator.url, domain, users);
 
-    const downgrades = new DowngradeClient({
+    const enterprise = new EnterpriseClient({
       temporal: env.client,
       taskQueue,
       store,
-      enterpriseUsers,
+      users: enterpriseUsers,
       defaults: { deadlineMs: 600_000, reminderIntervalMs: 300_000, maxPrompts: 3 },
     });
     const requestsBefore = await serverRequests(metricsUrl);
     const started = Date.now();
     const deadline = started + options.timeoutMs;
-    await downgrades.startEnterpriseDowngrade({
+    await enterprise.start({
       domain,
       requireApproval: false,
       users: chunks(emails, 1000),
@@ -276,11 +276,11 @@ async function runOnce(
       serviceAccountSub: serviceAccount.service_account_id,
       window: options.window,
     });
-    await approveAsAdministrator(downgrades, domain, deadline);
+    await approveAsAdministrator(enterprise, domain, deadline);
     const approved = Date.now();
 
     const progress = setInterval(() => {
-      void Promise.all([downgrades.getEnterpriseDowngrade(domain), worker.stats(false)])
+      void Promise.all([enterprise.get(domain), worker.stats(false)])
         .then(([status, stats]) =>
           log(
             `${fmt((Date.now() - started) / 1000, 0)} s: ${describeProgress(status)}, worker RSS ${fmt(stats.rss / MiB, 0)} MiB`,
@@ -291,7 +291,7 @@ async function runOnce(
     let result: EnterpriseStatus | undefined;
     try {
       result = await Promise.race([
-        downgrades.waitForEnterpriseResult(domain),
+        enterprise.waitForResult(domain),
         sleep(Math.max(0, deadline - Date.now())).then(() => undefined),
       ]);
     } finally {
@@ -304,7 +304,7 @@ async function runOnce(
 
     let reached: string | undefined;
     if (!result) {
-      const status = await downgrades.getEnterpriseDowngrade(domain);
+      const status = await enterprise.get(domain);
       reached = describeProgress(status);
       log(`TIMEOUT after ${options.timeoutMs / 1000} s: ${reached}`);
       await env.client.workflow

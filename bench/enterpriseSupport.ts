@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import got from 'got';
 import { z } from 'zod';
-import type { DowngradeClient } from '../src/client.js';
+import type { EnterpriseRuns } from '../src/client.js';
 import type { EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
 import { decideOnConsentPage, followRedirect } from '../harness/stack.js';
 import type { ChildMessage, ParentMessage, WorkerStats } from './workerProcess.js';
@@ -21,9 +21,9 @@ export function describeProgress(status: EnterpriseStatus): string {
 }
 
 /** The administrator approves Free/Busy on the simulator's consent page, over HTTP, as a browser would. */
-export async function approveAsAdministrator(downgrades: DowngradeClient, domain: string, deadline: number) {
+export async function approveAsAdministrator(enterprise: EnterpriseRuns, domain: string, deadline: number) {
   for (;;) {
-    const status = await downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
+    const status = await enterprise.get(domain).catch(() => undefined);
     if (status?.phase === 'awaiting_admin' && status.authorizationUrl) {
       const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', { domain });
       const back = await followRedirect(location);

@@ -11,7 +11,7 @@ import got from 'got';
 import { decodeJwt, type JWTPayload } from 'jose';
 import { z } from 'zod';
 import { parseConsentFormBase } from './consentForm.js';
-import { DowngradeClient, DowngradeNotFoundError } from '../src/client.js';
+import { DowngradeNotFoundError, EnterpriseClient, IndividualClient } from '../src/client.js';
 import { REDIRECT_PATH } from '../src/contracts/callbackPaths.js';
 import { startCallbackServer } from '../src/callbacks/server.js';
 import { temporalCallbackDeps } from '../src/callbacks/temporalSignals.js';
@@ -81,7 +81,8 @@ export interface Stack {
   store: CredentialStore;
   enterpriseUsers: EnterpriseUsers;
   database: Database;
-  downgrades: DowngradeClient;
+  individual: IndividualClient;
+  enterprise: EnterpriseClient;
   cronofy: CronofyClient;
   /** The events the application's webhook accepted, in order. */
   webhookEvents: Array<(ApplicationEvent | DomainEvent) & { id: string }>;
@@ -227,12 +228,16 @@ export async function startStack(
     };
   };
 
-  const downgrades = new DowngradeClient({
+  const clientOptions = {
     temporal: env.client,
     taskQueue,
     store,
-    enterpriseUsers,
     defaults: { deadlineMs: 60_000, reminderIntervalMs: 30_000, maxPrompts: 3 },
+  };
+  const individual = new IndividualClient(clientOptions);
+  const enterprise = new EnterpriseClient({
+    ...clientOptions,
+    users: enterpriseUsers,
     temporalUiUrl: options.temporalUiUrl,
   });
 
@@ -246,7 +251,8 @@ export async function startStack(
     store,
     enterpriseUsers,
     database,
-    downgrades,
+    individual,
+    enterprise,
     cronofy,
     webhookEvents: webhook.events as unknown as Stack['webhookEvents'],
     webhook,
@@ -350,7 +356,7 @@ export async function waitForState(
 ) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const status = await stack.downgrades.getDowngrade(workflowId).catch((error: unknown) => {
+    const status = await stack.individual.get(workflowId).catch((error: unknown) => {
       if (error instanceof DowngradeNotFoundError) return undefined;
       throw error;
     });
@@ -403,7 +409,7 @@ export async function createDomain(stack: { simulator: { url: string } }, domain
 export async function approveAsAdministrator(stack: Stack, domain: string): Promise<string> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const status = await stack.downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
+    const status = await stack.enterprise.get(domain).catch(() => undefined);
     if (status?.phase === 'awaiting_admin' && status.authorizationUrl) {
       const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', { domain });
       const page = await followRedirect(location);

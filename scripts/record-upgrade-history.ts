@@ -46,7 +46,7 @@ try {
   try {
     const earlierWorker = await stack.startWorker({ workflowBundle: earlierBundle });
     const user = await createReadWriteUser(stack, `upgrade-${Date.now()}@example.com`);
-    const { workflowId } = await stack.downgrades.startIndividualDowngrade({
+    const { workflowId } = await stack.individual.start({
       sub: user.sub,
       userId: 'user-upgrade',
       refreshToken: user.refresh_token,
@@ -59,7 +59,7 @@ try {
       email: user.email,
     });
     assert.equal((await followRedirect(location)).status, 200);
-    assert.equal((await stack.downgrades.waitForResult(workflowId)).state, 'completed');
+    assert.equal((await stack.individual.waitForResult(workflowId)).state, 'completed');
     await currentWorker.stop();
 
     const [{ history }] = (await recordHistories(stack, [workflowId])) as [

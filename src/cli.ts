@@ -9,138 +9,105 @@
  */
 import { payloadEncryption } from './codec/payloadEncryption.js';
 import { readFile, writeFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, Option } from 'commander';
-import { CampaignClient } from './campaignClient.js';
-import { DowngradeClient } from './client.js';
+import {
+  CampaignClient,
+  CampaignRuns,
+  DowngradeUsageError,
+  EnterpriseClient,
+  EnterpriseRuns,
+} from './client.js';
+import { describe, previewText, watchRun, type RunStatus } from './cliOutput.js';
 import { isPostgresUrl, loadConfig, type Config } from './config.js';
 import { campaignReportCsv, reportCsv } from './reportCsv.js';
 import { connectTemporalClient } from './temporalConnection.js';
 import { addWebhooksCommands } from './cliWebhooks.js';
 import { Campaigns } from './store/campaigns.js';
 import { CredentialStore } from './store/credentialStore.js';
-import { openDatabase, type Database } from './store/database.js';
+import { openDatabase } from './store/database.js';
 import { EnterpriseUsers } from './store/enterpriseUsers.js';
 import { Keyring } from './store/encryption.js';
-import type { OperatorDecision } from './workflows/enterpriseDefinitions.js';
-import { operatedRunHasEnded } from './workflows/endings.js';
-import type { OperatedStatus } from './workflows/operatorControls.js';
 
 /** A refresh token never goes on a command line, where `ps` and shell history would show it. */
 const TOKEN_VARIABLE = 'SERVICE_ACCOUNT_REFRESH_TOKEN';
 const PAGE = 1000;
 
-class UsageError extends Error {}
-
-/** What `status` shows of a domain's downgrade or a campaign. */
-export type RunStatus = OperatedStatus & {
-  userCount: number;
-  started: number;
-  inFlight: number;
-  runs: number;
-  reason?: string;
-  authorizationUrl?: string;
-};
-
-/** The operations every command needs, on a domain or on a campaign. */
-interface Target {
-  label: string;
-  status(): Promise<RunStatus>;
-  approve(decision: OperatorDecision & { previewId: string }): Promise<RunStatus>;
-  reject(decision: OperatorDecision): Promise<RunStatus>;
-  pause(decision: OperatorDecision): Promise<RunStatus>;
-  resume(decision: OperatorDecision): Promise<RunStatus>;
-  /** Cancels, and answers once the run has ended. */
-  cancel(): Promise<RunStatus>;
-  /** One page of the report: its CSV text and its rows. */
-  report(offset: number, header: boolean): Promise<{ csv: string; rows: unknown[] }>;
-}
-
+/** The clients a command uses: through Temporal alone, or with the service's database too. */
 interface Session {
-  downgrades: DowngradeClient;
+  domains: EnterpriseRuns;
+  campaigns: CampaignRuns;
+}
+interface DatabaseSession extends Session {
+  domains: EnterpriseClient;
   campaigns: CampaignClient;
-  close(): Promise<void>;
 }
 
-async function open(config: Config, options: { database: boolean }): Promise<Session> {
-  let database: Database | undefined;
-  if (options.database) {
-    if (!isPostgresUrl(config.DATABASE_URL)) {
-      throw new UsageError(
-        'this command opens the service database: set DATABASE_URL to the PostgreSQL the service uses ' +
-          '(the embedded file database belongs to the running service)',
-      );
-    }
-    database = await openDatabase(config.DATABASE_URL);
-  }
+async function openTemporal(config: Config) {
   const temporal = await connectTemporalClient(config, payloadEncryption(config).dataConverter);
-  const store = database && new CredentialStore(database, Keyring.parse(config.CREDENTIAL_KEYS));
-  const defaults = {
-    deadlineMs: config.DOWNGRADE_DEADLINE,
-    reminderIntervalMs: config.DOWNGRADE_REMINDER_INTERVAL,
-    consentRequestLifetimeMs: config.DOWNGRADE_CONSENT_REQUEST_LIFETIME,
-    maxPrompts: config.DOWNGRADE_MAX_PROMPTS,
-  };
-  const common = {
+  const options = {
     temporal: temporal.client,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    defaults,
-    store,
+    defaults: {
+      deadlineMs: config.DOWNGRADE_DEADLINE,
+      reminderIntervalMs: config.DOWNGRADE_REMINDER_INTERVAL,
+      consentRequestLifetimeMs: config.DOWNGRADE_CONSENT_REQUEST_LIFETIME,
+      maxPrompts: config.DOWNGRADE_MAX_PROMPTS,
+    },
     cronofyCallsPerSecond: config.CRONOFY_CALLS_PER_SECOND,
     temporalUiUrl: config.temporalUiUrl,
   };
+  return { options, close: () => temporal.close() };
+}
+
+async function openDatabaseSession(config: Config): Promise<DatabaseSession & { close(): Promise<void> }> {
+  if (!isPostgresUrl(config.DATABASE_URL)) {
+    throw new DowngradeUsageError(
+      'this command opens the service database: set DATABASE_URL to the PostgreSQL the service uses ' +
+        '(the embedded file database belongs to the running service)',
+    );
+  }
+  const database = await openDatabase(config.DATABASE_URL);
+  const temporal = await openTemporal(config);
+  const store = new CredentialStore(database, Keyring.parse(config.CREDENTIAL_KEYS));
   return {
-    downgrades: new DowngradeClient({
-      ...common,
-      enterpriseUsers: database && new EnterpriseUsers(database),
-    }),
-    campaigns: new CampaignClient({ ...common, campaigns: database && new Campaigns(database) }),
+    domains: new EnterpriseClient({ ...temporal.options, store, users: new EnterpriseUsers(database) }),
+    campaigns: new CampaignClient({ ...temporal.options, store, campaigns: new Campaigns(database) }),
     close: async () => {
       await temporal.close();
-      await database?.close();
+      await database.close();
     },
+  };
+}
+
+async function openSession(config: Config): Promise<Session & { close(): Promise<void> }> {
+  const temporal = await openTemporal(config);
+  return {
+    domains: new EnterpriseRuns(temporal.options),
+    campaigns: new CampaignRuns(temporal.options.temporal),
+    close: temporal.close,
   };
 }
 
 /** The domain or the campaign a command names (the preAction hook made sure it names exactly one). */
-function targetOf(session: Session, options: { domain?: string; campaign?: string }): Target {
-  const { downgrades, campaigns } = session;
+function runOf<S extends Session>(session: S, options: { domain?: string; campaign?: string }) {
+  return options.domain
+    ? { runs: session.domains as S['domains'] | S['campaigns'], name: options.domain, label: options.domain }
+    : { runs: session.campaigns, name: options.campaign!, label: `campaign ${options.campaign}` };
+}
+
+/** One page of a run's report: its CSV text and its rows. */
+async function reportPage(
+  session: DatabaseSession,
+  options: { domain?: string; campaign?: string },
+  offset: number,
+) {
+  const header = offset === 0;
   if (options.domain) {
-    const domain = options.domain;
-    return {
-      label: domain,
-      status: () => downgrades.getEnterpriseDowngrade(domain),
-      approve: (decision) => downgrades.approveEnterpriseDowngrade(domain, decision),
-      reject: (decision) => downgrades.rejectEnterpriseDowngrade(domain, decision),
-      pause: (decision) => downgrades.pauseEnterpriseDowngrade(domain, decision),
-      resume: (decision) => downgrades.resumeEnterpriseDowngrade(domain, decision),
-      cancel: async () => {
-        await downgrades.cancelEnterpriseDowngrade(domain);
-        return downgrades.waitForEnterpriseResult(domain);
-      },
-      report: async (offset, header) => {
-        const { rows } = await downgrades.getEnterpriseReport(domain, { offset, limit: PAGE });
-        return { rows, csv: reportCsv(rows, { header }) };
-      },
-    };
+    const { rows } = await session.domains.report(options.domain, { offset, limit: PAGE });
+    return { rows, csv: reportCsv(rows, { header }) };
   }
-  const name = options.campaign!;
-  return {
-    label: `campaign ${name}`,
-    status: () => campaigns.getIndividualCampaign(name),
-    approve: (decision) => campaigns.approveCampaign(name, decision),
-    reject: (decision) => campaigns.rejectCampaign(name, decision),
-    pause: (decision) => campaigns.pauseCampaign(name, decision),
-    resume: (decision) => campaigns.resumeCampaign(name, decision),
-    cancel: async () => {
-      await campaigns.cancelCampaign(name);
-      return campaigns.waitForCampaignResult(name);
-    },
-    report: async (offset, header) => {
-      const { rows } = await campaigns.getCampaignReport(name, { offset, limit: PAGE });
-      return { rows, csv: campaignReportCsv(rows, { header }) };
-    },
-  };
+  const { rows } = await session.campaigns.report(options.campaign!, { offset, limit: PAGE });
+  return { rows, csv: campaignReportCsv(rows, { header }) };
 }
 
 /** One entry per line (a CSV's columns); blank lines and `#` comments are skipped. */
@@ -149,7 +116,7 @@ async function readLines(path: string): Promise<string[][]> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new UsageError(
+    throw new DowngradeUsageError(
       `cannot read the user file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
     );
   }
@@ -163,62 +130,11 @@ async function readLines(path: string): Promise<string[][]> {
 function serviceAccount(options: { serviceAccountSub?: string }, env: Io['env']) {
   const serviceAccountRefreshToken = env[TOKEN_VARIABLE] || undefined;
   if (!serviceAccountRefreshToken && !options.serviceAccountSub) {
-    throw new UsageError(
+    throw new DowngradeUsageError(
       `name the service account: --service-account-sub ser_… or ${TOKEN_VARIABLE} in the environment`,
     );
   }
   return { serviceAccountRefreshToken, serviceAccountSub: options.serviceAccountSub };
-}
-
-function countsOf(status: RunStatus): string {
-  return Object.entries(status.counts)
-    .map(([state, count]) => `${state} ${count}`)
-    .join(', ');
-}
-
-function describe(label: string, status: RunStatus): string {
-  const counts = countsOf(status);
-  const lines = [
-    `${label}: ${status.phase} (run ${status.runs})`,
-    `users: ${status.started} of ${status.userCount} started, ${status.inFlight} in flight${counts ? `; ${counts}` : ''}`,
-  ];
-  const { approval, paused } = status;
-  if (approval?.decidedBy) {
-    lines.push(`decided by ${approval.decidedBy} at ${approval.decidedAt} (preview ${approval.previewId})`);
-  } else if (approval) {
-    lines.push(`awaiting approval of preview ${approval.previewId} until ${approval.expiresAt}`);
-  }
-  if (paused) lines.push(`paused by ${paused.by} at ${paused.at}: ${paused.reason ?? ''}`);
-  if (status.authorizationUrl) lines.push(`administrator's consent link: ${status.authorizationUrl}`);
-  if (status.reason) lines.push(`reason: ${status.reason}`);
-  return lines.join('\n');
-}
-
-/** Shows a run's progress each time it changes, until the run ends; answers its last status. */
-export async function watchRun(
-  read: () => Promise<RunStatus>,
-  show: (status: RunStatus, line: string) => void,
-  pollMs = 1_000,
-): Promise<RunStatus> {
-  let last = '';
-  for (;;) {
-    const status = await read();
-    const line = progressBar(status);
-    if (line !== last) show(status, line);
-    last = line;
-    if (operatedRunHasEnded(status.phase)) return status;
-    await sleep(pollMs);
-  }
-}
-
-function progressBar(status: RunStatus, width = 30): string {
-  const finished = Object.values(status.counts).reduce<number>((sum, count) => sum + (count ?? 0), 0);
-  const done = status.userCount ? Math.round((finished / status.userCount) * width) : 0;
-  const counts = countsOf(status);
-  return (
-    `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${finished}/${status.userCount} · ${status.phase}` +
-    `${counts ? ` · ${counts}` : ''}${status.paused ? ` · paused by ${status.paused.by}` : ''}`
-  );
 }
 
 /** What one run of the CLI reads and writes: the process's environment and streams, or a caller's. */
@@ -251,17 +167,20 @@ function buildProgram(io: Io): Command {
   const json = () => Boolean(program.opts<{ json?: boolean }>().json);
   const print = (value: unknown, text: string) =>
     io.out(`${json() ? JSON.stringify(value, null, 2) : text}\n`);
-  /** Runs one command with a session, and always closes it. */
-  const withSession =
-    <O>(needsDatabase: boolean, run: (session: Session, options: O) => Promise<void>) =>
+  /** Runs one command with a session, and always closes it: through Temporal alone, or with the database too. */
+  const within =
+    <S extends Session>(openIt: (config: Config) => Promise<S & { close(): Promise<void> }>) =>
+    <O>(run: (session: S, options: O) => Promise<void>) =>
     async (options: O) => {
-      const session = await open(io.config(), { database: needsDatabase });
+      const session = await openIt(io.config());
       try {
         await run(session, options);
       } finally {
         await session.close();
       }
     };
+  const withTemporal = within(openSession);
+  const withDatabase = within(openDatabaseSession);
   /** A command on a domain or a campaign. */
   const onTarget = (name: string, description: string) =>
     program
@@ -272,7 +191,7 @@ function buildProgram(io: Io): Command {
       .hook('preAction', (command) => {
         const { domain, campaign } = command.opts<TargetOptions>();
         if (Boolean(domain) === Boolean(campaign))
-          throw new UsageError('name one --domain or one --campaign');
+          throw new DowngradeUsageError('name one --domain or one --campaign');
       });
   const by = new Option('--by <operator>', 'who decides (recorded on the run)').makeOptionMandatory();
 
@@ -286,13 +205,11 @@ function buildProgram(io: Io): Command {
       `a domain's service account (or ${TOKEN_VARIABLE} in the environment)`,
     )
     .action(
-      withSession(
-        true,
+      withDatabase(
         async (session, options: TargetOptions & { users: string; serviceAccountSub?: string }) => {
-          targetOf(session, options);
           const lines = await readLines(options.users);
           if (options.campaign) {
-            const preview = await session.campaigns.previewIndividualCampaign({
+            const preview = await session.campaigns.preview({
               name: options.campaign,
               users: [
                 lines.map(([sub, userId, email]) => ({
@@ -304,7 +221,7 @@ function buildProgram(io: Io): Command {
             });
             return print(preview, previewText(preview.previewId, `campaign ${preview.name}`, preview));
           }
-          const preview = await session.downgrades.previewEnterpriseDowngrade({
+          const preview = await session.domains.preview({
             domain: options.domain!,
             users: [lines.map(([email]) => email!)],
             ...serviceAccount(options, io.env),
@@ -324,35 +241,29 @@ function buildProgram(io: Io): Command {
     .requiredOption('--preview <id>', 'the preview to start from')
     .option('--admin-email <address>', "a domain's administrator, who then receives their link by email")
     .action(
-      withSession(
-        true,
-        async (session, options: TargetOptions & { preview: string; adminEmail?: string }) => {
-          const target = targetOf(session, options);
-          const started = options.campaign
-            ? await session.campaigns.startIndividualCampaign({
-                name: options.campaign,
-                previewId: options.preview,
-              })
-            : await session.downgrades.startEnterpriseDowngrade({
-                domain: options.domain!,
-                previewId: options.preview,
-                adminEmail: options.adminEmail,
-              });
-          print(
-            started,
-            `started ${target.label} (${started.workflowId}); approve preview ${options.preview}`,
-          );
-        },
-      ),
+      withDatabase(async (session, options: TargetOptions & { preview: string; adminEmail?: string }) => {
+        const target = runOf(session, options);
+        const started = options.campaign
+          ? await session.campaigns.start({
+              name: options.campaign,
+              previewId: options.preview,
+            })
+          : await session.domains.start({
+              domain: options.domain!,
+              previewId: options.preview,
+              adminEmail: options.adminEmail,
+            });
+        print(started, `started ${target.label} (${started.workflowId}); approve preview ${options.preview}`);
+      }),
     );
 
   onTarget('approve', 'let a run waiting for approval go ahead')
     .requiredOption('--preview <id>', 'the preview the run was started from')
     .addOption(by)
     .action(
-      withSession(false, async (session, options: TargetOptions & { preview: string; by: string }) => {
-        const target = targetOf(session, options);
-        const status = await target.approve({ previewId: options.preview, by: options.by });
+      withTemporal(async (session, options: TargetOptions & { preview: string; by: string }) => {
+        const target = runOf(session, options);
+        const status = await target.runs.approve(target.name, { previewId: options.preview, by: options.by });
         print(status, describe(target.label, status));
       }),
     );
@@ -366,9 +277,9 @@ function buildProgram(io: Io): Command {
       .addOption(by)
       .option('--reason <text>', 'why (recorded on the run)')
       .action(
-        withSession(false, async (session, options: TargetOptions & { by: string; reason?: string }) => {
-          const target = targetOf(session, options);
-          const status = await target[name]({ by: options.by, reason: options.reason });
+        withTemporal(async (session, options: TargetOptions & { by: string; reason?: string }) => {
+          const target = runOf(session, options);
+          const status = await target.runs[name](target.name, { by: options.by, reason: options.reason });
           print(status, describe(target.label, status));
         }),
       );
@@ -377,21 +288,23 @@ function buildProgram(io: Io): Command {
   onTarget('status', 'phase, users, who approved or paused it')
     .option('--watch', 'follow it with a progress bar until it ends')
     .action(
-      withSession(false, async (session, options: TargetOptions & { watch?: boolean }) => {
-        const target = targetOf(session, options);
+      withTemporal(async (session, options: TargetOptions & { watch?: boolean }) => {
+        const target = runOf(session, options);
+        const read = (): Promise<RunStatus> => target.runs.get(target.name);
         if (!options.watch) {
-          const status = await target.status();
+          const status = await read();
           return print(status, describe(target.label, status));
         }
-        const status = await watchRun(() => target.status(), print);
+        const status = await watchRun(read, print);
         if (!json()) io.out(`${describe(target.label, status)}\n`);
       }),
     );
 
   onTarget('cancel', 'cancel a run; users already started are cancelled too').action(
-    withSession(false, async (session, options: TargetOptions) => {
-      const target = targetOf(session, options);
-      const status = await target.cancel();
+    withTemporal(async (session, options: TargetOptions) => {
+      const target = runOf(session, options);
+      await target.runs.cancel(target.name);
+      const status = await target.runs.waitForResult(target.name);
       print(status, describe(target.label, status));
     }),
   );
@@ -401,8 +314,8 @@ function buildProgram(io: Io): Command {
     .description('ask again for the failed and expired users of a completed domain downgrade')
     .requiredOption('-d, --domain <domain>', 'the Enterprise Connect domain')
     .action(
-      withSession(true, async ({ downgrades }, options: { domain: string }) => {
-        const started = await downgrades.retryFailedEnterpriseUsers(options.domain);
+      withDatabase(async ({ domains }, options: { domain: string }) => {
+        const started = await domains.retryFailed(options.domain);
         print(started, `started ${started.workflowId} for ${started.users} users`);
       }),
     );
@@ -411,54 +324,29 @@ function buildProgram(io: Io): Command {
     .addOption(new Option('--format <format>', 'csv or json').choices(['csv', 'json']).default('csv'))
     .option('--out <file>', 'write to this file instead of standard output')
     .action(
-      withSession(
-        true,
-        async (session, options: TargetOptions & { format: 'csv' | 'json'; out?: string }) => {
-          const target = targetOf(session, options);
-          const csv: string[] = [];
-          const rows: unknown[] = [];
-          for (let offset = 0; ; offset += PAGE) {
-            const page = await target.report(offset, offset === 0);
-            csv.push(page.csv);
-            rows.push(...page.rows);
-            if (page.rows.length < PAGE) break;
-          }
-          const text = options.format === 'csv' ? csv.join('') : JSON.stringify(rows, null, 2) + '\n';
-          if (options.out) await writeFile(options.out, text);
-          else io.out(text);
-        },
-      ),
+      withDatabase(async (session, options: TargetOptions & { format: 'csv' | 'json'; out?: string }) => {
+        const csv: string[] = [];
+        const rows: unknown[] = [];
+        for (let offset = 0; ; offset += PAGE) {
+          const page = await reportPage(session, options, offset);
+          csv.push(page.csv);
+          rows.push(...page.rows);
+          if (page.rows.length < PAGE) break;
+        }
+        const text = options.format === 'csv' ? csv.join('') : JSON.stringify(rows, null, 2) + '\n';
+        if (options.out) await writeFile(options.out, text);
+        else io.out(text);
+      }),
     );
 
   addWebhooksCommands(program, {
     config: () => io.config(),
     json,
     out: io.out,
-    usageError: (message) => new UsageError(message),
+    usageError: (message) => new DowngradeUsageError(message),
   });
 
   return program;
-}
-
-function previewText(
-  previewId: string,
-  label: string,
-  preview: {
-    users: { count: number; duplicates: number; malformed: number };
-    cronofyCalls: { total: number };
-    estimatedSeconds: number;
-    cronofyCallsPerSecond: number;
-    warnings: string[];
-  },
-  extra: string[] = [],
-): string {
-  return [
-    `preview ${previewId} of ${label}`,
-    `users: ${preview.users.count} (${preview.users.duplicates} duplicates and ${preview.users.malformed} malformed dropped)`,
-    ...extra,
-    `Cronofy calls: ${preview.cronofyCalls.total}, about ${preview.estimatedSeconds} s at ${preview.cronofyCallsPerSecond}/s`,
-    ...preview.warnings.map((warning) => `warning: ${warning}`),
-  ].join('\n');
 }
 
 /** A refused or failed operation ends with its message and exit code 1; a wrong command line or input with 2. */
@@ -474,6 +362,6 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     }
     const message = error instanceof Error ? error.message : String(error);
     io.err(`error: ${message}\n`);
-    return error instanceof UsageError ? 2 : 1;
+    return error instanceof DowngradeUsageError ? 2 : 1;
   }
 }

@@ -1,27 +1,51 @@
 /**
  * What a backend service imports to start and follow downgrades (`cronofy-downgrade/client`). It loads no worker,
- * no activity and no database driver: a credential store or users' store, where a method takes one, is the
- * backend's own, on the service's database.
+ * no activity and no database driver: a credential store or users' store, where a client takes one, is the
+ * backend's own, on the service's database. The *Runs classes need Temporal alone; the *Client classes add what
+ * needs the service's database (token handover, previews, reports).
  */
 export {
-  DowngradeClient,
-  type DowngradeClientOptions,
+  IndividualClient,
+  IndividualRuns,
   type DowngradeDefaults,
-  type EnterpriseDefaults,
-  type PreviewEnterpriseDowngrade,
-  type StartEnterpriseDowngrade,
+  type IndividualClientOptions,
+  type IndividualRunsOptions,
+  type StartedWithLink,
   type StartIndividualDowngrade,
-} from './downgradeClient.js';
+  type StartIndividualDowngradeWithToken,
+} from './client/individualClient.js';
+export {
+  EnterpriseRuns,
+  type EnterpriseDefaults,
+  type EnterpriseRunSettings,
+  type EnterpriseRunsOptions,
+  type StartInlineEnterpriseDowngrade,
+  type UserPages,
+} from './client/enterpriseRuns.js';
+export {
+  EnterpriseClient,
+  type EnterpriseClientOptions,
+  type PreviewEnterpriseDowngrade,
+  type ServiceAccount,
+  type StartEnterpriseDowngrade,
+} from './client/enterpriseClient.js';
 export {
   CampaignClient,
+  CampaignRuns,
   type CampaignClientOptions,
   type CampaignPerson,
   type CampaignPreview,
   type StartCampaign,
-} from './campaignClient.js';
-export { DowngradeNotFoundError, DowngradeRefusedError, PreviewNotFoundError } from './clientErrors.js';
+} from './client/campaignClient.js';
+export { OperatedRuns } from './client/operatedRuns.js';
+export {
+  DowngradeNotFoundError,
+  DowngradeRefusedError,
+  DowngradeUsageError,
+  PreviewNotFoundError,
+} from './client/errors.js';
 export { payloadEncryption } from './codec/payloadEncryption.js';
-export type { EnterprisePreview } from './enterprisePreview.js';
+export type { EnterprisePreview } from './client/enterprisePreview.js';
 export type {
   ApplicationEvent,
   DowngradeResult,
@@ -34,7 +58,7 @@ export type {
   DomainEvent,
   EnterprisePhase,
   EnterpriseStatus,
-  OperatorDecision,
   UserOutcomeState,
 } from './workflows/enterpriseDefinitions.js';
+export type { OperatorDecision } from './workflows/operatedRunDefinitions.js';
 export type { CampaignEvent, CampaignPhase, CampaignStatus } from './workflows/campaignDefinitions.js';

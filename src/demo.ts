@@ -8,7 +8,7 @@ import { payloadEncryption } from './codec/payloadEncryption.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
-import { DowngradeClient } from './client.js';
+import { EnterpriseRuns, IndividualRuns } from './client.js';
 import { loadConfig } from './config.js';
 import { setupTracing } from './observability/tracing.js';
 import { connectTemporal, SIMULATOR_CLIENT } from './services.js';
@@ -19,7 +19,7 @@ if (!config.useSimulator) {
   process.exit(1);
 }
 const simulatorUrl = `http://127.0.0.1:${config.SIMULATOR_PORT}`;
-const enterprise = process.argv.includes('--enterprise');
+const enterpriseDemo = process.argv.includes('--enterprise');
 const stamp = Date.now();
 
 // With OTEL_EXPORTER_OTLP_ENDPOINT set, the downgrade's trace starts at this client's StartWorkflow span.
@@ -32,7 +32,8 @@ Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
 const temporal = await connectTemporal(config, payloadEncryption(config).dataConverter, {
   tracing: tracing.enabled,
 });
-const downgrades = new DowngradeClient({
+// The demo runs beside the service, whose embedded database admits no second process: Temporal alone.
+const clientOptions = {
   temporal: temporal.client,
   taskQueue: config.TEMPORAL_TASK_QUEUE,
   defaults: {
@@ -41,8 +42,9 @@ const downgrades = new DowngradeClient({
     consentRequestLifetimeMs: config.DOWNGRADE_CONSENT_REQUEST_LIFETIME,
     maxPrompts: config.DOWNGRADE_MAX_PROMPTS,
   },
-  temporalUiUrl: config.temporalUiUrl,
-});
+};
+const individual = new IndividualRuns(clientOptions);
+const enterprise = new EnterpriseRuns({ ...clientOptions, temporalUiUrl: config.temporalUiUrl });
 const uiLink = (workflowId: string) =>
   `http://127.0.0.1:${config.TEMPORAL_UI_PORT}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows/${workflowId}`;
 
@@ -56,7 +58,7 @@ async function waitForLink(
   }
 }
 
-if (enterprise) {
+if (enterpriseDemo) {
   const count = Number(process.argv[process.argv.indexOf('--enterprise') + 1]) || 25;
   const domain = `demo-${stamp}.example.org`;
   const emails = Array.from({ length: count }, (_, i) => `person${i}@${domain}`);
@@ -67,19 +69,18 @@ if (enterprise) {
       })
       .json(),
   );
-  const { workflowId } = await downgrades.startEnterpriseDowngrade({
+  const { workflowId } = await enterprise.startInline({
     domain,
-    requireApproval: false,
     users: [emails],
     serviceAccountSub: serviceAccount.service_account_id,
     userDeadlineMs: 60_000,
     window: 100,
   });
   console.log(`Started ${workflowId}: ${count} users of ${domain}; it revokes the service account first.`);
-  const link = await waitForLink(() => downgrades.getEnterpriseDowngrade(domain));
+  const link = await waitForLink(() => enterprise.get(domain));
   console.log(`\nAs the domain's administrator, open this link and choose Free/Busy:\n\n  ${link}\n`);
   console.log(`Follow the run in the Temporal UI: ${uiLink(workflowId)}`);
-  const result = await downgrades.waitForEnterpriseResult(domain);
+  const result = await enterprise.waitForResult(domain);
   console.log(
     `\nDowngrade ended: ${result.phase}, users: ${JSON.stringify(result.counts)}, runs: ${result.runs}`,
   );
@@ -94,14 +95,14 @@ if (enterprise) {
     );
   // The link comes back with the start: the workflow revoked the Read/Write connection and made it. The service's
   // own link leads to the current consent request, however late it is opened.
-  const started = await downgrades.startIndividualDowngradeWithLink({ sub: account.sub, userId: email });
+  const started = await individual.startWithLink({ sub: account.sub, userId: email });
   const { workflowId } = started;
   const link = started.link ?? started.authorizationUrl;
   console.log(`Started ${workflowId} for ${email} (${account.sub}); its Read/Write connection is revoked.`);
   console.log(`\nOpen this link and choose Free/Busy:\n\n  ${link}\n`);
   console.log(`Follow the run in the Temporal UI: ${uiLink(workflowId)}`);
   console.log('Waiting for the person to answer (Ctrl-C stops waiting; the downgrade goes on)...');
-  const result = await downgrades.waitForResult(workflowId);
+  const result = await individual.waitForResult(workflowId);
   console.log(
     `\nDowngrade ended: ${result.state}${result.reason ? ` (${result.reason})` : ''}${result.providerName ? `, provider ${result.providerName}` : ''}`,
   );

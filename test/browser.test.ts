@@ -69,7 +69,7 @@ let userCount = 0;
 async function startDowngrade(s: Stack) {
   userCount += 1;
   const user = await createReadWriteUser(s, `browser-person${userCount}@example.com`);
-  const { workflowId } = await s.downgrades.startIndividualDowngrade({
+  const { workflowId } = await s.individual.start({
     sub: user.sub,
     userId: `browser-user-${userCount}`,
     refreshToken: user.refresh_token,
@@ -130,7 +130,7 @@ describe('consent in a real browser', () => {
         assert.deepEqual(pageErrors, []);
       });
 
-      const result = await s.downgrades.waitForResult(workflowId);
+      const result = await s.individual.waitForResult(workflowId);
       assert.equal(result.state, 'completed');
       assert.equal(result.providerName, 'google_free_busy');
     },
@@ -152,7 +152,7 @@ describe('consent in a real browser', () => {
         assert.deepEqual(pageErrors, []);
       });
 
-      const result = await s.downgrades.waitForResult(workflowId);
+      const result = await s.individual.waitForResult(workflowId);
       assert.equal(result.state, 'denied');
     },
   );
@@ -171,7 +171,7 @@ describe('the page after consent tells how the answer was judged', () => {
         assert.equal(await page.locator('h1').textContent(), 'You chose Read/Write access again');
         await page.screenshot({ path: `${SCREENSHOTS}read-write-again-page.png`, fullPage: true });
         const link = page.getByRole('link', { name: 'Sign in again with Free/Busy' });
-        const reprompt = await s.downgrades.getDowngrade(workflowId);
+        const reprompt = await s.individual.get(workflowId);
         assert.equal(reprompt.prompt, 2);
         assert.equal(await link.getAttribute('href'), reprompt.authorizationUrl);
 
@@ -186,7 +186,7 @@ describe('the page after consent tells how the answer was judged', () => {
         assert.deepEqual(pageErrors, []);
       });
 
-      const result = await s.downgrades.waitForResult(workflowId);
+      const result = await s.individual.waitForResult(workflowId);
       assert.equal(result.state, 'completed');
       assert.equal(result.prompt, 2);
     },
@@ -200,7 +200,7 @@ describe('the page after consent tells how the answer was judged', () => {
       const domain = 'browser-admin.example.com';
       const emails = ['ann@browser-admin.example.com', 'bob@browser-admin.example.com'];
       const serviceAccount = await createDomain(s, domain, emails);
-      await s.downgrades.startEnterpriseDowngrade({
+      await s.enterprise.start({
         domain,
         requireApproval: false,
         users: [emails],
@@ -219,7 +219,7 @@ describe('the page after consent tells how the answer was judged', () => {
         assert.deepEqual(pageErrors, []);
       });
 
-      const result = await s.downgrades.waitForEnterpriseResult(domain);
+      const result = await s.enterprise.waitForResult(domain);
       assert.equal(result.phase, 'other_account');
     },
   );
@@ -228,7 +228,7 @@ describe('the page after consent tells how the answer was judged', () => {
 /** The administrator's consent link, once the domain's downgrade asks for it. */
 async function adminConsentLink(s: Stack, domain: string): Promise<string> {
   for (;;) {
-    const status = await s.downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
+    const status = await s.enterprise.get(domain).catch(() => undefined);
     if (status?.phase === 'awaiting_admin' && status.authorizationUrl) return status.authorizationUrl;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

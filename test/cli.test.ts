@@ -138,7 +138,7 @@ async function usersFile(name: string, lines: string[]): Promise<string> {
 
 async function waitForPhase(domain: string, phase: string) {
   for (let i = 0; i < 300; i++) {
-    const status = await stack.downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
+    const status = await stack.enterprise.get(domain).catch(() => undefined);
     if (status?.phase === phase) return status;
     await sleep(100);
   }
@@ -242,7 +242,7 @@ describe('cronofy-downgrade', () => {
     const retried = await cli(['retry-failed', '--domain', domain]);
     assert.equal(retried.code, 0, retried.stderr);
     assert.match(retried.stdout, /^started downgrade-enterprise-cli\.example\.org for 2 users/);
-    const again = await stack.downgrades.waitForEnterpriseResult(domain);
+    const again = await stack.enterprise.waitForResult(domain);
     assert.deepEqual([again.phase, again.counts], ['completed', { completed: 2 }]);
   });
 
@@ -371,7 +371,7 @@ describe('cronofy-downgrade', () => {
       const byTemporal = await update('pause', { by: 'temporal-cli', reason: 'from the Temporal CLI' });
       assert.equal(byTemporal.code, 0, byTemporal.stderr);
       assert.match(byTemporal.stdout, /"phase": "paused"/);
-      assert.equal((await stack.downgrades.getEnterpriseDowngrade(domain)).paused?.by, 'temporal-cli');
+      assert.equal((await stack.enterprise.get(domain)).paused?.by, 'temporal-cli');
       const refused = await update('pause', { by: 'temporal-cli' });
       assert.notEqual(refused.code, 0);
       assert.match(refused.stderr, /is paused, not moving_users/);

@@ -1,7 +1,7 @@
 /** `status --watch` returns for every way a domain or a campaign can end: the endings are listed once. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { watchRun, type RunStatus } from '../src/cli.js';
+import { watchRun, type RunStatus } from '../src/cliOutput.js';
 import { CAMPAIGN_ENDINGS } from '../src/workflows/campaignDefinitions.js';
 import { ENTERPRISE_ENDINGS } from '../src/workflows/enterpriseDefinitions.js';
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { CampaignClient } from '../src/campaignClient.js';
+import { CampaignClient } from '../src/client.js';
 import { Campaigns } from '../src/store/campaigns.js';
 import { campaignUserWorkflowId, campaignWorkflowId } from '../src/workflows/campaignDefinitions.js';
 import { launchChromium, missingChromium, SCREENSHOTS } from '../harness/chromium.js';
@@ -61,15 +61,15 @@ test('a 50-person campaign by email: 50 consent messages, reminders at the caden
     store: stack.store,
     defaults: { deadlineMs: 300_000, reminderIntervalMs: REMINDER_INTERVAL_MS, maxPrompts: 1 },
   });
-  const preview = await campaigns.previewIndividualCampaign({
+  const preview = await campaigns.preview({
     name: 'mailed',
     users: [
       people.map((person) => ({ sub: person.sub, refreshToken: person.refresh_token, email: person.email })),
     ],
   });
-  await campaigns.startIndividualCampaign({ name: 'mailed', previewId: preview.previewId, window: PEOPLE });
-  await campaigns.approveCampaign('mailed', { previewId: preview.previewId, by: 'ops' });
-  const { captureId } = await campaigns.getIndividualCampaign('mailed');
+  await campaigns.start({ name: 'mailed', previewId: preview.previewId, window: PEOPLE });
+  await campaigns.approve('mailed', { previewId: preview.previewId, by: 'ops' });
+  const { captureId } = await campaigns.get('mailed');
   const workflowIdOf = (position: number) =>
     campaignUserWorkflowId(campaignWorkflowId('mailed'), captureId, position);
 
@@ -127,9 +127,9 @@ test('a 50-person campaign by email: 50 consent messages, reminders at the caden
   await page.waitForURL((url) => url.pathname === '/downgrade/answered');
   await page.screenshot({ path: `${SCREENSHOTS}email-link-completed.png`, fullPage: true });
 
-  const result = await campaigns.waitForCampaignResult('mailed');
+  const result = await campaigns.waitForResult('mailed');
   assert.deepEqual(result.counts, { completed: PEOPLE });
-  const lastStatus = await stack.downgrades.getDowngrade(workflowIdOf(PEOPLE - 1));
+  const lastStatus = await stack.individual.get(workflowIdOf(PEOPLE - 1));
   assert.equal(lastStatus.state, 'completed');
 
   await until('each person is confirmed', () =>
@@ -145,7 +145,7 @@ test("a domain's administrator receives their link by email, which completes the
   const domain = 'mailed.example.org';
   const users = ['a', 'b'].map((name) => `${name}@${domain}`);
   const serviceAccount = await createDomain(stack, domain, users);
-  await stack.downgrades.startEnterpriseDowngrade({
+  await stack.enterprise.start({
     domain,
     requireApproval: false,
     users: [users],
@@ -160,7 +160,7 @@ test("a domain's administrator receives their link by email, which completes the
   assert.match(message.html, /Authorize Free\/Busy for mailed\.example\.org/);
   const page = await followRedirect(await decideOnConsentPage(link, 'free_busy_google', { domain }));
   assert.equal(page.status, 303);
-  const result = await stack.downgrades.waitForEnterpriseResult(domain);
+  const result = await stack.enterprise.waitForResult(domain);
   assert.equal(result.phase, 'completed');
   assert.deepEqual(result.counts, { completed: users.length });
 });

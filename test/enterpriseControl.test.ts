@@ -7,9 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import got from 'got';
 import { z } from 'zod';
-import { DowngradeRefusedError } from '../src/client.js';
+import { CampaignClient, DowngradeRefusedError } from '../src/client.js';
 import { reportCsv } from '../src/reportCsv.js';
-import { CampaignClient } from '../src/campaignClient.js';
 import { Campaigns } from '../src/store/campaigns.js';
 import { campaignUserWorkflowId, campaignWorkflowId } from '../src/workflows/campaignDefinitions.js';
 import { replayHistories } from '../harness/histories.js';
@@ -49,7 +48,7 @@ const emailsOf = (domain: string, count: number) =>
 async function waitForPhase(domain: string, phases: string[], timeoutMs = 30_000): Promise<EnterpriseStatus> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const status = await stack.downgrades.getEnterpriseDowngrade(domain).catch(() => undefined);
+    const status = await stack.enterprise.get(domain).catch(() => undefined);
     if (status && phases.includes(status.phase)) return status;
     if (Date.now() > deadline)
       throw new Error(`${domain} stayed ${status?.phase}, not ${phases.join(' or ')}`);
@@ -60,7 +59,7 @@ async function waitForPhase(domain: string, phases: string[], timeoutMs = 30_000
 /** Waits until every started user has an outcome: then no Cronofy call of the domain's can be on its way. */
 async function waitForUsersToSettle(domain: string): Promise<EnterpriseStatus> {
   for (;;) {
-    const status = await stack.downgrades.getEnterpriseDowngrade(domain);
+    const status = await stack.enterprise.get(domain);
     const finished = Object.values(status.counts).reduce((sum, count) => sum + (count ?? 0), 0);
     if (finished >= status.started) return status;
     await sleep(200);
@@ -98,7 +97,7 @@ describe('approval', () => {
     const serviceAccount = await createDomain(stack, domain, emails);
     const given = [...emails, emails[3]!.toUpperCase(), emails[7]!, 'not-an-email', 'someone@'];
 
-    const preview = await stack.downgrades.previewEnterpriseDowngrade({
+    const preview = await stack.enterprise.preview({
       domain,
       users: [given.slice(0, 30), given.slice(30)],
       serviceAccountRefreshToken: serviceAccount.refresh_token,
@@ -118,17 +117,17 @@ describe('approval', () => {
     });
     assert.equal(preview.estimatedSeconds, Math.ceil(65 / 8));
     assert.deepEqual(preview.warnings, ['2 duplicate emails dropped', '2 malformed emails dropped']);
-    assert.deepEqual(await stack.downgrades.getEnterprisePreview(preview.previewId), preview);
+    assert.deepEqual(await stack.enterprise.getPreview(preview.previewId), preview);
 
     // The list changed after the first preview: a second preview, with a different id.
-    const stale = await stack.downgrades.previewEnterpriseDowngrade({
+    const stale = await stack.enterprise.preview({
       domain,
       users: [emails.slice(1)],
       serviceAccountRefreshToken: serviceAccount.refresh_token,
     });
     assert.notEqual(stale.previewId, preview.previewId);
 
-    const started = await stack.downgrades.startEnterpriseDowngrade({ domain, previewId: preview.previewId });
+    const started = await stack.enterprise.start({ domain, previewId: preview.previewId });
     assert.equal(started.previewId, preview.previewId);
     const waiting = await waitForPhase(domain, ['awaiting_approval']);
     assert.equal(waiting.approval?.previewId, preview.previewId);
@@ -143,7 +142,7 @@ describe('approval', () => {
     );
 
     await assert.rejects(
-      stack.downgrades.approveEnterpriseDowngrade(domain, {
+      stack.enterprise.approve(domain, {
         previewId: stale.previewId,
         by: 'ops@example.com',
       }),
@@ -152,14 +151,14 @@ describe('approval', () => {
         error.message.includes(`preview ${stale.previewId} is not the one`),
     );
     await assert.rejects(
-      stack.downgrades.approveEnterpriseDowngrade(domain, { previewId: preview.previewId, by: ' ' }),
+      stack.enterprise.approve(domain, { previewId: preview.previewId, by: ' ' }),
       /say who decides/,
     );
     await assert.rejects(
-      stack.downgrades.pauseEnterpriseDowngrade(domain, { by: 'ops@example.com' }),
+      stack.enterprise.pause(domain, { by: 'ops@example.com' }),
       /is awaiting_approval, not moving_users/,
     );
-    const approved = await stack.downgrades.approveEnterpriseDowngrade(domain, {
+    const approved = await stack.enterprise.approve(domain, {
       previewId: preview.previewId,
       by: 'ops@example.com',
     });
@@ -168,21 +167,20 @@ describe('approval', () => {
     assert.notEqual(approved.phase, 'awaiting_approval');
 
     await approveAsAdministrator(stack, domain);
-    const result = await stack.downgrades.waitForEnterpriseResult(domain);
+    const result = await stack.enterprise.waitForResult(domain);
     assert.equal(result.phase, 'completed');
     assert.deepEqual(result.counts, { completed: 60 });
     assert.equal(result.approval?.decidedBy, 'ops@example.com');
     await assert.rejects(
-      stack.downgrades.approveEnterpriseDowngrade(domain, {
+      stack.enterprise.approve(domain, {
         previewId: preview.previewId,
         by: 'ops@example.com',
       }),
       /has ended \(completed\)/,
     );
-    await assert.rejects(
-      stack.downgrades.approveEnterpriseDowngrade('never.example.org', { previewId: 'pv_x', by: 'ops' }),
-      { name: 'DowngradeNotFoundError' },
-    );
+    await assert.rejects(stack.enterprise.approve('never.example.org', { previewId: 'pv_x', by: 'ops' }), {
+      name: 'DowngradeNotFoundError',
+    });
   });
 
   test('reject ends the run rejected without a single Cronofy call', async () => {
@@ -191,22 +189,22 @@ describe('approval', () => {
     const serviceAccount = await createDomain(stack, domain, emails);
     const callsBefore = (await requestLog()).length;
     // Named by its sub only: the preview reads nothing at Cronofy either.
-    const { previewId } = await stack.downgrades.startEnterpriseDowngrade({
+    const { previewId } = await stack.enterprise.start({
       domain,
       users: [emails],
       serviceAccountSub: serviceAccount.service_account_id,
     });
     assert.ok(previewId);
-    const preview = await stack.downgrades.getEnterprisePreview(previewId);
+    const preview = await stack.enterprise.getPreview(previewId);
     assert.match(preview.warnings.join('\n'), /named by its sub only/);
     await waitForPhase(domain, ['awaiting_approval']);
 
-    const rejected = await stack.downgrades.rejectEnterpriseDowngrade(domain, {
+    const rejected = await stack.enterprise.reject(domain, {
       by: 'security@example.com',
       reason: 'ticket SEC-12 withdrawn',
     });
     assert.equal(rejected.phase, 'rejected');
-    const result = await stack.downgrades.waitForEnterpriseResult(domain);
+    const result = await stack.enterprise.waitForResult(domain);
     assert.equal(result.phase, 'rejected');
     assert.equal(result.reason, 'rejected by security@example.com: ticket SEC-12 withdrawn');
     assert.equal((await requestLog()).length, callsBefore, 'no Cronofy call');
@@ -219,7 +217,7 @@ describe('pause and the circuit breaker', () => {
     const emails = emailsOf(domain, 300);
     const serviceAccount = await createDomain(stack, domain, emails);
     await got.put(`${stack.simulator.url}/_sim/rate-limit`, { json: { perSecond: 50, perMinute: 100_000 } });
-    const { previewId } = await stack.downgrades.startEnterpriseDowngrade({
+    const { previewId } = await stack.enterprise.start({
       domain,
       users: [emails],
       serviceAccountRefreshToken: serviceAccount.refresh_token,
@@ -228,17 +226,17 @@ describe('pause and the circuit breaker', () => {
       historyEventBudget: 100,
     });
     await waitForPhase(domain, ['awaiting_approval']);
-    await stack.downgrades.approveEnterpriseDowngrade(domain, {
+    await stack.enterprise.approve(domain, {
       previewId: previewId!,
       by: 'ops@example.com',
     });
     await approveAsAdministrator(stack, domain);
     for (;;) {
-      const status = await stack.downgrades.getEnterpriseDowngrade(domain);
+      const status = await stack.enterprise.get(domain);
       if (status.started >= 100) break;
       await sleep(50);
     }
-    const paused = await stack.downgrades.pauseEnterpriseDowngrade(domain, {
+    const paused = await stack.enterprise.pause(domain, {
       by: 'ops@example.com',
       reason: 'customer call',
     });
@@ -251,7 +249,7 @@ describe('pause and the circuit breaker', () => {
 
     const settled = await waitForUsersToSettle(domain);
     await assertNoCronofyCallFor(3_000, 'paused');
-    const still = await stack.downgrades.getEnterpriseDowngrade(domain);
+    const still = await stack.enterprise.get(domain);
     assert.equal(still.phase, 'paused');
     assert.equal(still.started, paused.started, 'no user started while paused');
     assert.equal(settled.started, paused.started);
@@ -263,14 +261,11 @@ describe('pause and the circuit breaker', () => {
     const description = await stack.env.client.workflow.getHandle(enterpriseDowngradeId(domain)).describe();
     assert.deepEqual(description.typedSearchAttributes.get(searchAttributes.state), 'paused');
 
-    await assert.rejects(
-      stack.downgrades.pauseEnterpriseDowngrade(domain, { by: 'ops@example.com' }),
-      /is paused/,
-    );
-    const resumed = await stack.downgrades.resumeEnterpriseDowngrade(domain, { by: 'ops@example.com' });
+    await assert.rejects(stack.enterprise.pause(domain, { by: 'ops@example.com' }), /is paused/);
+    const resumed = await stack.enterprise.resume(domain, { by: 'ops@example.com' });
     assert.equal(resumed.phase, 'moving_users');
     assert.equal(resumed.paused, undefined);
-    const result = await stack.downgrades.waitForEnterpriseResult(domain);
+    const result = await stack.enterprise.waitForResult(domain);
     assert.equal(result.phase, 'completed');
     assert.deepEqual(result.counts, { completed: 300 });
     assert.ok(result.runs >= 2, `continued as new (${result.runs} runs)`);
@@ -295,7 +290,7 @@ describe('pause and the circuit breaker', () => {
         ]),
       },
     });
-    await stack.downgrades.startEnterpriseDowngrade({
+    await stack.enterprise.start({
       domain,
       requireApproval: false,
       users: [emails],
@@ -318,7 +313,7 @@ describe('pause and the circuit breaker', () => {
 
     await waitForUsersToSettle(domain);
     await assertNoCronofyCallFor(3_000, 'tripped');
-    const still = await stack.downgrades.getEnterpriseDowngrade(domain);
+    const still = await stack.enterprise.get(domain);
     assert.equal(still.phase, 'paused');
     assert.equal(still.started, tripped.started, 'no user started after the trip');
     assert.equal(
@@ -327,13 +322,13 @@ describe('pause and the circuit breaker', () => {
     );
 
     await got.put(`${stack.simulator.url}/_sim/enterprise/outcomes`, { json: {} });
-    await stack.downgrades.resumeEnterpriseDowngrade(domain, { by: 'ops@example.com' });
-    const result = await stack.downgrades.waitForEnterpriseResult(domain);
+    await stack.enterprise.resume(domain, { by: 'ops@example.com' });
+    const result = await stack.enterprise.waitForResult(domain);
     assert.equal(result.phase, 'completed');
     assert.deepEqual(result.counts, { completed: 100, failed: 20 });
     await replayHistories(await domainHistories(domain));
 
-    const report = await stack.downgrades.getEnterpriseReport(domain, { limit: 1000 });
+    const report = await stack.enterprise.report(domain, { limit: 1000 });
     assert.equal(report.rows.length, 120);
     assert.deepEqual(
       report.rows.filter((row) => row.state === 'failed').map((row) => row.email),
@@ -358,10 +353,10 @@ describe('pause and the circuit breaker', () => {
 describe('a 200-user Individual campaign: 180 choose Free/Busy, 10 decline, 10 never answer', () => {
   const people: Array<Awaited<ReturnType<typeof createReadWriteUser>>> = [];
   let campaigns: CampaignClient;
-  let preview: Awaited<ReturnType<CampaignClient['previewIndividualCampaign']>>;
+  let preview: Awaited<ReturnType<CampaignClient['preview']>>;
   let beforeApproval: { phase: string; revokes: number; revokesBefore: number; wrongPreview: unknown };
-  let approved: Awaited<ReturnType<CampaignClient['approveCampaign']>>;
-  let result: Awaited<ReturnType<CampaignClient['waitForCampaignResult']>>;
+  let approved: Awaited<ReturnType<CampaignClient['approve']>>;
+  let result: Awaited<ReturnType<CampaignClient['waitForResult']>>;
   let workflowIdOf: (position: number) => string;
 
   // One campaign, from preview to result, which every test below reads.
@@ -384,24 +379,24 @@ describe('a 200-user Individual campaign: 180 choose Free/Busy, 10 decline, 10 n
       { sub: people[0]!.sub },
       { sub: 'not-a-sub' },
     ];
-    preview = await campaigns.previewIndividualCampaign({ name: 'spring', users: [given] });
+    preview = await campaigns.preview({ name: 'spring', users: [given] });
 
     const revokes = async () => (await requestLog()).filter((call) => call.endpoint === 'revoke').length;
     const revokesBefore = await revokes();
-    await campaigns.startIndividualCampaign({ name: 'spring', previewId: preview.previewId, window: 200 });
+    await campaigns.start({ name: 'spring', previewId: preview.previewId, window: 200 });
     await sleep(1_000);
     beforeApproval = {
-      phase: (await campaigns.getIndividualCampaign('spring')).phase,
+      phase: (await campaigns.get('spring')).phase,
       revokes: await revokes(),
       revokesBefore,
-      wrongPreview: await campaigns.approveCampaign('spring', { previewId: 'pv_other', by: 'ops' }).then(
+      wrongPreview: await campaigns.approve('spring', { previewId: 'pv_other', by: 'ops' }).then(
         () => undefined,
         (error: unknown) => error,
       ),
     };
-    approved = await campaigns.approveCampaign('spring', { previewId: preview.previewId, by: 'ops' });
+    approved = await campaigns.approve('spring', { previewId: preview.previewId, by: 'ops' });
 
-    const { captureId } = await campaigns.getIndividualCampaign('spring');
+    const { captureId } = await campaigns.get('spring');
     workflowIdOf = (position) => campaignUserWorkflowId(campaignWorkflowId('spring'), captureId, position);
     const answer = async (position: number) => {
       if (position >= 190) return;
@@ -422,7 +417,7 @@ describe('a 200-user Individual campaign: 180 choose Free/Busy, 10 decline, 10 n
     for (let from = 0; from < 200; from += 20) {
       await Promise.all(Array.from({ length: 20 }, (_, i) => answer(from + i)));
     }
-    result = await campaigns.waitForCampaignResult('spring');
+    result = await campaigns.waitForResult('spring');
   });
 
   test('the preview counts 200 users and 400 Cronofy calls, dropping a duplicate and a malformed sub', () => {
@@ -444,7 +439,7 @@ describe('a 200-user Individual campaign: 180 choose Free/Busy, 10 decline, 10 n
   });
 
   test('the report lists every user in order with their own id, state and provider', async () => {
-    const report = await campaigns.getCampaignReport('spring', { limit: 1000 });
+    const report = await campaigns.report('spring', { limit: 1000 });
     assert.equal(report.rows.length, 200);
     assert.deepEqual(
       report.rows.map((row) => [row.sub, row.userId, row.state]),
@@ -458,7 +453,7 @@ describe('a 200-user Individual campaign: 180 choose Free/Busy, 10 decline, 10 n
   });
 
   test('each user is their own individualDowngrade', async () => {
-    const own = await stack.downgrades.getDowngrade(workflowIdOf(0));
+    const own = await stack.individual.get(workflowIdOf(0));
     assert.equal(own.state, 'completed');
   });
 

@@ -125,7 +125,7 @@ describe('a 500-user domain with mixed outcomes, 5xx and 429 bursts and a 3-seco
   const duplicated = emails.filter((_, i) => i % 50 === 7); // 10 users
   const late = emails.filter((_, i) => i % 50 === 9); // 10 users
   const granted = 500 - refused.length - silent.length;
-  let result: Awaited<ReturnType<Stack['downgrades']['waitForEnterpriseResult']>>;
+  let result: Awaited<ReturnType<Stack['enterprise']['waitForResult']>>;
 
   // One run of the domain, which every test below reads; the retry, which changes it, comes last.
   before(async () => {
@@ -149,7 +149,7 @@ describe('a 500-user domain with mixed outcomes, 5xx and 429 bursts and a 3-seco
       ],
     });
 
-    await stack.downgrades.startEnterpriseDowngrade({
+    await stack.enterprise.start({
       domain,
       requireApproval: false,
       users: [emails.slice(0, 200), emails.slice(200)],
@@ -164,7 +164,7 @@ describe('a 500-user domain with mixed outcomes, 5xx and 429 bursts and a 3-seco
       historyEventBudget: 100,
     });
     await approveAsAdministrator(stack, domain);
-    result = await stack.downgrades.waitForEnterpriseResult(domain);
+    result = await stack.enterprise.waitForResult(domain);
   });
 
   test('completes with every user counted, having continued as new on the way', () => {
@@ -175,20 +175,20 @@ describe('a 500-user domain with mixed outcomes, 5xx and 429 bursts and a 3-seco
   });
 
   test('the refused users failed with their reason, the silent ones expired, and each user has one outcome', async () => {
-    const failed = await stack.downgrades.getEnterpriseUserOutcomes(domain, { states: ['failed'] });
+    const failed = await stack.enterprise.userOutcomes(domain, { states: ['failed'] });
     assert.deepEqual(failed.map((o) => o.email).sort(), [...refused].sort());
     assert.ok(failed.every((o) => o.reason === 'unable_to_grant_scope'));
-    const expired = await stack.downgrades.getEnterpriseUserOutcomes(domain, { states: ['expired'] });
+    const expired = await stack.enterprise.userOutcomes(domain, { states: ['expired'] });
     assert.deepEqual(expired.map((o) => o.email).sort(), [...silent].sort());
-    const all = await stack.downgrades.getEnterpriseUserOutcomes(domain, { limit: 1000 });
+    const all = await stack.enterprise.userOutcomes(domain, { limit: 1000 });
     assert.equal(all.length, 500);
   });
 
   test('the report, as CSV in pages of 200, has one row per user in capture order, matching the outcomes', async () => {
-    const all = await stack.downgrades.getEnterpriseUserOutcomes(domain, { limit: 1000 });
+    const all = await stack.enterprise.userOutcomes(domain, { limit: 1000 });
     const pages = [];
     for (let offset = 0; offset < 600; offset += 200) {
-      const page = await stack.downgrades.getEnterpriseReport(domain, { offset, limit: 200 });
+      const page = await stack.enterprise.report(domain, { offset, limit: 200 });
       pages.push(reportCsv(page.rows, { header: offset === 0 }));
     }
     const csv = parseCsv(pages.join(''), { columns: true }) as Array<Record<string, string>>;
@@ -271,9 +271,9 @@ describe('a 500-user domain with mixed outcomes, 5xx and 429 bursts and a 3-seco
   test('retrying the finished domain asks again for exactly its failed and expired users', async () => {
     const toRetry = refused.length + silent.length;
     await got.put(sim('/_sim/enterprise/outcomes'), { json: {} });
-    const retry = await stack.downgrades.retryFailedEnterpriseUsers(domain, { window: 40 });
+    const retry = await stack.enterprise.retryFailed(domain, { window: 40 });
     assert.equal(retry.users, toRetry);
-    const retried = await stack.downgrades.waitForEnterpriseResult(domain);
+    const retried = await stack.enterprise.waitForResult(domain);
     assert.equal(retried.phase, 'completed');
     assert.deepEqual(retried.counts, { completed: toRetry });
   });
@@ -285,7 +285,7 @@ describe('enterprise downgrade', () => {
     const emails = domainEmails(domain, 100);
     const serviceAccount = await createDomain(stack, domain, emails);
     await got.put(sim('/_sim/enterprise/outcomes'), { json: { default: { kind: 'no_callback' } } });
-    await stack.downgrades.startEnterpriseDowngrade({
+    await stack.enterprise.start({
       domain,
       requireApproval: false,
       users: [emails],
@@ -298,7 +298,7 @@ describe('enterprise downgrade', () => {
     const adminClaims = stateClaims(adminLink);
     assert.deepEqual([adminClaims.runId, adminClaims.firstRunId], [parent.runId, parent.runId]);
     const deadline = Date.now() + 30_000;
-    while ((await stack.downgrades.getEnterpriseDowngrade(domain)).started < 40) {
+    while ((await stack.enterprise.get(domain)).started < 40) {
       if (Date.now() > deadline) throw new Error('the window never filled');
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -322,8 +322,8 @@ describe('enterprise downgrade', () => {
     assert.match(currentDetails, new RegExp(`User ${emails[0]} of ${domain}`));
     assert.match(currentDetails, /Waiting for Cronofy's callback since \d{4}-\d\d-\d\dT/);
     assert.match(currentDetails, /Asks again at \d{4}-\d\d-\d\dT/);
-    await stack.downgrades.cancelEnterpriseDowngrade(domain);
-    const result = await stack.downgrades.waitForEnterpriseResult(domain);
+    await stack.enterprise.cancel(domain);
+    const result = await stack.enterprise.waitForResult(domain);
     assert.equal(result.phase, 'cancelled');
 
     const query = `CronofyDomain = '${domain}' AND ExecutionStatus = 'Running'`;
@@ -390,7 +390,7 @@ async function signalledRequests(workflowId: string): Promise<number[]> {
 
 /** The workflow id of the user at `position` of the domain's capture. */
 async function userWorkflowId(domain: string, position: number): Promise<string> {
-  const { captureId } = await stack.downgrades.getEnterpriseDowngrade(domain);
+  const { captureId } = await stack.enterprise.get(domain);
   return enterpriseUserDowngradeId(enterpriseDowngradeId(domain), captureId, position);
 }
 
@@ -404,7 +404,7 @@ async function executionsOf(domain: string, users: number) {
   }
   // One query for the capture, not one a user: hundreds of concurrent queries queue behind each other
   // on the parent's workflow task and reach the server's query deadline.
-  const { captureId } = await stack.downgrades.getEnterpriseDowngrade(domain);
+  const { captureId } = await stack.enterprise.get(domain);
   const children = Array.from({ length: users }, (_, position) =>
     enterpriseUserDowngradeId(enterpriseDowngradeId(domain), captureId, position),
   );

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import got from 'got';
 import { z } from 'zod';
-import { DowngradeClient } from '../src/client.js';
+import { EnterpriseClient } from '../src/client.js';
 import { ENCRYPTED_ENCODING } from '../src/codec/encryptionCodec.js';
 import type { RunningSimulator } from '../simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
@@ -34,7 +34,7 @@ let env: TestWorkflowEnvironment;
 let simulator: RunningSimulator;
 let scratch: Awaited<ReturnType<typeof createScratchDatabase>>;
 let database: Database;
-let downgrades: DowngradeClient;
+let enterprise: EnterpriseClient;
 let enterpriseUsers: EnterpriseUsers;
 let service: ServiceProcess | undefined;
 let callbackPort: number;
@@ -49,11 +49,11 @@ before(async () => {
 
   // Encodes as the service does: both sides share PAYLOAD_ENCRYPTION_KEYS.
 
-  downgrades = new DowngradeClient({
+  enterprise = new EnterpriseClient({
     temporal: env.client,
     taskQueue,
     store: new CredentialStore(database, Keyring.parse(CREDENTIAL_KEYS)),
-    enterpriseUsers,
+    users: enterpriseUsers,
     defaults: { deadlineMs: 60_000, reminderIntervalMs: 30_000, maxPrompts: 1 },
   });
   await startService();
@@ -97,7 +97,7 @@ test('a domain survives its service being killed with SIGKILL twice: same counts
       })
       .json(),
   );
-  await downgrades.startEnterpriseDowngrade({
+  await enterprise.start({
     domain: DOMAIN,
     requireApproval: false,
     users: [emails],
@@ -110,11 +110,11 @@ test('a domain survives its service being killed with SIGKILL twice: same counts
 
   let authorizationUrl: string | undefined;
   await until('the administrator is asked', async () => {
-    authorizationUrl = (await downgrades.getEnterpriseDowngrade(DOMAIN)).authorizationUrl;
+    authorizationUrl = (await enterprise.get(DOMAIN)).authorizationUrl;
     return authorizationUrl !== undefined;
   });
   await followRedirect(await decideOnConsentPage(authorizationUrl!, 'free_busy_google', { domain: DOMAIN }));
-  const { captureId } = await downgrades.getEnterpriseDowngrade(DOMAIN);
+  const { captureId } = await enterprise.get(DOMAIN);
 
   await until('a fifth of the users are done', async () => (await recorded(captureId)) >= USERS / 5);
   await killService();
@@ -123,7 +123,7 @@ test('a domain survives its service being killed with SIGKILL twice: same counts
   await killService();
   await startService();
 
-  const result = await downgrades.waitForEnterpriseResult(DOMAIN);
+  const result = await enterprise.waitForResult(DOMAIN);
   assert.equal(result.phase, 'completed');
   assert.deepEqual(result.counts, { completed: USERS });
   const history = await env.client.workflow.getHandle(enterpriseDowngradeId(DOMAIN)).fetchHistory();

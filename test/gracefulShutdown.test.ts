@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import got, { RequestError } from 'got';
 import { z } from 'zod';
-import { DowngradeClient } from '../src/client.js';
+import { IndividualRuns } from '../src/client.js';
 import type { RunningSimulator } from '../simulator/server.js';
 import { Keyring } from '../src/store/encryption.js';
 import {
@@ -31,7 +31,7 @@ let simulator: RunningSimulator;
 let service: ServiceProcess | undefined;
 let directory: string;
 let callbackPort: number;
-let downgrades: DowngradeClient;
+let individual: IndividualRuns;
 const taskQueue = `graceful-${Date.now()}`;
 const credentialKeys = Keyring.generateSpec('graceful1');
 
@@ -44,7 +44,7 @@ before(async () => {
   directory = mkdtempSync(join(tmpdir(), 'graceful-'));
 
   // Revokes by sub: the service's embedded database belongs to its process alone.
-  downgrades = new DowngradeClient({
+  individual = new IndividualRuns({
     temporal: env.client,
     taskQueue,
     defaults: { deadlineMs: 300_000, reminderIntervalMs: 300_000, maxPrompts: 1 },
@@ -103,17 +103,17 @@ test('SIGTERM during a stream of callbacks: in-flight ones answered, exit 0, non
         })
         .json(),
     );
-    const { workflowId } = await downgrades.startIndividualDowngrade({ sub: account.sub });
+    const { workflowId } = await individual.start({ sub: account.sub });
     people.push({ ...account, workflowId });
   }
   const callbacks: Array<{ workflowId: string; url: string }> = [];
   for (const person of people) {
     const deadline = Date.now() + 60_000;
-    let status = await downgrades.getDowngrade(person.workflowId);
+    let status = await individual.get(person.workflowId);
     while (!status.authorizationUrl) {
       assert.ok(Date.now() < deadline, `${person.workflowId} never asked for consent (${status.state})`);
       await new Promise((resolve) => setTimeout(resolve, 100));
-      status = await downgrades.getDowngrade(person.workflowId);
+      status = await individual.get(person.workflowId);
     }
     const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', {
       email: person.email,
@@ -179,7 +179,7 @@ test('SIGTERM during a stream of callbacks: in-flight ones answered, exit 0, non
   }
 
   for (const { workflowId } of callbacks) {
-    const result = await downgrades.waitForResult(workflowId);
+    const result = await individual.waitForResult(workflowId);
     assert.equal(result.state, 'completed', `${workflowId} completed`);
     const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
     const signals = events.filter((event) => event.workflowExecutionSignaledEventAttributes).length;

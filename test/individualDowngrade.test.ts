@@ -62,14 +62,12 @@ after(async () => {
 
 let userCount = 0;
 async function startDowngrade(
-  options: Parameters<Stack['downgrades']['startIndividualDowngrade']>[0] extends infer T
-    ? Partial<T>
-    : never = {},
+  options: Parameters<Stack['individual']['start']>[0] extends infer T ? Partial<T> : never = {},
 ) {
   userCount += 1;
   const user = await createReadWriteUser(stack, `person${userCount}@example.com`);
   emails.push(user.email);
-  const { workflowId } = await stack.downgrades.startIndividualDowngrade({
+  const { workflowId } = await stack.individual.start({
     sub: user.sub,
     userId: `user-${userCount}`,
     refreshToken: user.refresh_token,
@@ -116,7 +114,7 @@ describe('individual downgrade', () => {
     assert.equal(page.headers['cache-control'], 'no-store');
     assert.match(String(page.headers['content-security-policy']), /default-src 'none'/);
 
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
     assert.equal(result.providerName, 'google_free_busy');
     // Reloading the page reads the status again and writes nothing.
@@ -124,7 +122,7 @@ describe('individual downgrade', () => {
     assert.equal((await openAnsweredPage(callback.location!)).body, page.body);
     assert.equal((await historyOf(workflowId)).length, eventsBefore);
 
-    const credentials = await stack.downgrades.getNewCredentials(workflowId);
+    const credentials = await stack.individual.getNewCredentials(workflowId);
     assert.equal(credentials.sub, user.sub);
     assert.equal(credentials.providerName, 'google_free_busy');
     const userinfo = await stack.cronofy.userInfo(credentials.accessToken);
@@ -154,7 +152,7 @@ describe('individual downgrade', () => {
     await followRedirect(
       await decideOnConsentPage(authorizationUrl, 'free_busy_microsoft', { email: user.email }),
     );
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
     assert.equal(result.providerName, 'ms_graph_free_busy');
   });
@@ -174,7 +172,7 @@ describe('individual downgrade', () => {
     await followRedirect(
       await decideOnConsentPage(reprompt.authorizationUrl!, 'free_busy_google', { email: user.email }),
     );
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
     assert.equal(result.prompt, 2);
     const live = (await authorizationsOf(user.sub)).filter((a) => !a.revoked).map((a) => a.provider_name);
@@ -194,7 +192,7 @@ describe('individual downgrade', () => {
     assert.match(page.body, /<h1>You chose Read\/Write access again<\/h1>/);
     assert.match(page.body, /That was the last time we could ask/);
     assert.equal(linkOn(page.body), undefined);
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'read_write_kept');
     assert.equal(result.prompt, 2);
     assert.equal(result.credentialRef, undefined);
@@ -208,25 +206,25 @@ describe('individual downgrade', () => {
     userCount += 1;
     const user = await createReadWriteUser(stack, `person${userCount}@example.com`);
     emails.push(user.email);
-    const started = await stack.downgrades.startIndividualDowngradeWithLink({ sub: user.sub });
+    const started = await stack.individual.startWithLink({ sub: user.sub });
     workflowIds.push(started.workflowId);
     assert.ok(
       started.authorizationUrl.startsWith(`${stack.simulator.url}/oauth/authorize?`),
       started.authorizationUrl,
     );
-    const status = await stack.downgrades.getDowngrade(started.workflowId);
+    const status = await stack.individual.get(started.workflowId);
     assert.equal(status.state, 'awaiting_reauthorization');
     assert.equal(status.authorizationUrl, started.authorizationUrl);
     assert.equal(status.authorizationExpiresAt, started.authorizationExpiresAt);
     // Again while it waits: the same run, the same link.
-    const again = await stack.downgrades.startIndividualDowngradeWithLink({ sub: user.sub });
+    const again = await stack.individual.startWithLink({ sub: user.sub });
     assert.deepEqual(again, started);
 
     const location = await decideOnConsentPage(started.authorizationUrl, 'free_busy_google', {
       email: user.email,
     });
     assert.equal((await followRedirect(location)).status, 303);
-    assert.equal((await stack.downgrades.waitForResult(started.workflowId)).state, 'completed');
+    assert.equal((await stack.individual.waitForResult(started.workflowId)).state, 'completed');
   });
 
   test('a person who denies access ends the downgrade as denied', async () => {
@@ -236,7 +234,7 @@ describe('individual downgrade', () => {
     const callback = await followRedirect(location);
     assert.equal(callback.status, 303);
     assert.match((await openAnsweredPage(callback.location!)).body, /<h1>You declined<\/h1>/);
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'denied');
   });
 
@@ -246,7 +244,7 @@ describe('individual downgrade', () => {
       await decideOnConsentPage(authorizationUrl, 'no_access', { email: user.email }),
     );
     assert.match((await openAnsweredPage(callback.location!)).body, /<h1>You chose No Access<\/h1>/);
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'no_access');
     assert.ok((await authorizationsOf(user.sub)).every((a) => a.revoked));
   });
@@ -262,7 +260,7 @@ describe('individual downgrade', () => {
       (await openAnsweredPage(callback.location!)).body,
       /<h1>You signed in with another account<\/h1>/,
     );
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'other_account');
     const state = await simulatorGet(stack, '/_sim/state', SimulatorState);
     const other = state.accounts.find((account) =>
@@ -273,7 +271,7 @@ describe('individual downgrade', () => {
 
   test('nobody answering before the deadline ends as expired, after reminders', async () => {
     const { workflowId } = await startDowngrade({ deadlineMs: 2_500, reminderIntervalMs: 800 });
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'expired');
     assert.ok(result.remindersSent >= 2, `sent ${result.remindersSent} reminders`);
     const reminders = stack.webhookEvents.filter(
@@ -284,8 +282,8 @@ describe('individual downgrade', () => {
 
   test('a cancelled downgrade ends as cancelled and its link no longer works', async () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade();
-    await stack.downgrades.cancelDowngrade(workflowId);
-    const result = await stack.downgrades.waitForResult(workflowId);
+    await stack.individual.cancel(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'cancelled');
     const page = await followRedirect(
       await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }),
@@ -295,20 +293,17 @@ describe('individual downgrade', () => {
 
   test('starting the same user twice returns the running downgrade', async () => {
     const user = await createReadWriteUser(stack, `twice-${Date.now()}@example.com`);
-    const first = await stack.downgrades.startIndividualDowngrade({ sub: user.sub });
-    const second = await stack.downgrades.startIndividualDowngrade({ sub: user.sub });
+    const first = await stack.individual.start({ sub: user.sub });
+    const second = await stack.individual.start({ sub: user.sub });
     workflowIds.push(first.workflowId);
     assert.equal(first.workflowId, individualDowngradeId(user.sub));
     assert.equal(second.runId, first.runId);
-    await stack.downgrades.cancelDowngrade(first.workflowId);
-    assert.equal((await stack.downgrades.waitForResult(first.workflowId)).state, 'cancelled');
+    await stack.individual.cancel(first.workflowId);
+    assert.equal((await stack.individual.waitForResult(first.workflowId)).state, 'cancelled');
   });
 
   test('an unknown downgrade id is a DowngradeNotFoundError', async () => {
-    await assert.rejects(
-      stack.downgrades.getDowngrade('downgrade-individual-acc_nobody'),
-      DowngradeNotFoundError,
-    );
+    await assert.rejects(stack.individual.get('downgrade-individual-acc_nobody'), DowngradeNotFoundError);
   });
 });
 
@@ -322,7 +317,7 @@ describe('revoke when the link is opened', () => {
     userCount += 1;
     const user = await createReadWriteUser(stack, `person${userCount}@example.com`);
     emails.push(user.email);
-    const { workflowId } = await stack.downgrades.startIndividualDowngrade({
+    const { workflowId } = await stack.individual.start({
       sub: user.sub,
       refreshToken: user.refresh_token,
       revokeWhenOpened: true,
@@ -372,7 +367,7 @@ describe('revoke when the link is opened', () => {
 
     const location = await decideOnConsentPage(consentUrl, 'free_busy_google', { email: user.email });
     assert.equal((await followRedirect(location)).status, 303);
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
     assert.equal((await open(link)).statusCode, 410, 'the link of an ended downgrade');
   });
@@ -380,7 +375,7 @@ describe('revoke when the link is opened', () => {
   test('a link never opened expires with the connection still Read/Write', async () => {
     const revokesBefore = (await revokes()).length;
     const { user, workflowId, link } = await startOnOpen({ deadlineMs: 1_500 });
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'link_not_opened');
     assert.match(result.reason ?? '', /never opened: the connection was not revoked and stays Read\/Write/);
     assert.equal((await revokes()).length, revokesBefore);
@@ -424,7 +419,7 @@ describe('callback state', () => {
       assert.match(String(response.headers['content-security-policy']), /frame-ancestors 'none'/);
     }
     assert.equal(await signalCount(stack, workflowId), 0);
-    await stack.downgrades.cancelDowngrade(workflowId);
+    await stack.individual.cancel(workflowId);
   });
 
   test('an expired state is rejected with 410 and no signal is sent', async () => {
@@ -444,7 +439,7 @@ describe('callback state', () => {
     );
     assert.equal(response.status, 410);
     assert.equal(await signalCount(stack, workflowId), 0);
-    await stack.downgrades.cancelDowngrade(workflowId);
+    await stack.individual.cancel(workflowId);
   });
 
   test('a replayed callback is rejected with 409 and sends no second signal', async () => {
@@ -452,7 +447,7 @@ describe('callback state', () => {
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
     assert.equal((await followRedirect(location)).status, 303);
     assert.equal((await followRedirect(location)).status, 409);
-    assert.equal((await stack.downgrades.waitForResult(workflowId)).state, 'completed');
+    assert.equal((await stack.individual.waitForResult(workflowId)).state, 'completed');
     assert.equal(await signalCount(stack, workflowId), 1);
   });
 
@@ -476,7 +471,7 @@ describe('callback state', () => {
     assert.deepEqual([claims.runId, claims.firstRunId], [runId, runId]);
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
     assert.equal((await followRedirect(location)).status, 303);
-    assert.equal((await stack.downgrades.waitForResult(workflowId)).state, 'completed');
+    assert.equal((await stack.individual.waitForResult(workflowId)).state, 'completed');
     assert.equal(await signalCount(stack, workflowId), 1);
   });
 
@@ -519,9 +514,9 @@ describe('callback state', () => {
 
   test("a state from an ended downgrade gets 410 and does not reach the same user's next downgrade", async () => {
     const first = await startDowngrade();
-    await stack.downgrades.cancelDowngrade(first.workflowId);
-    assert.equal((await stack.downgrades.waitForResult(first.workflowId)).state, 'cancelled');
-    const next = await stack.downgrades.startIndividualDowngrade({
+    await stack.individual.cancel(first.workflowId);
+    assert.equal((await stack.individual.waitForResult(first.workflowId)).state, 'cancelled');
+    const next = await stack.individual.start({
       sub: first.user.sub,
       refreshToken: first.user.refresh_token,
     });
@@ -533,7 +528,7 @@ describe('callback state', () => {
     });
     assert.equal((await followRedirect(location)).status, 410);
     assert.equal(await signalCount(stack, next.workflowId), 0, 'the next downgrade got no signal');
-    await stack.downgrades.cancelDowngrade(next.workflowId);
+    await stack.individual.cancel(next.workflowId);
   });
 
   test('the answered page reads only the run its signed reference names: no state, forgery or expired one', async () => {
@@ -571,7 +566,7 @@ describe('callback state', () => {
     assert.equal(gone.status, 410);
     assert.match(gone.body, /<h1>This request has ended<\/h1>/);
     assert.equal(await signalCount(stack, workflowId), 0);
-    await stack.downgrades.cancelDowngrade(workflowId);
+    await stack.individual.cancel(workflowId);
   });
 
   test('a valid state for a workflow that does not exist gets 410', async () => {
@@ -607,7 +602,7 @@ describe('Cronofy failures', () => {
     await followRedirect(
       await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }),
     );
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
     const revokes = (await requestsTo('revoke')).slice(revokesBefore).map((entry) => entry.status);
     const tokens = (await requestsTo('token')).slice(tokensBefore).map((entry) => entry.status);
@@ -622,7 +617,7 @@ describe('Cronofy failures', () => {
     await stack.cronofy.requestAccessToken(location.searchParams.get('code')!, stack.redirectUri);
     const tokensBefore = (await requestsTo('token')).length;
     await followRedirect(location);
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'failed');
     assert.match(result.reason ?? '', /invalid_grant/);
     assert.equal((await requestsTo('token')).length - tokensBefore, 1, 'the used code was sent once');
@@ -648,7 +643,7 @@ describe('application webhook', () => {
     await followRedirect(
       await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }),
     );
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'completed', 'decided while the endpoint refuses every event');
 
     // The 'finished' event runs through the whole (shortened) schedule, then waits for an operator.
@@ -699,7 +694,7 @@ describe('an endpoint that answers 410', () => {
       await followRedirect(
         await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }),
       );
-      assert.equal((await stack.downgrades.waitForResult(workflowId)).state, 'completed');
+      assert.equal((await stack.individual.waitForResult(workflowId)).state, 'completed');
       // Ten of the dispatcher's polls: an endpoint it still delivered to would have had both events by now.
       await sleep(500);
       assert.deepEqual(
@@ -735,7 +730,7 @@ describe('an endpoint that answers 410', () => {
 describe("the service's link to the current consent request", () => {
   test('opened after the request expired, it asks afresh (a prompt more) and completes; opened after the end, it starts nothing', async () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade({ consentRequestLifetimeMs: 1_000 });
-    const waiting = await stack.downgrades.getDowngrade(workflowId);
+    const waiting = await stack.individual.get(workflowId);
     assert.ok(waiting.link, 'the status holds the service link');
     assert.equal(waiting.prompt, 1);
     const link = waiting.link;
@@ -747,14 +742,14 @@ describe("the service's link to the current consent request", () => {
       await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }),
     );
     assert.equal(stale.status, 410);
-    assert.equal((await stack.downgrades.getDowngrade(workflowId)).state, 'awaiting_reauthorization');
+    assert.equal((await stack.individual.get(workflowId)).state, 'awaiting_reauthorization');
 
     // The service's link still works: it asks afresh.
     const opened = await got(link, { followRedirect: false, throwHttpErrors: false });
     assert.equal(opened.statusCode, 303);
     const fresh = opened.headers.location!;
     assert.notEqual(fresh, authorizationUrl);
-    const renewed = await stack.downgrades.getDowngrade(workflowId);
+    const renewed = await stack.individual.get(workflowId);
     assert.equal(renewed.prompt, 2, 'a prompt more');
     assert.equal(renewed.authorizationUrl, fresh);
     assert.equal(renewed.deadline, waiting.deadline, 'under the same deadline');
@@ -762,7 +757,7 @@ describe("the service's link to the current consent request", () => {
       await decideOnConsentPage(fresh, 'free_busy_google', { email: user.email }),
     );
     assert.equal(page.status, 303);
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
 
     const before = (await stack.env.client.workflow.getHandle(workflowId).fetchHistory()).events?.length;
@@ -775,17 +770,17 @@ describe("the service's link to the current consent request", () => {
 
   test('opened while the request works, it sends the person there; a forged link is refused', async () => {
     const { workflowId, authorizationUrl } = await startDowngrade({ deadlineMs: 600_000 });
-    const { link } = await stack.downgrades.getDowngrade(workflowId);
+    const { link } = await stack.individual.get(workflowId);
     const opened = await got(link!, { followRedirect: false, throwHttpErrors: false });
     assert.equal(opened.statusCode, 303);
     assert.equal(opened.headers.location, authorizationUrl);
-    assert.equal((await stack.downgrades.getDowngrade(workflowId)).prompt, 1);
+    assert.equal((await stack.individual.get(workflowId)).prompt, 1);
     const forged = new URL(link!);
     forged.searchParams.set('state', `${forged.searchParams.get('state')}x`);
     const refused = await got(forged, { followRedirect: false, throwHttpErrors: false });
     assert.equal(refused.statusCode, 400);
-    await stack.downgrades.cancelDowngrade(workflowId);
-    await stack.downgrades.waitForResult(workflowId);
+    await stack.individual.cancel(workflowId);
+    await stack.individual.waitForResult(workflowId);
     const ended = await got(link!, { followRedirect: false, throwHttpErrors: false });
     assert.equal(ended.statusCode, 410);
     assert.match(ended.body, /cancelled/);
@@ -815,7 +810,7 @@ describe('durability', () => {
       await briefly.app.close();
     }
     worker = await stack.startWorker();
-    const result = await stack.downgrades.waitForResult(workflowId);
+    const result = await stack.individual.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
     // The same page, loaded again once there is a verdict, tells it.
     assert.match(
@@ -869,7 +864,7 @@ function linkOn(html: string): string | undefined {
 async function waitUntilPrompt(workflowId: string, prompt: number) {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const status = await stack.downgrades.getDowngrade(workflowId);
+    const status = await stack.individual.get(workflowId);
     if (status.prompt === prompt && status.authorizationUrl) return status;
     if (Date.now() > deadline)
       throw new Error(`${workflowId} did not reach prompt ${prompt}: ${status.state}`);

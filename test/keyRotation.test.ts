@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Client } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
-import { DowngradeClient } from '../src/client.js';
+import { IndividualClient } from '../src/client.js';
 import { KEY_ID_METADATA, PayloadDecryptionError } from '../src/codec/encryptionCodec.js';
 
 import { assertHistoryHoldsNoSecrets } from '../harness/histories.js';
@@ -44,7 +44,7 @@ test('downgrades started under key 1 complete after the worker and client move t
   const started = [];
   for (let i = 1; i <= RUNS; i++) {
     const user = await createReadWriteUser(stack, `rotation${i}@example.com`);
-    const { workflowId } = await stack.downgrades.startIndividualDowngrade({
+    const { workflowId } = await stack.individual.start({
       sub: user.sub,
       refreshToken: user.refresh_token,
     });
@@ -61,19 +61,18 @@ test('downgrades started under key 1 complete after the worker and client move t
     connection: stack.env.connection,
     dataConverter: rotated.dataConverter,
   });
-  const downgrades = new DowngradeClient({
+  const individual = new IndividualClient({
     temporal: rotatedClient,
     taskQueue: stack.taskQueue,
     store: stack.store,
-    enterpriseUsers: stack.enterpriseUsers,
     defaults: { deadlineMs: 60_000, reminderIntervalMs: 30_000, maxPrompts: 3 },
   });
 
   for (const { user, workflowId, authorizationUrl } of started) {
-    assert.equal((await downgrades.getDowngrade(workflowId)).state, 'awaiting_reauthorization');
+    assert.equal((await individual.get(workflowId)).state, 'awaiting_reauthorization');
     const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email });
     assert.equal((await followRedirect(location)).status, 303);
-    const result = await downgrades.waitForResult(workflowId);
+    const result = await individual.waitForResult(workflowId);
     assert.equal(result.state, 'completed', `${workflowId} completed after the rotation`);
     assert.equal(result.providerName, 'google_free_busy');
   }
@@ -97,7 +96,7 @@ test('downgrades started under key 1 complete after the worker and client move t
 
   // New runs go entirely under key 2.
   const user = await createReadWriteUser(stack, 'rotation-new@example.com');
-  const { workflowId } = await downgrades.startIndividualDowngrade({
+  const { workflowId } = await individual.start({
     sub: user.sub,
     refreshToken: user.refresh_token,
   });

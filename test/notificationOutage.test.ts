@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { main, type Io } from '../src/cli.js';
-import { DowngradeClient } from '../src/client.js';
+import { EnterpriseClient, IndividualClient } from '../src/client.js';
 import got from 'got';
 import { parseConfig } from '../src/config.js';
 import type { RunningSimulator } from '../simulator/server.js';
@@ -50,7 +50,8 @@ let simulator: RunningSimulator;
 let scratch: Awaited<ReturnType<typeof createScratchDatabase>>;
 let database: Database;
 let outbox: Notifications;
-let downgrades: DowngradeClient;
+let individual: IndividualClient;
+let enterprise: EnterpriseClient;
 let receiver: WebhookReceiver;
 let service: ServiceProcess | undefined;
 let callbackPort: number;
@@ -65,13 +66,14 @@ before(async () => {
   outbox = new Notifications(database);
   receiver = await startWebhookReceiver({ signingSecrets: SIGNING_SECRETS, legacySecret: LEGACY_SECRET });
   receiver.answer(503);
-  downgrades = new DowngradeClient({
+  const clientOptions = {
     temporal: env.client,
     taskQueue,
     store: new CredentialStore(database, Keyring.parse(CREDENTIAL_KEYS)),
-    enterpriseUsers: new EnterpriseUsers(database),
     defaults: { deadlineMs: 600_000, reminderIntervalMs: 600_000, maxPrompts: 1 },
-  });
+  };
+  individual = new IndividualClient(clientOptions);
+  enterprise = new EnterpriseClient({ ...clientOptions, users: new EnterpriseUsers(database) });
   await startService();
 });
 
@@ -162,7 +164,7 @@ test('a webhook down past its whole schedule, and a SIGKILL: every downgrade end
   const people = [];
   for (let i = 0; i < PEOPLE; i += 1) {
     const account = await createReadWriteUser({ simulator }, `person${i}@outage.example.com`);
-    const { authorizationUrl } = await downgrades.startIndividualDowngradeWithLink({
+    const { authorizationUrl } = await individual.startWithLink({
       sub: account.sub,
       refreshToken: account.refresh_token,
     });
@@ -170,7 +172,7 @@ test('a webhook down past its whole schedule, and a SIGKILL: every downgrade end
   }
   const users = ['a', 'b', 'c'].map((name) => `${name}@${DOMAIN}`);
   const serviceAccount = await createDomain({ simulator }, DOMAIN, users);
-  await downgrades.startEnterpriseDowngrade({
+  await enterprise.start({
     domain: DOMAIN,
     requireApproval: false,
     users: [users],
@@ -178,7 +180,7 @@ test('a webhook down past its whole schedule, and a SIGKILL: every downgrade end
   });
   let adminUrl: string | undefined;
   await until('the administrator is asked', async () => {
-    adminUrl = (await downgrades.getEnterpriseDowngrade(DOMAIN)).authorizationUrl;
+    adminUrl = (await enterprise.get(DOMAIN)).authorizationUrl;
     return adminUrl !== undefined;
   });
 
@@ -186,7 +188,7 @@ test('a webhook down past its whole schedule, and a SIGKILL: every downgrade end
   // The kill comes once their downgrades have ended: a worker killed between Cronofy's answer to a code exchange
   // and its record loses that single-use code, which is not what this test is about.
   for (const person of people.slice(0, PEOPLE / 2)) {
-    await downgrades.waitForResult(individualDowngradeId(person.sub));
+    await individual.waitForResult(individualDowngradeId(person.sub));
   }
   await until(
     'failed attempts are counted',
@@ -198,10 +200,10 @@ test('a webhook down past its whole schedule, and a SIGKILL: every downgrade end
   await followRedirect(await decideOnConsentPage(adminUrl!, 'free_busy_google', { domain: DOMAIN }));
 
   for (const person of people) {
-    const result = await downgrades.waitForResult(individualDowngradeId(person.sub));
+    const result = await individual.waitForResult(individualDowngradeId(person.sub));
     assert.equal(result.state, 'completed', `${person.sub}: ${result.reason ?? ''}`);
   }
-  assert.equal((await downgrades.waitForEnterpriseResult(DOMAIN)).phase, 'completed');
+  assert.equal((await enterprise.waitForResult(DOMAIN)).phase, 'completed');
 
   // Every stream's head failed its whole schedule; what it holds waits behind it. Nothing was accepted.
   await until('every undelivered event has run its schedule', async () => {

@@ -76,7 +76,7 @@ test('a completed downgrade, a 429, a replayed and a forged callback move the co
     json: [{ endpoint: 'token', status: 429, retryAfterSeconds: 1, count: 1 }],
   });
   const user = await createReadWriteUser(stack, 'observed@example.com');
-  ({ workflowId } = await stack.downgrades.startIndividualDowngrade({
+  ({ workflowId } = await stack.individual.start({
     sub: user.sub,
     refreshToken: user.refresh_token,
   }));
@@ -107,7 +107,7 @@ test('a completed downgrade, a 429, a replayed and a forged callback move the co
   });
   assert.equal(forgedPost.statusCode, 400);
 
-  assert.equal((await stack.downgrades.waitForResult(workflowId)).state, 'completed');
+  assert.equal((await stack.individual.waitForResult(workflowId)).state, 'completed');
 
   const individual = { kind: 'individual', workflowType: 'individualDowngrade' };
   const oauth = { endpoint: 'oauth_callback' };
@@ -365,7 +365,7 @@ test('an Enterprise Connect domain moves the enterprise and per-user counters', 
   await got.put(`${stack.simulator.url}/_sim/enterprise/outcomes`, {
     json: { byEmail: { [emails[3]!]: { kind: 'error', error: 'unable_to_grant_scope' } } },
   });
-  await stack.downgrades.startEnterpriseDowngrade({
+  await stack.enterprise.start({
     domain,
     requireApproval: false,
     users: [emails],
@@ -374,7 +374,7 @@ test('an Enterprise Connect domain moves the enterprise and per-user counters', 
     maxUserRequests: 1,
   });
   await approveAsAdministrator(stack, domain);
-  const result = await stack.downgrades.waitForEnterpriseResult(domain);
+  const result = await stack.enterprise.waitForResult(domain);
   assert.deepEqual(result.counts, { completed: 3, failed: 1 });
 
   const enterprise = { kind: 'enterprise' };
@@ -410,7 +410,7 @@ test('an Enterprise Connect domain moves the enterprise and per-user counters', 
   // The parent and its users replay against the current code, trace headers and all; with RECORD_HISTORIES set
   // they are written as fixtures for test/replay.test.ts.
   const parentId = enterpriseDowngradeId(domain);
-  const { captureId } = await stack.downgrades.getEnterpriseDowngrade(domain);
+  const { captureId } = await stack.enterprise.get(domain);
   const userIds = emails.map((_, i) => enterpriseUserDowngradeId(parentId, captureId, i));
   await replayHistories(await recordHistories(stack, [parentId, ...userIds]));
 });

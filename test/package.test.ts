@@ -20,18 +20,18 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** A backend as a user of the package writes it: only `cronofy-downgrade/client` and Temporal's client. */
 const BACKEND = `import { Client, Connection } from '@temporalio/client';
-import { DowngradeClient, payloadEncryption } from 'cronofy-downgrade/client';
+import { IndividualRuns, payloadEncryption } from 'cronofy-downgrade/client';
 
 const { dataConverter } = payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: process.env.PAYLOAD_ENCRYPTION_KEYS! });
 const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
-const downgrades = new DowngradeClient({
+const individual = new IndividualRuns({
   temporal: new Client({ connection, dataConverter }),
   taskQueue: process.env.TASK_QUEUE!,
   defaults: { deadlineMs: 86_400_000, reminderIntervalMs: 3_600_000, maxPrompts: 3 },
 });
 // A request handler would redirect the person to authorizationUrl at once.
-const { workflowId, authorizationUrl } = await downgrades.startIndividualDowngradeWithLink({ sub: process.env.SUB! });
-const { state } = await downgrades.getDowngrade(workflowId);
+const { workflowId, authorizationUrl } = await individual.startWithLink({ sub: process.env.SUB! });
+const { state } = await individual.get(workflowId);
 console.log(JSON.stringify({ workflowId, state, authorizationUrl }));
 await connection.close();
 `;
@@ -128,6 +128,6 @@ test(
       (state) => state === 'awaiting_reauthorization',
     );
     assert.equal(status.authorizationUrl, started.authorizationUrl);
-    await stack.downgrades.cancelDowngrade(started.workflowId);
+    await stack.individual.cancel(started.workflowId);
   },
 );

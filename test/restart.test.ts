@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import got from 'got';
-import { DowngradeClient, payloadEncryption } from '../src/client.js';
+import { IndividualRuns, payloadEncryption } from '../src/client.js';
 import { SIMULATOR_CLIENT } from '../src/services.js';
 import { freePorts } from '../harness/ports.js';
 import { waitUntilAnswering } from '../harness/serviceProcess.js';
@@ -80,16 +80,16 @@ test(
     };
     const connection = await Connection.connect({ address: `127.0.0.1:${ports.temporal}` });
     try {
-      const downgrades = new DowngradeClient({
+      const individual = new IndividualRuns({
         temporal: new Client({ connection, dataConverter: payloadEncryption(secrets).dataConverter }),
         taskQueue: 'cronofy-downgrade',
         defaults: { deadlineMs: 3_600_000, reminderIntervalMs: 3_600_000, maxPrompts: 3 },
       });
-      const { workflowId } = await downgrades.startIndividualDowngrade({ sub: user.sub });
-      let status = await downgrades.getDowngrade(workflowId);
+      const { workflowId } = await individual.start({ sub: user.sub });
+      let status = await individual.get(workflowId);
       while (!status.authorizationUrl) {
         await new Promise((resolve) => setTimeout(resolve, 100));
-        status = await downgrades.getDowngrade(workflowId);
+        status = await individual.get(workflowId);
       }
       const authorizationUrl = status.authorizationUrl;
 
@@ -99,7 +99,7 @@ test(
 
       const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email });
       assert.equal((await followRedirect(location)).status, 303);
-      const result = await downgrades.waitForResult(workflowId);
+      const result = await individual.waitForResult(workflowId);
       assert.equal(result.state, 'completed', result.reason);
       assert.equal(result.providerName, 'google_free_busy');
     } finally {

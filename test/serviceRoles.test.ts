@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import got from 'got';
 import { z } from 'zod';
-import { DowngradeClient } from '../src/client.js';
+import { IndividualClient } from '../src/client.js';
 import type { RunningSimulator } from '../simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../src/store/database.js';
@@ -31,7 +31,7 @@ let simulator: RunningSimulator;
 let callbackPort: number;
 let scratch: Awaited<ReturnType<typeof createScratchDatabase>>;
 let database: Database;
-let downgrades: DowngradeClient;
+let individual: IndividualClient;
 let worker: ServiceProcess | undefined;
 let callbacks: ServiceProcess | undefined;
 let workerMetricsPort: number;
@@ -40,7 +40,7 @@ before(async () => {
   ({ env, simulator, callbackPort } = await startServiceSurroundings({ perSecond: 50, perMinute: 100_000 }));
   scratch = await createScratchDatabase(testPostgresUrl(), 'roles');
   database = await openDatabase(scratch.url);
-  downgrades = new DowngradeClient({
+  individual = new IndividualClient({
     temporal: env.client,
     taskQueue,
     store: new CredentialStore(database, Keyring.parse(CREDENTIAL_KEYS)),
@@ -85,16 +85,16 @@ async function waitingDowngrade(email: string) {
   const account = Account.parse(
     await got.post(`${simulator.url}/_sim/accounts`, { json: { email, client_id: CLIENT.clientId } }).json(),
   );
-  const { workflowId } = await downgrades.startIndividualDowngrade({
+  const { workflowId } = await individual.start({
     sub: account.sub,
     refreshToken: account.refresh_token,
   });
   const deadline = Date.now() + 60_000;
-  let status = await downgrades.getDowngrade(workflowId);
+  let status = await individual.get(workflowId);
   while (!status.authorizationUrl) {
     assert.ok(Date.now() < deadline, `${workflowId} never asked for consent (${status.state})`);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    status = await downgrades.getDowngrade(workflowId);
+    status = await individual.get(workflowId);
   }
   const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', { email });
   return { workflowId, location };
@@ -105,7 +105,7 @@ test('a worker process and a callback-server process complete downgrades togethe
   for (const { workflowId, location } of people) {
     assert.equal(new URL(location).port, String(callbackPort));
     assert.equal((await followRedirect(location)).status, 303);
-    const result = await downgrades.waitForResult(workflowId);
+    const result = await individual.waitForResult(workflowId);
     assert.equal(result.state, 'completed');
     assert.equal(await signalCount({ env }, workflowId), 1);
   }
@@ -128,7 +128,7 @@ test('with no worker running, the callback server still accepts a callback; a ne
     'no worker took the workflow task',
   );
   worker = await startRole('worker');
-  assert.equal((await downgrades.waitForResult(workflowId)).state, 'completed');
+  assert.equal((await individual.waitForResult(workflowId)).state, 'completed');
   assert.equal(await signalCount({ env }, workflowId), 1);
 });
 

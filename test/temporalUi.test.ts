@@ -125,7 +125,7 @@ after(async () => {
 async function startWaitingDowngrade(s: Stack): Promise<Runs['waiting']> {
   const user = await createReadWriteUser(s, 'ui-waiting@example.com');
   const userId = 'ui-user-waiting';
-  const { workflowId, runId } = await s.downgrades.startIndividualDowngrade({
+  const { workflowId, runId } = await s.individual.start({
     sub: user.sub,
     userId,
     refreshToken: user.refresh_token,
@@ -137,7 +137,7 @@ async function startWaitingDowngrade(s: Stack): Promise<Runs['waiting']> {
 
 async function completeDowngrade(s: Stack): Promise<Runs['completed']> {
   const user = await createReadWriteUser(s, 'ui-completed@example.com');
-  const { workflowId, runId } = await s.downgrades.startIndividualDowngrade({
+  const { workflowId, runId } = await s.individual.start({
     sub: user.sub,
     userId: 'ui-user-completed',
     refreshToken: user.refresh_token,
@@ -149,13 +149,13 @@ async function completeDowngrade(s: Stack): Promise<Runs['completed']> {
     email: user.email,
   });
   assert.equal((await followRedirect(location)).status, 303);
-  assert.equal((await s.downgrades.waitForResult(workflowId)).state, 'completed');
+  assert.equal((await s.individual.waitForResult(workflowId)).state, 'completed');
   return { sub: user.sub, workflowId, runId };
 }
 
 async function startEnterpriseAwaitingAdmin(s: Stack): Promise<Runs['enterprise']> {
   const serviceAccount = await createDomain(s, ENTERPRISE_DOMAIN, ENTERPRISE_USERS);
-  const { workflowId, runId } = await s.downgrades.startEnterpriseDowngrade({
+  const { workflowId, runId } = await s.enterprise.start({
     domain: ENTERPRISE_DOMAIN,
     requireApproval: false,
     users: [ENTERPRISE_USERS],
@@ -165,7 +165,7 @@ async function startEnterpriseAwaitingAdmin(s: Stack): Promise<Runs['enterprise'
   });
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const status = await s.downgrades.getEnterpriseDowngrade(ENTERPRISE_DOMAIN);
+    const status = await s.enterprise.get(ENTERPRISE_DOMAIN);
     if (status.phase === 'awaiting_admin' && status.authorizationUrl) {
       return { workflowId, runId, serviceAccountSub: serviceAccount.service_account_id, status };
     }

@@ -365,7 +365,7 @@ export async function abuse(stack: Stack, run: number, used: URL[]): Promise<Abu
       retry: { limit: 0 },
     });
     const result = await Promise.race([
-      stack.downgrades.waitForResult(good.workflowId),
+      stack.individual.waitForResult(good.workflowId),
       sleep(60_000).then(() => undefined),
     ]);
     const [goodFacts] = await workflowFacts(stack, [good.workflowId], status);

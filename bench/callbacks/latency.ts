@@ -36,7 +36,7 @@ export async function latency(stack: Stack, run: number): Promise<LatencyResult>
     async (status) => {
       // Every wait on the result is already polling when its callback leaves.
       const results = prepared.map((p) =>
-        stack.downgrades.waitForResult(p.workflowId).then((result) => ({ result, at: now() })),
+        stack.individual.waitForResult(p.workflowId).then((result) => ({ result, at: now() })),
       );
       const specs = prepared.map((p): RequestSpec => ({
         category: 'legitimate',

@@ -54,7 +54,7 @@ export async function prepare(
   );
   step('accounts');
   const workflowIds = await mapLimit(accounts, PREPARE_CONCURRENCY, async (account, i) => {
-    const { workflowId } = await stack.downgrades.startIndividualDowngrade({
+    const { workflowId } = await stack.individual.start({
       sub: account.sub,
       refreshToken: account.refresh_token,
       userId: `${label}-${i}`,
@@ -77,7 +77,7 @@ export async function prepare(
   let queried = 0;
   const urls = await mapLimit(workflowIds, PREPARE_CONCURRENCY, async (workflowId) => {
     for (;;) {
-      const downgrade = await stack.downgrades.getDowngrade(workflowId);
+      const downgrade = await stack.individual.get(workflowId);
       if (downgrade.state === 'awaiting_reauthorization' && downgrade.authorizationUrl) {
         status.text = `${label}: consent links ${++queried}/${n}`;
         return downgrade.authorizationUrl;

@@ -10,7 +10,7 @@ import { Client } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { NativeConnection } from '@temporalio/worker';
-import { DowngradeClient } from '../../src/client.js';
+import { IndividualClient } from '../../src/client.js';
 import { REDIRECT_PATH } from '../../src/contracts/callbackPaths.js';
 import { freePorts } from '../../harness/ports.js';
 import { waitUntilAnswering } from '../../harness/serviceProcess.js';
@@ -45,7 +45,7 @@ export interface Stack {
   nativeConnection: NativeConnection;
   namespace: string;
   dataConverter: DataConverter;
-  downgrades: DowngradeClient;
+  individual: IndividualClient;
   taskQueue: string;
   callbackBase: string;
   simulatorUrl: string;
@@ -159,7 +159,7 @@ export async function startStack(
     const client = new Client({ connection: env.connection, namespace, dataConverter });
     const database: Database = await openDatabase(databaseUrl);
     cleanups.push(() => database.close());
-    const downgrades = new DowngradeClient({
+    const individual = new IndividualClient({
       temporal: client,
       taskQueue,
       store: new CredentialStore(database, Keyring.parse(credentialKeys)),
@@ -170,7 +170,7 @@ export async function startStack(
       nativeConnection: env.nativeConnection,
       namespace,
       dataConverter,
-      downgrades,
+      individual,
       taskQueue,
       callbackBase,
       simulatorUrl: simulator.url,

@@ -2,15 +2,10 @@
  * The contract of Individual campaigns: one run that moves many Individual Connect users, each through their own
  * `individualDowngrade`, with the preview, approval, pause and circuit breaker of a domain's downgrade.
  */
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery } from '@temporalio/workflow';
+import { operatorUpdates } from './operatedRunDefinitions.js';
 import type { FreeBusyProvider } from './definitions.js';
-import type {
-  Approval,
-  BreakerThresholds,
-  DomainControlState,
-  OperatorDecision,
-  Pause,
-} from './enterpriseDefinitions.js';
+import type { Approval, BreakerThresholds, DomainControlState, Pause } from './enterpriseDefinitions.js';
 import type { OutcomeCounts } from './usersWindow.js';
 
 export function campaignWorkflowId(name: string): string {
@@ -81,10 +76,5 @@ export interface CampaignStatus {
 export type CampaignEvent = { type: 'campaign_paused'; status: CampaignStatus };
 
 export const getCampaignStatus = defineQuery<CampaignStatus>('getCampaignStatus');
-// The same update names as a domain's downgrade: operators and the Temporal CLI use them alike.
-export const approveCampaign = defineUpdate<CampaignStatus, [OperatorDecision & { previewId: string }]>(
-  'approve',
-);
-export const rejectCampaign = defineUpdate<CampaignStatus, [OperatorDecision]>('reject');
-export const pauseCampaign = defineUpdate<CampaignStatus, [OperatorDecision]>('pause');
-export const resumeCampaign = defineUpdate<CampaignStatus, [OperatorDecision]>('resume');
+/** The operators' updates of a campaign: the same names as a domain's. */
+export const campaignUpdates = operatorUpdates<CampaignStatus>();

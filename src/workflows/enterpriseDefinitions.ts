@@ -1,5 +1,6 @@
 /** The contract of Enterprise Connect downgrades: the parent per domain and one child per user. */
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { operatorUpdates } from './operatedRunDefinitions.js';
 
 export function enterpriseDowngradeId(domain: string): string {
   return `downgrade-enterprise-${domain}`;
@@ -179,21 +180,5 @@ export type DomainEvent = {
   status: EnterpriseStatus;
 };
 
-/** Who decides: recorded on the run as given (an operator's name or email, a ticket). */
-export interface OperatorDecision {
-  by: string;
-  reason?: string;
-}
-
-/**
- * Operators' updates, by name so that the Temporal CLI can send them too (`temporal workflow update execute
- * --name approve …`). Each answers with the status after it took effect; its validator refuses, before anything is
- * written to history, a request that does not fit the run's phase.
- */
-export const approveDowngrade = defineUpdate<EnterpriseStatus, [OperatorDecision & { previewId: string }]>(
-  'approve',
-);
-export const rejectDowngrade = defineUpdate<EnterpriseStatus, [OperatorDecision]>('reject');
-/** Answers once the domain has no Cronofy call of its own in flight and starts no user. */
-export const pauseDowngrade = defineUpdate<EnterpriseStatus, [OperatorDecision]>('pause');
-export const resumeDowngrade = defineUpdate<EnterpriseStatus, [OperatorDecision]>('resume');
+/** The operators' updates of a domain's downgrade (approve, reject, pause, resume). */
+export const domainUpdates = operatorUpdates<EnterpriseStatus>();

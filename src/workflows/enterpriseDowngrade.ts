@@ -13,11 +13,8 @@ import { showState } from './showState.js';
 import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
 import { reauthorizationCallback } from './definitions.js';
 import {
-  approveDowngrade,
+  domainUpdates,
   getEnterpriseStatus,
-  pauseDowngrade,
-  rejectDowngrade,
-  resumeDowngrade,
   type EnterpriseDowngradeInput,
   type EnterprisePhase,
   type EnterpriseStatus,
@@ -117,12 +114,7 @@ class DomainRun {
     this.controls = new OperatorControls(this.status, {
       subject: `the downgrade of ${input.domain}`,
       input,
-      updates: {
-        approve: approveDowngrade,
-        reject: rejectDowngrade,
-        pause: pauseDowngrade,
-        resume: resumeDowngrade,
-      },
+      updates: domainUpdates,
       enter: (phase, details) => this.enter(phase as EnterprisePhase, details),
     });
   }

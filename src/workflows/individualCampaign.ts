@@ -3,11 +3,8 @@ import { continueAsNew, setCurrentDetails, setHandler, workflowInfo } from '@tem
 import { applicationNotifier, serviceActivities } from './activityProxies.js';
 import { showState } from './showState.js';
 import {
-  approveCampaign,
+  campaignUpdates,
   getCampaignStatus,
-  pauseCampaign,
-  rejectCampaign,
-  resumeCampaign,
   type CampaignInput,
   type CampaignPhase,
   type CampaignStatus,
@@ -69,12 +66,7 @@ class CampaignRun {
     this.controls = new OperatorControls(this.status, {
       subject: `campaign ${input.name}`,
       input,
-      updates: {
-        approve: approveCampaign,
-        reject: rejectCampaign,
-        pause: pauseCampaign,
-        resume: resumeCampaign,
-      },
+      updates: campaignUpdates,
       enter: (phase, details) => this.enter(phase as CampaignPhase, details),
     });
     this.#window = new UsersWindow(input.window, input.userCount, {

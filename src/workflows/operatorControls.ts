@@ -1,14 +1,8 @@
-import type { UpdateDefinition } from '@temporalio/common';
 import { condition, log, setHandler } from '@temporalio/workflow';
 import { DomainControl } from './domainControl.js';
 import type { OutcomeCounts } from './usersWindow.js';
-import type {
-  Approval,
-  BreakerThresholds,
-  DomainControlState,
-  OperatorDecision,
-  Pause,
-} from './enterpriseDefinitions.js';
+import type { Approval, BreakerThresholds, DomainControlState, Pause } from './enterpriseDefinitions.js';
+import type { OperatorUpdates } from './operatedRunDefinitions.js';
 
 /** What operators see and change of a run that moves many users: a domain's downgrade, or a campaign. */
 export interface OperatedStatus {
@@ -43,13 +37,6 @@ export function describeUsers(
     .map(([state, count]) => `${state} ${count}`)
     .join(', ');
   return `Users: ${status.started} of ${status.userCount} started, ${status.inFlight} in flight; ${counts || 'none finished'}`;
-}
-
-export interface OperatorUpdates<S> {
-  approve: UpdateDefinition<S, [OperatorDecision & { previewId: string }]>;
-  reject: UpdateDefinition<S, [OperatorDecision]>;
-  pause: UpdateDefinition<S, [OperatorDecision]>;
-  resume: UpdateDefinition<S, [OperatorDecision]>;
 }
 
 /**

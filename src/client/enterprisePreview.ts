@@ -1,12 +1,12 @@
 /**
  * The preview of an Enterprise Connect downgrade: what it will do, shown before anything is revoked. Built by the
- * client (`DowngradeClient.previewEnterpriseDowngrade`) from the users it captured and what Cronofy says of the
+ * client (`EnterpriseClient.preview`) from the users it captured and what Cronofy says of the
  * current service account; its id is what an operator approves.
  */
-import type { ServiceAccountProfile } from './cronofy/schemas.js';
-import type { Capture } from './store/enterpriseUsers.js';
-import { FREE_BUSY_PROVIDERS } from './workflows/definitions.js';
-import { BATCH_SIZE } from './workflows/usersWindow.js';
+import type { ServiceAccountProfile } from '../cronofy/schemas.js';
+import type { Capture } from '../store/enterpriseUsers.js';
+import { FREE_BUSY_PROVIDERS } from '../workflows/definitions.js';
+import { BATCH_SIZE } from '../workflows/usersWindow.js';
 
 export interface EnterprisePreview {
   previewId: string;

@@ -1,7 +1,13 @@
-import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import type { QueryDefinition, UpdateDefinition } from '@temporalio/common';
-import { DowngradeNotFoundError, DowngradeRefusedError } from './clientErrors.js';
-import type { BreakerThresholds } from './workflows/enterpriseDefinitions.js';
+/** The Temporal calls the clients share: find a run, wait for its end, send it an operator's update. */
+import {
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { CancelledFailure, type QueryDefinition, type UpdateDefinition } from '@temporalio/common';
+import { DowngradeNotFoundError, DowngradeRefusedError } from './errors.js';
+import type { BreakerThresholds } from '../workflows/enterpriseDefinitions.js';
 
 /** How long a run waits for approval, and when it pauses itself, unless the caller says otherwise. */
 export const DEFAULT_APPROVAL_DEADLINE_MS = 7 * 24 * 3_600_000;
@@ -29,6 +35,18 @@ export async function withWorkflow<T>(
   } catch (error) {
     if (error instanceof Error && error.name === 'WorkflowNotFoundError') {
       throw new DowngradeNotFoundError(`no downgrade with id ${workflowId}`);
+    }
+    throw error;
+  }
+}
+
+/** The run's result once it ends; a cancelled run answers its status (state or phase `cancelled`) instead. */
+export async function resultOrStatus<S>(handle: WorkflowHandle, status: QueryDefinition<S>): Promise<S> {
+  try {
+    return (await handle.result()) as S;
+  } catch (error) {
+    if (error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure) {
+      return handle.query(status);
     }
     throw error;
   }

@@ -1,30 +1,22 @@
 import { randomBytes } from 'node:crypto';
-import { CancelledFailure, TypedSearchAttributes } from '@temporalio/common';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { PreviewNotFoundError } from './clientErrors.js';
+import { TypedSearchAttributes } from '@temporalio/common';
+import type { Client } from '@temporalio/client';
+import type { Campaigns, CampaignCapture, CampaignReportRow, CampaignUser } from '../store/campaigns.js';
+import type { CredentialStore } from '../store/credentialStore.js';
 import {
-  DEFAULT_APPROVAL_DEADLINE_MS,
-  DEFAULT_BREAKER,
-  runningRunId,
-  sendOperatorUpdate,
-  withWorkflow,
-} from './operatorUpdates.js';
-import type { DowngradeDefaults } from './downgradeClient.js';
-import type { Campaigns, CampaignCapture, CampaignReportRow, CampaignUser } from './store/campaigns.js';
-import type { CredentialStore } from './store/credentialStore.js';
-import {
-  approveCampaign,
+  campaignUpdates,
   campaignWorkflowId,
   getCampaignStatus,
-  pauseCampaign,
-  rejectCampaign,
-  resumeCampaign,
   type CampaignInput,
   type CampaignStatus,
-} from './workflows/campaignDefinitions.js';
-import { searchAttributes, type FreeBusyProvider } from './workflows/definitions.js';
-import type { BreakerThresholds, OperatorDecision } from './workflows/enterpriseDefinitions.js';
-import type { individualCampaign } from './workflows/individualCampaign.js';
+} from '../workflows/campaignDefinitions.js';
+import { searchAttributes, type FreeBusyProvider } from '../workflows/definitions.js';
+import type { BreakerThresholds } from '../workflows/enterpriseDefinitions.js';
+import type { individualCampaign } from '../workflows/individualCampaign.js';
+import { DowngradeUsageError, PreviewNotFoundError } from './errors.js';
+import type { DowngradeDefaults } from './individualClient.js';
+import { OperatedRuns } from './operatedRuns.js';
+import { DEFAULT_APPROVAL_DEADLINE_MS, DEFAULT_BREAKER } from './workflowCalls.js';
 
 export interface CampaignPerson {
   /** The Cronofy account (`acc_…`). */
@@ -72,12 +64,27 @@ export interface StartCampaign {
 export interface CampaignClientOptions {
   temporal: Client;
   taskQueue: string;
-  /** The service's database: where users are captured and each user's outcome recorded (preview, start, report). */
-  campaigns?: Campaigns;
-  /** Where the users' refresh tokens are kept, encrypted, until revoked (preview, start). */
-  store?: CredentialStore;
+  /** The service's database: where users are captured and each user's outcome recorded. */
+  campaigns: Campaigns;
+  /** Where the users' refresh tokens are kept, encrypted, until revoked. */
+  store: CredentialStore;
   defaults: DowngradeDefaults;
   cronofyCallsPerSecond?: number;
+}
+
+/**
+ * Campaigns of Individual downgrades through Temporal alone, by name: follow, operate and cancel them (cancelling
+ * one cancels the downgrades of its users still under way).
+ */
+export class CampaignRuns extends OperatedRuns<CampaignStatus> {
+  constructor(temporal: Client) {
+    super(temporal, {
+      workflowId: campaignWorkflowId,
+      subject: (name) => `campaign ${name}`,
+      status: getCampaignStatus,
+      updates: campaignUpdates,
+    });
+  }
 }
 
 /**
@@ -85,25 +92,29 @@ export interface CampaignClientOptions {
  * its Read/Write users), each still their own `individualDowngrade`, with a preview, approval, pause, circuit
  * breaker, counts and a per-user report.
  */
-export class CampaignClient {
-  constructor(private readonly options: CampaignClientOptions) {}
+export class CampaignClient extends CampaignRuns {
+  private readonly campaigns: Campaigns;
+  private readonly store: CredentialStore;
+
+  constructor(private readonly options: CampaignClientOptions) {
+    super(options.temporal);
+    this.campaigns = options.campaigns;
+    this.store = options.store;
+  }
 
   /** Captures the users (their refresh tokens into the credential store); changes nothing at Cronofy. */
-  async previewIndividualCampaign(request: {
+  async preview(request: {
     name: string;
     users: Iterable<readonly CampaignPerson[]> | AsyncIterable<readonly CampaignPerson[]>;
   }): Promise<CampaignPreview> {
-    const campaigns = this.campaigns();
-    const capture = await campaigns.capture(this.storeTokens(request.name, request.users));
+    const capture = await this.campaigns.capture(this.storeTokens(request.name, request.users));
     const previewId = `pv_${randomBytes(12).toString('base64url')}`;
     const perSecond = this.options.cronofyCallsPerSecond ?? 8;
     const warnings = [
       ...(capture.count === 0 ? ['no users'] : []),
       ...(capture.dropped.duplicates > 0 ? [`${capture.dropped.duplicates} duplicate subs dropped`] : []),
       ...(capture.dropped.malformed > 0 ? [`${capture.dropped.malformed} malformed subs dropped`] : []),
-      ...((await runningRunId(this.options.temporal, campaignWorkflowId(request.name)))
-        ? [`campaign ${request.name} is already running`]
-        : []),
+      ...((await this.running(request.name)) ? [`campaign ${request.name} is already running`] : []),
     ];
     const preview: CampaignPreview = {
       previewId,
@@ -115,32 +126,35 @@ export class CampaignClient {
       cronofyCallsPerSecond: perSecond,
       warnings,
     };
-    await campaigns.savePreview({ previewId, name: request.name, captureId: capture.captureId, preview });
+    await this.campaigns.savePreview({
+      previewId,
+      name: request.name,
+      captureId: capture.captureId,
+      preview,
+    });
     return preview;
   }
 
-  async getCampaignPreview(previewId: string): Promise<CampaignPreview> {
-    const record = await this.campaigns().getPreview(previewId);
+  async getPreview(previewId: string): Promise<CampaignPreview> {
+    const record = await this.campaigns.getPreview(previewId);
     if (!record) throw new PreviewNotFoundError(`no campaign preview ${previewId}`);
     return record.preview as CampaignPreview;
   }
 
   /** Starts a campaign; by default it waits for an operator to approve its preview before any user starts. */
-  async startIndividualCampaign(
-    request: StartCampaign,
-  ): Promise<{ workflowId: string; runId: string; previewId?: string }> {
+  async start(request: StartCampaign): Promise<{ workflowId: string; runId: string; previewId?: string }> {
     const workflowId = campaignWorkflowId(request.name);
-    const running = await runningRunId(this.options.temporal, campaignWorkflowId(request.name));
+    const running = await this.running(request.name);
     if (running) return { workflowId, runId: running };
     const requireApproval = request.requireApproval ?? true;
     const previewId =
       request.previewId ??
       (requireApproval
-        ? (await this.previewIndividualCampaign({ name: request.name, users: request.users ?? [] })).previewId
+        ? (await this.preview({ name: request.name, users: request.users ?? [] })).previewId
         : undefined);
     const capture = previewId
       ? await this.previewedCapture(request.name, previewId)
-      : await this.campaigns().capture(this.storeTokens(request.name, request.users ?? []));
+      : await this.campaigns.capture(this.storeTokens(request.name, request.users ?? []));
     const { defaults } = this.options;
     const input: CampaignInput = {
       name: request.name,
@@ -162,94 +176,35 @@ export class CampaignClient {
       breaker: request.breaker === false ? undefined : (request.breaker ?? DEFAULT_BREAKER),
       historyEventBudget: request.historyEventBudget,
     };
-    const handle = await this.options.temporal.workflow.start<typeof individualCampaign>(
-      'individualCampaign',
-      {
-        workflowId,
-        taskQueue: this.options.taskQueue,
-        args: [input],
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        typedSearchAttributes: new TypedSearchAttributes([
-          { key: searchAttributes.kind, value: 'campaign' },
-          { key: searchAttributes.state, value: input.approval ? 'awaiting_approval' : 'moving_users' },
-        ]),
-        staticSummary: `Campaign ${request.name}: ${capture.count} Individual users to Free/Busy`,
-      },
-    );
+    const handle = await this.temporal.workflow.start<typeof individualCampaign>('individualCampaign', {
+      workflowId,
+      taskQueue: this.options.taskQueue,
+      args: [input],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: searchAttributes.kind, value: 'campaign' },
+        { key: searchAttributes.state, value: input.approval ? 'awaiting_approval' : 'moving_users' },
+      ]),
+      staticSummary: `Campaign ${request.name}: ${capture.count} Individual users to Free/Busy`,
+    });
     return { workflowId, runId: handle.firstExecutionRunId, previewId };
   }
 
-  async getIndividualCampaign(name: string): Promise<CampaignStatus> {
-    return withWorkflow(this.options.temporal, campaignWorkflowId(name), (handle) =>
-      handle.query(getCampaignStatus),
-    );
-  }
-
-  /** Waits until the campaign ends; a cancelled one resolves with phase `cancelled`. */
-  async waitForCampaignResult(name: string): Promise<CampaignStatus> {
-    return withWorkflow(this.options.temporal, campaignWorkflowId(name), async (handle) => {
-      try {
-        return (await handle.result()) as CampaignStatus;
-      } catch (error) {
-        if (error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure) {
-          return handle.query(getCampaignStatus);
-        }
-        throw error;
-      }
-    });
-  }
-
-  approveCampaign(name: string, decision: OperatorDecision & { previewId: string }): Promise<CampaignStatus> {
-    return sendOperatorUpdate(this.options.temporal, this.operated(name), approveCampaign, decision);
-  }
-
-  rejectCampaign(name: string, decision: OperatorDecision): Promise<CampaignStatus> {
-    return sendOperatorUpdate(this.options.temporal, this.operated(name), rejectCampaign, decision);
-  }
-
-  pauseCampaign(name: string, decision: OperatorDecision): Promise<CampaignStatus> {
-    return sendOperatorUpdate(this.options.temporal, this.operated(name), pauseCampaign, decision);
-  }
-
-  resumeCampaign(name: string, decision: OperatorDecision): Promise<CampaignStatus> {
-    return sendOperatorUpdate(this.options.temporal, this.operated(name), resumeCampaign, decision);
-  }
-
-  /** Cancels the campaign and the downgrades of its users still under way. */
-  async cancelCampaign(name: string): Promise<void> {
-    await withWorkflow(this.options.temporal, campaignWorkflowId(name), (handle) => handle.cancel());
-  }
-
   /** Every user of the campaign with the outcome of their downgrade so far, a page at a time. */
-  async getCampaignReport(
+  async report(
     name: string,
     page: { offset?: number; limit?: number } = {},
   ): Promise<{ name: string; phase: string; users: number; rows: CampaignReportRow[] }> {
-    const status = await this.getIndividualCampaign(name);
-    const rows = await this.campaigns().report(status.captureId, page.offset ?? 0, page.limit ?? 1000);
+    const status = await this.get(name);
+    const rows = await this.campaigns.report(status.captureId, page.offset ?? 0, page.limit ?? 1000);
     return { name, phase: status.phase, users: status.userCount, rows };
   }
 
-  private campaigns(): Campaigns {
-    if (!this.options.campaigns)
-      throw new Error('this CampaignClient was created without the service database');
-    return this.options.campaigns;
-  }
-
-  private store(): CredentialStore {
-    if (!this.options.store) throw new Error('this CampaignClient was created without a credential store');
-    return this.options.store;
-  }
-
-  private operated(name: string) {
-    return { workflowId: campaignWorkflowId(name), subject: `campaign ${name}`, status: getCampaignStatus };
-  }
-
   private async previewedCapture(name: string, previewId: string) {
-    const record = await this.campaigns().getPreview(previewId);
+    const record = await this.campaigns.getPreview(previewId);
     if (!record) throw new PreviewNotFoundError(`no campaign preview ${previewId}`);
     if (record.name !== name)
-      throw new Error(`preview ${previewId} is of campaign ${record.name}, not ${name}`);
+      throw new DowngradeUsageError(`preview ${previewId} is of campaign ${record.name}, not ${name}`);
     return { captureId: record.captureId, count: (record.preview as CampaignPreview).users.count };
   }
 
@@ -265,7 +220,7 @@ export class CampaignClient {
           userId,
           email,
           credentialRef: refreshToken
-            ? await this.store().saveCredentials({
+            ? await this.store.saveCredentials({
                 kind: 'account',
                 sub,
                 accessToken: '',

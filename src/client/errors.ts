@@ -1,4 +1,4 @@
-/** The errors the typed clients (DowngradeClient, CampaignClient) throw by name. */
+/** The errors the service's clients (src/client/) throw by name. */
 
 export class DowngradeNotFoundError extends Error {
   override readonly name = 'DowngradeNotFoundError';
@@ -11,4 +11,9 @@ export class DowngradeRefusedError extends Error {
 
 export class PreviewNotFoundError extends Error {
   override readonly name = 'PreviewNotFoundError';
+}
+
+/** A request the client cannot make as asked (no service account named, another domain's preview); nothing started. */
+export class DowngradeUsageError extends Error {
+  override readonly name = 'DowngradeUsageError';
 }
