@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startTemporalServer } from '../harness/temporalServer.js';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
@@ -30,7 +30,6 @@ import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
 import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
-import { devServerArgs, temporalCliPath } from '../src/temporalDevServer.js';
 import { bundleWorkflows } from '../src/worker.js';
 import { enterpriseDowngradeId, type EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
 import {
@@ -168,13 +167,9 @@ async function runOnce(
   try {
     const payloadKeys = Keyring.generateSpec('payload1');
     const metricsUrl = `http://127.0.0.1:${await freePort()}/metrics`;
-    const env = await TestWorkflowEnvironment.createLocal({
+    const env = await startTemporalServer({
       client: { dataConverter: payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: payloadKeys }).dataConverter },
-      server: {
-        executable: { type: 'existing-path', path: temporalCliPath() },
-        ip: '127.0.0.1',
-        extraArgs: [...devServerArgs(), '--metrics-port', new URL(metricsUrl).port],
-      },
+      extraArgs: ['--metrics-port', new URL(metricsUrl).port],
     });
     cleanups.push(() => env.teardown());
 

@@ -4,10 +4,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startTemporalServer } from './temporalServer.js';
 import got from 'got';
 import { REDIRECT_PATH } from '../src/contracts/callbackPaths.js';
 import { startSimulator, type RunningSimulator } from '../simulator/server.js';
-import { devServerArgs, temporalCliPath } from '../src/temporalDevServer.js';
 import { freePort } from './ports.js';
 import { CLIENT, STATE_SECRET, TEST_PAYLOAD_ENCRYPTION_KEYS, testPayloadEncryption } from './stack.js';
 
@@ -113,13 +113,7 @@ export async function startServiceSurroundings(rateLimit: { perSecond: number; p
   simulator: RunningSimulator;
   callbackPort: number;
 }> {
-  const env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: temporalCliPath() },
-      extraArgs: devServerArgs(),
-    },
-    client: { dataConverter: testPayloadEncryption().dataConverter },
-  });
+  const env = await startTemporalServer({ client: { dataConverter: testPayloadEncryption().dataConverter } });
   const callbackPort = await freePort();
   const simulator = await startSimulator({
     clients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${callbackPort}${REDIRECT_PATH}`] }],

@@ -6,6 +6,7 @@ import { payloadEncryption } from '../src/codec/payloadEncryption.js';
 import assert from 'node:assert/strict';
 import type { DataConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startTemporalServer } from './temporalServer.js';
 import { DefaultLogger, Runtime, type WorkflowBundle } from '@temporalio/worker';
 import got from 'got';
 import { decodeJwt, type JWTPayload } from 'jose';
@@ -25,7 +26,6 @@ import { startSimulator, type RunningSimulator } from '../simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
-import { devServerArgs, temporalCliPath } from '../src/temporalDevServer.js';
 import type { ApplicationEvent } from '../src/workflows/definitions.js';
 import type { DomainEvent } from '../src/workflows/enterpriseDefinitions.js';
 import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
@@ -139,11 +139,8 @@ export async function startStack(
         address: options.temporalAddress,
         client: { dataConverter, ...clientTracing },
       })
-    : await TestWorkflowEnvironment.createLocal({
-        server: {
-          executable: { type: 'existing-path', path: temporalCliPath() },
-          extraArgs: [...devServerArgs(), ...(options.extraServerArgs ?? [])],
-        },
+    : await startTemporalServer({
+        extraArgs: options.extraServerArgs,
         client: { dataConverter, ...clientTracing },
       });
   const workflowBundle = await testWorkflowBundle({

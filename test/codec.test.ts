@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startTemporalServer } from '../harness/temporalServer.js';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import got from 'got';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
@@ -14,7 +15,6 @@ import { z } from 'zod';
 import { startCodecServer, type RunningCodecServer } from '../src/codec/codecServer.js';
 import { EncryptionCodec, PayloadDecryptionError } from '../src/codec/encryptionCodec.js';
 import { InvalidKeySpecError, Keyring } from '../src/store/encryption.js';
-import { temporalCliPath } from '../src/temporalDevServer.js';
 import { echo } from './fixtures/codecWorkflow.js';
 
 const { temporal } = proto;
@@ -442,10 +442,7 @@ describe('on a real Temporal server', () => {
 
   before(async () => {
     Runtime.install({ logger: new DefaultLogger('WARN') });
-    env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path: temporalCliPath() } },
-      client: { dataConverter },
-    });
+    env = await startTemporalServer({ client: { dataConverter } });
   });
   after(() => env?.teardown());
 

@@ -15,11 +15,11 @@ import { createServer, type Server } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startTemporalServer } from '../harness/temporalServer.js';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { parseConfig, type Config } from '../src/config.js';
 import { connectTemporal } from '../src/services.js';
 import { temporalConnectionOptions } from '../src/temporalConnection.js';
-import { temporalCliPath } from '../src/temporalDevServer.js';
 import { echo } from './fixtures/codecWorkflow.js';
 import { TEST_PAYLOAD_ENCRYPTION_KEYS, testPayloadEncryption } from '../harness/stack.js';
 import { assertHistoryHoldsNoSecrets } from '../harness/histories.js';
@@ -36,9 +36,7 @@ before(async () => {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   directory = mkdtempSync(join(tmpdir(), 'temporal-tls-'));
   makeCertificates();
-  env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: temporalCliPath() } },
-  });
+  env = await startTemporalServer();
   const [host, port] = env.address.split(':') as [string, string];
   // Terminates TLS (client certificate required) and passes the HTTP/2 stream on to the dev server.
   terminator = createServer(

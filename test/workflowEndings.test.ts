@@ -9,9 +9,9 @@ import { after, before, describe, test } from 'node:test';
 import { Context, ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startTemporalServer } from '../harness/temporalServer.js';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { testWorkflowBundle } from '../harness/workflowBundle.js';
-import { devServerArgs, temporalCliPath } from '../src/temporalDevServer.js';
 import {
   cronofyTaskQueue,
   getStatus,
@@ -111,9 +111,7 @@ const taskQueue = `endings-${Date.now()}`;
 
 before(async () => {
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: temporalCliPath() }, extraArgs: devServerArgs() },
-  });
+  env = await startTemporalServer();
   const workflowBundle = await testWorkflowBundle();
   workers = await Promise.all(
     [taskQueue, cronofyTaskQueue(taskQueue)].map((queue) =>

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startTemporalServer } from '../../harness/temporalServer.js';
 import type { NativeConnection } from '@temporalio/worker';
 import { IndividualClient } from '../../src/client.js';
 import { REDIRECT_PATH } from '../../src/contracts/callbackPaths.js';
@@ -18,7 +19,6 @@ import { createScratchDatabase } from '../../harness/postgres.js';
 import { CredentialStore } from '../../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { Keyring } from '../../src/store/encryption.js';
-import { devServerArgs, temporalCliPath } from '../../src/temporalDevServer.js';
 import type { SimulatorMessage } from '../simulatorProcess.js';
 import { findPid, postmasterPid } from '../cpu.js';
 import { CLIENT, log, sleep } from '../support.js';
@@ -80,16 +80,8 @@ export async function startStack(
           address: external.address,
           namespace: external.namespace,
         })
-      : await TestWorkflowEnvironment.createLocal({
-          server: {
-            executable: { type: 'existing-path', path: temporalCliPath() },
-            extraArgs: [
-              ...devServerArgs(),
-              '--metrics-port',
-              String(metricsPort),
-              ...devServerStoreArgs(cleanups),
-            ],
-          },
+      : await startTemporalServer({
+          extraArgs: ['--metrics-port', String(metricsPort), ...devServerStoreArgs(cleanups)],
         });
     cleanups.push(() => env.teardown());
     const scratchDatabase = await createScratchDatabase(adminUrl, 'benchcb');
