@@ -18,7 +18,7 @@ import {
   EnterpriseRuns,
 } from './client.js';
 import { describe, previewText, watchRun, type RunStatus } from './cliOutput.js';
-import { isPostgresUrl, loadConfig, type Config } from './config.js';
+import { downgradeDefaults, isPostgresUrl, loadConfig, type Config } from './config.js';
 import { campaignReportCsv, reportCsv } from './reportCsv.js';
 import { connectTemporalClient } from './temporalConnection.js';
 import { addWebhooksCommands } from './cliWebhooks.js';
@@ -47,12 +47,7 @@ async function openTemporal(config: Config) {
   const options = {
     temporal: temporal.client,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    defaults: {
-      deadlineMs: config.DOWNGRADE_DEADLINE,
-      reminderIntervalMs: config.DOWNGRADE_REMINDER_INTERVAL,
-      consentRequestLifetimeMs: config.DOWNGRADE_CONSENT_REQUEST_LIFETIME,
-      maxPrompts: config.DOWNGRADE_MAX_PROMPTS,
-    },
+    defaults: downgradeDefaults(config),
     cronofyCallsPerSecond: config.CRONOFY_CALLS_PER_SECOND,
     temporalUiUrl: config.temporalUiUrl,
   };

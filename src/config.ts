@@ -278,6 +278,16 @@ export function parseConfig(rawEnv: Record<string, string | undefined>): Config 
   };
 }
 
+/** What a client starts a downgrade with unless a request says otherwise (DOWNGRADE_*). */
+export function downgradeDefaults(config: Config) {
+  return {
+    deadlineMs: config.DOWNGRADE_DEADLINE,
+    reminderIntervalMs: config.DOWNGRADE_REMINDER_INTERVAL,
+    consentRequestLifetimeMs: config.DOWNGRADE_CONSENT_REQUEST_LIFETIME,
+    maxPrompts: config.DOWNGRADE_MAX_PROMPTS,
+  };
+}
+
 /**
  * Outside production, secrets that are not configured are generated once and kept in a git-ignored file, so
  * `npm start` works on a fresh clone and restarts can still decrypt what they stored. A file written by an

@@ -9,7 +9,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
 import { EnterpriseRuns, IndividualRuns } from './client.js';
-import { loadConfig } from './config.js';
+import { downgradeDefaults, loadConfig } from './config.js';
 import { setupTracing } from './observability/tracing.js';
 import { connectTemporal, SIMULATOR_CLIENT } from './services.js';
 
@@ -36,12 +36,7 @@ const temporal = await connectTemporal(config, payloadEncryption(config).dataCon
 const clientOptions = {
   temporal: temporal.client,
   taskQueue: config.TEMPORAL_TASK_QUEUE,
-  defaults: {
-    deadlineMs: config.DOWNGRADE_DEADLINE,
-    reminderIntervalMs: config.DOWNGRADE_REMINDER_INTERVAL,
-    consentRequestLifetimeMs: config.DOWNGRADE_CONSENT_REQUEST_LIFETIME,
-    maxPrompts: config.DOWNGRADE_MAX_PROMPTS,
-  },
+  defaults: downgradeDefaults(config),
 };
 const individual = new IndividualRuns(clientOptions);
 const enterprise = new EnterpriseRuns({ ...clientOptions, temporalUiUrl: config.temporalUiUrl });

@@ -14,12 +14,25 @@ export type Verdict =
   | { outcome: 'confirmed' }
   /** Not Free/Busy: taken back, and the human asked again; the new link while that prompt waits. */
   | { outcome: 'asked_again'; authorizationUrl: string | undefined }
-  | {
-      outcome:
-        'read_write_kept' | 'other_account' | 'no_access' | 'denied' | 'failed' | 'expired' | 'cancelled';
-    }
+  | { outcome: JudgedEnding }
   /** Ended in a way no answer leads to (a link never opened, a preview rejected): nothing to say of the answer. */
   | { outcome: 'ended' };
+
+/** The endings a person and an administrator share, each told on the page as it is. */
+const JUDGED_ENDINGS = [
+  'read_write_kept',
+  'other_account',
+  'no_access',
+  'denied',
+  'failed',
+  'expired',
+  'cancelled',
+] as const;
+type JudgedEnding = (typeof JUDGED_ENDINGS)[number];
+
+function isJudgedEnding(state: string): state is JudgedEnding {
+  return (JUDGED_ENDINGS as readonly string[]).includes(state);
+}
 
 /** The verdict on the answer to `answer.prompt`, from the status of the run that got it. */
 export function verdictOn(answer: Pick<AnswerClaims, 'prompt'>, asked: AskedStatus): Verdict {
@@ -37,6 +50,7 @@ function personVerdict(prompt: number, status: DowngradeStatus): Verdict {
   if (status.prompt > prompt) {
     return askedAgain(status.state === 'awaiting_reauthorization', status.authorizationUrl);
   }
+  if (isJudgedEnding(status.state)) return { outcome: status.state };
   switch (status.state) {
     case 'awaiting_link_open':
     case 'revoking':
@@ -45,14 +59,6 @@ function personVerdict(prompt: number, status: DowngradeStatus): Verdict {
       return { outcome: 'checking' };
     case 'completed':
       return { outcome: 'confirmed' };
-    case 'read_write_kept':
-    case 'other_account':
-    case 'no_access':
-    case 'denied':
-    case 'failed':
-    case 'expired':
-    case 'cancelled':
-      return { outcome: status.state };
     case 'link_not_opened':
       return { outcome: 'ended' };
   }
@@ -64,6 +70,7 @@ function administratorVerdict(prompt: number, status: EnterpriseStatus): Verdict
   }
   // Set once the service account is verified: the answer was right whatever the users phase does after it.
   if (status.serviceAccountRef) return { outcome: 'confirmed' };
+  if (isJudgedEnding(status.phase)) return { outcome: status.phase };
   switch (status.phase) {
     case 'awaiting_approval':
     case 'revoking':
@@ -74,14 +81,6 @@ function administratorVerdict(prompt: number, status: EnterpriseStatus): Verdict
     case 'paused':
     case 'completed':
       return { outcome: 'confirmed' };
-    case 'read_write_kept':
-    case 'other_account':
-    case 'no_access':
-    case 'denied':
-    case 'failed':
-    case 'expired':
-    case 'cancelled':
-      return { outcome: status.phase };
     case 'rejected':
       return { outcome: 'ended' };
   }
