@@ -10,11 +10,14 @@ import { after, before, describe, test } from 'node:test';
 import type { Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker as TemporalWorker } from '@temporalio/worker';
+import { freePort } from '../harness/ports.js';
 import { startTemporalServer } from '../harness/temporalServer.js';
 import { waitUntil } from '../harness/waitUntil.js';
 import { testWorkflowBundle } from '../harness/workflowBundle.js';
 import type { ServiceActivities } from '../src/activities/index.js';
 import { CampaignRuns, DowngradeRefusedError } from '../src/client.js';
+import { runtimeTelemetryOptions } from '../src/observability/metrics.js';
+import { DOWNGRADE_FINISHED, DOWNGRADE_STARTED } from '../src/workflows/metrics.js';
 import {
   campaignWorkflowId,
   type CampaignEvent,
@@ -59,10 +62,16 @@ let env: TestWorkflowEnvironment;
 let worker: Worker;
 let running: Promise<void>;
 let runs: CampaignRuns;
+let metricsUrl: string;
 const taskQueue = `operated-${Date.now()}`;
 
 before(async () => {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  // This file is its own process: the Runtime, and so its Prometheus endpoint, are this file's.
+  metricsUrl = `http://127.0.0.1:${await freePort()}/metrics`;
+  Runtime.install({
+    logger: new DefaultLogger('WARN'),
+    telemetryOptions: runtimeTelemetryOptions(new URL(metricsUrl).host),
+  });
   env = await startTemporalServer();
   worker = await TemporalWorker.create({
     connection: env.nativeConnection,
@@ -218,4 +227,28 @@ describe('pause and the circuit breaker', () => {
     assert.deepEqual(result.counts, { completed: 100 });
     await assert.rejects(runs.resume(name, OPS), /has ended \(completed\)/);
   });
+});
+
+test('a campaign counts its start and its ending in the metrics, as a domain does', async () => {
+  /** The sum of a workflow counter's samples of kind `campaign` (and `outcome`, given one). */
+  const campaignCount = async (name: string, outcome?: string) => {
+    const text = await (await fetch(metricsUrl)).text();
+    return text
+      .split('\n')
+      .filter((line) => line.startsWith(`${name}{`) && line.includes('kind="campaign"'))
+      .filter((line) => !outcome || line.includes(`outcome="${outcome}"`))
+      .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+  };
+  const before = {
+    started: await campaignCount(DOWNGRADE_STARTED),
+    completed: await campaignCount(DOWNGRADE_FINISHED, 'completed'),
+  };
+  const { name } = await startCampaign(() => 'completed', { userCount: 5 });
+  assert.equal((await runs.waitForResult(name)).phase, 'completed');
+  await waitUntil(
+    'the counters include the campaign',
+    async () =>
+      (await campaignCount(DOWNGRADE_STARTED)) === before.started + 1 &&
+      (await campaignCount(DOWNGRADE_FINISHED, 'completed')) === before.completed + 1,
+  );
 });

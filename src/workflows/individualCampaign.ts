@@ -1,6 +1,7 @@
 import { endOnError } from './runEnding.js';
 import { continueAsNew, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import { applicationNotifier, serviceActivities } from './activityProxies.js';
+import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
 import { showState } from './showState.js';
 import {
   campaignUpdates,
@@ -21,6 +22,8 @@ import { UsersWindow } from './usersWindow.js';
 export async function individualCampaign(input: CampaignInput): Promise<CampaignStatus> {
   const campaign = new CampaignRun(input);
   setHandler(getCampaignStatus, () => campaign.status);
+  // A campaign counts as a domain does; each of its users' downgrades counts as `individual` too.
+  if (workflowInfo().continuedFromExecutionRunId === undefined) countDowngradeStarted('campaign');
   try {
     if (!input.progress && input.approval) {
       const refused = await campaign.controls.awaitApproval(input.approval);
@@ -32,7 +35,7 @@ export async function individualCampaign(input: CampaignInput): Promise<Campaign
   } catch (error) {
     return await endOnError(error, {
       cancelled: () => {
-        campaign.enter('cancelled', { reason: 'cancelled by request', paused: undefined });
+        campaign.finish('cancelled', 'cancelled by request');
         return campaign.cancelUsersInFlight();
       },
       failed: (reason) => campaign.finish('failed', reason),
@@ -82,6 +85,7 @@ class CampaignRun {
 
   finish(phase: CampaignPhase, reason?: string): CampaignStatus {
     this.enter(phase, { reason, paused: undefined });
+    countDowngradeFinished('campaign', phase);
     return this.status;
   }
 

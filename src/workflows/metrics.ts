@@ -8,9 +8,9 @@ import { metricMeter } from '@temporalio/workflow';
 export const DOWNGRADE_STARTED = 'downgrade_started';
 export const DOWNGRADE_FINISHED = 'downgrade_finished';
 
-export type DowngradeKind = 'individual' | 'enterprise' | 'enterprise_user';
+export type DowngradeKind = 'individual' | 'enterprise' | 'enterprise_user' | 'campaign';
 
-/** Once per downgrade: an Enterprise domain's runs after continue-as-new are the same downgrade. */
+/** Once per downgrade: a domain's or a campaign's runs after continue-as-new are the same downgrade. */
 export function countDowngradeStarted(kind: DowngradeKind): void {
   metricMeter.createCounter(DOWNGRADE_STARTED, undefined, 'Downgrades started, by kind').add(1, { kind });
 }
