@@ -75,7 +75,7 @@ export class EnterpriseClient extends EnterpriseRuns {
     const inspected = serviceAccountRef
       ? await this.temporal.workflow.execute<typeof inspectServiceAccount>('inspectServiceAccount', {
           workflowId: `preview-${request.domain}-${previewId}`,
-          taskQueue: this.taskQueue,
+          taskQueue: this.options.taskQueue,
           args: [{ serviceAccountRef }],
           workflowExecutionTimeout: '5m',
           staticSummary: `Preview the downgrade of ${request.domain}: read its service account`,

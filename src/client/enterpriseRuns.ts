@@ -71,21 +71,16 @@ const ENTERPRISE_DEFAULTS: EnterpriseDefaults = {
  * preview, domains of any size, outcomes and reports.
  */
 export class EnterpriseRuns extends OperatedRuns<EnterpriseStatus> {
-  protected readonly defaults: DowngradeDefaults;
   protected readonly enterpriseDefaults: EnterpriseDefaults;
 
-  protected readonly taskQueue: string;
-
-  constructor(private readonly runsOptions: EnterpriseRunsOptions) {
-    super(runsOptions.temporal, {
+  constructor(protected readonly options: EnterpriseRunsOptions) {
+    super(options.temporal, {
       workflowId: enterpriseDowngradeId,
       subject: (domain) => `the downgrade of ${domain}`,
       status: getEnterpriseStatus,
       updates: domainUpdates,
     });
-    this.taskQueue = runsOptions.taskQueue;
-    this.defaults = runsOptions.defaults;
-    this.enterpriseDefaults = runsOptions.enterpriseDefaults ?? ENTERPRISE_DEFAULTS;
+    this.enterpriseDefaults = options.enterpriseDefaults ?? ENTERPRISE_DEFAULTS;
   }
 
   /** Revokes at once; starting the same domain again while it runs returns the running one. */
@@ -114,7 +109,8 @@ export class EnterpriseRuns extends OperatedRuns<EnterpriseStatus> {
       'captureId' | 'userCount' | 'inlineUsers' | 'serviceAccountRef' | 'serviceAccountSub' | 'approval'
     >,
   ): EnterpriseDowngradeInput {
-    const { defaults, enterpriseDefaults } = this;
+    const { enterpriseDefaults } = this;
+    const { defaults } = this.options;
     return {
       domain: settings.domain,
       ...from,
@@ -134,8 +130,8 @@ export class EnterpriseRuns extends OperatedRuns<EnterpriseStatus> {
     const workflowId = enterpriseDowngradeId(input.domain);
     const handle = await this.temporal.workflow.start<typeof enterpriseDowngrade>('enterpriseDowngrade', {
       workflowId,
-      taskQueue: this.taskQueue,
-      args: [{ ...input, temporalUiUrl: input.temporalUiUrl ?? this.runsOptions.temporalUiUrl }],
+      taskQueue: this.options.taskQueue,
+      args: [{ ...input, temporalUiUrl: input.temporalUiUrl ?? this.options.temporalUiUrl }],
       workflowIdConflictPolicy: 'USE_EXISTING',
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.kind, value: 'enterprise' },
