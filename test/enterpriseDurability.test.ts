@@ -25,7 +25,7 @@ import { CLIENT, decideOnConsentPage, followRedirect } from '../harness/stack.js
 import { assertEveryHistoryHoldsNoSecrets } from '../harness/histories.js';
 import { waitUntil } from '../harness/waitUntil.js';
 
-const USERS = 300;
+const USERS = 120;
 const DOMAIN = 'durable.example.org';
 const CREDENTIAL_KEYS = Keyring.generateSpec('durable1');
 const EMAILS = Array.from({ length: USERS }, (_, i) => `person${i}@${DOMAIN}`);
