@@ -69,10 +69,9 @@ export function addWebhooksCommands(program: Command, io: WebhooksIo): void {
     .command('enable')
     .description('deliver again to the webhook endpoint after it answered 410; held events follow in order')
     .action(
-      withOutbox(async (outbox, config) => {
-        const url = config.APP_WEBHOOK_URL;
-        if (!url) throw io.usageError('no webhook is configured (APP_WEBHOOK_URL)');
-        const enabled = await outbox.enableEndpoint(url);
+      withOutbox(async (outbox, { APP_WEBHOOK_URL }) => {
+        if (!APP_WEBHOOK_URL) throw io.usageError('no webhook is configured (APP_WEBHOOK_URL)');
+        const enabled = await outbox.enableEndpoint(APP_WEBHOOK_URL);
         print({ enabled }, enabled ? 'webhook endpoint enabled' : 'the webhook endpoint was not disabled');
       }),
     );

@@ -39,6 +39,7 @@ export {
 } from './client/campaignClient.js';
 export { OperatedRuns } from './client/operatedRuns.js';
 export {
+  DowngradeClientError,
   DowngradeNotFoundError,
   DowngradeRefusedError,
   DowngradeUsageError,

@@ -5,7 +5,7 @@ import { TypedSearchAttributes } from '@temporalio/common';
 import { wholeBatch } from './capturePage.js';
 import { CronofyUnauthorizedError } from '../cronofy/errors.js';
 import { serviceAccountProfile, type ServiceAccountProfile } from '../cronofy/schemas.js';
-import { issuingRun, StateSigner, type IssuingRun } from '../contracts/stateToken.js';
+import type { IssuingRun, PromptRequest } from '../contracts/stateToken.js';
 import type { StoredCredentials } from '../store/credentialStore.js';
 import { callCronofy } from './callCronofy.js';
 import { exchangeCodeOnce } from './exchangeCode.js';
@@ -81,14 +81,9 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
   ): Promise<void> => {
     const entries = await Promise.all(
       users.map(async (user) => {
-        const state = await stateSigner.sign(
-          {
-            ...issuingRun(user),
-            purpose: 'enterprise_user',
-            prompt: user.request,
-            nonce: StateSigner.newNonce(),
-          },
-          new Date(expiresAt),
+        const { state } = await stateSigner.issue(
+          { ...user, prompt: user.request, expiresAt },
+          'enterprise_user',
         );
         const callbackUrl = new URL(deps.serviceAccountCallbackUrl);
         callbackUrl.searchParams.set('state', state);
@@ -137,21 +132,9 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
 
   return {
     async createEnterpriseAuthorizationRequest(
-      request: IssuingRun & {
-        prompt: number;
-        expiresAt: number;
-      },
+      request: PromptRequest,
     ): Promise<{ authorizationUrl: string; nonce: string }> {
-      const nonce = StateSigner.newNonce();
-      const state = await stateSigner.sign(
-        {
-          ...issuingRun(request),
-          purpose: 'enterprise_admin',
-          prompt: request.prompt,
-          nonce,
-        },
-        new Date(request.expiresAt),
-      );
+      const { state, nonce } = await stateSigner.issue(request, 'enterprise_admin');
       const authorizationUrl = cronofy.enterpriseAuthorizationUrl({
         redirectUri: deps.redirectUri,
         scope: SERVICE_ACCOUNT_SCOPE,

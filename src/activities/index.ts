@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { CONSENT_LINK_PATH, OPEN_LINK_PATH } from '../contracts/callbackPaths.js';
-import { issuingRun, StateSigner, type IssuingRun } from '../contracts/stateToken.js';
+import type { IssuingRun, PromptRequest } from '../contracts/stateToken.js';
 import { callCronofy } from './callCronofy.js';
 import { exchangeCodeOnce } from './exchangeCode.js';
 import { createCampaignActivities } from './campaign.js';
@@ -69,35 +69,20 @@ function createActivities(deps: ActivityDeps) {
     async createOpenLink(
       request: IssuingRun & { expiresAt: number },
     ): Promise<{ url: string; nonce: string }> {
-      const nonce = StateSigner.newNonce();
-      const state = await stateSigner.sign(
-        { ...issuingRun(request), purpose: 'individual_link', prompt: 1, nonce },
-        new Date(request.expiresAt),
-      );
+      const { state, nonce } = await stateSigner.issue({ ...request, prompt: 1 }, 'individual_link');
       const url = new URL(OPEN_LINK_PATH, deps.redirectUri);
       url.searchParams.set('state', state);
       return { url: url.toString(), nonce };
     },
 
     async createAuthorizationRequest(
-      request: IssuingRun & {
-        prompt: number;
+      request: PromptRequest & {
         providerHint?: FreeBusyProvider;
-        expiresAt: number;
         /** The prompt's deadline: the service's link to the current request works until then. */
         deadline?: number;
       },
     ): Promise<{ authorizationUrl: string; nonce: string; link?: string }> {
-      const nonce = StateSigner.newNonce();
-      const state = await stateSigner.sign(
-        {
-          ...issuingRun(request),
-          purpose: 'individual_reauthorization',
-          prompt: request.prompt,
-          nonce,
-        },
-        new Date(request.expiresAt),
-      );
+      const { state, nonce } = await stateSigner.issue(request, 'individual_reauthorization');
       const authorizationUrl = cronofy.authorizationUrl({
         redirectUri: deps.redirectUri,
         scope: REAUTHORIZATION_SCOPE,
@@ -105,17 +90,9 @@ function createActivities(deps: ActivityDeps) {
         providerName: request.providerHint,
       });
       if (request.deadline === undefined) return { authorizationUrl, nonce };
-      const linkState = await stateSigner.sign(
-        {
-          ...issuingRun(request),
-          purpose: 'consent_link',
-          prompt: request.prompt,
-          nonce: StateSigner.newNonce(),
-        },
-        new Date(request.deadline),
-      );
+      const linkState = await stateSigner.issue({ ...request, expiresAt: request.deadline }, 'consent_link');
       const link = new URL(CONSENT_LINK_PATH, deps.redirectUri);
-      link.searchParams.set('state', linkState);
+      link.searchParams.set('state', linkState.state);
       return { authorizationUrl, nonce, link: link.toString() };
     },
 

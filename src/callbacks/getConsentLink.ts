@@ -1,18 +1,12 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
 import { CONSENT_LINK_PATH } from '../contracts/callbackPaths.js';
 import { CONSENT_REQUEST_RENEWAL_MARGIN_MS, type DowngradeState } from '../workflows/definitions.js';
-import { verifyState, type CallbackDeps } from './delivery.js';
-import { resultPage, statePage } from './resultPage.js';
-
-const LinkQuery = z.object({ state: z.string().min(1).max(4096) }).strict();
+import type { CallbackDeps } from './delivery.js';
+import { serveLink, type Page } from './serveLink.js';
 
 /** What the link says when it sends the person nowhere: the downgrade ended, or is busy for a moment. */
-const endings: Record<
-  Exclude<DowngradeState, 'awaiting_reauthorization' | 'awaiting_link_open'>,
-  [number, string, string]
-> = {
+const endings: Record<Exclude<DowngradeState, 'awaiting_reauthorization' | 'awaiting_link_open'>, Page> = {
   completed: [
     200,
     'All done',
@@ -54,44 +48,30 @@ const endings: Record<
  * it is not used up by opening.
  */
 export function getConsentLink(app: FastifyInstance, deps: CallbackDeps): void {
-  app.get(CONSENT_LINK_PATH, async (request, reply) => {
-    const page = (status: number, title: string, message: string) =>
-      reply.code(status).type('text/html; charset=utf-8').send(resultPage(title, message));
-
-    const query = LinkQuery.safeParse(request.query);
-    if (!query.success) return page(400, 'This link is not valid', 'Expected a state, and nothing else.');
-    const claims = await verifyState(deps, request, query.data.state, ['consent_link']);
-    if ('refused' in claims) return page(...statePage(claims.refused));
-
-    try {
+  serveLink(app, deps, {
+    path: CONSENT_LINK_PATH,
+    purpose: 'consent_link',
+    async follow(claims, log) {
       const status = await deps.downgradeStatus(claims);
       const { state } = status;
-      if (state !== 'awaiting_link_open' && state !== 'awaiting_reauthorization')
-        return page(...endings[state]);
-      if (!status.authorizationUrl) return page(...endings.revoking);
+      if (state !== 'awaiting_link_open' && state !== 'awaiting_reauthorization') return endings[state];
+      if (!status.authorizationUrl) return endings.revoking;
       const left = Date.parse(status.authorizationExpiresAt ?? '') - Date.now();
-      const works = left > CONSENT_REQUEST_RENEWAL_MARGIN_MS;
-      if (state === 'awaiting_link_open' || works) {
-        return reply.code(303).header('location', status.authorizationUrl).send();
+      if (state === 'awaiting_link_open' || left > CONSENT_REQUEST_RENEWAL_MARGIN_MS) {
+        return { location: status.authorizationUrl };
       }
-      const authorizationUrl = await deps.renewConsentRequest(claims);
-      request.log.info({ workflowId: claims.workflowId }, 'consent request renewed');
-      return reply.code(303).header('location', authorizationUrl).send();
-    } catch (error) {
+      const location = await deps.renewConsentRequest(claims);
+      log.info({ workflowId: claims.workflowId }, 'consent request renewed');
+      return { location };
+    },
+    ended(error, claims, log) {
       if (error instanceof WorkflowNotFoundError) {
-        return page(410, 'This request has ended', 'The downgrade this link belongs to no longer exists.');
+        return [410, 'This request has ended', 'The downgrade this link belongs to no longer exists.'];
       }
-      if (error instanceof WorkflowUpdateFailedError) {
-        // Refused: no prompt left, or the downgrade moved on meanwhile; the person can reload to see where it is.
-        request.log.warn({ workflowId: claims.workflowId, err: error }, 'consent request not renewed');
-        return page(410, 'This request can no longer be renewed', 'Ask the application for a new link.');
-      }
-      request.log.error({ err: error, workflowId: claims.workflowId }, 'could not follow the consent link');
-      return page(
-        503,
-        'Please try again',
-        'We could not prepare your sign-in just now. Reload this page in a minute.',
-      );
-    }
+      if (!(error instanceof WorkflowUpdateFailedError)) return undefined;
+      // Refused: no prompt left, or the downgrade moved on meanwhile; the person can reload to see where it is.
+      log.warn({ workflowId: claims.workflowId, err: error }, 'consent request not renewed');
+      return [410, 'This request can no longer be renewed', 'Ask the application for a new link.'];
+    },
   });
 }

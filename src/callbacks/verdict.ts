@@ -1,6 +1,6 @@
 import type { AnswerClaims } from '../contracts/stateToken.js';
-import type { DowngradeStatus } from '../workflows/definitions.js';
-import type { EnterpriseStatus } from '../workflows/enterpriseDefinitions.js';
+import type { DowngradeState, DowngradeStatus } from '../workflows/definitions.js';
+import type { EnterprisePhase, EnterpriseStatus } from '../workflows/enterpriseDefinitions.js';
 
 /** The status of the run that got an answer, as its status query reads it: a person's downgrade, or a domain's. */
 export type AskedStatus =
@@ -45,23 +45,36 @@ function askedAgain(waiting: boolean, authorizationUrl: string | undefined): Ver
   return { outcome: 'asked_again', authorizationUrl: waiting ? authorizationUrl : undefined };
 }
 
+type Unjudged = 'checking' | 'confirmed' | 'ended';
+
+/** What a person's answer is while their downgrade is in a state that does not judge it. */
+const PERSON_UNJUDGED: Record<Exclude<DowngradeState, JudgedEnding>, Unjudged> = {
+  awaiting_link_open: 'checking',
+  revoking: 'checking',
+  awaiting_reauthorization: 'checking',
+  verifying: 'checking',
+  completed: 'confirmed',
+  link_not_opened: 'ended',
+};
+
+/** What an administrator's answer is while their domain is in a phase that does not judge it. */
+const ADMINISTRATOR_UNJUDGED: Record<Exclude<EnterprisePhase, JudgedEnding>, Unjudged> = {
+  awaiting_approval: 'checking',
+  revoking: 'checking',
+  awaiting_admin: 'checking',
+  verifying_admin: 'checking',
+  moving_users: 'confirmed',
+  paused: 'confirmed',
+  completed: 'confirmed',
+  rejected: 'ended',
+};
+
 function personVerdict(prompt: number, status: DowngradeStatus): Verdict {
   // A later prompt exists only because this answer was not Free/Busy.
   if (status.prompt > prompt) {
     return askedAgain(status.state === 'awaiting_reauthorization', status.authorizationUrl);
   }
-  if (isJudgedEnding(status.state)) return { outcome: status.state };
-  switch (status.state) {
-    case 'awaiting_link_open':
-    case 'revoking':
-    case 'awaiting_reauthorization':
-    case 'verifying':
-      return { outcome: 'checking' };
-    case 'completed':
-      return { outcome: 'confirmed' };
-    case 'link_not_opened':
-      return { outcome: 'ended' };
-  }
+  return { outcome: isJudgedEnding(status.state) ? status.state : PERSON_UNJUDGED[status.state] };
 }
 
 function administratorVerdict(prompt: number, status: EnterpriseStatus): Verdict {
@@ -70,18 +83,5 @@ function administratorVerdict(prompt: number, status: EnterpriseStatus): Verdict
   }
   // Set once the service account is verified: the answer was right whatever the users phase does after it.
   if (status.serviceAccountRef) return { outcome: 'confirmed' };
-  if (isJudgedEnding(status.phase)) return { outcome: status.phase };
-  switch (status.phase) {
-    case 'awaiting_approval':
-    case 'revoking':
-    case 'awaiting_admin':
-    case 'verifying_admin':
-      return { outcome: 'checking' };
-    case 'moving_users':
-    case 'paused':
-    case 'completed':
-      return { outcome: 'confirmed' };
-    case 'rejected':
-      return { outcome: 'ended' };
-  }
+  return { outcome: isJudgedEnding(status.phase) ? status.phase : ADMINISTRATOR_UNJUDGED[status.phase] };
 }

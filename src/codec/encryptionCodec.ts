@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes, type KeyObject } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
-import { parseKeySpec } from '../store/encryption.js';
+import { parseKeySpec, type KeySpec } from '../store/encryption.js';
 
 const { Payload: PayloadMessage } = proto.temporal.api.common.v1;
 
@@ -22,22 +22,15 @@ export class PayloadDecryptionError extends Error {
  * leaves older histories readable; payloads that were never encrypted pass through.
  */
 export class EncryptionCodec implements PayloadCodec {
-  readonly #keys: ReadonlyMap<string, KeyObject>;
-  readonly #activeKeyId: string;
-
-  private constructor(keys: ReadonlyMap<string, KeyObject>, activeKeyId: string) {
-    this.#keys = keys;
-    this.#activeKeyId = activeKeyId;
-  }
+  private constructor(private readonly spec: KeySpec) {}
 
   /** @throws InvalidKeySpecError naming the bad entry (never its key material). */
   static fromSpec(spec: string): EncryptionCodec {
-    const { keys, activeKeyId } = parseKeySpec(spec);
-    return new EncryptionCodec(keys, activeKeyId);
+    return new EncryptionCodec(parseKeySpec(spec));
   }
 
   get activeKeyId(): string {
-    return this.#activeKeyId;
+    return this.spec.activeKeyId;
   }
 
   async encode(payloads: Payload[]): Promise<Payload[]> {
@@ -52,13 +45,15 @@ export class EncryptionCodec implements PayloadCodec {
 
   #encrypt(payload: Payload): Payload {
     const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv(ALGORITHM, this.#key(this.#activeKeyId), iv, { authTagLength: TAG_BYTES });
+    const cipher = createCipheriv(ALGORITHM, this.#key(this.spec.activeKeyId), iv, {
+      authTagLength: TAG_BYTES,
+    });
     const plaintext = PayloadMessage.encode(payload).finish();
     const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
     return {
       metadata: {
         encoding: Buffer.from(ENCRYPTED_ENCODING),
-        [KEY_ID_METADATA]: Buffer.from(this.#activeKeyId),
+        [KEY_ID_METADATA]: Buffer.from(this.spec.activeKeyId),
       },
       data: Buffer.concat([iv, ciphertext, cipher.getAuthTag()]),
     };
@@ -92,10 +87,10 @@ export class EncryptionCodec implements PayloadCodec {
   }
 
   #key(keyId: string): KeyObject {
-    const key = this.#keys.get(keyId);
+    const key = this.spec.keys.get(keyId);
     if (!key) {
       throw new PayloadDecryptionError(
-        `payload was encrypted with key "${keyId}", which is not configured (configured: ${[...this.#keys.keys()].join(', ')})`,
+        `payload was encrypted with key "${keyId}", which is not configured (configured: ${[...this.spec.keys.keys()].join(', ')})`,
       );
     }
     return key;

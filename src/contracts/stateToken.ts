@@ -17,6 +17,13 @@ export interface IssuingRun {
   firstRunId: string;
 }
 
+/** One prompt of a run, as the activity that asks the human receives it: whose, which, and until when. */
+export interface PromptRequest extends IssuingRun {
+  prompt: number;
+  /** When its `state` expires (epoch milliseconds). */
+  expiresAt: number;
+}
+
 /** Just the IssuingRun fields of an activity's input, for a state's claims. */
 export function issuingRun({ workflowId, runId, firstRunId }: IssuingRun): IssuingRun {
   return { workflowId, runId, firstRunId };
@@ -64,8 +71,8 @@ const ANSWER_ISSUER = 'cronofy-downgrade/answered';
  */
 export class StateSigner {
   /**
-   * Imported once: given raw bytes, jose imports a WebCrypto key on every call, which made each verification
-   * cost 70-96 µs of CPU instead of 37-51 µs (measured for bench/callbacks.ts; every bad callback pays it too).
+   * Imported once: given raw bytes, jose imports a WebCrypto key on every call, which roughly doubles the CPU of each
+   * verification (bench/callbacks.ts; every bad callback pays it too).
    */
   private readonly key: Promise<webcrypto.CryptoKey>;
 
@@ -87,6 +94,13 @@ export class StateSigner {
 
   async sign(claims: StateClaims, expiresAt: Date): Promise<string> {
     return this.#signed({ ...claims }, ISSUER, expiresAt);
+  }
+
+  /** A `state` for one prompt of the run that issues it, under a fresh nonce, which it returns too. */
+  async issue(request: PromptRequest, purpose: StatePurpose): Promise<{ state: string; nonce: string }> {
+    const nonce = StateSigner.newNonce();
+    const claims = { ...issuingRun(request), purpose, prompt: request.prompt, nonce };
+    return { state: await this.sign(claims, new Date(request.expiresAt)), nonce };
   }
 
   async verify(state: string, purposes: readonly StatePurpose[]): Promise<StateClaims & { expiresAt: Date }> {

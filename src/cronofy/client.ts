@@ -79,17 +79,14 @@ export class CronofyClient {
   }
 
   authorizationUrl(params: AuthorizationUrlParams): string {
-    const url = new URL('/oauth/authorize', this.hosts.app);
-    const query = url.searchParams;
-    query.set('response_type', 'code');
-    query.set('client_id', this.options.clientId);
-    query.set('redirect_uri', params.redirectUri);
-    query.set('scope', params.scope.join(' '));
-    query.set('state', params.state);
-    if (params.providerName) query.set('provider_name', params.providerName);
-    if (params.avoidLinking) query.set('avoid_linking', 'true');
-    if (params.delegatedScope) query.set('delegated_scope', params.delegatedScope.join(' '));
-    return url.toString();
+    return this.consentUrl('/oauth/authorize', {
+      redirect_uri: params.redirectUri,
+      scope: params.scope.join(' '),
+      state: params.state,
+      provider_name: params.providerName,
+      avoid_linking: params.avoidLinking ? 'true' : undefined,
+      delegated_scope: params.delegatedScope?.join(' '),
+    });
   }
 
   /** The administrator's Enterprise Connect consent page; `delegatedScope` is what the service account may grant. */
@@ -100,15 +97,21 @@ export class CronofyClient {
     state: string;
     providerName?: string;
   }): string {
-    const url = new URL('/enterprise_connect/oauth/authorize', this.hosts.app);
-    const query = url.searchParams;
-    query.set('response_type', 'code');
-    query.set('client_id', this.options.clientId);
-    query.set('redirect_uri', params.redirectUri);
-    query.set('scope', params.scope.join(' '));
-    query.set('delegated_scope', params.delegatedScope.join(' '));
-    query.set('state', params.state);
-    if (params.providerName) query.set('provider_name', params.providerName);
+    return this.consentUrl('/enterprise_connect/oauth/authorize', {
+      redirect_uri: params.redirectUri,
+      scope: params.scope.join(' '),
+      delegated_scope: params.delegatedScope.join(' '),
+      state: params.state,
+      provider_name: params.providerName,
+    });
+  }
+
+  /** A consent page's URL: the code flow for this client, with the given parameters that have a value. */
+  private consentUrl(path: string, params: Record<string, string | undefined>): string {
+    const url = new URL(path, this.hosts.app);
+    url.searchParams.set('response_type', 'code');
+    url.searchParams.set('client_id', this.options.clientId);
+    for (const [name, value] of Object.entries(params)) if (value) url.searchParams.set(name, value);
     return url.toString();
   }
 

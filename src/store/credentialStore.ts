@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Database } from './database.js';
 import type { Keyring } from './encryption.js';
 import { GroupCommit } from './groupCommit.js';
+import { aad, rewrapAll } from './keyRotation.js';
+import { claimStateNonces, type NonceClaim } from './stateNonces.js';
 
 export interface NewCredentials {
   kind: 'account' | 'service_account';
@@ -25,12 +27,6 @@ export interface StoredCredentials extends NewCredentials {
   accessTokenExpiresAt?: Date;
   createdAt: Date;
   revokedAt?: Date;
-}
-
-interface NonceClaim {
-  nonce: string;
-  expiresAt: Date;
-  secret?: { ref: string; purpose: string; valueEnc: string; ttlSeconds: number };
 }
 
 export type CredentialMetadata = Omit<StoredCredentials, 'accessToken' | 'refreshToken'>;
@@ -74,21 +70,8 @@ interface CredentialRow extends CredentialMetadataRow {
 const METADATA_COLUMNS = `ref, kind, sub, access_token_expires_at, scope, provider_name, provider_service,
   profile_id, profile_name, label, created_at, revoked_at`;
 
-/** Encrypted columns per table; each ciphertext is bound to its table, column and row. */
-const ENCRYPTED_COLUMNS = {
-  credentials: ['access_token_enc', 'refresh_token_enc'],
-  secrets: ['value_enc'],
-} as const;
-type EncryptedTable = keyof typeof ENCRYPTED_COLUMNS;
-
-const REWRAP_BATCH_SIZE = 500;
-
 function newRef(prefix: 'cred' | 'sec'): string {
   return `${prefix}_${randomBytes(18).toString('base64url')}`;
-}
-
-function aad(table: EncryptedTable, column: string, ref: string): string {
-  return `${table}.${column}:${ref}`;
 }
 
 function assertPositiveSeconds(name: string, seconds: number): void {
@@ -101,7 +84,7 @@ function assertPositiveSeconds(name: string, seconds: number): void {
  */
 export class CredentialStore {
   /** Callbacks' claims, many to a statement under load (see claimStateNonce). */
-  readonly #claims = new GroupCommit((claims: NonceClaim[]) => this.#claimStateNonces(claims), {
+  readonly #claims = new GroupCommit((claims: NonceClaim[]) => claimStateNonces(this.db, claims), {
     maxBatch: 500,
   });
 
@@ -258,42 +241,6 @@ export class CredentialStore {
     return this.#claims.submit({ nonce, expiresAt, secret: { ...secret, ref, valueEnc } });
   }
 
-  /** One statement for a batch of claims; a nonce twice in one batch is claimed by its first occurrence. */
-  async #claimStateNonces(claims: NonceClaim[]): Promise<Array<{ secretRef?: string } | undefined>> {
-    const firstOfNonce = new Map<string, NonceClaim>();
-    for (const claim of claims) if (!firstOfNonce.has(claim.nonce)) firstOfNonce.set(claim.nonce, claim);
-    const firsts = [...firstOfNonce.values()];
-    const claimed = await this.db.query<{ nonce: string }>(
-      `WITH input AS (
-         SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::float8[])
-           AS input (nonce, expires_at, ref, purpose, value_enc, ttl_seconds)
-       ), claimed AS (
-         -- In nonce order: two batches (two callback servers) locking the same nonces in one order cannot deadlock.
-         INSERT INTO state_nonces (nonce, expires_at) SELECT nonce, expires_at FROM input ORDER BY nonce
-         ON CONFLICT (nonce) DO NOTHING RETURNING nonce
-       ), stored AS (
-         INSERT INTO secrets (ref, purpose, value_enc, expires_at)
-         SELECT input.ref, input.purpose, input.value_enc, now() + input.ttl_seconds * interval '1 second'
-         FROM input JOIN claimed USING (nonce) WHERE input.ref IS NOT NULL
-       )
-       SELECT nonce FROM claimed`,
-      [
-        firsts.map((claim) => claim.nonce),
-        firsts.map((claim) => claim.expiresAt.toISOString()),
-        firsts.map((claim) => claim.secret?.ref ?? null),
-        firsts.map((claim) => claim.secret?.purpose ?? null),
-        firsts.map((claim) => claim.secret?.valueEnc ?? null),
-        firsts.map((claim) => claim.secret?.ttlSeconds ?? null),
-      ],
-      { prepareAs: 'claim_state_nonces' },
-    );
-    const won = new Set(claimed.map(({ nonce }) => nonce));
-    return claims.map((claim) => {
-      if (firstOfNonce.get(claim.nonce) !== claim || !won.has(claim.nonce)) return undefined;
-      return claim.secret ? { secretRef: claim.secret.ref } : {};
-    });
-  }
-
   /** Undoes a consumption whose callback could not be delivered, so the user can retry it. */
   async releaseStateNonce(nonce: string): Promise<void> {
     await this.db.query('DELETE FROM state_nonces WHERE nonce = $1', [nonce]);
@@ -303,49 +250,8 @@ export class CredentialStore {
    * Rewraps every ciphertext not under the active key; returns the number of rows rewritten.
    * Throws DecryptionError if a row names a key that is no longer configured.
    */
-  async reencryptAll(): Promise<number> {
-    let rewritten = 0;
-    for (const table of Object.keys(ENCRYPTED_COLUMNS) as EncryptedTable[]) {
-      rewritten += await this.#rewrapTable(table);
-    }
-    return rewritten;
-  }
-
-  async #rewrapTable(table: EncryptedTable): Promise<number> {
-    const columns = ENCRYPTED_COLUMNS[table];
-    const activeKeyId = this.keyring.activeKeyId;
-    const underOtherKey = columns.map((column) => `split_part(${column}, '.', 2) <> $2`).join(' OR ');
-    let rewritten = 0;
-    let lastRef = '';
-    for (;;) {
-      const rows = await this.db.query<Record<string, string | null>>(
-        `SELECT ref, ${columns.join(', ')} FROM ${table}
-         WHERE ref > $1 AND (${underOtherKey})
-         ORDER BY ref LIMIT ${REWRAP_BATCH_SIZE}`,
-        [lastRef, activeKeyId],
-      );
-      for (const row of rows) {
-        const ref = row.ref as string;
-        const rewrapped = columns.map((column) => {
-          const envelope = row[column];
-          if (envelope === null || envelope === undefined) return null;
-          const place = aad(table, column, ref);
-          return this.keyring.encrypt(this.keyring.decrypt(envelope, place), place);
-        });
-        // Compare-and-set: a concurrent token update wins and is not overwritten with an older token.
-        const assignments = columns.map((column, i) => `${column} = $${i + 2}`).join(', ');
-        const unchanged = columns
-          .map((column, i) => `${column} IS NOT DISTINCT FROM $${columns.length + i + 2}`)
-          .join(' AND ');
-        const updated = await this.db.query(
-          `UPDATE ${table} SET ${assignments} WHERE ref = $1 AND ${unchanged} RETURNING ref`,
-          [ref, ...rewrapped, ...columns.map((column) => row[column])],
-        );
-        rewritten += updated.length;
-        lastRef = ref;
-      }
-      if (rows.length < REWRAP_BATCH_SIZE) return rewritten;
-    }
+  reencryptAll(): Promise<number> {
+    return rewrapAll(this.db, this.keyring);
   }
 }
 

@@ -63,17 +63,10 @@ export function parseKeySpec(spec: string): KeySpec {
  * so keys rotate by prepending a new one and rewrapping (see CredentialStore.reencryptAll).
  */
 export class Keyring {
-  readonly #keys: ReadonlyMap<string, KeyObject>;
-  readonly #activeKeyId: string;
-
-  private constructor(keys: ReadonlyMap<string, KeyObject>, activeKeyId: string) {
-    this.#keys = keys;
-    this.#activeKeyId = activeKeyId;
-  }
+  private constructor(private readonly spec: KeySpec) {}
 
   static parse(spec: string): Keyring {
-    const { keys, activeKeyId } = parseKeySpec(spec);
-    return new Keyring(keys, activeKeyId);
+    return new Keyring(parseKeySpec(spec));
   }
 
   /** A spec holding one new random key, for local development defaults. */
@@ -83,18 +76,20 @@ export class Keyring {
   }
 
   get activeKeyId(): string {
-    return this.#activeKeyId;
+    return this.spec.activeKeyId;
   }
 
   /** `aad` binds the ciphertext to its place (row and field): decrypting with any other `aad` fails. */
   encrypt(plaintext: string, aad: string): string {
     const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv(ALGORITHM, this.#key(this.#activeKeyId), iv, { authTagLength: TAG_BYTES });
+    const cipher = createCipheriv(ALGORITHM, this.#key(this.spec.activeKeyId), iv, {
+      authTagLength: TAG_BYTES,
+    });
     cipher.setAAD(Buffer.from(aad, 'utf8'));
     const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     return [
       ENVELOPE_VERSION,
-      this.#activeKeyId,
+      this.spec.activeKeyId,
       iv.toString('base64url'),
       cipher.getAuthTag().toString('base64url'),
       ciphertext.toString('base64url'),
@@ -134,7 +129,7 @@ export class Keyring {
   }
 
   #key(keyId: string): KeyObject {
-    const key = this.#keys.get(keyId);
+    const key = this.spec.keys.get(keyId);
     if (!key) throw new DecryptionError(`encryption key "${keyId}" is not configured`);
     return key;
   }

@@ -37,15 +37,22 @@ export interface NotificationSummary {
 
 type Row = Record<string, unknown>;
 
-function toNotification(row: Row): Notification {
+/** What every view of an event reads from its row. */
+function eventOf(row: Row) {
   return {
     eventId: row.event_id as string,
     channel: row.channel as Channel,
     stream: row.stream as string,
     eventType: row.event_type as string,
+    attempts: row.attempts as number,
+  };
+}
+
+function toNotification(row: Row): Notification {
+  return {
+    ...eventOf(row),
     body: row.body as string,
     recipient: (row.recipient as string | null) ?? undefined,
-    attempts: row.attempts as number,
     createdAt: new Date(row.created_at as string | Date),
   };
 }
@@ -205,12 +212,8 @@ export class Notifications {
       [filter.status ?? null, filter.stream ?? null, filter.limit ?? 1000],
     );
     return rows.map((row) => ({
-      eventId: row.event_id as string,
-      channel: row.channel as Channel,
-      stream: row.stream as string,
-      eventType: row.event_type as string,
+      ...eventOf(row),
       status: row.status as NotificationStatus,
-      attempts: row.attempts as number,
       lastError: (row.last_error as string | null) ?? undefined,
       createdAt: iso(row.created_at)!,
       nextAttemptAt: row.status === 'pending' ? iso(row.next_attempt_at) : undefined,

@@ -1,4 +1,4 @@
-import { endOnError } from './runEnding.js';
+import { endUsersRunOnError } from './runEnding.js';
 import {
   ActivityFailure,
   continueAsNew,
@@ -11,7 +11,6 @@ import { applicationNotifier, cronofyActivities, serviceActivities } from './act
 import { domainUsersQuery, USERS_LINK_TEXT, workflowListLink } from '../contracts/temporalUiLinks.js';
 import { showState } from './showState.js';
 import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
-import { reauthorizationCallback } from './definitions.js';
 import {
   domainUpdates,
   getEnterpriseStatus,
@@ -22,7 +21,7 @@ import {
 } from './enterpriseDefinitions.js';
 import { describeDecisions, describeUsers, OperatorControls } from './operatorControls.js';
 import {
-  CallbackInbox,
+  listenForCallbacks,
   NOT_WAITING,
   reauthorize,
   thisRun,
@@ -40,13 +39,10 @@ import { UsersWindow, type Batch } from './usersWindow.js';
  * and 50,000 run the same code.
  */
 export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Promise<EnterpriseStatus> {
-  const cronofy = cronofyActivities();
   const run = new DomainRun(input);
   // A run continued as new carries on the same downgrade.
   if (workflowInfo().continuedFromExecutionRunId === undefined) countDowngradeStarted('enterprise');
-  setHandler(getEnterpriseStatus, () => run.status);
-  const inbox = new CallbackInbox();
-  setHandler(reauthorizationCallback, inbox.offer);
+  const inbox = listenForCallbacks();
 
   try {
     if (input.inlineUsers) {
@@ -58,12 +54,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
       if (refused) return run.finish(refused.phase, refused.reason);
     }
     if (!progress) {
-      run.enter('revoking');
-      await cronofy.revokeAuthorization(
-        input.serviceAccountRef
-          ? { credentialRef: input.serviceAccountRef }
-          : { sub: input.serviceAccountSub! },
-      );
+      await run.revokeServiceAccount();
       const outcome = await reauthorize(run.administrator(), inbox);
       if (!('grant' in outcome)) return run.finish(outcome.state, outcome.reason);
       const { credentialRef: serviceAccountRef, providerName } = outcome.grant;
@@ -72,13 +63,7 @@ export async function enterpriseDowngrade(input: EnterpriseDowngradeInput): Prom
     }
     return await run.moveUsers(progress);
   } catch (error) {
-    return await endOnError(error, {
-      cancelled: () => {
-        run.finish('cancelled', 'cancelled by request');
-        return run.cancelUsersInFlight();
-      },
-      failed: (reason) => run.finish('failed', reason),
-    });
+    return await endUsersRunOnError(error, run);
   }
 }
 
@@ -117,6 +102,16 @@ class DomainRun {
       updates: domainUpdates,
       enter: (phase, details) => this.enter(phase as EnterprisePhase, details),
     });
+    setHandler(getEnterpriseStatus, () => this.status);
+  }
+
+  /** Revokes the service account (which revokes its users): Cronofy's first step, before the administrator. */
+  async revokeServiceAccount(): Promise<void> {
+    this.enter('revoking');
+    const { serviceAccountRef, serviceAccountSub } = this.input;
+    await this.#cronofy.revokeAuthorization(
+      serviceAccountRef ? { credentialRef: serviceAccountRef } : { sub: serviceAccountSub! },
+    );
   }
 
   enter(phase: EnterprisePhase, details: Partial<EnterpriseStatus> = {}): void {

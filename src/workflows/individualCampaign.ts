@@ -1,4 +1,4 @@
-import { endOnError } from './runEnding.js';
+import { endUsersRunOnError } from './runEnding.js';
 import { continueAsNew, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import { applicationNotifier, serviceActivities } from './activityProxies.js';
 import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
@@ -33,13 +33,7 @@ export async function individualCampaign(input: CampaignInput): Promise<Campaign
     await campaign.moveUsers();
     return campaign.finish('completed');
   } catch (error) {
-    return await endOnError(error, {
-      cancelled: () => {
-        campaign.finish('cancelled', 'cancelled by request');
-        return campaign.cancelUsersInFlight();
-      },
-      failed: (reason) => campaign.finish('failed', reason),
-    });
+    return await endUsersRunOnError(error, campaign);
   }
 }
 

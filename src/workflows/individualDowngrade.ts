@@ -14,7 +14,14 @@ import {
 } from './activityProxies.js';
 
 import { countDowngradeFinished, countDowngradeStarted } from './metrics.js';
-import { CallbackInbox, NOT_WAITING, reauthorize, thisRun, type Human } from './reauthorization.js';
+import {
+  listenForCallbacks,
+  NOT_WAITING,
+  reauthorize,
+  thisRun,
+  type CallbackInbox,
+  type Human,
+} from './reauthorization.js';
 import { showState } from './showState.js';
 import { waitWithReminders } from './waiting.js';
 import {
@@ -22,7 +29,6 @@ import {
   consentLink,
   getStatus,
   openLink,
-  reauthorizationCallback,
   renewConsentRequest,
   isTerminalState,
   type DowngradeResult,
@@ -37,13 +43,9 @@ import {
  * exchange the code, verify the access mode) → record. Every way it can end is a named state.
  */
 export async function individualDowngrade(input: IndividualDowngradeInput): Promise<DowngradeResult> {
-  const cronofy = cronofyActivities();
   const run = new IndividualRun(input);
   countDowngradeStarted('individual');
-  const inbox = new CallbackInbox();
-  setHandler(getStatus, () => run.status);
-  setHandler(reauthorizationCallback, inbox.offer);
-  setHandler(consentLink, () => run.consentLink());
+  const inbox = listenForCallbacks();
   run.handleRenewal(inbox);
   const link = input.revokeWhenOpened ? run.handleOpenLink() : undefined;
 
@@ -53,10 +55,7 @@ export async function individualDowngrade(input: IndividualDowngradeInput): Prom
         reason: 'the link was never opened: the connection was not revoked and stays Read/Write',
       });
     }
-    run.enter('revoking', NOT_WAITING);
-    await cronofy.revokeAuthorization(
-      input.credentialRef ? { credentialRef: input.credentialRef } : { sub: input.sub },
-    );
+    await run.revoke();
     const outcome = await reauthorize(run.person(), inbox);
     if ('grant' in outcome)
       return await run.finish('completed', { credentialRef: outcome.grant.credentialRef });
@@ -86,6 +85,8 @@ class IndividualRun {
       maxPrompts: input.maxPrompts,
       remindersSent: 0,
     };
+    setHandler(getStatus, () => this.status);
+    setHandler(consentLink, () => this.consentLink());
   }
 
   enter(state: DowngradeState, details: Partial<DowngradeStatus> = {}): void {
@@ -121,7 +122,7 @@ class IndividualRun {
     const { status } = this;
     await condition(() => status.authorizationUrl !== undefined || isTerminalState(status.state));
     if (!status.authorizationUrl || !status.authorizationExpiresAt) {
-      throw ApplicationFailure.nonRetryable(`the downgrade is ${status.state}`, 'DowngradeNotWaiting');
+      throw notWaiting(status.state);
     }
     return {
       authorizationUrl: status.authorizationUrl,
@@ -147,7 +148,7 @@ class IndividualRun {
             isTerminalState(status.state),
         );
         if (status.state !== 'awaiting_reauthorization' || !status.authorizationUrl) {
-          throw ApplicationFailure.nonRetryable(`the downgrade is ${status.state}`, 'DowngradeNotWaiting');
+          throw notWaiting(status.state);
         }
         return { authorizationUrl: status.authorizationUrl };
       },
@@ -161,6 +162,13 @@ class IndividualRun {
         },
       },
     );
+  }
+
+  /** Revokes the person's Read/Write authorization: Cronofy's first step, before they are asked again. */
+  async revoke(): Promise<void> {
+    this.enter('revoking', NOT_WAITING);
+    const { credentialRef, sub } = this.input;
+    await cronofyActivities().revokeAuthorization(credentialRef ? { credentialRef } : { sub });
   }
 
   /** The person, as reauthorization.ts asks them: their own account (`sub`), reminders through the webhook. */
@@ -211,10 +219,7 @@ class IndividualRun {
         link.opened = true;
         await condition(() => !waitingForOpen.includes(this.status.state));
         if (this.status.state !== 'awaiting_reauthorization' || !this.status.authorizationUrl) {
-          throw ApplicationFailure.nonRetryable(
-            `the downgrade is ${this.status.state}`,
-            'DowngradeNotWaiting',
-          );
+          throw notWaiting(this.status.state);
         }
         return { authorizationUrl: this.status.authorizationUrl };
       },
@@ -263,6 +268,11 @@ class IndividualRun {
     this.status.remindersSent += 1;
     await this.#notify({ type: 'reminder', status: this.status });
   }
+}
+
+/** An update's answer when the person's prompt it asks about is not waiting: final, the caller shows the state. */
+function notWaiting(state: DowngradeState): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(`the downgrade is ${state}`, 'DowngradeNotWaiting');
 }
 
 /** What the Temporal UI shows operators as the run's current details. */

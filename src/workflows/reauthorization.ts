@@ -1,9 +1,10 @@
-import { ActivityFailure, ApplicationFailure, log, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, log, setHandler, workflowInfo } from '@temporalio/workflow';
 import {
   CONSENT_REQUEST_RENEWAL_MARGIN_MS,
   FREE_BUSY_PROVIDERS,
   FREE_BUSY_SCOPE,
   NO_ACCESS_PROVIDER,
+  reauthorizationCallback,
   type ReauthorizationCallback,
 } from './definitions.js';
 import { waitWithReminders } from './waiting.js';
@@ -91,6 +92,13 @@ export interface Human<G extends Grant> {
   /** Whether the grant is the account that was asked. */
   isAskedAccount(grant: G): boolean;
   revoke(credentialRef: string): Promise<void>;
+}
+
+/** The inbox of the re-authorization callbacks this run is sent, taking them from now on. */
+export function listenForCallbacks(): CallbackInbox {
+  const inbox = new CallbackInbox();
+  setHandler(reauthorizationCallback, inbox.offer);
+  return inbox;
 }
 
 /**

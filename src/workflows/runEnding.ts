@@ -18,3 +18,20 @@ export async function endOnError<T>(
   }
   throw error;
 }
+
+/** A run that moves many users (a domain, a campaign), as it ends on an error. */
+export interface UsersRun<S> {
+  finish(phase: 'cancelled' | 'failed', reason: string): S;
+  cancelUsersInFlight(): Promise<void>;
+}
+
+/** `endOnError` for a run that moves many users: cancelling it cancels its users in flight too. */
+export function endUsersRunOnError<S>(error: unknown, run: UsersRun<S>): Promise<S> {
+  return endOnError(error, {
+    cancelled: () => {
+      run.finish('cancelled', 'cancelled by request');
+      return run.cancelUsersInFlight();
+    },
+    failed: (reason) => run.finish('failed', reason),
+  });
+}
