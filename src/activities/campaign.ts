@@ -1,7 +1,7 @@
 import { getClient } from '@temporalio/activity';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
-import { wholeBatch } from './capturePage.js';
+import { cancelUnfinished, wholeBatch } from './capturedUsers.js';
 import type { Campaigns } from '../store/campaigns.js';
 import { campaignUserWorkflowId, type CampaignDowngradeOptions } from '../workflows/campaignDefinitions.js';
 import { searchAttributes, type IndividualDowngradeInput } from '../workflows/definitions.js';
@@ -73,24 +73,10 @@ export function createCampaignActivities(campaigns: Campaigns) {
     },
 
     /** Cancels the downgrades of the users started (positions before `before`) that have no outcome yet. */
-    async cancelCampaignUsers(request: {
-      campaignId: string;
-      captureId: string;
-      before: number;
-    }): Promise<void> {
-      const client = getClient();
-      const positions = await campaigns.unfinishedPositions(request.captureId, request.before);
-      await Promise.all(
-        positions.map((position) =>
-          client.workflow
-            .getHandle(campaignUserWorkflowId(request.campaignId, request.captureId, position))
-            .cancel()
-            .catch((error: unknown) => {
-              // Finished since the query, or never started (the batch's activity was cut short).
-              if (!(error instanceof WorkflowNotFoundError)) throw error;
-            }),
-        ),
-      );
-    },
+    cancelCampaignUsers: cancelUnfinished(
+      campaigns,
+      (request: { campaignId: string; captureId: string; before: number }, position) =>
+        campaignUserWorkflowId(request.campaignId, request.captureId, position),
+    ),
   };
 }

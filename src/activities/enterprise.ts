@@ -1,8 +1,8 @@
 import { Context, getClient } from '@temporalio/activity';
 import { workflowLink } from '../contracts/temporalUiLinks.js';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
-import { wholeBatch } from './capturePage.js';
+import { cancelUnfinished, wholeBatch } from './capturedUsers.js';
 import { CronofyUnauthorizedError } from '../cronofy/errors.js';
 import { serviceAccountProfile, type ServiceAccountProfile } from '../cronofy/schemas.js';
 import type { IssuingRun, PromptRequest } from '../contracts/stateToken.js';
@@ -252,26 +252,11 @@ export function createEnterpriseActivities(deps: ActivityDeps) {
     },
 
     /** Cancels the workflows of the users started (positions before `before`) that have no outcome yet. */
-    async cancelUsers(request: {
-      parentWorkflowId: string;
-      captureId: string;
-      before: number;
-    }): Promise<void> {
-      const client = getClient();
-      const positions = await enterpriseUsers.unfinishedPositions(request.captureId, request.before);
-      await Promise.all(
-        positions.map(async (position) => {
-          const workflowId = enterpriseUserDowngradeId(request.parentWorkflowId, request.captureId, position);
-          await client.workflow
-            .getHandle(workflowId)
-            .cancel()
-            .catch((error: unknown) => {
-              // Finished since the query, or never started (the batch's activity was cut short).
-              if (!(error instanceof WorkflowNotFoundError)) throw error;
-            });
-        }),
-      );
-    },
+    cancelUsers: cancelUnfinished(
+      enterpriseUsers,
+      (request: { parentWorkflowId: string; captureId: string; before: number }, position) =>
+        enterpriseUserDowngradeId(request.parentWorkflowId, request.captureId, position),
+    ),
 
     /**
      * One Cronofy call for up to 50 users: given, when a user asks again, or named by the batch of the capture the

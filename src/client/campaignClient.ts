@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
-import type { Campaigns, CampaignCapture, CampaignReportRow, CampaignUser } from '../store/campaigns.js';
+import type { Campaigns, CampaignReportRow, CampaignUser } from '../store/campaigns.js';
+import type { Capture } from '../store/capturedPeople.js';
 import type { CredentialStore } from '../store/credentialStore.js';
 import {
   campaignUpdates,
@@ -32,7 +33,7 @@ export interface CampaignPreview {
   previewId: string;
   name: string;
   createdAt: string;
-  users: { count: number } & CampaignCapture['dropped'];
+  users: { count: number } & Capture['dropped'];
   /** A revoke and a code exchange per user (more when someone chooses Read/Write again and is asked again). */
   cronofyCalls: { total: number; revokes: number; userExchanges: number };
   /** At the configured rate limit, not counting the time people take to consent. */

@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
+import { CapturedPeople, type Capture, type ReportFields } from './capturedPeople.js';
 import type { Database } from './database.js';
-import { droppedTally, type Dropped } from './dropped.js';
 
 /** A person of an Individual campaign: their Cronofy account, the application's id, the authorization to revoke. */
 export interface CampaignUser {
@@ -12,12 +11,6 @@ export interface CampaignUser {
   email?: string;
 }
 
-export interface CampaignCapture {
-  captureId: string;
-  count: number;
-  dropped: Dropped;
-}
-
 export interface CampaignPreviewRecord {
   previewId: string;
   name: string;
@@ -25,15 +18,9 @@ export interface CampaignPreviewRecord {
   preview: unknown;
 }
 
-export interface CampaignReportRow {
-  position: number;
+export interface CampaignReportRow extends ReportFields {
   sub: string;
   userId?: string;
-  /** The user's final state, or `pending` while their downgrade runs. */
-  state: string;
-  reason?: string;
-  providerName?: string;
-  recordedAt?: string;
 }
 
 const SUB = /^acc_[A-Za-z0-9_-]+$/;
@@ -42,44 +29,38 @@ const SUB = /^acc_[A-Za-z0-9_-]+$/;
  * The people of an Individual campaign, captured in order before anything starts, and each one's outcome as their
  * own downgrade records it. The campaign pages through the capture by id and counts outcomes here.
  */
-export class Campaigns {
-  constructor(private readonly db: Database) {}
+export class Campaigns extends CapturedPeople {
+  constructor(db: Database) {
+    super(db, 'campaign');
+  }
 
   /** Stores the users in order; a repeated sub is dropped (first place kept), and so is one that is not `acc_…`. */
-  async capture(pages: Iterable<readonly CampaignUser[]> | AsyncIterable<readonly CampaignUser[]>) {
-    const captureId = `cap_${randomBytes(12).toString('base64url')}`;
-    const seen = new Set<string>();
-    const { dropped, drop } = droppedTally();
-    let count = 0;
-    for await (const page of pages) {
-      const fresh: CampaignUser[] = [];
-      for (const user of page) {
+  capture(
+    pages: Iterable<readonly CampaignUser[]> | AsyncIterable<readonly CampaignUser[]>,
+  ): Promise<Capture> {
+    return this.captureInOrder<CampaignUser, CampaignUser>(
+      pages,
+      (user) => {
         const sub = user.sub.trim();
-        if (!SUB.test(sub)) drop('malformed', user.sub);
-        else if (seen.has(sub)) drop('duplicates', sub);
-        else {
-          seen.add(sub);
-          fresh.push({ ...user, sub });
-        }
-      }
-      if (fresh.length === 0) continue;
-      await this.db.query(
-        `INSERT INTO campaign_users (capture_id, position, sub, user_id, credential_ref, email)
-         SELECT $1, $2 + ordinality - 1, sub, user_id, credential_ref, email
-         FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])
-           WITH ORDINALITY AS u(sub, user_id, credential_ref, email, ordinality)`,
-        [
-          captureId,
-          count,
-          fresh.map((user) => user.sub),
-          fresh.map((user) => user.userId ?? null),
-          fresh.map((user) => user.credentialRef ?? null),
-          fresh.map((user) => user.email ?? null),
-        ],
-      );
-      count += fresh.length;
-    }
-    return { captureId, count, dropped } satisfies CampaignCapture;
+        return SUB.test(sub) ? { key: sub, person: { ...user, sub } } : { malformed: user.sub };
+      },
+      async (captureId, from, users) => {
+        await this.db.query(
+          `INSERT INTO campaign_users (capture_id, position, sub, user_id, credential_ref, email)
+           SELECT $1, $2 + ordinality - 1, sub, user_id, credential_ref, email
+           FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])
+             WITH ORDINALITY AS u(sub, user_id, credential_ref, email, ordinality)`,
+          [
+            captureId,
+            from,
+            users.map((user) => user.sub),
+            users.map((user) => user.userId ?? null),
+            users.map((user) => user.credentialRef ?? null),
+            users.map((user) => user.email ?? null),
+          ],
+        );
+      },
+    );
   }
 
   async page(captureId: string, offset: number, limit: number): Promise<CampaignUser[]> {
@@ -123,71 +104,22 @@ export class Campaigns {
     );
   }
 
-  async countsByState(captureId: string): Promise<Record<string, number>> {
-    const rows = await this.db.query<{ state: string; count: number }>(
-      'SELECT state, count(*)::int AS count FROM campaign_user_outcomes WHERE capture_id = $1 GROUP BY state',
-      [captureId],
-    );
-    return Object.fromEntries(rows.map((row) => [row.state, row.count]));
-  }
-
-  /** Positions before `before` with no outcome yet: the users still on their way. */
-  async unfinishedPositions(captureId: string, before: number): Promise<number[]> {
-    const rows = await this.db.query<{ position: number }>(
-      `SELECT u.position FROM campaign_users u
-       LEFT JOIN campaign_user_outcomes o ON o.capture_id = u.capture_id AND o.sub = u.sub
-       WHERE u.capture_id = $1 AND u.position < $2 AND o.sub IS NULL ORDER BY u.position`,
-      [captureId, before],
-    );
-    return rows.map((row) => Number(row.position));
-  }
-
-  async report(captureId: string, offset: number, limit: number): Promise<CampaignReportRow[]> {
-    const rows = await this.db.query<{
-      position: number;
-      sub: string;
-      user_id: string | null;
-      state: string | null;
-      reason: string | null;
-      provider_name: string | null;
-      updated_at: Date | string | null;
-    }>(
-      `SELECT u.position, u.sub, u.user_id, o.state, o.reason, o.provider_name, o.updated_at
-       FROM campaign_users u
-       LEFT JOIN campaign_user_outcomes o ON o.capture_id = u.capture_id AND o.sub = u.sub
-       WHERE u.capture_id = $1 AND u.position >= $2 ORDER BY u.position LIMIT $3`,
-      [captureId, offset, limit],
-    );
-    return rows.map((row) => ({
-      position: Number(row.position),
-      sub: row.sub,
-      userId: row.user_id ?? undefined,
-      state: row.state ?? 'pending',
-      reason: row.reason ?? undefined,
-      providerName: row.provider_name ?? undefined,
-      recordedAt: row.updated_at ? new Date(row.updated_at).toISOString() : undefined,
+  /** A page of the report (CapturedPeople.reportPage): each person by sub, with the application's id. */
+  report(captureId: string, offset: number, limit: number): Promise<CampaignReportRow[]> {
+    return this.reportPage(captureId, offset, limit, (row) => ({
+      sub: row.sub as string,
+      userId: (row.user_id as string | null) ?? undefined,
     }));
   }
 
   async savePreview(record: CampaignPreviewRecord): Promise<void> {
-    await this.db.query(
-      `INSERT INTO previews (preview_id, kind, domain, capture_id, preview) VALUES ($1, 'campaign', $2, $3, $4::jsonb)`,
-      [record.previewId, record.name, record.captureId, JSON.stringify(record.preview)],
-    );
+    await this.storePreview({ ...record, subject: record.name });
   }
 
   async getPreview(previewId: string): Promise<CampaignPreviewRecord | undefined> {
-    const [row] = await this.db.query<{
-      preview_id: string;
-      domain: string;
-      capture_id: string;
-      preview: unknown;
-    }>(
-      "SELECT preview_id, domain, capture_id, preview FROM previews WHERE preview_id = $1 AND kind = 'campaign'",
-      [previewId],
-    );
+    const stored = await this.storedPreview(previewId);
     return (
-      row && { previewId: row.preview_id, name: row.domain, captureId: row.capture_id, preview: row.preview }
+      stored && { previewId, name: stored.subject, captureId: stored.captureId, preview: stored.preview }
     );
   }
 }
