@@ -24,10 +24,9 @@ import { StateSigner } from '../src/contracts/stateToken.js';
 import { EnterpriseClient } from '../src/client.js';
 
 import { startSimulator } from '../simulator/server.js';
-import { CredentialStore } from '../src/store/credentialStore.js';
+import { createStores } from '../src/store/stores.js';
 import { openDatabase } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
-import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
 import { startDevServer, type DevServer } from '../src/temporalDevServer.js';
 import { bundleWorkflows } from '../src/worker.js';
 import type { EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
@@ -89,8 +88,7 @@ async function main(): Promise<number> {
     const database = await openDatabase(scratchDatabase.url);
     cleanups.push(() => database.close());
     const keys = Keyring.generateSpec('chaos1');
-    const store = new CredentialStore(database, Keyring.parse(keys));
-    const enterpriseUsers = new EnterpriseUsers(database);
+    const { store, enterpriseUsers } = createStores(database, Keyring.parse(keys));
 
     const callbacks = await startCallbackServer(
       temporalCallbackDeps(temporal, store, new StateSigner(STATE_SECRET)),

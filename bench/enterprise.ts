@@ -26,10 +26,9 @@ import { createScratchDatabase } from '../harness/postgres.js';
 import { startBenchPostgres } from './postgres.js';
 import { StateSigner } from '../src/contracts/stateToken.js';
 import { startSimulator } from '../simulator/server.js';
-import { CredentialStore } from '../src/store/credentialStore.js';
+import { createStores } from '../src/store/stores.js';
 import { openDatabase } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
-import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
 import { bundleWorkflows } from '../src/worker.js';
 import { enterpriseDowngradeId, type EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
 import {
@@ -179,8 +178,7 @@ async function runOnce(
     const database = await openDatabase(databaseUrl);
     cleanups.push(() => database.close());
     const keys = Keyring.generateSpec('bench1');
-    const store = new CredentialStore(database, Keyring.parse(keys));
-    const enterpriseUsers = new EnterpriseUsers(database);
+    const { store, enterpriseUsers } = createStores(database, Keyring.parse(keys));
     const stateSigner = new StateSigner(STATE_SECRET);
 
     const callbacks = await startCallbackServer(temporalCallbackDeps(env.client, store, stateSigner), {

@@ -9,11 +9,9 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import { StateSigner } from '../src/contracts/stateToken.js';
 
 import { CronofyClient } from '../src/cronofy/client.js';
-import { CredentialStore } from '../src/store/credentialStore.js';
+import { createStores } from '../src/store/stores.js';
 import { openDatabase } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
-import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
-import { Campaigns } from '../src/store/campaigns.js';
 import { setupTracing } from '../src/observability/tracing.js';
 import { createDowngradeWorkers } from '../src/worker.js';
 
@@ -103,8 +101,7 @@ async function serviceWorkers(
   dataConverter: ReturnType<typeof payloadEncryption>['dataConverter'],
 ): Promise<{ run(): Promise<void>; shutdown(): void }> {
   const database = await openDatabase(required('BENCH_DATABASE_URL'));
-  const store = new CredentialStore(database, Keyring.parse(required('BENCH_CREDENTIAL_KEYS')));
-  const enterpriseUsers = new EnterpriseUsers(database);
+  const stores = createStores(database, Keyring.parse(required('BENCH_CREDENTIAL_KEYS')));
   // Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set, as in production (the exporter reads it too).
   const tracing = setupTracing({ otlpEndpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT });
   const stateSigner = new StateSigner(required('BENCH_STATE_SECRET'));
@@ -126,11 +123,9 @@ async function serviceWorkers(
     dataConverter,
     workflowSpanSink: tracing.workflowSpanSink,
     deps: {
+      ...stores,
       cronofy,
-      store,
       stateSigner,
-      enterpriseUsers,
-      campaigns: new Campaigns(database),
       redirectUri: required('BENCH_REDIRECT_URI'),
       serviceAccountCallbackUrl: required('BENCH_SERVICE_ACCOUNT_CALLBACK_URL'),
     },

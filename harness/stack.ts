@@ -23,13 +23,13 @@ import { cronofyCallMetrics, runtimeTelemetryOptions } from '../src/observabilit
 import { tracingClientInterceptors, type Tracing } from '../src/observability/tracing.js';
 
 import { startSimulator, type RunningSimulator } from '../simulator/server.js';
-import { CredentialStore } from '../src/store/credentialStore.js';
+import type { CredentialStore } from '../src/store/credentialStore.js';
+import { createStores } from '../src/store/stores.js';
 import { openDatabase, type Database } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
 import type { ApplicationEvent } from '../src/workflows/definitions.js';
 import type { DomainEvent } from '../src/workflows/enterpriseDefinitions.js';
-import { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
-import { Campaigns } from '../src/store/campaigns.js';
+import type { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
 import { createDowngradeWorkers } from '../src/worker.js';
 import { testWorkflowBundle } from './workflowBundle.js';
@@ -147,9 +147,8 @@ export async function startStack(
     tracing: options.tracing?.workflowSpanSink !== undefined,
   });
   const database = await openDatabase(options.databaseUrl ?? 'memory:');
-  const store = new CredentialStore(database, Keyring.parse(TEST_CREDENTIAL_KEYS));
-  const enterpriseUsers = new EnterpriseUsers(database);
-  const campaigns = new Campaigns(database);
+  const stores = createStores(database, Keyring.parse(TEST_CREDENTIAL_KEYS));
+  const { store, enterpriseUsers } = stores;
   const stateSigner = new StateSigner(STATE_SECRET);
 
   const webhook = await startWebhookReceiver({
@@ -201,12 +200,10 @@ export async function startStack(
       taskQueue,
       workflowBundle: workerOptions.workflowBundle ?? workflowBundle,
       deps: {
+        ...stores,
         cronofy,
-        store,
         stateSigner,
         redirectUri,
-        enterpriseUsers,
-        campaigns,
         serviceAccountRefreshMarginMs: options.serviceAccountRefreshMarginMs,
         serviceAccountCallbackUrl: `${callbacks.url}${SERVICE_ACCOUNT_CALLBACK_PATH}`,
         notifications: dispatcher,

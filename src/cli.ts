@@ -22,10 +22,8 @@ import { downgradeDefaults, isPostgresUrl, loadConfig, type Config } from './con
 import { campaignReportCsv, reportCsv } from './reportCsv.js';
 import { connectTemporalClient } from './temporalConnection.js';
 import { addWebhooksCommands } from './cliWebhooks.js';
-import { Campaigns } from './store/campaigns.js';
-import { CredentialStore } from './store/credentialStore.js';
+import { createStores } from './store/stores.js';
 import { openDatabase } from './store/database.js';
-import { EnterpriseUsers } from './store/enterpriseUsers.js';
 import { Keyring } from './store/encryption.js';
 
 /** A refresh token never goes on a command line, where `ps` and shell history would show it. */
@@ -63,10 +61,10 @@ async function openDatabaseSession(config: Config): Promise<DatabaseSession & { 
   }
   const database = await openDatabase(config.DATABASE_URL);
   const temporal = await openTemporal(config);
-  const store = new CredentialStore(database, Keyring.parse(config.CREDENTIAL_KEYS));
+  const { store, enterpriseUsers, campaigns } = createStores(database, Keyring.parse(config.CREDENTIAL_KEYS));
   return {
-    domains: new EnterpriseClient({ ...temporal.options, store, users: new EnterpriseUsers(database) }),
-    campaigns: new CampaignClient({ ...temporal.options, store, campaigns: new Campaigns(database) }),
+    domains: new EnterpriseClient({ ...temporal.options, store, users: enterpriseUsers }),
+    campaigns: new CampaignClient({ ...temporal.options, store, campaigns }),
     close: async () => {
       await temporal.close();
       await database.close();

@@ -2,6 +2,7 @@ import { Client } from '@temporalio/client';
 import type { DataConverter, MetricMeter } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import type { ActivityDeps } from './activities/deps.js';
+import { createStores, type Stores } from './store/stores.js';
 import { REDIRECT_PATH } from './contracts/callbackPaths.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from './contracts/callbackPaths.js';
 import { StateSigner } from './contracts/stateToken.js';
@@ -9,10 +10,7 @@ import type { Config } from './config.js';
 import { CronofyClient } from './cronofy/client.js';
 import { cronofyCallMetrics } from './observability/metrics.js';
 import { tracingClientInterceptors } from './observability/tracing.js';
-import { CredentialStore } from './store/credentialStore.js';
 import { openDatabase, type Database } from './store/database.js';
-import { EnterpriseUsers } from './store/enterpriseUsers.js';
-import { Campaigns } from './store/campaigns.js';
 import { Keyring } from './store/encryption.js';
 import { Notifications } from './store/notifications.js';
 import { NotificationDispatcher } from './notifications/dispatcher.js';
@@ -51,11 +49,8 @@ export function redirectUri(config: Config): string {
   return new URL(REDIRECT_PATH, config.callbackBaseUrl).toString();
 }
 
-export interface Services {
+export interface Services extends Stores {
   database: Database;
-  store: CredentialStore;
-  enterpriseUsers: EnterpriseUsers;
-  campaigns: Campaigns;
   stateSigner: StateSigner;
   activityDeps: ActivityDeps;
   /** Delivers recorded events; the worker role starts it. */
@@ -70,7 +65,6 @@ export async function createServices(
   options: { meter?: MetricMeter } = {},
 ): Promise<Services> {
   const database = await openDatabase(config.DATABASE_URL);
-  const store = new CredentialStore(database, Keyring.parse(config.CREDENTIAL_KEYS));
   const stateSigner = new StateSigner(config.STATE_SIGNING_SECRET);
   const client = new CronofyClient({
     clientId: cronofy.clientId,
@@ -99,25 +93,21 @@ export async function createServices(
     meter: options.meter,
     logLevel: config.LOG_LEVEL,
   });
-  const enterpriseUsers = new EnterpriseUsers(database);
-  const campaigns = new Campaigns(database);
+  const stores = createStores(database, Keyring.parse(config.CREDENTIAL_KEYS));
+  const activityDeps: ActivityDeps = {
+    ...stores,
+    cronofy: client,
+    stateSigner,
+    redirectUri: redirectUri(config),
+    serviceAccountCallbackUrl: new URL(SERVICE_ACCOUNT_CALLBACK_PATH, config.callbackBaseUrl).toString(),
+    temporalUiUrl: config.temporalUiUrl,
+    notifications: notifications.enabled ? notifications : undefined,
+  };
   return {
     database,
-    store,
-    enterpriseUsers,
-    campaigns,
+    ...stores,
     stateSigner,
-    activityDeps: {
-      cronofy: client,
-      store,
-      stateSigner,
-      enterpriseUsers,
-      campaigns,
-      redirectUri: redirectUri(config),
-      serviceAccountCallbackUrl: new URL(SERVICE_ACCOUNT_CALLBACK_PATH, config.callbackBaseUrl).toString(),
-      temporalUiUrl: config.temporalUiUrl,
-      notifications: notifications.enabled ? notifications : undefined,
-    },
+    activityDeps,
     notifications,
     close: async () => {
       await notifications.stop();

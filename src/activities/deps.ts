@@ -1,8 +1,6 @@
 import type { CronofyClient } from '../cronofy/client.js';
 import type { StateSigner } from '../contracts/stateToken.js';
-import type { Campaigns } from '../store/campaigns.js';
-import type { CredentialStore } from '../store/credentialStore.js';
-import type { EnterpriseUsers } from '../store/enterpriseUsers.js';
+import type { Stores } from '../store/stores.js';
 
 /** Where a downgrade's events are recorded for delivery (src/notifications/dispatcher.ts). */
 export interface NotificationRecorder {
@@ -15,16 +13,13 @@ export interface NotificationRecorder {
   }): Promise<void>;
 }
 
-export interface ActivityDeps {
+export interface ActivityDeps extends Stores {
   cronofy: CronofyClient;
-  store: CredentialStore;
   stateSigner: StateSigner;
   /** The callback server's redirect endpoint, registered with Cronofy. */
   redirectUri: string;
   /** Where Cronofy posts each Enterprise Connect user's access. */
   serviceAccountCallbackUrl: string;
-  enterpriseUsers: EnterpriseUsers;
-  campaigns: Campaigns;
   /** Refresh a service-account token when less than this is left of it (default 2 minutes). */
   serviceAccountRefreshMarginMs?: number;
   /** The Temporal UI operators use (its public URL): each domain user's run links to its domain there. */

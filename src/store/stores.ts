@@ -1,0 +1,21 @@
+import { Campaigns } from './campaigns.js';
+import { CredentialStore } from './credentialStore.js';
+import type { Database } from './database.js';
+import type { Keyring } from './encryption.js';
+import { EnterpriseUsers } from './enterpriseUsers.js';
+
+/** The stores the activities (and the service's clients and callback server) work with, over one database. */
+export interface Stores {
+  store: CredentialStore;
+  enterpriseUsers: EnterpriseUsers;
+  campaigns: Campaigns;
+}
+
+/** The one way the service, its CLI, the tests' stack and the benchmarks make the stores: over `database`. */
+export function createStores(database: Database, keyring: Keyring): Stores {
+  return {
+    store: new CredentialStore(database, keyring),
+    enterpriseUsers: new EnterpriseUsers(database),
+    campaigns: new Campaigns(database),
+  };
+}
