@@ -19,6 +19,7 @@ import {
   type Stack,
 } from '../harness/stack.js';
 import { assertEveryHistoryHoldsNoSecrets } from '../harness/histories.js';
+import { waitUntil } from '../harness/waitUntil.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 /** Two consent pages and the two answered pages between them. */
@@ -227,11 +228,10 @@ describe('the page after consent tells how the answer was judged', () => {
 
 /** The administrator's consent link, once the domain's downgrade asks for it. */
 async function adminConsentLink(s: Stack, domain: string): Promise<string> {
-  for (;;) {
-    const status = await s.enterprise.get(domain).catch(() => undefined);
-    if (status?.phase === 'awaiting_admin' && status.authorizationUrl) return status.authorizationUrl;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  return waitUntil(`the domain ${domain} asks for its administrator's consent`, async () => {
+    const status = await s.enterprise.get(domain);
+    return status.phase === 'awaiting_admin' && status.authorizationUrl ? status.authorizationUrl : undefined;
+  });
 }
 
 test('every run stored by the server holds encrypted payloads and no issued secret or e-mail', async () => {

@@ -7,7 +7,6 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import got from 'got';
 import { z } from 'zod';
@@ -26,6 +25,7 @@ import {
   type Stack,
 } from '../harness/stack.js';
 import { createScratchDatabase, testPostgresUrl } from '../harness/postgres.js';
+import { waitUntil } from '../harness/waitUntil.js';
 import { main } from '../src/cli.js';
 import { startCodecServer } from '../src/codec/codecServer.js';
 import { parseConfig } from '../src/config.js';
@@ -137,12 +137,10 @@ async function usersFile(name: string, lines: string[]): Promise<string> {
 }
 
 async function waitForPhase(domain: string, phase: string) {
-  for (let i = 0; i < 300; i++) {
-    const status = await stack.enterprise.get(domain).catch(() => undefined);
-    if (status?.phase === phase) return status;
-    await sleep(100);
-  }
-  throw new Error(`${domain} never reached ${phase}`);
+  return waitUntil(`${domain} reaches ${phase}`, async () => {
+    const status = await stack.enterprise.get(domain);
+    return status.phase === phase && status;
+  });
 }
 
 describe('cronofy-downgrade', () => {

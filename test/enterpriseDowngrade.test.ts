@@ -20,6 +20,7 @@ import {
   type Stack,
 } from '../harness/stack.js';
 import { assertEveryHistoryHoldsNoSecrets, assertHistoryHoldsNoSecrets } from '../harness/histories.js';
+import { waitUntil } from '../harness/waitUntil.js';
 
 /** The server refuses a 51st pending child: the sliding window (40) must keep every run below it. */
 const PENDING_CHILDREN_LIMIT = 50;
@@ -301,18 +302,12 @@ describe('enterprise downgrade', () => {
     const parent = await stack.env.client.workflow.getHandle(enterpriseDowngradeId(domain)).describe();
     const adminClaims = stateClaims(adminLink);
     assert.deepEqual([adminClaims.runId, adminClaims.firstRunId], [parent.runId, parent.runId]);
-    const deadline = Date.now() + 30_000;
-    while ((await stack.enterprise.get(domain)).started < 40) {
-      if (Date.now() > deadline) throw new Error('the window never filled');
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitUntil('the window fills', async () => (await stack.enterprise.get(domain)).started >= 40);
     // Each user's state names the user's run, so its callback signals that run without a lookup.
-    let requested = await userAccessRequests(enterpriseDowngradeId(domain));
-    while (requested.length < 40) {
-      if (Date.now() > deadline) throw new Error(`only ${requested.length} users were asked for access`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      requested = await userAccessRequests(enterpriseDowngradeId(domain));
-    }
+    const requested = await waitUntil('40 users are asked for access', async () => {
+      const users = await userAccessRequests(enterpriseDowngradeId(domain));
+      return users.length >= 40 && users;
+    });
     for (const user of requested.slice(0, 40)) {
       const { runId } = await stack.env.client.workflow.getHandle(user.workflowId).describe();
       assert.deepEqual([user.runId, user.firstRunId], [runId, runId], `${user.workflowId}: the user's run`);
@@ -336,8 +331,11 @@ describe('enterprise downgrade', () => {
       for await (const execution of stack.env.client.workflow.list({ query })) count += execution ? 1 : 0;
       return count;
     };
-    const settle = Date.now() + 20_000;
-    while ((await stillRunning()) > 0 && Date.now() < settle) await new Promise((r) => setTimeout(r, 250));
+    await waitUntil(
+      'no user workflow of the domain is left running',
+      async () => (await stillRunning()) === 0,
+      { intervalMs: 250 },
+    );
     assert.equal(await stillRunning(), 0, 'no user workflow of the domain is left running');
     const counts = await stack.enterpriseUsers.countsByState(result.captureId);
     assert.equal(counts.cancelled, 40, 'every user in flight was recorded as cancelled');

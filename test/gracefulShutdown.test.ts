@@ -22,6 +22,7 @@ import {
 } from '../harness/serviceProcess.js';
 import { CLIENT, decideOnConsentPage } from '../harness/stack.js';
 import { assertEveryHistoryHoldsNoSecrets } from '../harness/histories.js';
+import { waitUntil } from '../harness/waitUntil.js';
 
 const PEOPLE = 40;
 const CONCURRENCY = 6;
@@ -108,14 +109,11 @@ test('SIGTERM during a stream of callbacks: in-flight ones answered, exit 0, non
   }
   const callbacks: Array<{ workflowId: string; url: string }> = [];
   for (const person of people) {
-    const deadline = Date.now() + 60_000;
-    let status = await individual.get(person.workflowId);
-    while (!status.authorizationUrl) {
-      assert.ok(Date.now() < deadline, `${person.workflowId} never asked for consent (${status.state})`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      status = await individual.get(person.workflowId);
-    }
-    const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', {
+    const authorizationUrl = await waitUntil(
+      `${person.workflowId} asks for consent`,
+      async () => (await individual.get(person.workflowId)).authorizationUrl,
+    );
+    const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', {
       email: person.email,
     });
     callbacks.push({ workflowId: person.workflowId, url: location.toString() });

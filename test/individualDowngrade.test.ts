@@ -33,6 +33,7 @@ import {
   recordHistories,
   replayHistories,
 } from '../harness/histories.js';
+import { waitUntil } from '../harness/waitUntil.js';
 
 const SimulatorState = z.object({
   accounts: z.array(
@@ -638,7 +639,9 @@ describe('Cronofy failures', () => {
 describe('application webhook', () => {
   test('the downgrade ends whatever the webhook answers; a failed event arrives, in order, when redelivered', async () => {
     const { user, workflowId, authorizationUrl } = await startDowngrade();
-    while (!stack.webhookEvents.some((event) => event.status.workflowId === workflowId)) await sleep(20);
+    await waitUntil('the first event reaches the webhook', () =>
+      stack.webhookEvents.some((event) => event.status.workflowId === workflowId),
+    );
     stack.webhook.failFor(workflowId, Number.POSITIVE_INFINITY);
     await followRedirect(
       await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }),
@@ -647,11 +650,10 @@ describe('application webhook', () => {
     assert.equal(result.state, 'completed', 'decided while the endpoint refuses every event');
 
     // The 'finished' event runs through the whole (shortened) schedule, then waits for an operator.
-    let failed = await stack.notifications.list({ stream: workflowId, status: 'failed' });
-    while (failed.length === 0) {
-      await sleep(50);
-      failed = await stack.notifications.list({ stream: workflowId, status: 'failed' });
-    }
+    const failed = await waitUntil('an event is recorded as failed', async () => {
+      const events = await stack.notifications.list({ stream: workflowId, status: 'failed' });
+      return events.length > 0 && events;
+    });
     assert.deepEqual(
       failed.map((event) => [event.eventType, event.attempts, event.lastError]),
       [['finished', TEST_RETRY_SCHEDULE_MS.length + 1, 'answered 503']],
@@ -665,9 +667,10 @@ describe('application webhook', () => {
 
     stack.webhook.failFor(workflowId, 0);
     assert.equal(await stack.notifications.redeliver({ stream: workflowId }), 1);
-    while (stack.webhookEvents.filter((event) => event.status.workflowId === workflowId).length < 2) {
-      await sleep(20);
-    }
+    await waitUntil(
+      'both events reach the webhook',
+      () => stack.webhookEvents.filter((event) => event.status.workflowId === workflowId).length >= 2,
+    );
     const delivered = stack.webhookEvents.filter((event) => event.status.workflowId === workflowId);
     assert.deepEqual(
       delivered.map((event) => event.type),
@@ -689,7 +692,9 @@ describe('an endpoint that answers 410', () => {
     stack.webhook.answer(410);
     try {
       const { user, workflowId, authorizationUrl } = await startDowngrade();
-      while (!(await stack.notifications.endpointDisabled(stack.webhook.url))) await sleep(20);
+      await waitUntil('the endpoint is disabled', () =>
+        stack.notifications.endpointDisabled(stack.webhook.url),
+      );
       stack.webhook.answer(204);
       await followRedirect(
         await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email: user.email }),
@@ -711,9 +716,10 @@ describe('an endpoint that answers 410', () => {
       );
 
       assert.equal(await stack.notifications.enableEndpoint(stack.webhook.url), true);
-      while (stack.webhookEvents.filter((event) => event.status.workflowId === workflowId).length < 2) {
-        await sleep(20);
-      }
+      await waitUntil(
+        'both events reach the webhook',
+        () => stack.webhookEvents.filter((event) => event.status.workflowId === workflowId).length >= 2,
+      );
       assert.deepEqual(
         stack.webhookEvents
           .filter((event) => event.status.workflowId === workflowId)
@@ -862,12 +868,8 @@ function linkOn(html: string): string | undefined {
 }
 
 async function waitUntilPrompt(workflowId: string, prompt: number) {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
+  return waitUntil(`${workflowId} reaches prompt ${prompt}`, async () => {
     const status = await stack.individual.get(workflowId);
-    if (status.prompt === prompt && status.authorizationUrl) return status;
-    if (Date.now() > deadline)
-      throw new Error(`${workflowId} did not reach prompt ${prompt}: ${status.state}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+    return status.prompt === prompt && status.authorizationUrl ? status : undefined;
+  });
 }

@@ -36,6 +36,7 @@ import {
   type Stack,
 } from '../harness/stack.js';
 import { freePort } from '../harness/ports.js';
+import { waitUntil } from '../harness/waitUntil.js';
 import {
   assertEveryHistoryHoldsNoSecrets,
   IssuedSecrets,
@@ -253,13 +254,15 @@ function value(metrics: Metrics, name: string, labels: Record<string, string> = 
     .reduce((sum, sample) => sum + sample.value, 0);
 }
 
-async function scrapeUntil(ready: (metrics: Metrics) => boolean, timeoutMs = 10_000): Promise<Metrics> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const metrics = await scrape();
-    if (ready(metrics) || Date.now() > deadline) return metrics;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+async function scrapeUntil(ready: (metrics: Metrics) => boolean): Promise<Metrics> {
+  return waitUntil(
+    'the metrics are ready',
+    async () => {
+      const metrics = await scrape();
+      return ready(metrics) && metrics;
+    },
+    { intervalMs: 200 },
+  );
 }
 
 interface ReceivedSpan {
@@ -345,15 +348,15 @@ async function startOtlpReceiver(): Promise<OtlpReceiver> {
 }
 
 /** Flushes the exporter until `find` finds what it looks for. */
-async function waitForSpans<T>(find: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    await tracing.forceFlush();
-    const found = find();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error('the expected spans were not exported');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+async function waitForSpans<T>(find: () => T | undefined): Promise<T> {
+  return waitUntil(
+    'the expected spans are exported',
+    async () => {
+      await tracing.forceFlush();
+      return find();
+    },
+    { intervalMs: 200 },
+  );
 }
 
 test('an Enterprise Connect domain moves the enterprise and per-user counters', async () => {

@@ -12,6 +12,7 @@ import { SIMULATOR_CLIENT } from '../src/services.js';
 import { freePorts } from '../harness/ports.js';
 import { waitUntilAnswering } from '../harness/serviceProcess.js';
 import { decideOnConsentPage, followRedirect } from '../harness/stack.js';
+import { waitUntil } from '../harness/waitUntil.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
@@ -86,12 +87,10 @@ test(
         defaults: { deadlineMs: 3_600_000, reminderIntervalMs: 3_600_000, maxPrompts: 3 },
       });
       const { workflowId } = await individual.start({ sub: user.sub });
-      let status = await individual.get(workflowId);
-      while (!status.authorizationUrl) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        status = await individual.get(workflowId);
-      }
-      const authorizationUrl = status.authorizationUrl;
+      const authorizationUrl = await waitUntil(
+        `${workflowId} asks for consent`,
+        async () => (await individual.get(workflowId)).authorizationUrl,
+      );
 
       // The person takes their time; meanwhile the service is stopped and started again.
       await stopService();

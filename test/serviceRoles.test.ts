@@ -22,6 +22,7 @@ import {
   type ServiceProcess,
 } from '../harness/serviceProcess.js';
 import { CLIENT, decideOnConsentPage, followRedirect, signalCount } from '../harness/stack.js';
+import { waitUntil } from '../harness/waitUntil.js';
 
 const CREDENTIAL_KEYS = Keyring.generateSpec('roles1');
 const taskQueue = `roles-${Date.now()}`;
@@ -89,14 +90,11 @@ async function waitingDowngrade(email: string) {
     sub: account.sub,
     refreshToken: account.refresh_token,
   });
-  const deadline = Date.now() + 60_000;
-  let status = await individual.get(workflowId);
-  while (!status.authorizationUrl) {
-    assert.ok(Date.now() < deadline, `${workflowId} never asked for consent (${status.state})`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    status = await individual.get(workflowId);
-  }
-  const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', { email });
+  const authorizationUrl = await waitUntil(
+    `${workflowId} asks for consent`,
+    async () => (await individual.get(workflowId)).authorizationUrl,
+  );
+  const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email });
   return { workflowId, location };
 }
 

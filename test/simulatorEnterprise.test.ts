@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { parseConsentFormBase } from '../harness/consentForm.js';
+import { waitUntil } from '../harness/waitUntil.js';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
@@ -113,18 +114,6 @@ function get(path: string, headers: Record<string, string> = {}): Promise<Respon
 
 async function json<T = Record<string, unknown>>(response: Response): Promise<T> {
   return (await response.json()) as T;
-}
-
-async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await condition())) {
-    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 // The administrator's consent page, read the way a browser would
@@ -259,7 +248,7 @@ async function callbackCounts(): Promise<CallbackCounts> {
 }
 
 async function waitUntilCallbacksSettle(): Promise<CallbackCounts> {
-  await waitFor(async () => (await callbackCounts()).pending === 0, 'callbacks to settle');
+  await waitUntil('callbacks to settle', async () => (await callbackCounts()).pending === 0);
   return callbackCounts();
 }
 
@@ -269,7 +258,7 @@ function callbacksFor(email: string): ReceivedCallback[] {
 }
 
 async function codeFromCallback(email: string): Promise<string> {
-  await waitFor(() => callbacksFor(email).length > 0, `the callback for ${email}`);
+  await waitUntil(`the callback for ${email}`, () => callbacksFor(email).length > 0);
   const code = callbacksFor(email)[0]?.body.authorization.code;
   assert.ok(code, 'the callback carries a code');
   return code;
@@ -611,7 +600,7 @@ void describe('request user access', () => {
     });
     assert.equal(response.status, 202);
 
-    await waitFor(() => received.length >= 50, '50 callbacks');
+    await waitUntil('50 callbacks', () => received.length >= 50);
     const counts = await waitUntilCallbacksSettle();
     assert.deepEqual(counts, { pending: 0, delivered: 50, failed: 0, withheld: 0 });
     assert.equal(received.length, 50);
@@ -730,7 +719,7 @@ void describe('request user access', () => {
       (await requestUserAccess(serviceAccount.access_token, accessRequest('user@example.org'))).status,
       202,
     );
-    await waitFor(() => received.length >= 3, 'three attempts');
+    await waitUntil('three attempts', () => received.length >= 3);
     assert.deepEqual((await waitUntilCallbacksSettle()).delivered, 1);
     assert.equal(received.length, 3);
     const codes = new Set(received.map((callback) => callback.body.authorization.code));
@@ -751,7 +740,7 @@ void describe('scripted outcomes', () => {
         accessRequest('granted@example.org'),
       ],
     });
-    await waitFor(() => received.length >= 2, 'two callbacks');
+    await waitUntil('two callbacks', () => received.length >= 2);
     const [refused] = callbacksFor('refused@example.org');
     assert.equal(refused?.body.authorization.code, undefined);
     assert.equal(refused?.body.authorization.error, 'unable_to_grant_scope');
@@ -790,7 +779,7 @@ void describe('scripted outcomes', () => {
     await put('/_sim/enterprise/outcomes', { default: { kind: 'duplicate' } });
     const serviceAccount = await serviceAccountFor();
     await requestUserAccess(serviceAccount.access_token, accessRequest('twice@example.org'));
-    await waitFor(() => received.length >= 2, 'two callbacks');
+    await waitUntil('two callbacks', () => received.length >= 2);
     const [first, second] = received;
     assert.deepEqual(first?.body, second?.body);
     const code = first?.body.authorization.code ?? '';

@@ -163,27 +163,25 @@ async function startEnterpriseAwaitingAdmin(s: Stack): Promise<Runs['enterprise'
     serviceAccountSub: serviceAccount.service_account_id,
     deadlineMs: DEADLINE_MS,
   });
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const status = await s.enterprise.get(ENTERPRISE_DOMAIN);
-    if (status.phase === 'awaiting_admin' && status.authorizationUrl) {
-      return { workflowId, runId, serviceAccountSub: serviceAccount.service_account_id, status };
-    }
-    if (Date.now() > deadline) throw new Error(`${workflowId} stayed in ${status.phase}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const status = await waitUntil(`${workflowId} asks for its administrator's consent`, async () => {
+    const current = await s.enterprise.get(ENTERPRISE_DOMAIN);
+    return current.phase === 'awaiting_admin' && current.authorizationUrl ? current : undefined;
+  });
+  return { workflowId, runId, serviceAccountSub: serviceAccount.service_account_id, status };
 }
 
 /** Waits until Temporal's visibility store lists the run under the query, so the UI's first load shows it. */
 async function waitUntilListed(s: Stack, query: string, workflowId: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    for await (const listed of s.env.client.workflow.list({ query })) {
-      if (listed.workflowId === workflowId) return;
-    }
-    if (Date.now() > deadline) throw new Error(`${workflowId} is not listed under ${query}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  await waitUntil(
+    `${workflowId} is listed under ${query}`,
+    async () => {
+      for await (const listed of s.env.client.workflow.list({ query })) {
+        if (listed.workflowId === workflowId) return true;
+      }
+      return false;
+    },
+    { intervalMs: 200 },
+  );
 }
 
 /** A fresh browser profile per test; page errors are collected for the failure message. */

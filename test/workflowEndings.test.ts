@@ -12,6 +12,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startTemporalServer } from '../harness/temporalServer.js';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { testWorkflowBundle } from '../harness/workflowBundle.js';
+import { waitUntil } from '../harness/waitUntil.js';
 import {
   cronofyTaskQueue,
   getStatus,
@@ -187,11 +188,7 @@ async function waitFor(
   handle: Handle,
   until: (status: { state: string; prompt: number }) => boolean,
 ): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!until(await statusOf(handle))) {
-    if (Date.now() > deadline) throw new Error(`the downgrade never got there: ${until.toString()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitUntil(`the downgrade gets there: ${until.toString()}`, async () => until(await statusOf(handle)));
 }
 
 /** Once prompt `prompt` waits, the person answers it: with a code, or with Cronofy's error redirect. */
@@ -431,13 +428,10 @@ describe('the page after consent reads the verdict on an answer from the status'
 
   /** The verdict on the answer to `prompt`, once the run has judged it. */
   async function judged(handle: Handle, prompt: number): Promise<Verdict> {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
+    return waitUntil(`prompt ${prompt} is judged`, async () => {
       const verdict = verdictOn({ prompt }, await askedStatus(handle));
-      if (verdict.outcome !== 'checking') return verdict;
-      if (Date.now() > deadline) throw new Error(`prompt ${prompt} was never judged`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+      return verdict.outcome !== 'checking' && verdict;
+    });
   }
 
   for (const [kind, freeBusy] of [
