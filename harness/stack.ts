@@ -1,6 +1,6 @@
 /**
- * The whole service, for tests: a real Temporal dev server (the official CLI), the Cronofy simulator, the
- * credential store on PGlite, the callback server and a worker — all on loopback, wired as in production.
+ * The whole service, for tests: a real Temporal dev server (the official CLI), the Cronofy simulator, a scratch
+ * database on the tests' PostgreSQL, the callback server and a worker — all on loopback, wired as in production.
  */
 import { payloadEncryption } from '../src/codec/payloadEncryption.js';
 import assert from 'node:assert/strict';
@@ -26,6 +26,7 @@ import { startSimulator, type RunningSimulator } from '../simulator/server.js';
 import type { CredentialStore } from '../src/store/credentialStore.js';
 import { createStores } from '../src/store/stores.js';
 import { openDatabase, type Database } from '../src/store/database.js';
+import { createScratchDatabase, testPostgresUrl } from './postgres.js';
 import { Keyring } from '../src/store/encryption.js';
 import type { ApplicationEvent } from '../src/workflows/definitions.js';
 import type { DomainEvent } from '../src/workflows/enterpriseDefinitions.js';
@@ -120,7 +121,10 @@ export async function startStack(
     metricsBindAddress?: string;
     /** Trace as the service does: client interceptors on the stack's client, workflow spans into `tracing`. */
     tracing?: Tracing;
-    /** The credential store's database (a PostgreSQL shared with another process, say); PGlite in memory otherwise. */
+    /**
+     * The service's database (a PostgreSQL shared with another process, say); otherwise a scratch database of the
+     * tests' PostgreSQL, dropped when the stack stops (cheaper to make than an embedded one).
+     */
     databaseUrl?: string;
     /** Email people through this SMTP server (harness/mailbox.ts), as the service does with SMTP_URL. */
     smtpUrl?: string;
@@ -146,7 +150,8 @@ export async function startStack(
   const workflowBundle = await testWorkflowBundle({
     tracing: options.tracing?.workflowSpanSink !== undefined,
   });
-  const database = await openDatabase(options.databaseUrl ?? 'memory:');
+  const scratch = options.databaseUrl ? undefined : await createScratchDatabase(testPostgresUrl(), 'stack');
+  const database = await openDatabase(options.databaseUrl ?? scratch!.url);
   const stores = createStores(database, Keyring.parse(TEST_CREDENTIAL_KEYS));
   const { store, enterpriseUsers } = stores;
   const stateSigner = new StateSigner(STATE_SECRET);
@@ -259,6 +264,7 @@ export async function startStack(
       await dispatcher.stop();
       await webhook.close();
       await database.close();
+      await scratch?.drop();
       await env.teardown();
     },
   };
