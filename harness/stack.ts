@@ -12,7 +12,7 @@ import got from 'got';
 import { decodeJwt, type JWTPayload } from 'jose';
 import { z } from 'zod';
 import { parseConsentFormBase } from './consentForm.js';
-import { DowngradeNotFoundError, EnterpriseClient, IndividualClient } from '../src/client.js';
+import { EnterpriseClient, IndividualClient } from '../src/client.js';
 import { REDIRECT_PATH } from '../src/contracts/callbackPaths.js';
 import { startCallbackServer } from '../src/callbacks/server.js';
 import { temporalCallbackDeps } from '../src/callbacks/temporalSignals.js';
@@ -27,6 +27,7 @@ import type { CredentialStore } from '../src/store/credentialStore.js';
 import { createStores } from '../src/store/stores.js';
 import { openDatabase, type Database } from '../src/store/database.js';
 import { createScratchDatabase, testPostgresUrl } from './postgres.js';
+import { waitUntil } from './waitUntil.js';
 import { Keyring } from '../src/store/encryption.js';
 import type { ApplicationEvent } from '../src/workflows/definitions.js';
 import type { DomainEvent } from '../src/workflows/enterpriseDefinitions.js';
@@ -348,27 +349,21 @@ export async function openAnsweredPage(location: URL | string) {
  * Waits for a downgrade to reach a state, its consent link included when it awaits re-authorization. A run not
  * started yet (a campaign's or a domain's user the parent has still to start) is waited for like any other.
  */
-export async function waitForState(
+export function waitForState(
   stack: Stack,
   workflowId: string,
   predicate: (state: string) => boolean,
-  timeoutMs = 20_000,
+  timeoutMs?: number,
 ) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const status = await stack.individual.get(workflowId).catch((error: unknown) => {
-      if (error instanceof DowngradeNotFoundError) return undefined;
-      throw error;
-    });
-    if (
-      status &&
-      predicate(status.state) &&
-      (status.state !== 'awaiting_reauthorization' || status.authorizationUrl)
-    )
-      return status;
-    if (Date.now() > deadline) throw new Error(`${workflowId} stayed in ${status?.state ?? 'not started'}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  return waitUntil(
+    `${workflowId} reaches the state awaited`,
+    async () => {
+      const status = await stack.individual.get(workflowId);
+      const waiting = status.state === 'awaiting_reauthorization';
+      return predicate(status.state) && (!waiting || status.authorizationUrl !== undefined) && status;
+    },
+    { timeoutMs },
+  );
 }
 
 /** The claims inside an authorization URL's `state` (decoded, not verified: the callback server verifies). */
@@ -404,19 +399,13 @@ export async function createDomain(stack: { simulator: { url: string } }, domain
   );
 }
 
-/** Waits for the domain's downgrade to ask its administrator, who chooses Free/Busy on the consent page. */
 /** Approves the domain's pending Enterprise Connect request as its administrator; returns the consent link used. */
 export async function approveAsAdministrator(stack: Stack, domain: string): Promise<string> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const status = await stack.enterprise.get(domain).catch(() => undefined);
-    if (status?.phase === 'awaiting_admin' && status.authorizationUrl) {
-      const location = await decideOnConsentPage(status.authorizationUrl, 'free_busy_google', { domain });
-      const page = await followRedirect(location);
-      assert.equal(page.status, 303);
-      return status.authorizationUrl;
-    }
-    if (Date.now() > deadline) throw new Error(`the downgrade of ${domain} never asked the administrator`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const authorizationUrl = await waitUntil(`the downgrade of ${domain} asks the administrator`, async () => {
+    const status = await stack.enterprise.get(domain);
+    return status.phase === 'awaiting_admin' && status.authorizationUrl;
+  });
+  const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { domain });
+  assert.equal((await followRedirect(location)).status, 303);
+  return authorizationUrl;
 }
