@@ -87,13 +87,8 @@ const UserAccessInput = z.union([
  * own request names it; a domain's names its batch, whose users are known by their positions and run ids.
  */
 async function userAccessRequests(workflowId: string) {
-  const history = await stack.env.client.workflow.getHandle(workflowId).fetchHistory();
   const users = [];
-  for (const event of history.events ?? []) {
-    const scheduled = event.activityTaskScheduledEventAttributes;
-    if (scheduled?.activityType?.name !== 'requestUserAccess') continue;
-    const [payload] = await stack.codec.decode(scheduled.input?.payloads ?? []);
-    const input = UserAccessInput.parse(defaultPayloadConverter.fromPayload(payload!));
+  for (const input of await accessRequestInputs(workflowId)) {
     if ('users' in input) {
       users.push(
         ...input.users.map(({ workflowId, runId, firstRunId, request }) => ({
@@ -424,18 +419,23 @@ async function runsOf(domain: string): Promise<string[]> {
   return runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime()).map((run) => run.runId);
 }
 
-/** How many users each requestUserAccess activity of one run asked for, in the order scheduled. */
-async function requestBatches(workflowId: string, runId: string): Promise<number[]> {
+/** The decoded input of every requestUserAccess activity one run scheduled, in order (the latest run by default). */
+async function accessRequestInputs(workflowId: string, runId?: string) {
   const history = await stack.env.client.workflow.getHandle(workflowId, runId).fetchHistory();
-  const sizes = [];
+  const inputs = [];
   for (const event of history.events ?? []) {
     const scheduled = event.activityTaskScheduledEventAttributes;
     if (scheduled?.activityType?.name !== 'requestUserAccess') continue;
     const [payload] = await stack.codec.decode(scheduled.input?.payloads ?? []);
-    const input = UserAccessInput.parse(defaultPayloadConverter.fromPayload(payload!));
-    sizes.push('users' in input ? input.users.length : input.batch.runIds.length);
+    inputs.push(UserAccessInput.parse(defaultPayloadConverter.fromPayload(payload!)));
   }
-  return sizes;
+  return inputs;
+}
+
+/** How many users each requestUserAccess activity of one run asked for, in the order scheduled. */
+async function requestBatches(workflowId: string, runId: string): Promise<number[]> {
+  const inputs = await accessRequestInputs(workflowId, runId);
+  return inputs.map((input) => ('users' in input ? input.users.length : input.batch.runIds.length));
 }
 
 /** The parent's runs and how long each history grew. */
