@@ -3,6 +3,7 @@
  * started on a given Temporal, database and Cronofy (the simulator), stopped with a signal.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { testWorkflowBundlePath } from './workflowBundle.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startTemporalServer } from './temporalServer.js';
 import got from 'got';
@@ -64,6 +65,10 @@ export async function waitUntilAnswering(
 
 /** Starts the service and waits until it answers (`readyUrl`, by default its callback server's /healthz). */
 export async function startServiceProcess(options: ServiceProcessOptions): Promise<ServiceProcess> {
+  // The bundle the tests share: a service process that bundled the workflows itself would spend seconds of CPU.
+  const workflowBundle = await testWorkflowBundlePath({
+    tracing: Boolean(options.env?.OTEL_EXPORTER_OTLP_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT),
+  });
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: {
@@ -86,6 +91,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
       CRONOFY_CALLS_PER_SECOND: String(options.cronofyCallsPerSecond ?? 40),
       CALLBACK_HOST: '127.0.0.1',
       CALLBACK_PORT: String(options.callbackPort),
+      WORKFLOW_BUNDLE_PATH: workflowBundle,
       ...options.env,
     },
   });

@@ -29,12 +29,17 @@ function sourceHash(): string {
  * stale bundle is never used; the file is written whole before it is renamed into place.
  */
 export async function testWorkflowBundle(options: { tracing?: boolean } = {}): Promise<WorkflowBundle> {
+  return { code: readFileSync(await testWorkflowBundlePath(options), 'utf8') };
+}
+
+/** The same bundle's file, for a service process started with WORKFLOW_BUNDLE_PATH. */
+export async function testWorkflowBundlePath(options: { tracing?: boolean } = {}): Promise<string> {
   const file = join(CACHE, `${sourceHash()}${options.tracing ? '-traced' : ''}.js`);
-  if (existsSync(file)) return { code: readFileSync(file, 'utf8') };
+  if (existsSync(file)) return file;
   const { code } = await bundleWorkflows(options);
   mkdirSync(CACHE, { recursive: true });
   const partial = `${file}.${process.pid}.tmp`;
   writeFileSync(partial, code);
   renameSync(partial, file);
-  return { code };
+  return file;
 }

@@ -75,6 +75,11 @@ const Environment = z.object({
   CRONOFY_CALLS_PER_SECOND: z.coerce.number().positive().default(8),
   /** Workflow runs the worker keeps in memory between their tasks; unset, DEFAULT_CACHED_WORKFLOWS (src/worker.ts). */
   WORKER_CACHED_WORKFLOWS: z.coerce.number().int().min(2).optional(),
+  /**
+   * A workflow bundle built ahead (`npm run bundle-workflows`, with `-- --tracing` when tracing is on), so that a
+   * worker starts without bundling; unset, the worker bundles the workflow code as it starts.
+   */
+  WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
 
   CRONOFY_CLIENT_ID: z.string().min(1).optional(),
   CRONOFY_CLIENT_SECRET: z.string().min(1).optional(),

@@ -16,7 +16,7 @@ import { setupTracing } from './observability/tracing.js';
 import { connectTemporal, createServices, cronofyTarget, redirectUri, SIMULATOR_CLIENT } from './services.js';
 import { startSimulator } from '../simulator/server.js';
 import { startDevServer } from './temporalDevServer.js';
-import { createDowngradeWorkers } from './worker.js';
+import { createDowngradeWorkers, prebuiltWorkflowBundle } from './worker.js';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, 'main');
@@ -102,6 +102,9 @@ async function main() {
       deps: services.activityDeps,
       cronofyCallsPerSecond: config.CRONOFY_CALLS_PER_SECOND,
       cachedWorkflows: config.WORKER_CACHED_WORKFLOWS,
+      workflowBundle: config.WORKFLOW_BUNDLE_PATH
+        ? prebuiltWorkflowBundle(config.WORKFLOW_BUNDLE_PATH, { tracing: tracing.enabled })
+        : undefined,
       dataConverter,
       workflowSpanSink: tracing.workflowSpanSink,
     });

@@ -1,10 +1,12 @@
 import { failureConverterPath } from './codec/payloadEncryption.js';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   bundleWorkflowCode,
   DefaultLogger,
   NativeConnection,
   Worker,
+  type WorkflowBundle,
   type WorkerOptions,
 } from '@temporalio/worker';
 import { createActivitiesByQueue } from './activities/index.js';
@@ -78,6 +80,24 @@ export function bundleWorkflows(options: { tracing?: boolean } = {}): ReturnType
     workflowInterceptorModules: options.tracing ? [tracingWorkflowInterceptorModule] : [],
     logger: new DefaultLogger('WARN'),
   });
+}
+
+/** What only a traced bundle holds: OpenTelemetry's workflow interceptors. */
+const TRACED_BUNDLE_MARKER = 'interceptors-opentelemetry/lib/workflow-interceptors';
+
+/**
+ * A bundle written by `bundleWorkflows` ahead of time (scripts/bundle-workflows.ts). Refused when it was built for
+ * the other `tracing` choice: a traced worker on an untraced bundle would make no workflow spans, silently.
+ */
+export function prebuiltWorkflowBundle(path: string, options: { tracing: boolean }): WorkflowBundle {
+  const code = readFileSync(path, 'utf8');
+  if (code.includes(TRACED_BUNDLE_MARKER) !== options.tracing) {
+    throw new Error(
+      `${path} was bundled ${options.tracing ? 'without' : 'with'} tracing, but tracing is ${options.tracing ? 'on' : 'off'}: ` +
+        `bundle it again${options.tracing ? ' with --tracing' : ' without --tracing'}`,
+    );
+  }
+  return { code };
 }
 
 /** The sinks a traced bundle's workflow code calls; a replayer registers them too (dropping the spans). */

@@ -265,3 +265,27 @@ test('the webhook: a URL needs Standard Webhooks secrets (or the older one), eac
   assert.match(bad, /NOTIFICATION_RETRY_SCHEDULE: "5s,soon" is not a list of durations/);
   assert.doesNotMatch(bad, /whsec_short/);
 });
+
+test('WORKFLOW_BUNDLE_PATH: a bundle built for the other tracing choice is refused, naming the fix', async () => {
+  const { prebuiltWorkflowBundle } = await import('../src/worker.js');
+  const directory = mkdtempSync(join(tmpdir(), 'bundle-'));
+  try {
+    const untraced = join(directory, 'untraced.js');
+    const traced = join(directory, 'traced.js');
+    writeFileSync(untraced, 'var workflows = {};');
+    writeFileSync(traced, 'require("@temporalio/interceptors-opentelemetry/lib/workflow-interceptors.js");');
+    assert.equal(prebuiltWorkflowBundle(untraced, { tracing: false }).code, 'var workflows = {};');
+    assert.ok(prebuiltWorkflowBundle(traced, { tracing: true }).code.includes('workflow-interceptors'));
+    assert.throws(
+      () => prebuiltWorkflowBundle(untraced, { tracing: true }),
+      /bundled without tracing.*--tracing/,
+    );
+    assert.throws(
+      () => prebuiltWorkflowBundle(traced, { tracing: false }),
+      /bundled with tracing, but tracing is off/,
+    );
+    assert.equal(parseConfig({ ...valid, WORKFLOW_BUNDLE_PATH: traced }).WORKFLOW_BUNDLE_PATH, traced);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
