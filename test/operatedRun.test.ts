@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { WithStartWorkflowOperation } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker as TemporalWorker } from '@temporalio/worker';
@@ -19,6 +20,7 @@ import { CampaignRuns, DowngradeRefusedError } from '../src/client.js';
 import { runtimeTelemetryOptions } from '../src/observability/metrics.js';
 import { DOWNGRADE_FINISHED, DOWNGRADE_STARTED } from '../src/workflows/metrics.js';
 import {
+  campaignUpdates,
   campaignWorkflowId,
   type CampaignEvent,
   type CampaignInput,
@@ -142,6 +144,33 @@ describe('approval', () => {
     assert.deepEqual(result.counts, { completed: 60 });
     assert.equal(result.approval?.decidedBy, OPS.by);
     assert.equal(campaign.started.length, 60);
+  });
+
+  test("an approval that arrives with the run's first task (update-with-start) is taken, not refused", async () => {
+    const name = `c${++count}`;
+    const campaign: Campaign = { outcome: () => 'completed', started: [], events: [] };
+    campaigns.set(name, campaign);
+    const input: CampaignInput = {
+      name,
+      captureId: name,
+      userCount: 5,
+      window: 50,
+      downgrade: { deadlineMs: 60_000, reminderIntervalMs: 60_000, maxPrompts: 1 },
+      approval,
+    };
+    const approved = await env.client.workflow.executeUpdateWithStart(campaignUpdates.approve, {
+      args: [{ ...OPS, previewId: 'pv_run' }],
+      startWorkflowOperation: new WithStartWorkflowOperation('individualCampaign', {
+        workflowId: campaignWorkflowId(name),
+        taskQueue,
+        args: [input],
+        workflowIdConflictPolicy: 'FAIL',
+      }),
+    });
+    assert.equal(approved.approval?.decidedBy, OPS.by);
+    const result = await runs.waitForResult(name);
+    assert.equal(result.phase, 'completed');
+    assert.deepEqual(result.counts, { completed: 5 });
   });
 
   test('a rejected run ends rejected, with its reason, and starts nobody', async () => {
