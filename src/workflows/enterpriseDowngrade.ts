@@ -84,9 +84,7 @@ class DomainRun {
       workflowId: workflowInfo().workflowId,
       domain: input.domain,
       captureId: input.captureId ?? '',
-      // Awaiting approval from the start: an approval that arrives with the run's first task is validated before
-      // awaitApproval has run.
-      phase: progress ? 'moving_users' : input.approval ? 'awaiting_approval' : 'revoking',
+      phase: progress ? 'moving_users' : 'revoking',
       prompt: 0,
       userCount: input.userCount ?? 0,
       providerName: progress?.providerName,

@@ -51,9 +51,7 @@ class CampaignRun {
       workflowId: workflowInfo().workflowId,
       name: input.name,
       captureId: input.captureId,
-      // Awaiting approval from the start: an approval that arrives with the run's first task is validated before
-      // awaitApproval has run.
-      phase: !progress && input.approval ? 'awaiting_approval' : 'moving_users',
+      phase: 'moving_users',
       userCount: input.userCount,
       started: progress?.nextPosition ?? 0,
       inFlight: 0,

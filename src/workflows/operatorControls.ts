@@ -66,6 +66,9 @@ export class OperatorControls<S extends OperatedStatus> {
     },
   ) {
     this.control = new DomainControl(options.input.breaker, options.input.progress?.control);
+    // Awaiting approval from the run's first moment: an approval that arrives with the first task is validated as
+    // its handler is registered, before awaitApproval has run. Only the in-memory phase: no command is issued.
+    if (!options.input.progress && options.input.approval) status.phase = 'awaiting_approval';
     this.#register(options.updates);
   }
 
