@@ -27,9 +27,10 @@ import type { CredentialStore } from '../src/store/credentialStore.js';
 import { createStores } from '../src/store/stores.js';
 import { openDatabase, type Database } from '../src/store/database.js';
 import { createScratchDatabase, testPostgresUrl } from './postgres.js';
-import { waitUntil } from './waitUntil.js';
+import { WaitAbandoned, waitUntil } from './waitUntil.js';
 import { Keyring } from '../src/store/encryption.js';
-import type { ApplicationEvent } from '../src/workflows/definitions.js';
+import { isTerminalState, type ApplicationEvent } from '../src/workflows/definitions.js';
+import { operatedRunHasEnded } from '../src/workflows/endings.js';
 import type { DomainEvent } from '../src/workflows/enterpriseDefinitions.js';
 import type { EnterpriseUsers } from '../src/store/enterpriseUsers.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
@@ -360,7 +361,11 @@ export function waitForState(
     async () => {
       const status = await stack.individual.get(workflowId);
       const waiting = status.state === 'awaiting_reauthorization';
-      return predicate(status.state) && (!waiting || status.authorizationUrl !== undefined) && status;
+      const reached = predicate(status.state) && (!waiting || status.authorizationUrl !== undefined);
+      if (!reached && isTerminalState(status.state)) {
+        throw new WaitAbandoned(`the run ended ${status.state}${status.reason ? `: ${status.reason}` : ''}`);
+      }
+      return reached && status;
     },
     { timeoutMs },
   );
@@ -403,6 +408,7 @@ export async function createDomain(stack: { simulator: { url: string } }, domain
 export async function approveAsAdministrator(stack: Stack, domain: string): Promise<string> {
   const authorizationUrl = await waitUntil(`the downgrade of ${domain} asks the administrator`, async () => {
     const status = await stack.enterprise.get(domain);
+    if (operatedRunHasEnded(status.phase)) throw new WaitAbandoned(`the downgrade ended ${status.phase}`);
     return status.phase === 'awaiting_admin' && status.authorizationUrl;
   });
   const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { domain });
