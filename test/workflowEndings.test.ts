@@ -1,6 +1,6 @@
 /**
- * Every way a re-authorization ends, for a person (an Individual downgrade) and for a domain's administrator (an
- * Enterprise downgrade), one test each, decided by the workflow code alone: a real Temporal dev server runs the
+ * Every way a re-authorization ends, for a person (an Individual downgrade), for a domain's administrator (an
+ * Enterprise downgrade) and for each user of a domain, one test each, decided by the workflow code alone: a real Temporal dev server runs the
  * workflow, and its activities are stubs scripted per test. No HTTP, no simulator, no database: the callback
  * arrives as the signal the callback server would send.
  */
@@ -26,9 +26,13 @@ import {
 import type { ExchangedGrant } from '../src/activities/deps.js';
 import {
   getEnterpriseStatus,
+  userAccessCallback,
   type DomainEvent,
   type EnterpriseDowngradeInput,
   type EnterpriseStatus,
+  type EnterpriseUserInput,
+  type EnterpriseUserResult,
+  type UserAccessCallback,
 } from '../src/workflows/enterpriseDefinitions.js';
 import { verdictOn, type AskedStatus, type Verdict } from '../src/callbacks/verdict.js';
 
@@ -44,6 +48,10 @@ interface Script {
 interface Seen {
   revoked: string[];
   events: Array<ApplicationEvent | DomainEvent>;
+  /** An Enterprise user's own access requests: its number, and the run it names for the callback. */
+  requests: Array<{ request: number; runId: string; firstRunId: string }>;
+  /** The outcome an Enterprise user recorded for its domain to count. */
+  recorded?: { state: string; reason?: string; credentialRef?: string };
 }
 
 const SUB = 'acc_person';
@@ -59,7 +67,7 @@ const scripts = new Map<string, Script>();
 const seen = new Map<string, Seen>();
 const workflowId = () => Context.current().info.workflowExecution?.workflowId ?? '';
 const seenBy = (id: string): Seen => {
-  if (!seen.has(id)) seen.set(id, { revoked: [], events: [] });
+  if (!seen.has(id)) seen.set(id, { revoked: [], events: [], requests: [] });
   return seen.get(id)!;
 };
 
@@ -103,6 +111,20 @@ const stubs = {
   async exchangeServiceAccountCode(request: { codeRef: string }) {
     return { sub: SERVICE_ACCOUNT, domain: DOMAIN, ...scriptedGrant(request.codeRef) };
   },
+  // An Enterprise user's: asking again for its own access, the code of the request answered, its outcome.
+  async requestUserAccess(request: {
+    users: Array<{ request: number; runId: string; firstRunId: string }>;
+  }): Promise<void> {
+    for (const { request: number, runId, firstRunId } of request.users)
+      seenBy(workflowId()).requests.push({ request: number, runId, firstRunId });
+  },
+  async exchangeUserAccessCode(request: { codeRef: string }): Promise<ExchangedGrant> {
+    return { sub: 'acc_user', ...scriptedGrant(request.codeRef) };
+  },
+  async recordUserOutcome(request: { state: string; reason?: string; credentialRef?: string }) {
+    const { state, reason, credentialRef } = request;
+    seenBy(workflowId()).recorded = { state, reason, credentialRef };
+  },
 };
 
 let env: TestWorkflowEnvironment;
@@ -140,6 +162,19 @@ const asking = { deadlineMs: 60_000, reminderIntervalMs: 60_000, maxPrompts: 3 }
 /** The two kinds of run: the workflow, and the input every test starts from. */
 const kinds = {
   person: { workflowType: 'individualDowngrade', input: { sub: SUB, ...asking } },
+  user: {
+    workflowType: 'enterpriseUserDowngrade',
+    input: {
+      domain: DOMAIN,
+      captureId: 'capture',
+      email: 'someone@example.org',
+      position: 0,
+      parentWorkflowId: 'the-domain',
+      serviceAccountRef: 'service-account',
+      userDeadlineMs: 60_000,
+      maxUserRequests: 2,
+    },
+  },
   domain: {
     workflowType: 'enterpriseDowngrade',
     input: {
@@ -415,6 +450,72 @@ describe("an Enterprise downgrade's re-authorization by the administrator ends",
     assert.equal(required?.status.authorizationUrl, 'https://consent.test/1');
     assert.ok(reminders.length >= 1, `${reminders.length} reminders`);
     assert.ok(reminders.every((event) => event.type === 'reminder' && event.status.domain === DOMAIN));
+  });
+});
+
+describe("an Enterprise Connect user's downgrade ends", () => {
+  /** An Enterprise user of the domain, whose access the domain has asked for once. */
+  const startUser = (script: Script, input: Partial<EnterpriseUserInput> = {}) =>
+    startRun('user', script, input);
+  /** Cronofy's callback to the user's access request `request`: a code, or an error. */
+  const callback = (request: number, error?: string): UserAccessCallback => ({
+    request,
+    redirectUri: 'https://service.test/callbacks/enterprise-user',
+    ...(error ? { error } : { codeRef: `code-${request}` }),
+  });
+  const userResult = async (handle: Handle) => (await handle.result()) as EnterpriseUserResult;
+
+  test('completed: a Free/Busy grant, whose credential is recorded for the domain', async () => {
+    const { handle, seen } = await startUser({ grants: [FREE_BUSY] });
+    await handle.signal(userAccessCallback, callback(1));
+    assert.equal((await userResult(handle)).state, 'completed');
+    assert.deepEqual(seen.recorded, { state: 'completed', reason: undefined, credentialRef: 'grant-1' });
+    assert.deepEqual(seen.requests, [], 'asked only by the domain');
+  });
+
+  test("failed: Cronofy's callback carries an error, recorded as the reason", async () => {
+    const { handle, seen } = await startUser({ grants: [] });
+    await handle.signal(userAccessCallback, callback(1, 'unable_to_grant_scope'));
+    assert.deepEqual(await userResult(handle), {
+      position: 0,
+      state: 'failed',
+      reason: 'unable_to_grant_scope',
+    });
+    assert.equal(seen.recorded?.state, 'failed');
+  });
+
+  test('failed: access granted Read/Write, which is taken back', async () => {
+    const { handle, seen } = await startUser({ grants: [READ_WRITE] });
+    await handle.signal(userAccessCallback, callback(1));
+    const ended = await userResult(handle);
+    assert.equal(ended.state, 'failed');
+    assert.match(ended.reason ?? '', /granted as google, not Free\/Busy/);
+    assert.deepEqual(seen.revoked, ['grant-1']);
+    assert.equal(seen.recorded?.credentialRef, undefined);
+  });
+
+  test('expired: no callback to any request; the user asked again once itself, naming its own run', async () => {
+    // Nothing ever answers, so the deadline decides nothing but how soon the test ends.
+    const { handle, seen } = await startUser({ grants: [] }, { userDeadlineMs: 200 });
+    assert.deepEqual(await userResult(handle), {
+      position: 0,
+      state: 'expired',
+      reason: 'no access after 2 requests',
+    });
+    const { runId } = await handle.describe();
+    assert.deepEqual(seen.requests, [{ request: 2, runId, firstRunId: runId }]);
+    assert.equal(seen.recorded?.state, 'expired');
+  });
+
+  test('completed after asking again: the code was used up by an attempt that crashed before recording it', async () => {
+    const { handle, seen } = await startUser({ grants: [FREE_BUSY, FREE_BUSY], lostCodes: [1] });
+    await handle.signal(userAccessCallback, callback(1));
+    await waitUntil('the user asks again', () => seen.requests.length === 1);
+    // An answer to the first request, arriving late, no longer counts.
+    await handle.signal(userAccessCallback, callback(1));
+    await handle.signal(userAccessCallback, callback(2));
+    assert.equal((await userResult(handle)).state, 'completed');
+    assert.equal(seen.recorded?.credentialRef, 'grant-2');
   });
 });
 
