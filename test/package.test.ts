@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,10 @@ import {
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const PACK_LOCK = join(
+  tmpdir(),
+  `cronofy-downgrade-pack-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}.lock`,
+);
 
 /** A backend as a user of the package writes it: only `cronofy-downgrade/client` and Temporal's client. */
 const BACKEND = `import { Client, Connection } from '@temporalio/client';
@@ -67,8 +72,9 @@ test(
   'the packed package installs into an empty project, type-checks a backend and starts a downgrade',
   { timeout: 240_000 },
   async () => {
-    // `npm pack` builds dist/ first (prepack).
-    await run('npm', ['pack', '--pack-destination', scratch, '--silent'], { cwd: ROOT });
+    // `npm pack` builds dist/ first (prepack). Another test run in this checkout (CI runs Node 22 and 24 side by
+    // side) may be building it too: one at a time.
+    await run('flock', [PACK_LOCK, 'npm', 'pack', '--pack-destination', scratch, '--silent'], { cwd: ROOT });
     const tarball = (await readdir(scratch)).find((name) => name.endsWith('.tgz'));
     assert.ok(tarball, 'npm pack wrote a tarball');
 
