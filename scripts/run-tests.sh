@@ -12,4 +12,7 @@ if [ -z "${TEST_POSTGRES_URL:-}" ]; then
   trap 'bash scripts/start-test-postgres.sh stop >/dev/null 2>&1 || true' EXIT
 fi
 [ "$#" -gt 0 ] || set -- test/*.test.ts
+# The workflow bundle the test files share (harness/workflowBundle.ts), built once before they start: files that
+# start together would each build it, as none finds it built yet.
+node --import tsx -e "await (await import('./harness/workflowBundle.ts')).testWorkflowBundlePath()"
 node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-3}" "$@"
