@@ -164,4 +164,30 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE campaign_users ADD COLUMN email text;
     `,
   },
+  {
+    version: 7,
+    name: 'the HTTP API: its keys (a hash of each secret) and its idempotent requests (a hash of each body)',
+    sql: `
+      CREATE TABLE api_keys (
+        id text PRIMARY KEY,
+        name text NOT NULL,
+        scopes text NOT NULL,
+        secret_hash text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        revoked_at timestamptz
+      );
+
+      CREATE TABLE api_idempotency (
+        key_id text NOT NULL,
+        idempotency_key text NOT NULL,
+        request_hash text NOT NULL,
+        status integer,
+        response text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        completed_at timestamptz,
+        PRIMARY KEY (key_id, idempotency_key)
+      );
+      CREATE INDEX api_idempotency_created_at_idx ON api_idempotency (created_at);
+    `,
+  },
 ];

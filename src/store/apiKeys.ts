@@ -1,0 +1,105 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { API_KEY_PATTERN, generateApiKey } from '../contracts/apiKeyFormat.js';
+import type { Database } from './database.js';
+
+/** What a key may do; a route names the one it needs. */
+export const API_SCOPES = [
+  'downgrades:write',
+  'downgrades:read',
+  'credentials:read',
+  'operators:approve',
+  'webhooks:admin',
+  'keys:admin',
+] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
+
+export function isApiScope(scope: string): scope is ApiScope {
+  return (API_SCOPES as readonly string[]).includes(scope);
+}
+
+/** A key as the service knows it: never its secret. */
+export interface ApiKey {
+  id: string;
+  name: string;
+  scopes: ApiScope[];
+  createdAt: string;
+  revokedAt?: string;
+}
+
+// A key's secret is 256 random bits: one round of SHA-256 is all a stored hash needs (there is nothing to guess).
+const hashOf = (secret: string) => createHash('sha256').update(secret).digest('hex');
+
+type KeyRow = {
+  id: string;
+  name: string;
+  scopes: string;
+  secret_hash: string;
+  created_at: Date;
+  revoked_at: Date | null;
+};
+
+function describe(row: KeyRow): ApiKey {
+  return {
+    id: row.id,
+    name: row.name,
+    scopes: row.scopes.split(' ').filter(isApiScope),
+    createdAt: row.created_at.toISOString(),
+    revokedAt: row.revoked_at?.toISOString(),
+  };
+}
+
+/** The API's keys, stored as a hash of their secret with their name and scopes. */
+export class ApiKeys {
+  constructor(private readonly database: Database) {}
+
+  /** A new key with these scopes; the answer holds the key's text, which is stored nowhere. */
+  async create(name: string, scopes: readonly ApiScope[]): Promise<ApiKey & { key: string }> {
+    const key = generateApiKey();
+    return { ...(await this.register(key, name, scopes)), key };
+  }
+
+  /**
+   * Stores a key made elsewhere (the local admin key `npm start` keeps in .data/). Registering the same key again
+   * changes nothing.
+   */
+  async register(key: string, name: string, scopes: readonly ApiScope[]): Promise<ApiKey> {
+    const parts = API_KEY_PATTERN.exec(key);
+    if (!parts) throw new Error('not an API key of this service');
+    const [, id, secret] = parts;
+    await this.database.query(
+      `INSERT INTO api_keys (id, name, scopes, secret_hash) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
+      [id, name, scopes.join(' '), hashOf(secret!)],
+    );
+    const [row] = await this.database.query<KeyRow>(`SELECT * FROM api_keys WHERE id = $1`, [id]);
+    return describe(row!);
+  }
+
+  /** The key a request presented, if it is one of ours and not revoked; nothing says which check failed. */
+  async authenticate(key: string): Promise<ApiKey | undefined> {
+    const parts = API_KEY_PATTERN.exec(key);
+    if (!parts) return undefined;
+    const [, id, secret] = parts;
+    const [row] = await this.database.query<KeyRow>(
+      `SELECT * FROM api_keys WHERE id = $1 AND revoked_at IS NULL`,
+      [id],
+      { prepareAs: 'api_key_by_id' },
+    );
+    if (!row) return undefined;
+    const matches = timingSafeEqual(Buffer.from(row.secret_hash, 'hex'), Buffer.from(hashOf(secret!), 'hex'));
+    return matches ? describe(row) : undefined;
+  }
+
+  async list(): Promise<ApiKey[]> {
+    const rows = await this.database.query<KeyRow>(`SELECT * FROM api_keys ORDER BY created_at, id`);
+    return rows.map(describe);
+  }
+
+  /** Revokes a key at once; false when there is no such key. */
+  async revoke(id: string): Promise<boolean> {
+    const rows = await this.database.query(
+      `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id`,
+      [id],
+    );
+    return rows.length > 0;
+  }
+}
