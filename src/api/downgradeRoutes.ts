@@ -1,0 +1,119 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { DowngradeNotFoundError, DowngradeRefusedError } from '../client/errors.js';
+import type { ApiDeps } from './deps.js';
+import { answerOnce } from './idempotent.js';
+import { Problem, ProblemDocument } from './problems.js';
+import {
+  DowngradeId,
+  DowngradeStatus,
+  NewCredentials,
+  StartDowngrade,
+  StartedDowngrade,
+} from './downgradeSchemas.js';
+
+/** The answers every route may give besides its own: no key, a key without the scope, an invalid request. */
+const REFUSALS = { 400: ProblemDocument, 401: ProblemDocument, 403: ProblemDocument };
+
+/** Individual downgrades: start one with its link, follow it, cancel it, take its new credentials. */
+export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
+  const { individual, idempotency } = deps;
+
+  app.post(
+    '/v1/downgrades',
+    {
+      config: { scope: 'downgrades:write' },
+      schema: {
+        operationId: 'startDowngrade',
+        summary: "Start a person's downgrade and answer with their consent link",
+        description:
+          'Revokes the Read/Write authorization (at once, or once the person opens the link) and asks the person ' +
+          "to authorize again choosing Free/Busy. A person's downgrade that is already running is answered with its " +
+          'current link.',
+        tags: ['downgrades'],
+        body: StartDowngrade,
+        response: { 201: StartedDowngrade, ...REFUSALS, 409: ProblemDocument, 422: ProblemDocument },
+      },
+    },
+    (request, reply) =>
+      answerOnce(idempotency, request, reply, async () => {
+        const started = await call(() => individual.startWithLink(request.body));
+        return { status: 201, body: StartedDowngrade.parse(started) };
+      }),
+  );
+
+  app.get(
+    '/v1/downgrades/:workflowId',
+    {
+      config: { scope: 'downgrades:read' },
+      schema: {
+        operationId: 'getDowngrade',
+        summary: "A downgrade's status",
+        tags: ['downgrades'],
+        params: DowngradeId,
+        response: { 200: DowngradeStatus, ...REFUSALS, 404: ProblemDocument },
+      },
+    },
+    async (request) => DowngradeStatus.parse(await call(() => individual.get(request.params.workflowId))),
+  );
+
+  app.post(
+    '/v1/downgrades/:workflowId/cancel',
+    {
+      config: { scope: 'downgrades:write' },
+      schema: {
+        operationId: 'cancelDowngrade',
+        summary: 'Cancel a running downgrade',
+        description: 'Answers once the cancellation is requested; the downgrade then ends `cancelled`.',
+        tags: ['downgrades'],
+        params: DowngradeId,
+        response: { 202: DowngradeId, ...REFUSALS, 404: ProblemDocument, 409: ProblemDocument },
+      },
+    },
+    (request, reply) =>
+      answerOnce(idempotency, request, reply, async () => {
+        const { workflowId } = request.params;
+        await call(() => individual.cancel(workflowId));
+        return { status: 202, body: { workflowId } };
+      }),
+  );
+
+  app.get(
+    '/v1/downgrades/:workflowId/credentials',
+    {
+      config: { scope: 'credentials:read' },
+      schema: {
+        operationId: 'getNewCredentials',
+        summary: 'The new Free/Busy credentials of a completed downgrade',
+        tags: ['downgrades'],
+        params: DowngradeId,
+        response: { 200: NewCredentials, ...REFUSALS, 404: ProblemDocument, 409: ProblemDocument },
+      },
+    },
+    async (request) => {
+      const { workflowId } = request.params;
+      const status = await call(() => individual.get(workflowId));
+      if (status.state !== 'completed') {
+        throw new Problem(
+          'downgrade_refused',
+          `downgrade ${workflowId} is ${status.state}: no new credentials`,
+        );
+      }
+      const credentials = await call(() => individual.getNewCredentials(workflowId));
+      return NewCredentials.parse({
+        ...credentials,
+        accessTokenExpiresAt: credentials.accessTokenExpiresAt?.toISOString(),
+      });
+    },
+  );
+};
+
+/** The clients' errors as the API's problems. */
+async function call<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof DowngradeNotFoundError) throw new Problem('downgrade_not_found', error.message);
+    if (error instanceof DowngradeRefusedError) throw new Problem('downgrade_refused', error.message);
+    throw error;
+  }
+}

@@ -1,0 +1,68 @@
+import { z } from 'zod';
+
+/**
+ * Every error the API answers with, by its stable `code`: the HTTP status and the title. Clients branch on the code;
+ * the detail is for people.
+ */
+export const PROBLEMS = {
+  invalid_request: { status: 400, title: 'The request is not valid' },
+  unauthenticated: { status: 401, title: 'A valid API key is required' },
+  insufficient_scope: { status: 403, title: 'The API key lacks the scope this needs' },
+  not_found: { status: 404, title: 'No such resource' },
+  downgrade_not_found: { status: 404, title: 'No such downgrade' },
+  downgrade_refused: { status: 409, title: 'The downgrade cannot do this in its current state' },
+  idempotency_in_progress: {
+    status: 409,
+    title: 'A request with this Idempotency-Key is still being answered',
+  },
+  idempotency_key_reused: { status: 422, title: 'This Idempotency-Key was used for another request' },
+  internal: { status: 500, title: 'The service failed to answer' },
+  unavailable: { status: 503, title: 'A service this needs is unavailable' },
+} as const satisfies Record<string, { status: number; title: string }>;
+export type ProblemCode = keyof typeof PROBLEMS;
+
+/** An answer as `application/problem+json` (RFC 9457), with the error's code. */
+export const ProblemDocument = z
+  .object({
+    type: z.string().describe('A URI reference naming the kind of error: `#<code>` in this API'),
+    title: z.string(),
+    status: z.int().min(400).max(599),
+    code: z.enum(Object.keys(PROBLEMS) as [ProblemCode, ...ProblemCode[]]),
+    detail: z.string().optional(),
+    errors: z
+      .array(z.object({ path: z.string(), message: z.string() }))
+      .optional()
+      .describe('For invalid_request: each field that is not valid, and why'),
+  })
+  .meta({ id: 'Problem' });
+export type ProblemDocument = z.infer<typeof ProblemDocument>;
+
+/** Thrown by a handler to answer with a problem. */
+export class Problem extends Error {
+  override name = 'Problem';
+  constructor(
+    readonly code: ProblemCode,
+    detail?: string,
+    readonly errors?: Array<{ path: string; message: string }>,
+  ) {
+    super(detail ?? PROBLEMS[code].title);
+  }
+
+  get status(): number {
+    return PROBLEMS[this.code].status;
+  }
+
+  toDocument(): ProblemDocument {
+    const { title, status } = PROBLEMS[this.code];
+    return {
+      type: `#${this.code}`,
+      title,
+      status,
+      code: this.code,
+      detail: this.message,
+      errors: this.errors,
+    };
+  }
+}
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';

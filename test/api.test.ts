@@ -1,0 +1,268 @@
+/**
+ * The HTTP API over a real socket, on the tests' stack (Temporal dev server, worker, simulator): keys and scopes,
+ * problems, idempotent POSTs, an Individual downgrade from its start to its new credentials, and the OpenAPI
+ * document the routes' zod schemas make.
+ */
+import assert from 'node:assert/strict';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { after, before, describe, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import got, { type Response } from 'got';
+import { startApiServer } from '../src/api/server.js';
+import { ApiKeys } from '../src/store/apiKeys.js';
+import { IdempotentRequests } from '../src/store/idempotency.js';
+import { individualDowngradeId } from '../src/workflows/definitions.js';
+import {
+  createReadWriteUser,
+  decideOnConsentPage,
+  followRedirect,
+  startStack,
+  type RunningWorker,
+  type Stack,
+} from '../harness/stack.js';
+import { waitUntil } from '../harness/waitUntil.js';
+
+let stack: Stack;
+let worker: RunningWorker;
+let api: { app: FastifyInstance; url: string };
+let keys: ApiKeys;
+/** A backend's key; a key that may only read; one revoked. */
+let writer: string;
+let reader: string;
+let revoked: string;
+
+before(async () => {
+  stack = await startStack();
+  worker = await stack.startWorker();
+  keys = new ApiKeys(stack.database);
+  api = await startApiServer(
+    { keys, idempotency: new IdempotentRequests(stack.database), individual: stack.individual },
+    { host: '127.0.0.1', port: 0, logLevel: 'silent' },
+  );
+  writer = (await keys.create('backend', ['downgrades:write', 'downgrades:read', 'credentials:read'])).key;
+  reader = (await keys.create('dashboard', ['downgrades:read'])).key;
+  const gone = await keys.create('old backend', ['downgrades:write']);
+  await keys.revoke(gone.id);
+  revoked = gone.key;
+});
+
+after(async () => {
+  await api?.app.close();
+  await worker?.stop();
+  await stack?.stop();
+});
+
+/** One request to the API, never throwing on a status; the body parsed as JSON. */
+async function call(
+  method: 'GET' | 'POST',
+  path: string,
+  options: { key?: string; json?: unknown; body?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: Record<string, unknown>; response: Response<string> }> {
+  const response = await got(`${api.url}${path}`, {
+    method,
+    throwHttpErrors: false,
+    retry: { limit: 0 },
+    json: options.json,
+    body: options.body,
+    headers: {
+      ...(options.key ? { authorization: `Bearer ${options.key}` } : {}),
+      ...options.headers,
+    },
+  });
+  return { status: response.statusCode, body: JSON.parse(response.body || 'null'), response };
+}
+
+function assertProblem(
+  answer: { status: number; body: Record<string, unknown>; response: Response<string> },
+  status: number,
+  code: string,
+) {
+  assert.equal(answer.status, status, JSON.stringify(answer.body));
+  assert.match(answer.response.headers['content-type'] ?? '', /^application\/problem\+json/);
+  assert.equal(answer.body.code, code);
+  assert.equal(answer.body.status, status);
+  assert.equal(typeof answer.body.title, 'string');
+}
+
+async function workflowExists(workflowId: string): Promise<boolean> {
+  return stack.env.client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .then(
+      () => true,
+      () => false,
+    );
+}
+
+describe('keys and scopes', () => {
+  test('no key, a malformed, unknown or revoked key: 401, and nothing is started', async () => {
+    const sub = 'acc_unauthenticated1';
+    for (const key of [undefined, 'not-a-key', `cdk_${'a'.repeat(16)}_${'b'.repeat(43)}`, revoked]) {
+      const answer = await call('POST', '/v1/downgrades', { key, json: { sub } });
+      assertProblem(answer, 401, 'unauthenticated');
+      assert.equal(answer.response.headers['www-authenticate'], 'Bearer');
+    }
+    assert.equal(await workflowExists(individualDowngradeId(sub)), false);
+  });
+
+  test('a key without the scope: 403, and nothing is started', async () => {
+    const sub = 'acc_readeronly1';
+    assertProblem(
+      await call('POST', '/v1/downgrades', { key: reader, json: { sub } }),
+      403,
+      'insufficient_scope',
+    );
+    assert.equal(await workflowExists(individualDowngradeId(sub)), false);
+  });
+
+  test('keys are stored as a hash of their secret: no row holds a key or its secret', async () => {
+    const rows = JSON.stringify(await stack.database.query('SELECT * FROM api_keys'));
+    for (const key of [writer, reader, revoked]) {
+      assert.equal(rows.includes(key), false);
+      assert.equal(rows.includes(key.slice(key.lastIndexOf('_') + 1)), false);
+    }
+  });
+});
+
+describe('problems', () => {
+  test('a body that does not match the schema names each field; one that is not JSON is refused too', async () => {
+    const invalid = await call('POST', '/v1/downgrades', {
+      key: writer,
+      json: { sub: 'not-an-account', maxPrompts: 0, extra: true },
+    });
+    assertProblem(invalid, 400, 'invalid_request');
+    const paths = (invalid.body.errors as Array<{ path: string }>).map((error) => error.path).join(' ');
+    assert.match(paths, /sub/);
+    assert.match(paths, /maxPrompts/);
+    assertProblem(
+      await call('POST', '/v1/downgrades', {
+        key: writer,
+        body: '{"sub":',
+        headers: { 'content-type': 'application/json' },
+      }),
+      400,
+      'invalid_request',
+    );
+  });
+
+  test('an unknown downgrade and an unknown route: 404', async () => {
+    assertProblem(
+      await call('GET', '/v1/downgrades/downgrade-individual-acc_nobody', { key: reader }),
+      404,
+      'downgrade_not_found',
+    );
+    assertProblem(await call('GET', '/v1/nothing-here', { key: reader }), 404, 'not_found');
+  });
+});
+
+describe('an Individual downgrade through the API', () => {
+  test('started with its link, consented to Free/Busy, completed, and its new credentials read', async () => {
+    const account = await createReadWriteUser(stack, 'api-person@example.com');
+    const started = await call('POST', '/v1/downgrades', {
+      key: writer,
+      json: { sub: account.sub, refreshToken: account.refresh_token, userId: 'person-1' },
+    });
+    assert.equal(started.status, 201, JSON.stringify(started.body));
+    const { workflowId, authorizationUrl } = started.body as { workflowId: string; authorizationUrl: string };
+    assert.equal(workflowId, individualDowngradeId(account.sub));
+
+    const waiting = await call('GET', `/v1/downgrades/${workflowId}`, { key: reader });
+    assert.equal(waiting.body.state, 'awaiting_reauthorization');
+    assert.equal(waiting.body.userId, 'person-1');
+    assertProblem(
+      await call('GET', `/v1/downgrades/${workflowId}/credentials`, { key: writer }),
+      409,
+      'downgrade_refused',
+    );
+    assertProblem(
+      await call('GET', `/v1/downgrades/${workflowId}/credentials`, { key: reader }),
+      403,
+      'insufficient_scope',
+    );
+
+    await followRedirect(await decideOnConsentPage(authorizationUrl, 'free_busy_google', account));
+    await waitUntil('the downgrade completes', async () => {
+      const { body } = await call('GET', `/v1/downgrades/${workflowId}`, { key: reader });
+      return body.state === 'completed';
+    });
+    const credentials = await call('GET', `/v1/downgrades/${workflowId}/credentials`, { key: writer });
+    assert.equal(credentials.status, 200);
+    assert.equal(credentials.body.sub, account.sub);
+    assert.equal(credentials.body.providerName, 'google_free_busy');
+    assert.equal(typeof credentials.body.accessToken, 'string');
+  });
+
+  test('cancelled: 202, and the downgrade ends cancelled', async () => {
+    const account = await createReadWriteUser(stack, 'api-cancel@example.com');
+    const started = await call('POST', '/v1/downgrades', { key: writer, json: { sub: account.sub } });
+    const { workflowId } = started.body as { workflowId: string };
+    const cancelled = await call('POST', `/v1/downgrades/${workflowId}/cancel`, { key: writer });
+    assert.equal(cancelled.status, 202);
+    await waitUntil('the downgrade ends cancelled', async () => {
+      const { body } = await call('GET', `/v1/downgrades/${workflowId}`, { key: reader });
+      return body.state === 'cancelled';
+    });
+  });
+});
+
+describe('Idempotency-Key', () => {
+  test('concurrent duplicates get one answer; the same key with another request is refused', async () => {
+    const account = await createReadWriteUser(stack, 'api-idempotent@example.com');
+    const headers = { 'idempotency-key': 'start-api-idempotent-1' };
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        call('POST', '/v1/downgrades', { key: writer, json: { sub: account.sub }, headers }),
+      ),
+    );
+    assert.deepEqual(new Set(answers.map((answer) => answer.status)), new Set([201]));
+    assert.equal(new Set(answers.map((answer) => answer.response.body)).size, 1, 'one answer, given to each');
+    const replayed = answers.filter((answer) => answer.response.headers['idempotent-replayed'] === 'true');
+    assert.equal(replayed.length, answers.length - 1, 'all but the first were answered from the record');
+
+    const runs = stack.env.client.workflow.list({
+      query: `WorkflowId = '${individualDowngradeId(account.sub)}'`,
+    });
+    let count = 0;
+    for await (const run of runs) count += run ? 1 : 0;
+    assert.equal(count, 1, 'one workflow was started');
+
+    assertProblem(
+      await call('POST', '/v1/downgrades', {
+        key: writer,
+        json: { sub: account.sub, userId: 'someone else' },
+        headers,
+      }),
+      422,
+      'idempotency_key_reused',
+    );
+    // Another key's Idempotency-Key of the same name is its own.
+    const other = (await keys.create('second backend', ['downgrades:write'])).key;
+    const second = await call('POST', '/v1/downgrades', { key: other, json: { sub: account.sub }, headers });
+    assert.equal(second.status, 201);
+    assert.equal(second.response.headers['idempotent-replayed'], undefined);
+  });
+});
+
+describe('the OpenAPI document', () => {
+  test('is valid OpenAPI 3.1, served without a key, made from the routes and their schemas', async () => {
+    const { status, body } = await call('GET', '/v1/openapi.json');
+    assert.equal(status, 200);
+    const validator = new Validator();
+    const validation = await validator.validate(body);
+    assert.equal(validation.valid, true, JSON.stringify(validation.errors));
+    assert.equal(validator.version, '3.1');
+    const paths = body.paths as Record<string, Record<string, { operationId?: string }>>;
+    assert.equal(paths['/v1/downgrades']?.post?.operationId, 'startDowngrade');
+    assert.equal(paths['/v1/downgrades/{workflowId}']?.get?.operationId, 'getDowngrade');
+    const schemas = (body.components as { schemas: Record<string, unknown> }).schemas;
+    for (const name of [
+      'StartDowngrade',
+      'StartedDowngrade',
+      'DowngradeStatus',
+      'NewCredentials',
+      'Problem',
+    ]) {
+      assert.ok(schemas[name], `components.schemas.${name}`);
+    }
+  });
+});
