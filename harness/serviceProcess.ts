@@ -82,6 +82,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
       PAYLOAD_ENCRYPTION_KEYS: TEST_PAYLOAD_ENCRYPTION_KEYS,
       CODEC_SERVER_TOKEN: 'service-process-codec-token-0123456789',
       CODEC_SERVER_PORT: '0',
+      API_PORT: '0',
       METRICS_BIND_ADDRESS: 'off',
       STATE_SIGNING_SECRET: STATE_SECRET,
       CRONOFY_CLIENT_ID: CLIENT.clientId,

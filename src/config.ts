@@ -5,6 +5,7 @@ import { msToNumber } from '@temporalio/common/lib/time.js';
 import { z } from 'zod';
 import { DataCentre } from './cronofy/hosts.js';
 import { Keyring } from './store/encryption.js';
+import { generateApiKey } from './contracts/apiKeyFormat.js';
 
 const duration = z.string().transform((value, ctx) => {
   try {
@@ -31,13 +32,13 @@ export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//.test(url);
 }
 
-export const SERVICE_ROLES = ['worker', 'callbacks', 'codec'] as const;
+export const SERVICE_ROLES = ['worker', 'callbacks', 'codec', 'api'] as const;
 export type ServiceRole = (typeof SERVICE_ROLES)[number];
 
 const Environment = z.object({
   /**
    * What this process runs: `worker` (workflows and activities), `callbacks` (the callback server), `codec` (the
-   * codec server), comma-separated; all three by default. Deployments scale callback servers and workers apart.
+   * codec server), `api` (the HTTP API), comma-separated; all four by default. Deployments scale them apart.
    */
   SERVICE_ROLES: z
     .string()
@@ -102,6 +103,14 @@ const Environment = z.object({
   CODEC_SERVER_TOKEN: z.string().min(16, 'must be at least 16 characters'),
   CODEC_SERVER_HOST: z.string().default('127.0.0.1'),
   CODEC_SERVER_PORT: port.default(8234),
+
+  API_HOST: z.string().default('127.0.0.1'),
+  API_PORT: port.default(8090),
+  /**
+   * A key of the HTTP API that the api role registers at start with every scope. `npm start` generates one into
+   * .data/local-secrets.json for the CLI; in production the first key comes from `cronofy-downgrade api-keys create`.
+   */
+  API_ADMIN_KEY: z.string().regex(/^cdk_/, 'must be an API key of this service (cdk_…)').optional(),
   /** The one browser origin the codec server answers (CORS): the Temporal UI. Defaults to the embedded UI's. */
   CODEC_ALLOWED_ORIGIN: url.transform((value) => new URL(value).origin).optional(),
   /**
@@ -251,15 +260,18 @@ export function parseConfig(rawEnv: Record<string, string | undefined>): Config 
   // (without TEMPORAL_ADDRESS each process would start a dev server of its own).
   if (parsed.success) {
     const roles = parsed.data.SERVICE_ROLES;
-    if (roles.has('worker') !== roles.has('callbacks')) {
+    // An API without the worker starts workflows another process runs, and reads the tokens it stores.
+    const split =
+      roles.has('worker') !== roles.has('callbacks') || (roles.has('api') && !roles.has('worker'));
+    if (split) {
       if (!isPostgresUrl(parsed.data.DATABASE_URL)) {
         problems.push(
-          'SERVICE_ROLES: a worker and a callback server in separate processes must share a PostgreSQL DATABASE_URL',
+          'SERVICE_ROLES: a worker, a callback server and an API in separate processes must share a PostgreSQL DATABASE_URL',
         );
       }
       if (embeddedTemporal) {
         problems.push(
-          'SERVICE_ROLES: a worker and a callback server in separate processes must share a Temporal server; set TEMPORAL_ADDRESS',
+          'SERVICE_ROLES: a worker, a callback server and an API in separate processes must share a Temporal server; set TEMPORAL_ADDRESS',
         );
       }
     }
@@ -307,6 +319,7 @@ export function localDevelopmentSecrets(file = '.data/local-secrets.json'): Reco
     CREDENTIAL_KEYS: () => Keyring.generateSpec('local1'),
     PAYLOAD_ENCRYPTION_KEYS: () => Keyring.generateSpec('local1'),
     CODEC_SERVER_TOKEN: () => randomBytes(24).toString('base64url'),
+    API_ADMIN_KEY: generateApiKey,
   };
   const missing = Object.keys(generators).filter((name) => existing[name] === undefined);
   if (missing.length === 0) return existing;

@@ -1,18 +1,22 @@
 /**
  * `npm start`: the whole service on its embedded defaults — a Temporal dev server keeping its data in a file
- * (with the Temporal UI), the Cronofy simulator unless real credentials are configured, the worker and the
- * callback server. With TEMPORAL_ADDRESS set it uses that Temporal instead of starting one.
+ * (with the Temporal UI), the Cronofy simulator unless real credentials are configured, the worker, the
+ * callback server and the HTTP API. With TEMPORAL_ADDRESS set it uses that Temporal instead of starting one.
  */
 import { payloadEncryption } from './codec/payloadEncryption.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { REDIRECT_PATH } from './contracts/callbackPaths.js';
+import { startApiServer } from './api/server.js';
 import { startCallbackServer } from './callbacks/server.js';
+import { IndividualClient } from './client/individualClient.js';
 import { temporalCallbackDeps } from './callbacks/temporalSignals.js';
 import { startCodecServer } from './codec/codecServer.js';
-import { isPostgresUrl, loadConfig } from './config.js';
+import { downgradeDefaults, isPostgresUrl, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { runtimeTelemetryOptions } from './observability/metrics.js';
 import { setupTracing } from './observability/tracing.js';
+import { API_SCOPES, ApiKeys } from './store/apiKeys.js';
+import { IdempotentRequests } from './store/idempotency.js';
 import { connectTemporal, createServices, cronofyTarget, redirectUri, SIMULATOR_CLIENT } from './services.js';
 import { startSimulator } from '../simulator/server.js';
 import { startDevServer } from './temporalDevServer.js';
@@ -135,6 +139,24 @@ async function main() {
     callbackUrl = callbacks.url;
   }
 
+  let apiUrl: string | undefined;
+  if (roles.has('api')) {
+    const keys = new ApiKeys(services.database);
+    if (config.API_ADMIN_KEY) await keys.register(config.API_ADMIN_KEY, 'admin (API_ADMIN_KEY)', API_SCOPES);
+    const individual = new IndividualClient({
+      temporal: temporal.client,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      store: services.store,
+      defaults: downgradeDefaults(config),
+    });
+    const api = await startApiServer(
+      { keys, idempotency: new IdempotentRequests(services.database), individual },
+      { host: config.API_HOST, port: config.API_PORT, logLevel: config.LOG_LEVEL },
+    );
+    stops.unshift(() => api.app.close());
+    apiUrl = reachableFromHere(api.url);
+  }
+
   // Never print the token itself; outside production it was generated into .data/local-secrets.json.
   const codecToken =
     process.env.NODE_ENV === 'production'
@@ -146,6 +168,14 @@ async function main() {
     `  Temporal:           ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.TEMPORAL_TASK_QUEUE})`,
     ...(embeddedTemporal ? [`  Temporal UI:        http://127.0.0.1:${config.TEMPORAL_UI_PORT}`] : []),
     `  Roles:              ${[...roles].join(', ')} (SERVICE_ROLES)`,
+    ...(apiUrl
+      ? [
+          `  HTTP API:           ${apiUrl}/v1  (reference: ${apiUrl}/v1/docs; document: ${apiUrl}/v1/openapi.json)`,
+          ...(process.env.NODE_ENV === 'production'
+            ? []
+            : ['    an admin key is API_ADMIN_KEY in .data/local-secrets.json']),
+        ]
+      : []),
     ...(callbackUrl
       ? [`  Callback server:    ${callbackUrl}${REDIRECT_PATH}  (public: ${redirectUri(config)})`]
       : []),

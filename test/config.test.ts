@@ -150,6 +150,7 @@ test('local secrets are generated once; a file from an earlier version gains the
     const fresh = join(directory, 'fresh', 'local-secrets.json');
     const generated = localDevelopmentSecrets(fresh);
     assert.deepEqual(Object.keys(generated).sort(), [
+      'API_ADMIN_KEY',
       'CODEC_SERVER_TOKEN',
       'CREDENTIAL_KEYS',
       'PAYLOAD_ENCRYPTION_KEYS',
@@ -189,9 +190,9 @@ test('a variable set to the empty string counts as unset (Compose `${VAR:-}`, `V
   );
 });
 
-test('SERVICE_ROLES picks what a process runs: all three by default, any subset, nothing unknown', () => {
+test('SERVICE_ROLES picks what a process runs: all four by default, any subset, nothing unknown', () => {
   const split = { DATABASE_URL: 'postgres://downgrade@db/credentials', TEMPORAL_ADDRESS: 'temporal:7233' };
-  assert.deepEqual([...parseConfig(valid).SERVICE_ROLES], ['worker', 'callbacks', 'codec']);
+  assert.deepEqual([...parseConfig(valid).SERVICE_ROLES], ['worker', 'callbacks', 'codec', 'api']);
   assert.deepEqual(
     [...parseConfig({ ...valid, ...split, SERVICE_ROLES: 'callbacks, codec' }).SERVICE_ROLES],
     ['callbacks', 'codec'],
@@ -200,11 +201,13 @@ test('SERVICE_ROLES picks what a process runs: all three by default, any subset,
     [...parseConfig({ ...valid, ...split, SERVICE_ROLES: 'worker' }).SERVICE_ROLES],
     ['worker'],
   );
-  // Split across processes, the callback server and the worker must share PostgreSQL, not an embedded store.
-  assert.throws(
-    () => parseConfig({ ...valid, SERVICE_ROLES: 'worker' }),
-    /SERVICE_ROLES: a worker and a callback server in separate processes must share a PostgreSQL DATABASE_URL/,
-  );
+  // Split across processes, the callback server, the API and the worker must share PostgreSQL, not an embedded store.
+  for (const roles of ['worker', 'api', 'callbacks,codec,api']) {
+    assert.throws(
+      () => parseConfig({ ...valid, SERVICE_ROLES: roles }),
+      /SERVICE_ROLES: a worker, a callback server and an API in separate processes must share a PostgreSQL DATABASE_URL/,
+    );
+  }
   // ... and one Temporal server: without TEMPORAL_ADDRESS each process would start a dev server of its own.
   assert.throws(
     () => parseConfig({ ...valid, ...split, TEMPORAL_ADDRESS: undefined, SERVICE_ROLES: 'callbacks,codec' }),
@@ -221,7 +224,7 @@ test('SERVICE_ROLES picks what a process runs: all three by default, any subset,
     () => parseConfig({ ...valid, SERVICE_ROLES: 'worker,queue' }),
     (error: Error) =>
       error instanceof ConfigError &&
-      /SERVICE_ROLES: "worker,queue": roles are worker, callbacks, codec/.test(error.message),
+      /SERVICE_ROLES: "worker,queue": roles are worker, callbacks, codec, api/.test(error.message),
   );
 });
 

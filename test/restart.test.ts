@@ -12,13 +12,12 @@ import { SIMULATOR_CLIENT } from '../src/services.js';
 import { freePorts } from '../harness/ports.js';
 import { waitUntilAnswering } from '../harness/serviceProcess.js';
 import { decideOnConsentPage, followRedirect } from '../harness/stack.js';
-import { waitUntil } from '../harness/waitUntil.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
 let scratch: string;
 let env: NodeJS.ProcessEnv;
-let ports: { temporal: number; ui: number; simulator: number; callbacks: number; codec: number };
+let ports: { temporal: number; ui: number; simulator: number; callbacks: number; codec: number; api: number };
 let service: ChildProcess | undefined;
 
 /** `npm start` as a person runs it in a fresh clone: every default, its data in `.data/` of its directory. */
@@ -29,7 +28,8 @@ async function startService(): Promise<void> {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   service = child;
-  await waitUntilAnswering(child, `http://127.0.0.1:${ports.callbacks}/healthz`);
+  // The API starts last of the servers.
+  await waitUntilAnswering(child, `http://127.0.0.1:${ports.api}/healthz`);
 }
 
 async function stopService(): Promise<void> {
@@ -42,8 +42,15 @@ async function stopService(): Promise<void> {
 
 before(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'cronofy-downgrade-restart-'));
-  const [temporal, ui, simulator, callbacks, codec] = await freePorts(5);
-  ports = { temporal: temporal!, ui: ui!, simulator: simulator!, callbacks: callbacks!, codec: codec! };
+  const [temporal, ui, simulator, callbacks, codec, api] = await freePorts(6);
+  ports = {
+    temporal: temporal!,
+    ui: ui!,
+    simulator: simulator!,
+    callbacks: callbacks!,
+    codec: codec!,
+    api: api!,
+  };
   env = Object.fromEntries(
     Object.entries(process.env).filter(
       ([name]) =>
@@ -56,6 +63,7 @@ before(async () => {
     SIMULATOR_PORT: String(ports.simulator),
     CALLBACK_PORT: String(ports.callbacks),
     CODEC_SERVER_PORT: String(ports.codec),
+    API_PORT: String(ports.api),
     METRICS_BIND_ADDRESS: 'off',
     LOG_LEVEL: 'warn',
   });
@@ -78,7 +86,13 @@ test(
       .json<{ sub: string }>();
     const secrets = JSON.parse(await readFile(join(scratch, '.data', 'local-secrets.json'), 'utf8')) as {
       PAYLOAD_ENCRYPTION_KEYS: string;
+      API_ADMIN_KEY: string;
     };
+    // A backend of another language would use the HTTP API, with the admin key npm start keeps in .data/.
+    const api = got.extend({
+      prefixUrl: `http://127.0.0.1:${ports.api}/v1`,
+      headers: { authorization: `Bearer ${secrets.API_ADMIN_KEY}` },
+    });
     const connection = await Connection.connect({ address: `127.0.0.1:${ports.temporal}` });
     try {
       const individual = new IndividualRuns({
@@ -86,15 +100,15 @@ test(
         taskQueue: 'cronofy-downgrade',
         defaults: { deadlineMs: 3_600_000, reminderIntervalMs: 3_600_000, maxPrompts: 3 },
       });
-      const { workflowId } = await individual.start({ sub: user.sub });
-      const authorizationUrl = await waitUntil(
-        `${workflowId} asks for consent`,
-        async () => (await individual.get(workflowId)).authorizationUrl,
-      );
+      const { workflowId, authorizationUrl } = await api
+        .post('downgrades', { json: { sub: user.sub } })
+        .json<{ workflowId: string; authorizationUrl: string }>();
 
       // The person takes their time; meanwhile the service is stopped and started again.
       await stopService();
       await startService();
+      const status = await api.get(`downgrades/${workflowId}`).json<{ state: string }>();
+      assert.equal(status.state, 'awaiting_reauthorization');
 
       const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', { email });
       assert.equal((await followRedirect(location)).status, 303);
