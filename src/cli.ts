@@ -21,6 +21,7 @@ import { describe, previewText, watchRun, type RunStatus } from './cliOutput.js'
 import { downgradeDefaults, isPostgresUrl, loadConfig, type Config } from './config.js';
 import { campaignReportCsv, reportCsv } from './reportCsv.js';
 import { connectTemporalClient } from './temporalConnection.js';
+import { addApiKeysCommands } from './cliApiKeys.js';
 import { addWebhooksCommands } from './cliWebhooks.js';
 import { createStores } from './store/stores.js';
 import { openDatabase } from './store/database.js';
@@ -332,12 +333,14 @@ function buildProgram(io: Io): Command {
       }),
     );
 
-  addWebhooksCommands(program, {
+  const commandsIo = {
     config: () => io.config(),
     json,
     out: io.out,
-    usageError: (message) => new DowngradeUsageError(message),
-  });
+    usageError: (message: string) => new DowngradeUsageError(message),
+  };
+  addWebhooksCommands(program, commandsIo);
+  addApiKeysCommands(program, commandsIo);
 
   return program;
 }

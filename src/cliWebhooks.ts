@@ -3,8 +3,8 @@
  * service's database only, which must be the PostgreSQL DATABASE_URL the service uses.
  */
 import { Option, type Command } from 'commander';
-import { isPostgresUrl, type Config } from './config.js';
-import { openDatabase } from './store/database.js';
+import { onServiceDatabase } from './cliDatabase.js';
+import type { Config } from './config.js';
 import { CHANNELS, Notifications, type Channel, type NotificationSummary } from './store/notifications.js';
 
 export interface WebhooksIo {
@@ -16,23 +16,10 @@ export interface WebhooksIo {
 
 /** Adds the `webhooks` commands to `program`, whose output and exit settings they inherit. */
 export function addWebhooksCommands(program: Command, io: WebhooksIo): void {
-  const withOutbox =
-    <O>(run: (outbox: Notifications, config: Config, options: O) => Promise<void>) =>
-    async (options: O) => {
-      const config = io.config();
-      if (!isPostgresUrl(config.DATABASE_URL)) {
-        throw io.usageError(
-          'this command opens the service database: set DATABASE_URL to the PostgreSQL the service uses ' +
-            '(the embedded file database belongs to the running service)',
-        );
-      }
-      const database = await openDatabase(config.DATABASE_URL);
-      try {
-        await run(new Notifications(database), config, options);
-      } finally {
-        await database.close();
-      }
-    };
+  const withOutbox = <O>(run: (outbox: Notifications, config: Config, options: O) => Promise<void>) =>
+    onServiceDatabase<O>(io, (database, config, options) =>
+      run(new Notifications(database), config, options),
+    );
   const print = (value: unknown, text: string) =>
     io.out(`${io.json() ? JSON.stringify(value, null, 2) : text}\n`);
   const channel = new Option('--channel <channel>', 'webhook or email').choices(CHANNELS);

@@ -27,6 +27,7 @@ import {
 import { createScratchDatabase, testPostgresUrl } from '../harness/postgres.js';
 import { waitUntil } from '../harness/waitUntil.js';
 import { main } from '../src/cli.js';
+import { API_SCOPES, ApiKeys } from '../src/store/apiKeys.js';
 import { startCodecServer } from '../src/codec/codecServer.js';
 import { parseConfig } from '../src/config.js';
 import { temporalCliPath } from '../src/temporalDevServer.js';
@@ -455,6 +456,44 @@ describe('cronofy-downgrade', () => {
       1,
       /no downgrade with id downgrade-campaign-unknown/,
     );
+  });
+
+  test('api-keys: create shows the key once, list and revoke manage it; the key authenticates until revoked', async () => {
+    const created = parse(
+      await cli([
+        '--json',
+        'api-keys',
+        'create',
+        '--name',
+        'billing',
+        '--scopes',
+        'downgrades:write,downgrades:read',
+      ]),
+    );
+    const key = String(created.key);
+    assert.match(key, /^cdk_/);
+    const keys = new ApiKeys(stack.database);
+    assert.deepEqual((await keys.authenticate(key))?.scopes, ['downgrades:write', 'downgrades:read']);
+    const listed = await cli(['api-keys', 'list']);
+    assert.match(
+      listed.stdout,
+      new RegExp(`${String(created.id)}  billing  \\[downgrades:write downgrades:read\\]`),
+    );
+    assert.equal(
+      listed.stdout.includes(key.slice(key.lastIndexOf('_') + 1)),
+      false,
+      'a key is shown once only',
+    );
+    assert.equal((await cli(['api-keys', 'revoke', String(created.id)])).code, 0);
+    assert.equal(await keys.authenticate(key), undefined);
+    assertFails(await cli(['api-keys', 'revoke', 'no-such-key']), 2, /no API key no-such-key/);
+    assertFails(
+      await cli(['api-keys', 'create', '--name', 'x', '--scopes', 'downgrades:delete']),
+      2,
+      /--scopes: downgrades:delete; scopes are/,
+    );
+    const admin = parse(await cli(['--json', 'api-keys', 'create', '--name', 'admin', '--scopes', 'all']));
+    assert.equal((admin.scopes as string[]).length, API_SCOPES.length);
   });
 
   test('the binary: output on stdout, errors on stderr, exit codes 0, 1 and 2', async () => {
