@@ -30,6 +30,8 @@ let keys: ApiKeys;
 let writer: string;
 let reader: string;
 let revoked: string;
+/** Every line the API logged. */
+const logLines: string[] = [];
 
 before(async () => {
   stack = await startStack();
@@ -37,7 +39,12 @@ before(async () => {
   keys = new ApiKeys(stack.database);
   api = await startApiServer(
     { keys, idempotency: new IdempotentRequests(stack.database), individual: stack.individual },
-    { host: '127.0.0.1', port: 0, logLevel: 'silent' },
+    {
+      host: '127.0.0.1',
+      port: 0,
+      logLevel: 'info',
+      logStream: { write: (line) => void logLines.push(line) },
+    },
   );
   writer = (await keys.create('backend', ['downgrades:write', 'downgrades:read', 'credentials:read'])).key;
   reader = (await keys.create('dashboard', ['downgrades:read'])).key;
@@ -122,6 +129,23 @@ describe('keys and scopes', () => {
       assert.equal(rows.includes(key.slice(key.lastIndexOf('_') + 1)), false);
     }
   });
+});
+
+test('no key, secret or refresh token appears in a line of the log', async () => {
+  const account = await createReadWriteUser(stack, 'api-logged@example.com');
+  const started = await call('POST', '/v1/downgrades', {
+    key: writer,
+    json: { sub: account.sub, refreshToken: account.refresh_token },
+  });
+  assert.equal(started.status, 201);
+  await call('POST', '/v1/downgrades', { key: revoked, json: { sub: account.sub } });
+  await call('GET', `/v1/downgrades/${String(started.body.workflowId)}`, { key: `${reader}x` });
+  assert.ok(logLines.length > 0, 'the API logged its requests');
+  const log = logLines.join('');
+  for (const secret of [writer, reader, revoked, account.refresh_token]) {
+    assert.equal(log.includes(secret), false);
+    assert.equal(log.includes(secret.slice(-20)), false);
+  }
 });
 
 describe('problems', () => {

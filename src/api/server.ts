@@ -17,6 +17,8 @@ export interface ApiServerOptions {
   host: string;
   port: number;
   logLevel?: string;
+  /** Where log lines go instead of standard output (a test reads them). */
+  logStream?: { write(line: string): void };
 }
 
 /** The service's public HTTP API, `/v1`: its routes, its OpenAPI document made from their zod schemas, its keys. */
@@ -24,7 +26,10 @@ export async function startApiServer(
   deps: ApiDeps,
   options: ApiServerOptions,
 ): Promise<{ app: FastifyInstance; url: string }> {
-  const app = Fastify({ logger: loggerOptions(options.logLevel ?? 'info'), bodyLimit: 1024 * 1024 });
+  const app = Fastify({
+    logger: { ...loggerOptions(options.logLevel ?? 'info'), stream: options.logStream },
+    bodyLimit: 1024 * 1024,
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(swagger, {
