@@ -1,7 +1,7 @@
 /**
  * The HTTP API over a real socket, on the tests' stack (Temporal dev server, worker, simulator): keys and scopes,
- * problems, idempotent POSTs, an Individual downgrade from its start to its new credentials, and the OpenAPI
- * document the routes' zod schemas make.
+ * problems, idempotent POSTs, an Individual downgrade from its start to its new credentials, the log, and the
+ * OpenAPI document the routes' zod schemas make, with its reference page in Chromium.
  */
 import assert from 'node:assert/strict';
 import { Validator } from '@seriousme/openapi-schema-validator';
@@ -20,6 +20,7 @@ import {
   type RunningWorker,
   type Stack,
 } from '../harness/stack.js';
+import { launchChromium, missingChromium, SCREENSHOTS } from '../harness/chromium.js';
 import { waitUntil } from '../harness/waitUntil.js';
 
 let stack: Stack;
@@ -287,6 +288,21 @@ describe('the OpenAPI document', () => {
       'Problem',
     ]) {
       assert.ok(schemas[name], `components.schemas.${name}`);
+    }
+  });
+
+  test('its reference page lists the operations in Chromium, without a key', async () => {
+    const chromiumMissing = missingChromium();
+    if (chromiumMissing) throw chromiumMissing;
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${api.url}/v1/docs`);
+      await page.getByText("Start a person's downgrade and answer with their consent link").waitFor();
+      await page.getByText('The new Free/Busy credentials of a completed downgrade').waitFor();
+      await page.screenshot({ path: `${SCREENSHOTS}api-reference.png`, fullPage: true });
+    } finally {
+      await browser.close();
     }
   });
 });
