@@ -5,6 +5,8 @@ import { answerOnce } from './idempotent.js';
 import { Problem, ProblemDocument } from './problems.js';
 import {
   DowngradeId,
+  DowngradeList,
+  ListDowngrades,
   DowngradeStatus,
   NewCredentials,
   StartDowngrade,
@@ -39,6 +41,32 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
         const started = await call(() => individual.startWithLink(request.body));
         return { status: 201, body: StartedDowngrade.parse(started) };
       }),
+  );
+
+  app.get(
+    '/v1/downgrades',
+    {
+      config: { scope: 'downgrades:read' },
+      schema: {
+        operationId: 'listDowngrades',
+        summary: "People's downgrades, newest first",
+        tags: ['downgrades'],
+        querystring: ListDowngrades,
+        response: { 200: DowngradeList, ...REFUSALS },
+      },
+    },
+    async (request) => {
+      const { state, limit, cursor } = request.query;
+      try {
+        return DowngradeList.parse(await individual.list({ state, pageSize: limit, cursor }));
+      } catch (error) {
+        // Temporal refuses a page token it never gave as INVALID_ARGUMENT, or (the dev server) UNKNOWN.
+        if (cursor && [2, 3].includes((error as { code?: number }).code ?? 0)) {
+          throw new Problem('invalid_request', 'the cursor is not one this API gave');
+        }
+        throw error;
+      }
+    },
   );
 
   app.get(

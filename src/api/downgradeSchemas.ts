@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { FREE_BUSY_PROVIDERS, TERMINAL_STATES, WAITING_STATES } from '../workflows/definitions.js';
 
+const DOWNGRADE_STATES = [...WAITING_STATES, ...TERMINAL_STATES] as const;
+
 /** An optional duration in milliseconds, at most a year. */
 const milliseconds = (what: string) =>
   z
@@ -67,7 +69,7 @@ export const DowngradeStatus = z
     workflowId: z.string(),
     sub: z.string(),
     userId: z.string().optional(),
-    state: z.enum([...WAITING_STATES, ...TERMINAL_STATES]),
+    state: z.enum(DOWNGRADE_STATES),
     prompt: z.int(),
     maxPrompts: z.int(),
     authorizationUrl: z.string().optional(),
@@ -97,3 +99,25 @@ export const NewCredentials = z
   .meta({ id: 'NewCredentials' });
 
 export const DowngradeId = z.object({ workflowId: z.string().min(1).max(300) });
+
+/** `GET /v1/downgrades`: newest first, optionally in one state, a page at a time. */
+export const ListDowngrades = z.object({
+  state: z.enum(DOWNGRADE_STATES).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().min(1).max(4096).optional().describe("The previous page's `nextCursor`"),
+});
+
+export const DowngradeList = z
+  .object({
+    downgrades: z.array(
+      z.object({
+        workflowId: z.string(),
+        sub: z.string().optional(),
+        state: z.string().optional(),
+        startedAt: z.iso.datetime().optional(),
+        closedAt: z.iso.datetime().optional(),
+      }),
+    ),
+    nextCursor: z.string().optional().describe('Absent on the last page'),
+  })
+  .meta({ id: 'DowngradeList' });

@@ -7,11 +7,13 @@ import {
   individualDowngradeId,
   searchAttributes,
   type DowngradeResult,
+  type DowngradeState,
   type DowngradeStatus,
   type FreeBusyProvider,
   type IndividualDowngradeInput,
 } from '../workflows/definitions.js';
 import type { individualDowngrade } from '../workflows/individualDowngrade.js';
+import { listIndividualDowngrades, type DowngradePage } from './downgradeList.js';
 import { DowngradeRefusedError } from './errors.js';
 import { resultOrStatus, withWorkflow } from './workflowCalls.js';
 
@@ -108,6 +110,11 @@ export class IndividualRuns {
 
   async cancel(workflowId: string): Promise<void> {
     await withWorkflow(this.options.temporal, workflowId, (handle) => handle.cancel());
+  }
+
+  /** A page of the downgrades, newest first, optionally in one state (downgradeList.ts). */
+  list(options: { state?: DowngradeState; pageSize: number; cursor?: string }): Promise<DowngradePage> {
+    return listIndividualDowngrades(this.options.temporal, options);
   }
 
   protected async startRun(request: StartIndividualDowngrade, credentialRef: string | undefined) {
