@@ -111,6 +111,8 @@ const Environment = z.object({
    * .data/local-secrets.json for the CLI; in production the first key comes from `cronofy-downgrade api-keys create`.
    */
   API_ADMIN_KEY: z.string().regex(/^cdk_/, 'must be an API key of this service (cdk_…)').optional(),
+  /** Each API key's requests a minute (its burst too), across every API process; 0 turns the limit off. */
+  API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
   /** The one browser origin the codec server answers (CORS): the Temporal UI. Defaults to the embedded UI's. */
   CODEC_ALLOWED_ORIGIN: url.transform((value) => new URL(value).origin).optional(),
   /**

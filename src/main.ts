@@ -151,7 +151,12 @@ async function main() {
     });
     const api = await startApiServer(
       { keys, idempotency: new IdempotentRequests(services.database), individual },
-      { host: config.API_HOST, port: config.API_PORT, logLevel: config.LOG_LEVEL },
+      {
+        host: config.API_HOST,
+        port: config.API_PORT,
+        logLevel: config.LOG_LEVEL,
+        requestsPerMinute: config.API_RATE_LIMIT_PER_MINUTE,
+      },
     );
     stops.unshift(() => api.app.close());
     apiUrl = reachableFromHere(api.url);

@@ -312,6 +312,38 @@ describe('Idempotency-Key', () => {
   });
 });
 
+describe('rate limits', () => {
+  test("a key's budget is shared by two API servers on one database: spent, it is a 429 with Retry-After", async () => {
+    const limited = { host: '127.0.0.1', port: 0, logLevel: 'silent', requestsPerMinute: 5 };
+    const deps = { keys, idempotency: new IdempotentRequests(stack.database), individual: stack.individual };
+    const servers = [await startApiServer(deps, limited), await startApiServer(deps, limited)];
+    try {
+      const key = (await keys.create('busy backend', ['downgrades:read'])).key;
+      const statuses = [];
+      // Alternately to each server: the bucket is the key's, not the process's.
+      for (let i = 0; i < 8; i += 1) {
+        const response = await got(`${servers[i % 2]!.url}/v1/downgrades?limit=1`, {
+          headers: { authorization: `Bearer ${key}` },
+          throwHttpErrors: false,
+          retry: { limit: 0 },
+        });
+        statuses.push(response.statusCode);
+        if (response.statusCode === 429) {
+          assert.match(response.headers['content-type'] ?? '', /^application\/problem\+json/);
+          assert.equal(JSON.parse(response.body).code, 'rate_limited');
+          assert.ok(Number(response.headers['retry-after']) >= 1, response.headers['retry-after']);
+        }
+      }
+      // Five a minute, refilled one every 12 s: the burst of eight within a second finds five.
+      assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+      // Another key's budget is its own.
+      assert.equal((await call('GET', '/v1/downgrades?limit=1', { key: reader })).status, 200);
+    } finally {
+      for (const server of servers) await server.app.close();
+    }
+  });
+});
+
 describe('the OpenAPI document', () => {
   test('is valid OpenAPI 3.1, served without a key, made from the routes and their schemas', async () => {
     const { status, body } = await call('GET', '/v1/openapi.json');

@@ -13,8 +13,8 @@ import {
   StartedDowngrade,
 } from './downgradeSchemas.js';
 
-/** The answers every route may give besides its own: no key, a key without the scope, an invalid request. */
-const REFUSALS = { 400: ProblemDocument, 401: ProblemDocument, 403: ProblemDocument };
+/** The answers every route may give besides its own: an invalid request, no key, no scope, no budget left. */
+const REFUSALS = { 400: ProblemDocument, 401: ProblemDocument, 403: ProblemDocument, 429: ProblemDocument };
 
 /** Individual downgrades: start one with its link, follow it, cancel it, take its new credentials. */
 export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {

@@ -16,6 +16,10 @@ export const PROBLEMS = {
     title: 'A request with this Idempotency-Key is still being answered',
   },
   idempotency_key_reused: { status: 422, title: 'This Idempotency-Key was used for another request' },
+  rate_limited: {
+    status: 429,
+    title: "The API key has used its requests for now: retry after Retry-After's seconds",
+  },
   internal: { status: 500, title: 'The service failed to answer' },
   unavailable: { status: 503, title: 'A service this needs is unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;
@@ -44,6 +48,8 @@ export class Problem extends Error {
     readonly code: ProblemCode,
     detail?: string,
     readonly errors?: Array<{ path: string; message: string }>,
+    /** Sent as Retry-After. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(detail ?? PROBLEMS[code].title);
   }

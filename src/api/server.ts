@@ -17,6 +17,8 @@ export interface ApiServerOptions {
   host: string;
   port: number;
   logLevel?: string;
+  /** Each key's requests a minute, in a bucket shared by every API process on the database; none: no limit. */
+  requestsPerMinute?: number;
   /** Where log lines go instead of standard output (a test reads them). */
   logStream?: { write(line: string): void };
 }
@@ -65,6 +67,12 @@ export async function startApiServer(
     if (!key.scopes.includes(scope)) {
       throw new Problem('insufficient_scope', `this needs an API key with the scope ${scope}`);
     }
+    if (options.requestsPerMinute) {
+      const budget = await deps.keys.takeRequest(key.id, options.requestsPerMinute);
+      if (!budget.allowed) {
+        throw new Problem('rate_limited', undefined, undefined, budget.retryAfterSeconds);
+      }
+    }
     request.apiKey = key;
   });
   app.setErrorHandler((error, request, reply) => {
@@ -103,6 +111,7 @@ export async function startApiServer(
 
 function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   if (problem.code === 'unauthenticated') reply.header('www-authenticate', 'Bearer');
+  if (problem.retryAfterSeconds !== undefined) reply.header('retry-after', String(problem.retryAfterSeconds));
   return reply
     .code(problem.status)
     .type(PROBLEM_CONTENT_TYPE)

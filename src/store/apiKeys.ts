@@ -94,6 +94,33 @@ export class ApiKeys {
     return rows.map(describe);
   }
 
+  /**
+   * Takes one request from the key's budget: a bucket of `perMinute` requests, refilled at `perMinute` a minute,
+   * kept in the database so that every API process spends the same one. When the bucket is empty, how many
+   * seconds until it holds a request again.
+   */
+  async takeRequest(
+    id: string,
+    perMinute: number,
+  ): Promise<{ allowed: true } | { allowed: false; retryAfterSeconds: number }> {
+    const perSecond = perMinute / 60;
+    const [row] = await this.database.query<{ tokens: number }>(
+      `INSERT INTO api_rate_buckets (key_id, tokens, updated_at) VALUES ($1, $2::double precision - 1, clock_timestamp())
+       ON CONFLICT (key_id) DO UPDATE SET
+         tokens = greatest(-1, least($2::double precision,
+           api_rate_buckets.tokens + extract(epoch FROM clock_timestamp() - api_rate_buckets.updated_at) * $3::double precision) - 1),
+         updated_at = clock_timestamp()
+       RETURNING tokens`,
+      [id, perMinute, perSecond],
+      { prepareAs: 'api_take_request' },
+    );
+    const tokens = Number(row!.tokens);
+    // Below zero, the request found less than one in the bucket: it waits until the bucket refills to one.
+    return tokens >= 0
+      ? { allowed: true }
+      : { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(-tokens / perSecond)) };
+  }
+
   /** Revokes a key at once; false when there is no such key. */
   async revoke(id: string): Promise<boolean> {
     const rows = await this.database.query(

@@ -190,4 +190,15 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX api_idempotency_created_at_idx ON api_idempotency (created_at);
     `,
   },
+  {
+    version: 8,
+    name: "the HTTP API: each key's request budget, a token bucket shared by every API process",
+    sql: `
+      CREATE TABLE api_rate_buckets (
+        key_id text PRIMARY KEY,
+        tokens double precision NOT NULL,
+        updated_at timestamptz NOT NULL
+      );
+    `,
+  },
 ];
