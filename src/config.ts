@@ -5,7 +5,7 @@ import { msToNumber } from '@temporalio/common/lib/time.js';
 import { z } from 'zod';
 import { DataCentre } from './cronofy/hosts.js';
 import { Keyring } from './store/encryption.js';
-import { generateApiKey } from './contracts/apiKeyFormat.js';
+import { API_KEY_PATTERN, generateApiKey } from './contracts/apiKeyFormat.js';
 
 const duration = z.string().transform((value, ctx) => {
   try {
@@ -110,7 +110,10 @@ const Environment = z.object({
    * A key of the HTTP API that the api role registers at start with every scope. `npm start` generates one into
    * .data/local-secrets.json for the CLI; in production the first key comes from `cronofy-downgrade api-keys create`.
    */
-  API_ADMIN_KEY: z.string().regex(/^cdk_/, 'must be an API key of this service (cdk_…)').optional(),
+  API_ADMIN_KEY: z
+    .string()
+    .regex(API_KEY_PATTERN, 'must be an API key of this service (cdk_<id>_<secret>)')
+    .optional(),
   /** Each API key's requests a minute (its burst too), across every API process; 0 turns the limit off. */
   API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
   /** The one browser origin the codec server answers (CORS): the Temporal UI. Defaults to the embedded UI's. */
