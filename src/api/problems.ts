@@ -44,14 +44,18 @@ export type ProblemDocument = z.infer<typeof ProblemDocument>;
 /** Thrown by a handler to answer with a problem. */
 export class Problem extends Error {
   override name = 'Problem';
+  readonly errors?: Array<{ path: string; message: string }>;
+  /** Sent as Retry-After. */
+  readonly retryAfterSeconds?: number;
+
   constructor(
     readonly code: ProblemCode,
     detail?: string,
-    readonly errors?: Array<{ path: string; message: string }>,
-    /** Sent as Retry-After. */
-    readonly retryAfterSeconds?: number,
+    more: { errors?: Problem['errors']; retryAfterSeconds?: number } = {},
   ) {
     super(detail ?? PROBLEMS[code].title);
+    this.errors = more.errors;
+    this.retryAfterSeconds = more.retryAfterSeconds;
   }
 
   get status(): number {

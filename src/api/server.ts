@@ -70,7 +70,7 @@ export async function startApiServer(
     if (options.requestsPerMinute) {
       const budget = await deps.keys.takeRequest(key.id, options.requestsPerMinute);
       if (!budget.allowed) {
-        throw new Problem('rate_limited', undefined, undefined, budget.retryAfterSeconds);
+        throw new Problem('rate_limited', undefined, { retryAfterSeconds: budget.retryAfterSeconds });
       }
     }
     request.apiKey = key;
@@ -84,7 +84,7 @@ export async function startApiServer(
       }));
       return sendProblem(
         reply,
-        new Problem('invalid_request', 'the request does not match its schema', errors),
+        new Problem('invalid_request', 'the request does not match its schema', { errors }),
       );
     }
     const status = (error as { statusCode?: number }).statusCode;
