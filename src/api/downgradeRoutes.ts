@@ -119,14 +119,7 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
     },
     async (request) => {
       const { workflowId } = request.params;
-      const status = await call(() => individual.get(workflowId));
-      if (status.state !== 'completed') {
-        throw new Problem(
-          'downgrade_refused',
-          `downgrade ${workflowId} is ${status.state}: no new credentials`,
-        );
-      }
-      const credentials = await call(() => individual.getNewCredentials(workflowId));
+      const credentials = await call(() => individual.completedCredentials(workflowId));
       return NewCredentials.parse({
         ...credentials,
         accessTokenExpiresAt: credentials.accessTokenExpiresAt?.toISOString(),

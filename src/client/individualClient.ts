@@ -209,6 +209,15 @@ export class IndividualClient extends IndividualRuns {
     return this.store.getCredentials(result.credentialRef);
   }
 
+  /** As getNewCredentials, without waiting: a downgrade that has not completed is refused at once. */
+  async completedCredentials(workflowId: string): Promise<StoredCredentials> {
+    const status = await this.get(workflowId);
+    if (status.state !== 'completed' || !status.credentialRef) {
+      throw new DowngradeRefusedError(`downgrade ${workflowId} is ${status.state}: no new credentials`);
+    }
+    return this.store.getCredentials(status.credentialRef);
+  }
+
   private async saveToken(request: StartIndividualDowngradeWithToken): Promise<string | undefined> {
     if (!request.refreshToken) return undefined;
     return this.store.saveCredentials({
