@@ -23,11 +23,35 @@ export interface ApiServerOptions {
   logStream?: { write(line: string): void };
 }
 
-/** The service's public HTTP API, `/v1`: its routes, its OpenAPI document made from their zod schemas, its keys. */
+/** The service's public HTTP API, `/v1`, listening: see `buildApiServer`. */
 export async function startApiServer(
   deps: ApiDeps,
   options: ApiServerOptions,
 ): Promise<{ app: FastifyInstance; url: string }> {
+  const app = await buildApiServer(deps, options);
+  await app.listen({ host: options.host, port: options.port });
+  const address = app.server.address();
+  const url = `http://${options.host}:${typeof address === 'object' && address ? address.port : options.port}`;
+  return { app, url };
+}
+
+/**
+ * The API's OpenAPI document, made from the routes' zod schemas with no service behind them: what the TypeScript
+ * client's types are generated from.
+ */
+export async function apiDocument(): Promise<Record<string, unknown>> {
+  const app = await buildApiServer({} as ApiDeps, { logLevel: 'silent' });
+  await app.ready();
+  const document = app.swagger() as unknown as Record<string, unknown>;
+  await app.close();
+  return document;
+}
+
+/** The API's routes, its OpenAPI document made from their zod schemas, its keys: not yet listening. */
+export async function buildApiServer(
+  deps: ApiDeps,
+  options: Omit<ApiServerOptions, 'host' | 'port'>,
+): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { ...loggerOptions(options.logLevel ?? 'info'), stream: options.logStream },
     bodyLimit: 1024 * 1024,
@@ -103,10 +127,7 @@ export async function startApiServer(
   app.get('/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
   app.get('/healthz', { schema: { hide: true } }, () => ({ ok: true }));
 
-  await app.listen({ host: options.host, port: options.port });
-  const address = app.server.address();
-  const url = `http://${options.host}:${typeof address === 'object' && address ? address.port : options.port}`;
-  return { app, url };
+  return app;
 }
 
 function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
