@@ -25,6 +25,7 @@ import { tracingClientInterceptors, type Tracing } from '../src/observability/tr
 import { startSimulator, type RunningSimulator } from '../simulator/server.js';
 import type { CredentialStore } from '../src/store/credentialStore.js';
 import { createStores } from '../src/store/stores.js';
+import { createApiDeps, type ApiDeps } from '../src/api/deps.js';
 import { openDatabase, type Database } from '../src/store/database.js';
 import { createScratchDatabase, testPostgresUrl } from './postgres.js';
 import { WaitAbandoned, waitUntil } from './waitUntil.js';
@@ -86,6 +87,8 @@ export interface Stack {
   database: Database;
   individual: IndividualClient;
   enterprise: EnterpriseClient;
+  /** What the HTTP API's routes work with, on the stack's database and Temporal. */
+  api: ApiDeps;
   cronofy: CronofyClient;
   /** The events the application's webhook accepted, in order. */
   webhookEvents: Array<(ApplicationEvent | DomainEvent) & { id: string }>;
@@ -229,18 +232,16 @@ export async function startStack(
     };
   };
 
-  const clientOptions = {
-    temporal: env.client,
-    taskQueue,
-    store,
-    defaults: { deadlineMs: 60_000, reminderIntervalMs: 30_000, maxPrompts: 3 },
-  };
-  const individual = new IndividualClient(clientOptions);
-  const enterprise = new EnterpriseClient({
-    ...clientOptions,
-    users: enterpriseUsers,
-    temporalUiUrl: options.temporalUiUrl,
-  });
+  const api = createApiDeps(
+    { ...stores, database },
+    {
+      client: env.client,
+      taskQueue,
+      defaults: { deadlineMs: 60_000, reminderIntervalMs: 30_000, maxPrompts: 3 },
+      temporalUiUrl: options.temporalUiUrl,
+    },
+    webhook.url,
+  );
 
   return {
     env,
@@ -252,8 +253,9 @@ export async function startStack(
     store,
     enterpriseUsers,
     database,
-    individual,
-    enterprise,
+    individual: api.individual,
+    enterprise: api.domains,
+    api,
     cronofy,
     webhookEvents: webhook.events as unknown as Stack['webhookEvents'],
     webhook,

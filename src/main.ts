@@ -6,17 +6,16 @@
 import { payloadEncryption } from './codec/payloadEncryption.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { REDIRECT_PATH } from './contracts/callbackPaths.js';
+import { createApiDeps } from './api/deps.js';
 import { startApiServer } from './api/server.js';
 import { startCallbackServer } from './callbacks/server.js';
-import { IndividualClient } from './client/individualClient.js';
 import { temporalCallbackDeps } from './callbacks/temporalSignals.js';
 import { startCodecServer } from './codec/codecServer.js';
 import { downgradeDefaults, isPostgresUrl, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { runtimeTelemetryOptions } from './observability/metrics.js';
 import { setupTracing } from './observability/tracing.js';
-import { API_SCOPES, ApiKeys } from './store/apiKeys.js';
-import { IdempotentRequests } from './store/idempotency.js';
+import { API_SCOPES } from './store/apiKeys.js';
 import { connectTemporal, createServices, cronofyTarget, redirectUri, SIMULATOR_CLIENT } from './services.js';
 import { startSimulator } from '../simulator/server.js';
 import { startDevServer } from './temporalDevServer.js';
@@ -141,23 +140,25 @@ async function main() {
 
   let apiUrl: string | undefined;
   if (roles.has('api')) {
-    const keys = new ApiKeys(services.database);
-    if (config.API_ADMIN_KEY) await keys.register(config.API_ADMIN_KEY, 'admin (API_ADMIN_KEY)', API_SCOPES);
-    const individual = new IndividualClient({
-      temporal: temporal.client,
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      store: services.store,
-      defaults: downgradeDefaults(config),
-    });
-    const api = await startApiServer(
-      { keys, idempotency: new IdempotentRequests(services.database), individual },
+    const deps = createApiDeps(
+      services,
       {
-        host: config.API_HOST,
-        port: config.API_PORT,
-        logLevel: config.LOG_LEVEL,
-        requestsPerMinute: config.API_RATE_LIMIT_PER_MINUTE,
+        client: temporal.client,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        defaults: downgradeDefaults(config),
+        cronofyCallsPerSecond: config.CRONOFY_CALLS_PER_SECOND,
+        temporalUiUrl: config.temporalUiUrl,
       },
+      config.APP_WEBHOOK_URL,
     );
+    if (config.API_ADMIN_KEY)
+      await deps.keys.register(config.API_ADMIN_KEY, 'admin (API_ADMIN_KEY)', API_SCOPES);
+    const api = await startApiServer(deps, {
+      host: config.API_HOST,
+      port: config.API_PORT,
+      logLevel: config.LOG_LEVEL,
+      requestsPerMinute: config.API_RATE_LIMIT_PER_MINUTE,
+    });
     stops.unshift(() => api.app.close());
     apiUrl = reachableFromHere(api.url);
   }

@@ -11,7 +11,6 @@ import type { FastifyInstance } from 'fastify';
 import got, { type Response } from 'got';
 import { startApiServer } from '../src/api/server.js';
 import { ApiKeys } from '../src/store/apiKeys.js';
-import { IdempotentRequests } from '../src/store/idempotency.js';
 import { individualDowngradeId } from '../src/workflows/definitions.js';
 import {
   createReadWriteUser,
@@ -39,15 +38,12 @@ before(async () => {
   stack = await startStack();
   worker = await stack.startWorker();
   keys = new ApiKeys(stack.database);
-  api = await startApiServer(
-    { keys, idempotency: new IdempotentRequests(stack.database), individual: stack.individual },
-    {
-      host: '127.0.0.1',
-      port: 0,
-      logLevel: 'info',
-      logStream: { write: (line) => void logLines.push(line) },
-    },
-  );
+  api = await startApiServer(stack.api, {
+    host: '127.0.0.1',
+    port: 0,
+    logLevel: 'info',
+    logStream: { write: (line) => void logLines.push(line) },
+  });
   writer = (await keys.create('backend', ['downgrades:write', 'downgrades:read', 'credentials:read'])).key;
   reader = (await keys.create('dashboard', ['downgrades:read'])).key;
   const gone = await keys.create('old backend', ['downgrades:write']);
@@ -315,7 +311,7 @@ describe('Idempotency-Key', () => {
 describe('rate limits', () => {
   test("a key's budget is shared by two API servers on one database: spent, it is a 429 with Retry-After", async () => {
     const limited = { host: '127.0.0.1', port: 0, logLevel: 'silent', requestsPerMinute: 5 };
-    const deps = { keys, idempotency: new IdempotentRequests(stack.database), individual: stack.individual };
+    const deps = stack.api;
     const servers = [await startApiServer(deps, limited), await startApiServer(deps, limited)];
     try {
       const key = (await keys.create('busy backend', ['downgrades:read'])).key;

@@ -1,8 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { DowngradeNotFoundError, DowngradeRefusedError } from '../client/errors.js';
 import type { ApiDeps } from './deps.js';
 import { answerOnce } from './idempotent.js';
-import { Problem, ProblemDocument } from './problems.js';
+import { asProblem, Problem, ProblemDocument, REFUSALS } from './problems.js';
 import {
   DowngradeId,
   DowngradeList,
@@ -12,9 +11,6 @@ import {
   StartDowngrade,
   StartedDowngrade,
 } from './downgradeSchemas.js';
-
-/** The answers every route may give besides its own: an invalid request, no key, no scope, no budget left. */
-const REFUSALS = { 400: ProblemDocument, 401: ProblemDocument, 403: ProblemDocument, 429: ProblemDocument };
 
 /** Individual downgrades: start one with its link, follow it, cancel it, take its new credentials. */
 export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
@@ -38,7 +34,7 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
     },
     (request, reply) =>
       answerOnce(idempotency, request, reply, async () => {
-        const started = await call(() => individual.startWithLink(request.body));
+        const started = await asProblem(() => individual.startWithLink(request.body));
         return { status: 201, body: StartedDowngrade.parse(started) };
       }),
   );
@@ -81,7 +77,8 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
         response: { 200: DowngradeStatus, ...REFUSALS, 404: ProblemDocument },
       },
     },
-    async (request) => DowngradeStatus.parse(await call(() => individual.get(request.params.workflowId))),
+    async (request) =>
+      DowngradeStatus.parse(await asProblem(() => individual.get(request.params.workflowId))),
   );
 
   app.post(
@@ -100,7 +97,7 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
     (request, reply) =>
       answerOnce(idempotency, request, reply, async () => {
         const { workflowId } = request.params;
-        await call(() => individual.cancel(workflowId));
+        await asProblem(() => individual.cancel(workflowId));
         return { status: 202, body: { workflowId } };
       }),
   );
@@ -119,7 +116,7 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
     },
     async (request) => {
       const { workflowId } = request.params;
-      const credentials = await call(() => individual.completedCredentials(workflowId));
+      const credentials = await asProblem(() => individual.completedCredentials(workflowId));
       return NewCredentials.parse({
         ...credentials,
         accessTokenExpiresAt: credentials.accessTokenExpiresAt?.toISOString(),
@@ -127,14 +124,3 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
     },
   );
 };
-
-/** The clients' errors as the API's problems. */
-async function call<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (error instanceof DowngradeNotFoundError) throw new Problem('downgrade_not_found', error.message);
-    if (error instanceof DowngradeRefusedError) throw new Problem('downgrade_refused', error.message);
-    throw error;
-  }
-}

@@ -1,4 +1,10 @@
 import { z } from 'zod';
+import {
+  DowngradeNotFoundError,
+  DowngradeRefusedError,
+  DowngradeUsageError,
+  PreviewNotFoundError,
+} from '../client/errors.js';
 
 /**
  * Every error the API answers with, by its stable `code`: the HTTP status and the title. Clients branch on the code;
@@ -11,6 +17,9 @@ export const PROBLEMS = {
   not_found: { status: 404, title: 'No such resource' },
   downgrade_not_found: { status: 404, title: 'No such downgrade' },
   downgrade_refused: { status: 409, title: 'The downgrade cannot do this in its current state' },
+  preview_not_found: { status: 404, title: 'No such preview' },
+  upload_not_found: { status: 404, title: 'No such upload' },
+  webhook_not_configured: { status: 409, title: 'No webhook endpoint is configured (APP_WEBHOOK_URL)' },
   idempotency_in_progress: {
     status: 409,
     title: 'A request with this Idempotency-Key is still being answered',
@@ -40,6 +49,14 @@ export const ProblemDocument = z
   })
   .meta({ id: 'Problem' });
 export type ProblemDocument = z.infer<typeof ProblemDocument>;
+
+/** The answers every route with a key may give besides its own: an invalid request, no key, no scope, no budget left. */
+export const REFUSALS = {
+  400: ProblemDocument,
+  401: ProblemDocument,
+  403: ProblemDocument,
+  429: ProblemDocument,
+};
 
 /** Thrown by a handler to answer with a problem. */
 export class Problem extends Error {
@@ -76,3 +93,16 @@ export class Problem extends Error {
 }
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** Runs a call of the service's clients, their errors answered as the API's problems. */
+export async function asProblem<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof DowngradeNotFoundError) throw new Problem('downgrade_not_found', error.message);
+    if (error instanceof PreviewNotFoundError) throw new Problem('preview_not_found', error.message);
+    if (error instanceof DowngradeRefusedError) throw new Problem('downgrade_refused', error.message);
+    if (error instanceof DowngradeUsageError) throw new Problem('invalid_request', error.message);
+    throw error;
+  }
+}

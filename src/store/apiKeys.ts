@@ -7,6 +7,8 @@ export const API_SCOPES = [
   'downgrades:write',
   'downgrades:read',
   'credentials:read',
+  'operators:read',
+  'operators:write',
   'operators:approve',
   'webhooks:admin',
   'keys:admin',
@@ -60,14 +62,15 @@ export class ApiKeys {
 
   /**
    * Stores a key made elsewhere (the local admin key `npm start` keeps in .data/). Registering the same key again
-   * changes nothing.
+   * gives it the scopes named now (an upgrade's new scopes reach the admin key); a revoked key stays revoked.
    */
   async register(key: string, name: string, scopes: readonly ApiScope[]): Promise<ApiKey> {
     const parts = API_KEY_PATTERN.exec(key);
     if (!parts) throw new Error('not an API key of this service');
     const [, id, secret] = parts;
     await this.database.query(
-      `INSERT INTO api_keys (id, name, scopes, secret_hash) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO api_keys (id, name, scopes, secret_hash) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (id) DO UPDATE SET scopes = EXCLUDED.scopes WHERE api_keys.secret_hash = EXCLUDED.secret_hash`,
       [id, name, scopes.join(' '), hashOf(secret!)],
     );
     const [row] = await this.database.query<KeyRow>(`SELECT * FROM api_keys WHERE id = $1`, [id]);

@@ -201,4 +201,24 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    name: "the HTTP API: the people of a domain's or a campaign's preview, uploaded page by page",
+    sql: `
+      CREATE TABLE api_uploads (
+        upload_id text PRIMARY KEY,
+        key_id text NOT NULL,
+        kind text NOT NULL,
+        pages integer NOT NULL DEFAULT 0,
+        people integer NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE api_upload_pages (
+        upload_id text NOT NULL REFERENCES api_uploads (upload_id) ON DELETE CASCADE,
+        page integer NOT NULL,
+        people text NOT NULL,
+        PRIMARY KEY (upload_id, page)
+      );
+    `,
+  },
 ];

@@ -3,12 +3,15 @@ import { CredentialStore } from './credentialStore.js';
 import type { Database } from './database.js';
 import type { Keyring } from './encryption.js';
 import { EnterpriseUsers } from './enterpriseUsers.js';
+import { Uploads } from './uploads.js';
 
 /** The stores the activities (and the service's clients and callback server) work with, over one database. */
 export interface Stores {
   store: CredentialStore;
   enterpriseUsers: EnterpriseUsers;
   campaigns: Campaigns;
+  /** The HTTP API's previews' people, uploaded page by page. */
+  uploads: Uploads;
 }
 
 /** The one way the service, its CLI, the tests' stack and the benchmarks make the stores: over `database`. */
@@ -17,5 +20,6 @@ export function createStores(database: Database, keyring: Keyring): Stores {
     store: new CredentialStore(database, keyring),
     enterpriseUsers: new EnterpriseUsers(database),
     campaigns: new Campaigns(database),
+    uploads: new Uploads(database, keyring),
   };
 }
