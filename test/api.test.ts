@@ -127,6 +127,39 @@ describe('keys and scopes', () => {
       assert.equal(rows.includes(API_KEY_PATTERN.exec(key)![2]!), false);
     }
   });
+
+  test('a key admin makes keys through the API, of its own scopes at most; the text is answered once', async () => {
+    const admin = (await keys.create('key admin', ['keys:admin', 'downgrades:read'])).key;
+    const request = {
+      json: { name: 'reporting', scopes: ['downgrades:read'] },
+      headers: { 'idempotency-key': 'k1' },
+    };
+    const created = await call('POST', '/v1/api-keys', { key: admin, ...request });
+    assert.equal(created.status, 201);
+    const made = String(created.body.key);
+    assert.match(made, API_KEY_PATTERN);
+    // A replay answers the same key; the stored answer is encrypted, so no row holds it.
+    assert.equal((await call('POST', '/v1/api-keys', { key: admin, ...request })).body.key, made);
+    const stored = JSON.stringify(await stack.database.query('SELECT * FROM api_idempotency'));
+    assert.equal(stored.includes(API_KEY_PATTERN.exec(made)![2]!), false);
+    assertProblem(
+      await call('POST', '/v1/api-keys', {
+        key: admin,
+        json: { name: 'too much', scopes: ['credentials:read'] },
+      }),
+      403,
+      'insufficient_scope',
+    );
+    assert.equal((await call('GET', '/v1/downgrades?limit=1', { key: made })).status, 200);
+    const listed = await call('GET', '/v1/api-keys', { key: admin });
+    assert.equal(JSON.stringify(listed.body).includes(made), false);
+    assert.ok((listed.body.keys as Array<{ id: string }>).some((key) => key.id === created.body.id));
+    assert.equal(
+      (await call('POST', `/v1/api-keys/${String(created.body.id)}/revoke`, { key: admin })).status,
+      200,
+    );
+    assertProblem(await call('GET', '/v1/downgrades?limit=1', { key: made }), 401, 'unauthenticated');
+  });
 });
 
 test('no key, secret or refresh token appears in a line of the log', async () => {

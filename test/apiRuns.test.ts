@@ -19,6 +19,7 @@ import {
   type Stack,
 } from '../harness/stack.js';
 import { waitUntil } from '../harness/waitUntil.js';
+import { enterpriseDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
 
 let stack: Stack;
 let worker: RunningWorker;
@@ -186,6 +187,32 @@ describe('a domain through the API', () => {
       emails.map((email) => [email, 'completed']),
     );
   });
+});
+
+test("a domain's run is no Individual downgrade: those routes neither read nor cancel it", async () => {
+  const domainRun = enterpriseDowngradeId('api-runs.example.org');
+  const backend = (
+    await new ApiKeys(stack.database).create('backend', ['downgrades:write', 'downgrades:read'])
+  ).key;
+  assertStatus(await call('GET', `/v1/downgrades/${domainRun}`, backend), 404, 'downgrade_not_found');
+  assertStatus(await call('POST', `/v1/downgrades/${domainRun}/cancel`, backend), 404, 'downgrade_not_found');
+  assert.equal((await stack.enterprise.get('api-runs.example.org')).phase, 'completed');
+});
+
+test('a service account Cronofy refuses to read makes no preview: a 400 naming why, not a failure', async () => {
+  const uploadId = await upload('domains', [{ emails: ['someone@refused.example.org'] }]);
+  const answer = await call('POST', '/v1/domains/refused.example.org/previews', operator, {
+    uploadId,
+    serviceAccountRefreshToken: 'not-a-token-cronofy-gave',
+  });
+  assertStatus(answer, 400, 'invalid_request');
+  assert.match(String(answer.body.detail), /service account could not be read.*invalid_grant/);
+});
+
+test('a path parameter as long as its schema allows is answered by the route, not refused by the router', async () => {
+  assertStatus(await call('GET', `/v1/downgrades/${'a'.repeat(300)}`, reader), 403, 'insufficient_scope');
+  const named = await call('GET', `/v1/domains/${'a'.repeat(253)}`, reader);
+  assertStatus(named, 404, 'downgrade_not_found');
 });
 
 describe('a campaign through the same routes', () => {

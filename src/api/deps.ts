@@ -5,7 +5,7 @@ import { IndividualClient, type DowngradeDefaults } from '../client/individualCl
 import type { Database } from '../store/database.js';
 import type { Stores } from '../store/stores.js';
 import { ApiKeys, type ApiKey, type ApiScope } from '../store/apiKeys.js';
-import { IdempotentRequests } from '../store/idempotency.js';
+import type { IdempotentRequests } from '../store/idempotency.js';
 import { Notifications } from '../store/notifications.js';
 import type { Uploads } from '../store/uploads.js';
 
@@ -45,7 +45,7 @@ export function createApiDeps(
   },
   webhookUrl?: string,
 ): ApiDeps {
-  const { database, store, enterpriseUsers, campaigns, uploads } = stores;
+  const { database, store, enterpriseUsers, campaigns, uploads, idempotentRequests } = stores;
   const clients = {
     temporal: temporal.client,
     taskQueue: temporal.taskQueue,
@@ -55,7 +55,7 @@ export function createApiDeps(
   };
   return {
     keys: new ApiKeys(database),
-    idempotency: new IdempotentRequests(database),
+    idempotency: idempotentRequests,
     individual: new IndividualClient({ ...clients, store }),
     domains: new EnterpriseClient({ ...clients, store, users: enterpriseUsers }),
     campaigns: new CampaignClient({ ...clients, store, campaigns }),

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from './deps.js';
 import { answerOnce } from './idempotent.js';
-import { asProblem, Problem, ProblemDocument, REFUSALS } from './problems.js';
+import { asProblem, Problem, PROBLEM, REFUSALS } from './problems.js';
 import {
   DowngradeId,
   DowngradeList,
@@ -29,7 +29,7 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
           'current link.',
         tags: ['downgrades'],
         body: StartDowngrade,
-        response: { 201: StartedDowngrade, ...REFUSALS, 409: ProblemDocument, 422: ProblemDocument },
+        response: { 201: StartedDowngrade, ...REFUSALS, 409: PROBLEM, 422: PROBLEM },
       },
     },
     (request, reply) =>
@@ -74,7 +74,7 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
         summary: "A downgrade's status",
         tags: ['downgrades'],
         params: DowngradeId,
-        response: { 200: DowngradeStatus, ...REFUSALS, 404: ProblemDocument },
+        response: { 200: DowngradeStatus, ...REFUSALS, 404: PROBLEM },
       },
     },
     async (request) =>
@@ -91,7 +91,7 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
         description: 'Answers once the cancellation is requested; the downgrade then ends `cancelled`.',
         tags: ['downgrades'],
         params: DowngradeId,
-        response: { 202: DowngradeId, ...REFUSALS, 404: ProblemDocument, 409: ProblemDocument },
+        response: { 202: DowngradeId, ...REFUSALS, 404: PROBLEM, 409: PROBLEM },
       },
     },
     (request, reply) =>
@@ -111,7 +111,7 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
         summary: 'The new Free/Busy credentials of a completed downgrade',
         tags: ['downgrades'],
         params: DowngradeId,
-        response: { 200: NewCredentials, ...REFUSALS, 404: ProblemDocument, 409: ProblemDocument },
+        response: { 200: NewCredentials, ...REFUSALS, 404: PROBLEM, 409: PROBLEM },
       },
     },
     async (request) => {

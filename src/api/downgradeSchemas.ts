@@ -104,7 +104,11 @@ export const DowngradeId = z.object({ workflowId: z.string().min(1).max(300) });
 export const ListDowngrades = z.object({
   state: z.enum(DOWNGRADE_STATES).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().min(1).max(4096).optional().describe("The previous page's `nextCursor`"),
+  cursor: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,4096}$/)
+    .optional()
+    .describe("The previous page's `nextCursor`"),
 });
 
 export const DowngradeList = z

@@ -21,11 +21,11 @@ import {
   UploadPage,
   UploadPath,
 } from './operatedRunSchemas.js';
-import { asProblem, Problem, ProblemDocument, REFUSALS } from './problems.js';
+import { asProblem, Problem, PROBLEM, REFUSALS } from './problems.js';
 import { runKinds } from './runKinds.js';
 
-const NOT_FOUND = { 404: ProblemDocument };
-const REFUSED = { 404: ProblemDocument, 409: ProblemDocument };
+const NOT_FOUND = { 404: PROBLEM };
+const REFUSED = { 404: PROBLEM, 409: PROBLEM };
 const CSV = 'text/csv';
 
 /**
@@ -50,7 +50,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
           'of it. An upload belongs to the key that created it and is read once.',
         tags: ['runs'],
         body: CreateUpload,
-        response: { 201: Upload, ...REFUSALS, 422: ProblemDocument },
+        response: { 201: Upload, ...REFUSALS, 422: PROBLEM },
       },
     },
     (request, reply) =>
@@ -71,7 +71,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
         tags: ['runs'],
         params: UploadPath,
         body: UploadPage,
-        response: { 200: Upload, ...REFUSALS, ...NOT_FOUND, 422: ProblemDocument },
+        response: { 200: Upload, ...REFUSALS, ...NOT_FOUND, 422: PROBLEM },
       },
     },
     (request, reply) =>
@@ -105,7 +105,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
         tags: ['runs'],
         params: RunPath,
         body: CreatePreview,
-        response: { 201: RunPreview, ...REFUSALS, ...NOT_FOUND, 422: ProblemDocument },
+        response: { 201: RunPreview, ...REFUSALS, ...NOT_FOUND, 422: PROBLEM },
       },
     },
     (request, reply) =>
@@ -152,7 +152,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
         tags: ['runs'],
         params: RunPath,
         body: StartRun,
-        response: { 201: StartedRun, ...REFUSALS, ...NOT_FOUND, 422: ProblemDocument },
+        response: { 201: StartedRun, ...REFUSALS, ...NOT_FOUND, 422: PROBLEM },
       },
     },
     (request, reply) =>
@@ -206,7 +206,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
           tags: ['runs'],
           params: RunPath,
           body,
-          response: { 200: RunStatus, ...REFUSALS, ...REFUSED, 422: ProblemDocument },
+          response: { 200: RunStatus, ...REFUSALS, ...REFUSED, 422: PROBLEM },
         },
       },
       (request, reply) =>
@@ -232,7 +232,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
         summary: "Cancel a run and its people's downgrades still under way",
         tags: ['runs'],
         params: RunPath,
-        response: { 202: RunPath, ...REFUSALS, ...REFUSED, 422: ProblemDocument },
+        response: { 202: RunPath, ...REFUSALS, ...REFUSED, 422: PROBLEM },
       },
     },
     (request, reply) =>
@@ -254,7 +254,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
           'A new run over just those people, with the service account the domain already verified.',
         tags: ['runs'],
         params: RunPath,
-        response: { 201: StartedRun, ...REFUSALS, ...REFUSED, 422: ProblemDocument },
+        response: { 201: StartedRun, ...REFUSALS, ...REFUSED, 422: PROBLEM },
       },
     },
     (request, reply) =>

@@ -50,13 +50,13 @@ export const ProblemDocument = z
   .meta({ id: 'Problem' });
 export type ProblemDocument = z.infer<typeof ProblemDocument>;
 
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** An error answer, as a route's response schema: a problem document in its own media type. */
+export const PROBLEM = { content: { [PROBLEM_CONTENT_TYPE]: { schema: ProblemDocument } } };
+
 /** The answers every route with a key may give besides its own: an invalid request, no key, no scope, no budget left. */
-export const REFUSALS = {
-  400: ProblemDocument,
-  401: ProblemDocument,
-  403: ProblemDocument,
-  429: ProblemDocument,
-};
+export const REFUSALS = { 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 429: PROBLEM };
 
 /** Thrown by a handler to answer with a problem. */
 export class Problem extends Error {
@@ -91,8 +91,6 @@ export class Problem extends Error {
     };
   }
 }
-
-export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
 /** Runs a call of the service's clients, their errors answered as the API's problems. */
 export async function asProblem<T>(work: () => Promise<T>): Promise<T> {

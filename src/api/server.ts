@@ -11,6 +11,9 @@ import {
 import { loggerOptions } from '../logger.js';
 import type { ApiDeps } from './deps.js';
 import { downgradeRoutes } from './downgradeRoutes.js';
+import { keyRoutes } from './keyRoutes.js';
+import { operatedRunRoutes } from './operatedRunRoutes.js';
+import { webhookRoutes } from './webhookRoutes.js';
 import { Problem, PROBLEM_CONTENT_TYPE } from './problems.js';
 
 export interface ApiServerOptions {
@@ -55,6 +58,8 @@ export async function buildApiServer(
   const app = Fastify({
     logger: { ...loggerOptions(options.logLevel ?? 'info'), stream: options.logStream },
     bodyLimit: 1024 * 1024,
+    // A path parameter may be as long as its schema allows, percent-encoded: the schema answers, not the router.
+    maxParamLength: 4096,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -124,6 +129,9 @@ export async function buildApiServer(
   );
 
   await app.register(downgradeRoutes, { deps });
+  await app.register(operatedRunRoutes, { deps });
+  await app.register(webhookRoutes, { deps });
+  await app.register(keyRoutes, { deps });
   app.get('/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
   app.get('/healthz', { schema: { hide: true } }, () => ({ ok: true }));
 

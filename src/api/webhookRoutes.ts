@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { CHANNELS } from '../store/notifications.js';
 import type { ApiDeps } from './deps.js';
 import { answerOnce } from './idempotent.js';
-import { Problem, ProblemDocument, REFUSALS } from './problems.js';
+import { Problem, PROBLEM, REFUSALS } from './problems.js';
 
 const Event = z.object({
   eventId: z.string().describe('The Standard Webhooks `webhook-id`, stable across attempts'),
@@ -101,7 +101,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (ap
         summary: 'Start a new schedule for failed events; each downgrade receives its events in order',
         tags: ['webhooks'],
         body: Redeliver,
-        response: { 200: z.object({ redelivered: z.int() }), ...REFUSALS, 422: ProblemDocument },
+        response: { 200: z.object({ redelivered: z.int() }), ...REFUSALS, 422: PROBLEM },
       },
     },
     (request, reply) =>
@@ -127,8 +127,8 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (ap
         response: {
           200: z.object({ enabled: z.boolean().describe('Whether it had been disabled') }),
           ...REFUSALS,
-          409: ProblemDocument,
-          422: ProblemDocument,
+          409: PROBLEM,
+          422: PROBLEM,
         },
       },
     },

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { WorkflowFailedError } from '@temporalio/client';
+import { rootCause } from '@temporalio/common';
 import type { CredentialStore } from '../store/credentialStore.js';
 import type { EnterpriseUsers, ReportRow, UserOutcome } from '../store/enterpriseUsers.js';
 import { enterpriseDowngradeId } from '../workflows/enterpriseDefinitions.js';
@@ -73,13 +75,7 @@ export class EnterpriseClient extends EnterpriseRuns {
     const capture = await this.users.capture(request.users);
     const previewId = `pv_${randomBytes(12).toString('base64url')}`;
     const inspected = serviceAccountRef
-      ? await this.temporal.workflow.execute<typeof inspectServiceAccount>('inspectServiceAccount', {
-          workflowId: `preview-${request.domain}-${previewId}`,
-          taskQueue: this.options.taskQueue,
-          args: [{ serviceAccountRef }],
-          workflowExecutionTimeout: '5m',
-          staticSummary: `Preview the downgrade of ${request.domain}: read its service account`,
-        })
+      ? await this.inspect(request.domain, previewId, serviceAccountRef)
       : undefined;
     const preview = buildPreview({
       previewId,
@@ -99,6 +95,25 @@ export class EnterpriseClient extends EnterpriseRuns {
       preview,
     });
     return preview;
+  }
+
+  /** What Cronofy says of the service account; one it refuses to read is the caller's to mend, not a failure. */
+  private async inspect(domain: string, previewId: string, serviceAccountRef: string) {
+    try {
+      return await this.temporal.workflow.execute<typeof inspectServiceAccount>('inspectServiceAccount', {
+        workflowId: `preview-${domain}-${previewId}`,
+        taskQueue: this.options.taskQueue,
+        args: [{ serviceAccountRef }],
+        workflowExecutionTimeout: '5m',
+        staticSummary: `Preview the downgrade of ${domain}: read its service account`,
+      });
+    } catch (error) {
+      // Cronofy's refusal (a revoked or unknown token, say) fails the workflow at once, with Cronofy's answer.
+      if (error instanceof WorkflowFailedError) {
+        throw new DowngradeUsageError(`the service account could not be read: ${rootCause(error.cause)}`);
+      }
+      throw error;
+    }
   }
 
   async getPreview(previewId: string): Promise<EnterprisePreview> {

@@ -1,10 +1,16 @@
-import { WithStartWorkflowOperation, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { CredentialStore, StoredCredentials } from '../store/credentialStore.js';
 import {
   consentLink,
   getStatus,
   individualDowngradeId,
+  isIndividualDowngradeId,
   searchAttributes,
   type DowngradeResult,
   type DowngradeState,
@@ -14,7 +20,7 @@ import {
 } from '../workflows/definitions.js';
 import type { individualDowngrade } from '../workflows/individualDowngrade.js';
 import { listIndividualDowngrades, type DowngradePage } from './downgradeList.js';
-import { DowngradeRefusedError } from './errors.js';
+import { DowngradeNotFoundError, DowngradeRefusedError } from './errors.js';
 import { resultOrStatus, withWorkflow } from './workflowCalls.js';
 
 export interface DowngradeDefaults {
@@ -97,19 +103,27 @@ export class IndividualRuns {
   }
 
   get(workflowId: string): Promise<DowngradeStatus> {
-    return withWorkflow(this.options.temporal, workflowId, (handle) => handle.query(getStatus));
+    return this.withDowngrade(workflowId, (handle) => handle.query(getStatus));
   }
 
   /** Waits until the downgrade ends; a cancelled one resolves with state `cancelled`. */
   waitForResult(workflowId: string): Promise<DowngradeResult> {
     // A cancelled run's status has state `cancelled`, one of the terminal states.
-    return withWorkflow(this.options.temporal, workflowId, (handle) =>
+    return this.withDowngrade(workflowId, (handle) =>
       resultOrStatus(handle, getStatus),
     ) as Promise<DowngradeResult>;
   }
 
   async cancel(workflowId: string): Promise<void> {
-    await withWorkflow(this.options.temporal, workflowId, (handle) => handle.cancel());
+    await this.withDowngrade(workflowId, (handle) => handle.cancel());
+  }
+
+  /** As withWorkflow, for an Individual downgrade's id only: any other workflow is no downgrade of this client's. */
+  private withDowngrade<T>(workflowId: string, use: (handle: WorkflowHandle) => Promise<T>): Promise<T> {
+    if (!isIndividualDowngradeId(workflowId)) {
+      return Promise.reject(new DowngradeNotFoundError(`no Individual downgrade with id ${workflowId}`));
+    }
+    return withWorkflow(this.options.temporal, workflowId, use);
   }
 
   /** A page of the downgrades, newest first, optionally in one state (downgradeList.ts). */

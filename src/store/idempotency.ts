@@ -1,4 +1,5 @@
 import type { Database } from './database.js';
+import type { Keyring } from './encryption.js';
 
 /** What a POST with an `Idempotency-Key` may do, as the record of that key says. */
 export type IdempotentTurn =
@@ -11,11 +12,14 @@ type Row = { request_hash: string; status: number | null; response: string | nul
 
 /**
  * The API's idempotent requests: per API key and `Idempotency-Key`, a hash of the request (never its body: a start
- * carries a refresh token) and, once answered, the answer. The row is claimed by an insert, so of any number of
+ * carries a refresh token) and, once answered, the answer, encrypted (a new API key's answer holds the key). The row is claimed by an insert, so of any number of
  * concurrent duplicates, in any number of API processes, one goes first.
  */
 export class IdempotentRequests {
-  constructor(private readonly database: Database) {}
+  constructor(
+    private readonly database: Database,
+    private readonly keyring: Keyring,
+  ) {}
 
   /** Claims the key for this request, or says what became of the request that claimed it. */
   async claim(keyId: string, idempotencyKey: string, requestHash: string): Promise<IdempotentTurn> {
@@ -33,7 +37,11 @@ export class IdempotentRequests {
     if (!row) return { kind: 'in_progress' };
     if (row.request_hash !== requestHash) return { kind: 'other_request' };
     if (row.status === null || row.response === null) return { kind: 'in_progress' };
-    return { kind: 'replay', status: row.status, response: row.response };
+    return {
+      kind: 'replay',
+      status: row.status,
+      response: this.keyring.decrypt(row.response, aad(keyId, idempotencyKey)),
+    };
   }
 
   /** Keeps the answer, which every later request with the key gets again. */
@@ -41,7 +49,7 @@ export class IdempotentRequests {
     await this.database.query(
       `UPDATE api_idempotency SET status = $3, response = $4, completed_at = now()
        WHERE key_id = $1 AND idempotency_key = $2`,
-      [keyId, idempotencyKey, status, response],
+      [keyId, idempotencyKey, status, this.keyring.encrypt(response, aad(keyId, idempotencyKey))],
     );
   }
 
@@ -52,4 +60,8 @@ export class IdempotentRequests {
       [keyId, idempotencyKey],
     );
   }
+}
+
+function aad(keyId: string, idempotencyKey: string): string {
+  return `api_idempotency:${keyId}:${idempotencyKey}`;
 }

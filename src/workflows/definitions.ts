@@ -30,8 +30,15 @@ export function cronofyTaskQueue(taskQueue: string): string {
   return `${taskQueue}-cronofy`;
 }
 
+const INDIVIDUAL_ID_PREFIX = 'downgrade-individual-';
+
 export function individualDowngradeId(sub: string): string {
-  return `downgrade-individual-${sub}`;
+  return `${INDIVIDUAL_ID_PREFIX}${sub}`;
+}
+
+/** Whether a workflow id is an Individual downgrade's (and not a domain's, a campaign's or a preview's). */
+export function isIndividualDowngradeId(workflowId: string): boolean {
+  return workflowId.startsWith(INDIVIDUAL_ID_PREFIX);
 }
 
 export interface IndividualDowngradeInput {
