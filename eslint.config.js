@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.temporal/', '.data/', '.node24/', 'test-artifacts/', 'dist/'] },
+  { ignores: ['node_modules/', '.temporal/', '.data/', '.node24/', 'test-artifacts/', 'dist/', 'clients/typescript/dist/', '.venv-tests/'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
