@@ -4,7 +4,7 @@
  * an API process (`SERVICE_ROLES=api`) and a worker process (`worker`), or one process with every role. This
  * process gets an API key and the service's own `IndividualClient` on the same Temporal and database.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +23,7 @@ import { waitUntilAnswering } from '../harness/serviceProcess.js';
 import { startTemporalServer } from '../harness/temporalServer.js';
 import { testWorkflowBundlePath } from '../harness/workflowBundle.js';
 import { findPid, postmasterPid } from './cpu.js';
-import type { SimulatorMessage } from './simulatorProcess.js';
+import { startSimulatorProcess } from './simulatorFork.js';
 import { CLIENT, log, sleep } from './support.js';
 
 /** Each prompt waits an hour and is the only one: nothing expires or reminds during a run, on either path. */
@@ -167,45 +167,6 @@ export async function startApiStack(options: ApiStackOptions): Promise<ApiStack>
     await stop();
     throw error;
   }
-}
-
-async function startSimulatorProcess(redirectUri: string) {
-  const child = fork(fileURLToPath(new URL('./simulatorProcess.ts', import.meta.url)), [], {
-    env: {
-      ...process.env,
-      BENCH_CLIENT_ID: CLIENT.clientId,
-      BENCH_CLIENT_SECRET: CLIENT.clientSecret,
-      BENCH_REDIRECT_URI: redirectUri,
-    },
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await Promise.race([
-    new Promise<string>((resolve, reject) => {
-      child.on('message', (message: SimulatorMessage) =>
-        message.type === 'ready' ? resolve(message.url) : reject(new Error(`simulator: ${message.message}`)),
-      );
-      void exited.then(() => reject(new Error('the simulator process exited before it listened')));
-    }),
-    sleep(60_000).then(() => {
-      throw new Error('the simulator process did not start within 60 s');
-    }),
-  ]).catch((error: unknown) => {
-    child.kill('SIGKILL');
-    throw error;
-  });
-  return {
-    url,
-    pid: child.pid,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      if (!(await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]))) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
 }
 
 /** `src/main.ts` in its own process with `env`; ready once `readyUrl` answers. */

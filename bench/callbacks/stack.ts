@@ -1,6 +1,6 @@
 // The stack: Temporal dev server, PostgreSQL, simulator and service, each in its own process.
 import { payloadEncryption } from '../../src/codec/payloadEncryption.js';
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,7 @@ import { createScratchDatabase } from '../../harness/postgres.js';
 import { CredentialStore } from '../../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { Keyring } from '../../src/store/encryption.js';
-import type { SimulatorMessage } from '../simulatorProcess.js';
+import { startSimulatorProcess } from '../simulatorFork.js';
 import { findPid, postmasterPid } from '../cpu.js';
 import { CLIENT, log, sleep } from '../support.js';
 import { options, PROMPT_MS } from './options.js';
@@ -186,45 +186,6 @@ export async function startStack(
     await stop();
     throw error;
   }
-}
-
-async function startSimulatorProcess(redirectUri: string) {
-  const child = fork(fileURLToPath(new URL('../simulatorProcess.ts', import.meta.url)), [], {
-    env: {
-      ...process.env,
-      BENCH_CLIENT_ID: CLIENT.clientId,
-      BENCH_CLIENT_SECRET: CLIENT.clientSecret,
-      BENCH_REDIRECT_URI: redirectUri,
-    },
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await Promise.race([
-    new Promise<string>((resolve, reject) => {
-      child.on('message', (message: SimulatorMessage) =>
-        message.type === 'ready' ? resolve(message.url) : reject(new Error(`simulator: ${message.message}`)),
-      );
-      void exited.then(() => reject(new Error('the simulator process exited before it listened')));
-    }),
-    sleep(60_000).then(() => {
-      throw new Error('the simulator process did not start within 60 s');
-    }),
-  ]).catch((error: unknown) => {
-    child.kill('SIGKILL');
-    throw error;
-  });
-  return {
-    url,
-    pid: child.pid,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      if (!(await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]))) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
 }
 
 /**
