@@ -47,7 +47,7 @@ export async function answerOnce(
       reply.header('idempotent-replayed', 'true');
       await reply
         .code(turn.status)
-        .type(turn.status >= 400 ? PROBLEM_CONTENT_TYPE : 'application/json')
+        .type(turn.status >= 400 ? PROBLEM_CONTENT_TYPE : 'application/json; charset=utf-8')
         .serializer((body) => body as string)
         .send(turn.response);
       return;

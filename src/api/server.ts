@@ -59,7 +59,7 @@ export async function buildApiServer(
     logger: { ...loggerOptions(options.logLevel ?? 'info'), stream: options.logStream },
     bodyLimit: 1024 * 1024,
     // A path parameter may be as long as its schema allows, percent-encoded: the schema answers, not the router.
-    maxParamLength: 4096,
+    routerOptions: { maxParamLength: 4096 },
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
