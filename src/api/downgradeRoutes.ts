@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from './deps.js';
-import { answerOnce } from './idempotent.js';
+import { answerOnce, IDEMPOTENT_HEADERS } from './idempotent.js';
 import { asProblem, Problem, PROBLEM, REFUSALS } from './problems.js';
 import {
   DowngradeId,
@@ -28,6 +28,7 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
           "to authorize again choosing Free/Busy. A person's downgrade that is already running is answered with its " +
           'current link.',
         tags: ['downgrades'],
+        headers: IDEMPOTENT_HEADERS,
         body: StartDowngrade,
         response: { 201: StartedDowngrade, ...REFUSALS, 409: PROBLEM, 422: PROBLEM },
       },
@@ -90,6 +91,7 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
         summary: 'Cancel a running downgrade',
         description: 'Answers once the cancellation is requested; the downgrade then ends `cancelled`.',
         tags: ['downgrades'],
+        headers: IDEMPOTENT_HEADERS,
         params: DowngradeId,
         response: { 202: DowngradeId, ...REFUSALS, 404: PROBLEM, 409: PROBLEM },
       },

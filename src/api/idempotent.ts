@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import type { IdempotentRequests } from '../store/idempotency.js';
 import { Problem, PROBLEM_CONTENT_TYPE } from './problems.js';
 
@@ -9,6 +10,16 @@ const DUPLICATE_WAIT_MS = 15_000;
 const DUPLICATE_POLL_MS = 50;
 
 export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
+
+/** The header every POST takes, as its schema documents it: other headers pass as they are. */
+export const IDEMPOTENT_HEADERS = z.looseObject({
+  [IDEMPOTENCY_KEY_HEADER]: z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe('Answer this request once: a retry with the same key and request gets the first answer again'),
+});
 
 /** What a POST handler answers: its status and body, which a replay answers again. */
 export interface Answer {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { API_SCOPES } from '../store/apiKeys.js';
 import type { ApiDeps } from './deps.js';
-import { answerOnce } from './idempotent.js';
+import { answerOnce, IDEMPOTENT_HEADERS } from './idempotent.js';
 import { Problem, PROBLEM, REFUSALS } from './problems.js';
 
 const ApiKey = z
@@ -36,6 +36,7 @@ export const keyRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, {
         operationId: 'createApiKey',
         summary: 'A new API key: its text is in this answer and stored nowhere but as a hash',
         tags: ['keys'],
+        headers: IDEMPOTENT_HEADERS,
         body: CreateApiKey,
         response: {
           201: ApiKey.extend({ key: z.string().describe('The key itself: keep it now') }),
@@ -80,6 +81,7 @@ export const keyRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, {
         operationId: 'revokeApiKey',
         summary: 'Revoke a key at once',
         tags: ['keys'],
+        headers: IDEMPOTENT_HEADERS,
         params: KeyId,
         response: {
           200: z.object({ revoked: z.string() }),

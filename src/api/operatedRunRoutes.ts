@@ -2,7 +2,7 @@ import { negotiate } from '@fastify/accept-negotiator';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiDeps } from './deps.js';
-import { answerOnce } from './idempotent.js';
+import { answerOnce, IDEMPOTENT_HEADERS } from './idempotent.js';
 import {
   Approval,
   CreatePreview,
@@ -49,6 +49,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
           'A domain of any size travels in pages: create an upload, add its pages in order, then make a preview ' +
           'of it. An upload belongs to the key that created it and is read once.',
         tags: ['runs'],
+        headers: IDEMPOTENT_HEADERS,
         body: CreateUpload,
         response: { 201: Upload, ...REFUSALS, 422: PROBLEM },
       },
@@ -69,6 +70,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
         summary: 'Add the next page of people to an upload',
         description: `Up to 5,000 people a page: a domain's users as \`emails\`, a campaign's as \`people\`.`,
         tags: ['runs'],
+        headers: IDEMPOTENT_HEADERS,
         params: UploadPath,
         body: UploadPage,
         response: { 200: Upload, ...REFUSALS, ...NOT_FOUND, 422: PROBLEM },
@@ -103,6 +105,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
           "Captures the upload's people in order (duplicates and malformed entries dropped and counted) and, for " +
           "a domain, reads its service account. The preview's id is what starting and approving name.",
         tags: ['runs'],
+        headers: IDEMPOTENT_HEADERS,
         params: RunPath,
         body: CreatePreview,
         response: { 201: RunPreview, ...REFUSALS, ...NOT_FOUND, 422: PROBLEM },
@@ -150,6 +153,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
           'By default the run waits in `awaiting_approval` until an operator approves the preview. Starting a ' +
           'run that is already running answers with that run.',
         tags: ['runs'],
+        headers: IDEMPOTENT_HEADERS,
         params: RunPath,
         body: StartRun,
         response: { 201: StartedRun, ...REFUSALS, ...NOT_FOUND, 422: PROBLEM },
@@ -204,6 +208,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
           description:
             'Answers with the status once the decision has taken effect; 409 when the phase refuses it.',
           tags: ['runs'],
+          headers: IDEMPOTENT_HEADERS,
           params: RunPath,
           body,
           response: { 200: RunStatus, ...REFUSALS, ...REFUSED, 422: PROBLEM },
@@ -231,6 +236,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
         operationId: 'cancelRun',
         summary: "Cancel a run and its people's downgrades still under way",
         tags: ['runs'],
+        headers: IDEMPOTENT_HEADERS,
         params: RunPath,
         response: { 202: RunPath, ...REFUSALS, ...REFUSED, 422: PROBLEM },
       },
@@ -253,6 +259,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
         description:
           'A new run over just those people, with the service account the domain already verified.',
         tags: ['runs'],
+        headers: IDEMPOTENT_HEADERS,
         params: RunPath,
         response: { 201: StartedRun, ...REFUSALS, ...REFUSED, 422: PROBLEM },
       },

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { CHANNELS } from '../store/notifications.js';
 import type { ApiDeps } from './deps.js';
-import { answerOnce } from './idempotent.js';
+import { answerOnce, IDEMPOTENT_HEADERS } from './idempotent.js';
 import { Problem, PROBLEM, REFUSALS } from './problems.js';
 
 const Event = z.object({
@@ -100,6 +100,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (ap
         operationId: 'redeliverWebhookEvents',
         summary: 'Start a new schedule for failed events; each downgrade receives its events in order',
         tags: ['webhooks'],
+        headers: IDEMPOTENT_HEADERS,
         body: Redeliver,
         response: { 200: z.object({ redelivered: z.int() }), ...REFUSALS, 422: PROBLEM },
       },
@@ -124,6 +125,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (ap
         operationId: 'enableWebhookEndpoint',
         summary: 'Deliver to the webhook endpoint again after it answered 410; held events follow in order',
         tags: ['webhooks'],
+        headers: IDEMPOTENT_HEADERS,
         response: {
           200: z.object({ enabled: z.boolean().describe('Whether it had been disabled') }),
           ...REFUSALS,
