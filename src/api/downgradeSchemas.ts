@@ -4,7 +4,7 @@ import { FREE_BUSY_PROVIDERS, TERMINAL_STATES, WAITING_STATES } from '../workflo
 const DOWNGRADE_STATES = [...WAITING_STATES, ...TERMINAL_STATES] as const;
 
 /** An optional duration in milliseconds, at most a year. */
-const milliseconds = (what: string) =>
+export const milliseconds = (what: string) =>
   z
     .int()
     .positive()

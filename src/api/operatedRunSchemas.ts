@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { FREE_BUSY_PROVIDERS } from '../workflows/definitions.js';
+import { milliseconds } from './downgradeSchemas.js';
 
 /** The two kinds of run that move many people, served by the same routes: a domain's downgrade, a campaign. */
 export const RUN_KINDS = ['domains', 'campaigns'] as const;
@@ -117,12 +118,6 @@ export const RunPreview = z
   })
   .meta({ id: 'RunPreview' });
 
-const milliseconds = z
-  .int()
-  .positive()
-  .max(366 * 86_400_000)
-  .optional();
-
 /** `POST /v1/{kind}/{name}/start`. */
 export const StartRun = z
   .strictObject({
@@ -137,10 +132,10 @@ export const StartRun = z
       .describe(
         'Wait in `awaiting_approval` until an operator approves the preview (default); false starts at once',
       ),
-    approvalDeadlineMs: milliseconds.describe('How long the run waits for approval before it ends `expired`'),
+    approvalDeadlineMs: milliseconds('How long the run waits for approval before it ends `expired`'),
     window: z.int().min(1).max(5_000).optional().describe("People's downgrades running at once"),
-    deadlineMs: milliseconds.describe('How long each prompt waits for its person (or the administrator)'),
-    reminderIntervalMs: milliseconds,
+    deadlineMs: milliseconds('How long each prompt waits for its person (or the administrator)'),
+    reminderIntervalMs: milliseconds('How often the application is reminded while no one has answered'),
     maxPrompts: z.int().min(1).max(10).optional(),
     adminEmail: z
       .email()

@@ -688,6 +688,7 @@ export interface components {
       window?: number;
       /** @description How long each prompt waits for its person (or the administrator) */
       deadlineMs?: number;
+      /** @description How often the application is reminded while no one has answered */
       reminderIntervalMs?: number;
       maxPrompts?: number;
       /**
@@ -1070,6 +1071,7 @@ export interface components {
       window?: number;
       /** @description How long each prompt waits for its person (or the administrator) */
       deadlineMs?: number;
+      /** @description How often the application is reminded while no one has answered */
       reminderIntervalMs?: number;
       maxPrompts?: number;
       /**
