@@ -4,7 +4,7 @@
  * callback server and the HTTP API. With TEMPORAL_ADDRESS set it uses that Temporal instead of starting one.
  */
 import { payloadEncryption } from './codec/payloadEncryption.js';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type LogLevel, type LogMetadata } from '@temporalio/worker';
 import { REDIRECT_PATH } from './contracts/callbackPaths.js';
 import { createApiDeps } from './api/deps.js';
 import { startApiServer } from './api/server.js';
@@ -20,11 +20,40 @@ import { connectTemporal, createServices, cronofyTarget, redirectUri, SIMULATOR_
 import { startSimulator } from '../simulator/server.js';
 import { startDevServer } from './temporalDevServer.js';
 import { createDowngradeWorkers, prebuiltWorkflowBundle } from './worker.js';
+import { cronofyTaskQueue } from './workflows/definitions.js';
+
+/**
+ * The SDK's logger, less one warning that is the design: the Cronofy task queue's worker runs activities only
+ * (createDowngradeWorkers in src/worker.ts), and the SDK warns at each start of a worker without workflows that it
+ * does not poll for workflow tasks. Exactly that message from exactly that worker is dropped; every other line,
+ * the same message from any other worker included, is logged as before.
+ */
+class ServiceRuntimeLogger extends DefaultLogger {
+  static readonly NO_WORKFLOWS = 'No workflows registered, not polling for workflow tasks';
+
+  constructor(
+    level: LogLevel,
+    private readonly activitiesOnlyTaskQueue: string,
+  ) {
+    super(level);
+  }
+
+  override log(level: LogLevel, message: string, meta?: LogMetadata): void {
+    const designed =
+      level === 'WARN' &&
+      message === ServiceRuntimeLogger.NO_WORKFLOWS &&
+      meta?.taskQueue === this.activitiesOnlyTaskQueue;
+    if (!designed) super.log(level, message, meta);
+  }
+}
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, 'main');
 Runtime.install({
-  logger: new DefaultLogger(['debug', 'trace'].includes(config.LOG_LEVEL) ? 'DEBUG' : 'WARN'),
+  logger: new ServiceRuntimeLogger(
+    ['debug', 'trace'].includes(config.LOG_LEVEL) ? 'DEBUG' : 'WARN',
+    cronofyTaskQueue(config.TEMPORAL_TASK_QUEUE),
+  ),
   // The Prometheus endpoint: the SDK's worker metrics and the service's own (src/observability/metrics.ts).
   telemetryOptions: runtimeTelemetryOptions(config.METRICS_BIND_ADDRESS),
   // The SDK would start draining the worker on SIGTERM by itself; stop() below does it, after the callback server.
@@ -185,7 +214,7 @@ async function main() {
     ...(callbackUrl
       ? [`  Callback server:    ${callbackUrl}${REDIRECT_PATH}  (public: ${redirectUri(config)})`]
       : []),
-    `  Cronofy:            ${simulatorUrl ? `simulator at ${simulatorUrl} (state: ${simulatorUrl}/_sim/state)` : `Cronofy ${config.CRONOFY_DATA_CENTER}`}`,
+    `  Cronofy:            ${simulatorUrl ? `simulator at ${simulatorUrl} (state: ${simulatorUrl}/_sim/state)` : (config.CRONOFY_API_URL ?? `Cronofy ${config.CRONOFY_DATA_CENTER}`)}`,
     `  Credential store:   ${isPostgresUrl(config.DATABASE_URL) ? 'PostgreSQL' : config.DATABASE_URL}`,
     ...(codecUrl
       ? [

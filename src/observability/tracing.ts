@@ -7,8 +7,14 @@
  * Every interceptor is installed only with tracing on: the workflow ones run on every activation of every
  * workflow, so a worker without tracing bundles its workflows without them (bundleWorkflows in src/worker.ts).
  * Without the client's no trace context travels, which the workflows accept.
+ *
+ * The context travels by W3C trace context (`traceparent`, `tracestate`) only: OpenTelemetry's default adds the
+ * W3C baggage propagator, whose parsing of a `baggage` header is unbounded in `@opentelemetry/core` 1.x
+ * (GHSA-8988-4f7v-96qf, fixed in 2.8.0 only; docs/observability.md). The standard OTEL_PROPAGATORS chooses others
+ * for the process (`tracecontext,baggage` opts in); the workflow sandbox keeps trace context only
+ * (workflowTracingInterceptors.ts).
  */
-import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { envDetectorSync, Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
@@ -22,11 +28,16 @@ import {
 } from '@temporalio/interceptors-opentelemetry';
 import type { ActivityInterceptorsFactory, InjectedSink } from '@temporalio/worker';
 
-const require = createRequire(import.meta.url);
-
-/** Bundled into the workflow code (see bundleWorkflows in src/worker.ts): RunWorkflow, StartActivity, … spans. */
-export const tracingWorkflowInterceptorModule =
-  require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
+/**
+ * Bundled into the workflow code (see bundleWorkflows in src/worker.ts): RunWorkflow, StartActivity, … spans, with
+ * trace context as the sandbox's only propagator. `.ts` when run from source (tsx), `.js` from the compiled `dist/`.
+ */
+export const tracingWorkflowInterceptorModule = fileURLToPath(
+  new URL(
+    `./workflowTracingInterceptors${new URL(import.meta.url).pathname.endsWith('.ts') ? '.ts' : '.js'}`,
+    import.meta.url,
+  ),
+);
 
 export const DEFAULT_SERVICE_NAME = 'cronofy-downgrade';
 
@@ -48,9 +59,22 @@ export interface Tracing {
 export const discardWorkflowSpans: WorkflowSpanSink = { export: { fn: () => undefined } };
 
 /**
+ * The process's tracer provider. Its propagators are those OTEL_PROPAGATORS names, parsed by the SDK itself
+ * (`tracecontext`, `baggage`, `b3`, `b3multi`, `jaeger`; `none` for none); unset, W3C trace context alone rather
+ * than the SDK's default of trace context and baggage (GHSA-8988-4f7v-96qf).
+ */
+class ServiceTracerProvider extends NodeTracerProvider {
+  protected override _buildPropagatorFromEnv() {
+    if (!process.env.OTEL_PROPAGATORS?.trim()) return this._getPropagator('tracecontext');
+    return super._buildPropagatorFromEnv();
+  }
+}
+
+/**
  * Registers the process-wide tracer provider when `otlpEndpoint` is set. The OTLP exporter reads the standard
  * variables itself (OTEL_EXPORTER_OTLP_ENDPOINT, …_TRACES_ENDPOINT, …_HEADERS); OTEL_SERVICE_NAME and
- * OTEL_RESOURCE_ATTRIBUTES name the service. Call once, before the client and workers are created.
+ * OTEL_RESOURCE_ATTRIBUTES name the service; OTEL_PROPAGATORS how the context travels (see ServiceTracerProvider).
+ * Call once, before the client and workers are created.
  */
 export function setupTracing(options: { otlpEndpoint?: string; serviceName?: string } = {}): Tracing {
   if (!options.otlpEndpoint) {
@@ -66,9 +90,9 @@ export function setupTracing(options: { otlpEndpoint?: string; serviceName?: str
     ...envDetectorSync.detect().attributes,
   });
   const processor: SpanProcessor = new BatchSpanProcessor(new OTLPTraceExporter());
-  const provider = new NodeTracerProvider({ resource, spanProcessors: [processor] });
-  // Global: an AsyncLocalStorage context manager (so a Cronofy call's span is a child of its activity's) and W3C
-  // trace-context propagation.
+  const provider = new ServiceTracerProvider({ resource, spanProcessors: [processor] });
+  // Global: an AsyncLocalStorage context manager (so a Cronofy call's span is a child of its activity's) and the
+  // propagator, W3C trace context unless OTEL_PROPAGATORS says otherwise.
   provider.register();
   return {
     enabled: true,
