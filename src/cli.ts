@@ -1,108 +1,28 @@
 /**
  * `cronofy-downgrade`: operators' commands for Enterprise Connect downgrades (`--domain`) and campaigns of
- * Individual downgrades (`--campaign`), against the Temporal and the configuration the service uses (the same
- * environment variables; the embedded defaults too).
- *
- * approve, reject, pause, resume, cancel and status go through Temporal alone. preview, start, report and
- * retry-failed also open the service's database, which must then be a PostgreSQL DATABASE_URL shared with the
- * service: the embedded file database belongs to the running service.
+ * Individual downgrades (`--campaign`), through the service's HTTP API (src/api/): CRONOFY_DOWNGRADE_API_URL, by
+ * default the API `npm start` serves on this machine, with the key CRONOFY_DOWNGRADE_API_KEY, by default the admin
+ * key `npm start` keeps in .data/local-secrets.json (src/cliApi.ts). No command needs Temporal or the service's
+ * database, but `api-keys create --database`, which makes a deployment's first key on its PostgreSQL.
  */
-import { payloadEncryption } from './codec/payloadEncryption.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import {
-  CampaignClient,
-  CampaignRuns,
-  DowngradeUsageError,
-  EnterpriseClient,
-  EnterpriseRuns,
-} from './client.js';
-import { describe, previewText, watchRun, type RunStatus } from './cliOutput.js';
-import { downgradeDefaults, isPostgresUrl, loadConfig, type Config } from './config.js';
-import { campaignReportCsv, reportCsv } from './reportCsv.js';
-import { connectTemporalClient } from './temporalConnection.js';
+import type { z } from 'zod';
+import type { Report, RunPreview, StartedRun } from './api/operatedRunSchemas.js';
+import { MAX_PAGE } from './api/operatedRunSchemas.js';
+import { ApiClient, apiTarget, segment } from './cliApi.js';
 import { addApiKeysCommands } from './cliApiKeys.js';
+import { describe, previewText, watchRun, type RunStatus } from './cliOutput.js';
 import { addWebhooksCommands } from './cliWebhooks.js';
-import { createStores } from './store/stores.js';
-import { openDatabase } from './store/database.js';
-import { Keyring } from './store/encryption.js';
+import { DowngradeUsageError } from './client/errors.js';
 
 /** A refresh token never goes on a command line, where `ps` and shell history would show it. */
 const TOKEN_VARIABLE = 'SERVICE_ACCOUNT_REFRESH_TOKEN';
-const PAGE = 1000;
+/** How often `cancel` reads the run until it has ended. */
+const CANCEL_POLL_MS = 500;
 
-/** The clients a command uses: through Temporal alone, or with the service's database too. */
-interface Session {
-  domains: EnterpriseRuns;
-  campaigns: CampaignRuns;
-}
-interface DatabaseSession extends Session {
-  domains: EnterpriseClient;
-  campaigns: CampaignClient;
-}
-
-async function openTemporal(config: Config) {
-  const temporal = await connectTemporalClient(config, payloadEncryption(config).dataConverter);
-  const options = {
-    temporal: temporal.client,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    defaults: downgradeDefaults(config),
-    cronofyCallsPerSecond: config.CRONOFY_CALLS_PER_SECOND,
-    temporalUiUrl: config.temporalUiUrl,
-  };
-  return { options, close: () => temporal.close() };
-}
-
-async function openDatabaseSession(config: Config): Promise<DatabaseSession & { close(): Promise<void> }> {
-  if (!isPostgresUrl(config.DATABASE_URL)) {
-    throw new DowngradeUsageError(
-      'this command opens the service database: set DATABASE_URL to the PostgreSQL the service uses ' +
-        '(the embedded file database belongs to the running service)',
-    );
-  }
-  const database = await openDatabase(config.DATABASE_URL);
-  const temporal = await openTemporal(config);
-  const { store, enterpriseUsers, campaigns } = createStores(database, Keyring.parse(config.CREDENTIAL_KEYS));
-  return {
-    domains: new EnterpriseClient({ ...temporal.options, store, users: enterpriseUsers }),
-    campaigns: new CampaignClient({ ...temporal.options, store, campaigns }),
-    close: async () => {
-      await temporal.close();
-      await database.close();
-    },
-  };
-}
-
-async function openSession(config: Config): Promise<Session & { close(): Promise<void> }> {
-  const temporal = await openTemporal(config);
-  return {
-    domains: new EnterpriseRuns(temporal.options),
-    campaigns: new CampaignRuns(temporal.options.temporal),
-    close: temporal.close,
-  };
-}
-
-/** The domain or the campaign a command names (the preAction hook made sure it names exactly one). */
-function runOf<S extends Session>(session: S, options: { domain?: string; campaign?: string }) {
-  return options.domain
-    ? { runs: session.domains as S['domains'] | S['campaigns'], name: options.domain, label: options.domain }
-    : { runs: session.campaigns, name: options.campaign!, label: `campaign ${options.campaign}` };
-}
-
-/** One page of a run's report: its CSV text and its rows. */
-async function reportPage(
-  session: DatabaseSession,
-  options: { domain?: string; campaign?: string },
-  offset: number,
-) {
-  const header = offset === 0;
-  if (options.domain) {
-    const { rows } = await session.domains.report(options.domain, { offset, limit: PAGE });
-    return { rows, csv: reportCsv(rows, { header }) };
-  }
-  const { rows } = await session.campaigns.report(options.campaign!, { offset, limit: PAGE });
-  return { rows, csv: campaignReportCsv(rows, { header }) };
-}
+type Preview = z.infer<typeof RunPreview>;
+type Started = z.infer<typeof StartedRun>;
 
 /** One entry per line (a CSV's columns); blank lines and `#` comments are skipped. */
 async function readLines(path: string): Promise<string[][]> {
@@ -131,24 +51,47 @@ function serviceAccount(options: { serviceAccountSub?: string }, env: Io['env'])
   return { serviceAccountRefreshToken, serviceAccountSub: options.serviceAccountSub };
 }
 
-/** What one run of the CLI reads and writes: the process's environment and streams, or a caller's. */
+/** The cursor of the next page a report's `Link: <…>; rel="next"` header names, if there is one. */
+function nextCursor(link: string | string[] | undefined): string | undefined {
+  const next = /<([^>]*)>\s*;\s*rel="?next"?/.exec([link ?? []].flat().join(', '))?.[1];
+  return next ? (new URL(next, 'http://api').searchParams.get('cursor') ?? undefined) : undefined;
+}
+
+/** What one run of the CLI reads and writes: the process's environment, directory and streams, or a caller's. */
 export interface Io {
-  /** The service's configuration. */
-  config(): Config;
-  /** The environment, for the service account's refresh token, which the configuration does not hold. */
+  /**
+   * The environment: where the API is and its key (src/cliApi.ts), the service account's refresh token, and
+   * DATABASE_URL for `api-keys create --database`.
+   */
   env: Record<string, string | undefined>;
+  /** Where `npm start`'s .data/local-secrets.json is looked for; the process's working directory by default. */
+  cwd?: string;
   out(text: string): void;
   err(text: string): void;
 }
 
 const processIo: Io = {
-  config: () => loadConfig(),
   env: process.env,
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
 };
 
 type TargetOptions = { domain?: string; campaign?: string };
+
+/** The domain or the campaign a command names (the preAction hook made sure it names exactly one). */
+function targetOf(options: TargetOptions) {
+  return options.domain
+    ? {
+        kind: 'domains' as const,
+        path: `v1/domains/${segment(options.domain)}`,
+        label: options.domain,
+      }
+    : {
+        kind: 'campaigns' as const,
+        path: `v1/campaigns/${segment(options.campaign!)}`,
+        label: `campaign ${options.campaign}`,
+      };
+}
 
 function buildProgram(io: Io): Command {
   const program = new Command('cronofy-downgrade')
@@ -161,20 +104,8 @@ function buildProgram(io: Io): Command {
   const json = () => Boolean(program.opts<{ json?: boolean }>().json);
   const print = (value: unknown, text: string) =>
     io.out(`${json() ? JSON.stringify(value, null, 2) : text}\n`);
-  /** Runs one command with a session, and always closes it: through Temporal alone, or with the database too. */
-  const within =
-    <S extends Session>(openIt: (config: Config) => Promise<S & { close(): Promise<void> }>) =>
-    <O>(run: (session: S, options: O) => Promise<void>) =>
-    async (options: O) => {
-      const session = await openIt(io.config());
-      try {
-        await run(session, options);
-      } finally {
-        await session.close();
-      }
-    };
-  const withTemporal = within(openSession);
-  const withDatabase = within(openDatabaseSession);
+  /** The service's API, for one command: its requests share the invocation's idempotency keys. */
+  const api = () => new ApiClient(apiTarget(io.env, io.cwd ?? process.cwd()));
   /** A command on a domain or a campaign. */
   const onTarget = (name: string, description: string) =>
     program
@@ -198,69 +129,71 @@ function buildProgram(io: Io): Command {
       '--service-account-sub <sub>',
       `a domain's service account (or ${TOKEN_VARIABLE} in the environment)`,
     )
-    .action(
-      withDatabase(
-        async (session, options: TargetOptions & { users: string; serviceAccountSub?: string }) => {
-          const lines = await readLines(options.users);
-          if (options.campaign) {
-            const preview = await session.campaigns.preview({
-              name: options.campaign,
-              users: [
-                lines.map(([sub, userId, email]) => ({
-                  sub: sub!,
-                  userId: userId || undefined,
-                  email: email || undefined,
-                })),
-              ],
-            });
-            return print(preview, previewText(preview.previewId, `campaign ${preview.name}`, preview));
-          }
-          const preview = await session.domains.preview({
-            domain: options.domain!,
-            users: [lines.map(([email]) => email!)],
-            ...serviceAccount(options, io.env),
+    .action(async (options: TargetOptions & { users: string; serviceAccountSub?: string }) => {
+      const target = targetOf(options);
+      const lines = await readLines(options.users);
+      const account = options.domain ? serviceAccount(options, io.env) : {};
+      const people = options.campaign
+        ? lines.map(([sub, userId, email]) => ({
+            sub: sub!,
+            userId: userId || undefined,
+            email: email || undefined,
+          }))
+        : lines.map(([email]) => email!);
+      const client = api();
+      // Any number of users, in pages the API takes; the preview reads the upload once.
+      const { uploadId } = await client.post<{ uploadId: string }>('v1/uploads', { kind: target.kind });
+      for (let from = 0; from < people.length; from += MAX_PAGE) {
+        const page = people.slice(from, from + MAX_PAGE);
+        await client
+          .post(`v1/uploads/${segment(uploadId)}/pages`, {
+            [options.campaign ? 'people' : 'emails']: page,
+          })
+          .catch((error: unknown) => {
+            if (error instanceof DowngradeUsageError) {
+              throw new DowngradeUsageError(
+                `${options.users}, entries ${from + 1} to ${from + page.length}: ${error.message}`,
+              );
+            }
+            throw error;
           });
-          const account = preview.serviceAccount;
-          print(
-            preview,
-            previewText(preview.previewId, preview.domain, preview, [
-              `service account: ${account ? `${account.providerName} (${account.scope}, delegated ${account.delegatedScope})` : 'not read'}`,
-            ]),
-          );
-        },
-      ),
-    );
+      }
+      const preview = await client.post<Preview>(`${target.path}/previews`, { uploadId, ...account });
+      const extra = options.domain
+        ? [
+            `service account: ${
+              preview.serviceAccount?.providerName
+                ? `${preview.serviceAccount.providerName} (${preview.serviceAccount.scope}, delegated ${preview.serviceAccount.delegatedScope})`
+                : 'not read'
+            }`,
+          ]
+        : [];
+      print(preview, previewText(preview.previewId, target.label, preview, extra));
+    });
 
   onTarget('start', 'start from a preview; the run waits for approval')
     .requiredOption('--preview <id>', 'the preview to start from')
     .option('--admin-email <address>', "a domain's administrator, who then receives their link by email")
-    .action(
-      withDatabase(async (session, options: TargetOptions & { preview: string; adminEmail?: string }) => {
-        const target = runOf(session, options);
-        const started = options.campaign
-          ? await session.campaigns.start({
-              name: options.campaign,
-              previewId: options.preview,
-            })
-          : await session.domains.start({
-              domain: options.domain!,
-              previewId: options.preview,
-              adminEmail: options.adminEmail,
-            });
-        print(started, `started ${target.label} (${started.workflowId}); approve preview ${options.preview}`);
-      }),
-    );
+    .action(async (options: TargetOptions & { preview: string; adminEmail?: string }) => {
+      const target = targetOf(options);
+      const started = await api().post<Started>(`${target.path}/start`, {
+        previewId: options.preview,
+        ...(options.domain ? { adminEmail: options.adminEmail } : {}),
+      });
+      print(started, `started ${target.label} (${started.workflowId}); approve preview ${options.preview}`);
+    });
 
   onTarget('approve', 'let a run waiting for approval go ahead')
     .requiredOption('--preview <id>', 'the preview the run was started from')
     .addOption(by)
-    .action(
-      withTemporal(async (session, options: TargetOptions & { preview: string; by: string }) => {
-        const target = runOf(session, options);
-        const status = await target.runs.approve(target.name, { previewId: options.preview, by: options.by });
-        print(status, describe(target.label, status));
-      }),
-    );
+    .action(async (options: TargetOptions & { preview: string; by: string }) => {
+      const target = targetOf(options);
+      const status = await api().post<RunStatus>(`${target.path}/approve`, {
+        previewId: options.preview,
+        by: options.by,
+      });
+      print(status, describe(target.label, status));
+    });
 
   for (const [name, description] of [
     ['reject', 'end a run waiting for approval, with no Cronofy call'],
@@ -270,75 +203,79 @@ function buildProgram(io: Io): Command {
     onTarget(name, description)
       .addOption(by)
       .option('--reason <text>', 'why (recorded on the run)')
-      .action(
-        withTemporal(async (session, options: TargetOptions & { by: string; reason?: string }) => {
-          const target = runOf(session, options);
-          const status = await target.runs[name](target.name, { by: options.by, reason: options.reason });
-          print(status, describe(target.label, status));
-        }),
-      );
+      .action(async (options: TargetOptions & { by: string; reason?: string }) => {
+        const target = targetOf(options);
+        const status = await api().post<RunStatus>(`${target.path}/${name}`, {
+          by: options.by,
+          reason: options.reason,
+        });
+        print(status, describe(target.label, status));
+      });
   }
 
   onTarget('status', 'phase, users, who approved or paused it')
     .option('--watch', 'follow it with a progress bar until it ends')
-    .action(
-      withTemporal(async (session, options: TargetOptions & { watch?: boolean }) => {
-        const target = runOf(session, options);
-        const read = (): Promise<RunStatus> => target.runs.get(target.name);
-        if (!options.watch) {
-          const status = await read();
-          return print(status, describe(target.label, status));
-        }
-        const status = await watchRun(read, print);
-        if (!json()) io.out(`${describe(target.label, status)}\n`);
-      }),
-    );
+    .action(async (options: TargetOptions & { watch?: boolean }) => {
+      const target = targetOf(options);
+      const client = api();
+      const read = async () => (await client.get<RunStatus>(target.path)).body;
+      if (!options.watch) {
+        const status = await read();
+        return print(status, describe(target.label, status));
+      }
+      const status = await watchRun(read, print);
+      if (!json()) io.out(`${describe(target.label, status)}\n`);
+    });
 
   onTarget('cancel', 'cancel a run; users already started are cancelled too').action(
-    withTemporal(async (session, options: TargetOptions) => {
-      const target = runOf(session, options);
-      await target.runs.cancel(target.name);
-      const status = await target.runs.waitForResult(target.name);
+    async (options: TargetOptions) => {
+      const target = targetOf(options);
+      const client = api();
+      await client.post(`${target.path}/cancel`);
+      // The API answers once the cancellation is asked for; the run ends when it has cancelled its users.
+      const read = async () => (await client.get<RunStatus>(target.path)).body;
+      const status = await watchRun(read, () => undefined, CANCEL_POLL_MS);
       print(status, describe(target.label, status));
-    }),
+    },
   );
 
   program
     .command('retry-failed')
     .description('ask again for the failed and expired users of a completed domain downgrade')
     .requiredOption('-d, --domain <domain>', 'the Enterprise Connect domain')
-    .action(
-      withDatabase(async ({ domains }, options: { domain: string }) => {
-        const started = await domains.retryFailed(options.domain);
-        print(started, `started ${started.workflowId} for ${started.users} users`);
-      }),
-    );
+    .action(async (options: { domain: string }) => {
+      const started = await api().post<Started>(`v1/domains/${segment(options.domain)}/retry-failed`);
+      print(started, `started ${started.workflowId} for ${started.users} users`);
+    });
 
   onTarget('report', 'every user with their outcome, as CSV (default) or JSON')
     .addOption(new Option('--format <format>', 'csv or json').choices(['csv', 'json']).default('csv'))
     .option('--out <file>', 'write to this file instead of standard output')
-    .action(
-      withDatabase(async (session, options: TargetOptions & { format: 'csv' | 'json'; out?: string }) => {
-        const csv: string[] = [];
-        const rows: unknown[] = [];
-        for (let offset = 0; ; offset += PAGE) {
-          const page = await reportPage(session, options, offset);
-          csv.push(page.csv);
-          rows.push(...page.rows);
-          if (page.rows.length < PAGE) break;
+    .action(async (options: TargetOptions & { format: 'csv' | 'json'; out?: string }) => {
+      const target = targetOf(options);
+      const client = api();
+      const csv: string[] = [];
+      const rows: Array<z.infer<typeof Report>['rows'][number]> = [];
+      let cursor: string | undefined;
+      // The API's pages, in order: CSV pages concatenate (the header comes with the first only).
+      do {
+        const query = { limit: MAX_PAGE, cursor };
+        if (options.format === 'csv') {
+          const page = await client.get<string>(`${target.path}/report`, query, 'text/csv');
+          csv.push(page.body);
+          cursor = nextCursor(page.headers.link);
+        } else {
+          const { body } = await client.get<z.infer<typeof Report>>(`${target.path}/report`, query);
+          rows.push(...body.rows);
+          cursor = body.nextCursor;
         }
-        const text = options.format === 'csv' ? csv.join('') : JSON.stringify(rows, null, 2) + '\n';
-        if (options.out) await writeFile(options.out, text);
-        else io.out(text);
-      }),
-    );
+      } while (cursor);
+      const text = options.format === 'csv' ? csv.join('') : JSON.stringify(rows, null, 2) + '\n';
+      if (options.out) await writeFile(options.out, text);
+      else io.out(text);
+    });
 
-  const commandsIo = {
-    config: () => io.config(),
-    json,
-    out: io.out,
-    usageError: (message: string) => new DowngradeUsageError(message),
-  };
+  const commandsIo = { api, env: io.env, json, out: io.out };
   addWebhooksCommands(program, commandsIo);
   addApiKeysCommands(program, commandsIo);
 

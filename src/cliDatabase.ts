@@ -1,27 +1,26 @@
-import { isPostgresUrl, type Config } from './config.js';
+import { DowngradeUsageError } from './client/errors.js';
+import { isPostgresUrl } from './config.js';
 import { openDatabase, type Database } from './store/database.js';
 
 /**
- * A CLI command's action on the service's database, opened for the command and closed after it. Only the
- * PostgreSQL DATABASE_URL the service uses: the embedded file database belongs to the running service.
+ * Runs `work` on the service's database, opened for it and closed after it: `api-keys create --database`, the
+ * bootstrap of a deployment's first key, is the one command that needs it. Only the PostgreSQL DATABASE_URL the
+ * service uses: the embedded file database belongs to the running service (whose API makes keys instead).
  */
-export function onServiceDatabase<O>(
-  io: { config(): Config; usageError(message: string): Error },
-  run: (database: Database, config: Config, options: O) => Promise<void>,
-): (options: O) => Promise<void> {
-  return async (options: O) => {
-    const config = io.config();
-    if (!isPostgresUrl(config.DATABASE_URL)) {
-      throw io.usageError(
-        'this command opens the service database: set DATABASE_URL to the PostgreSQL the service uses ' +
-          '(the embedded file database belongs to the running service)',
-      );
-    }
-    const database = await openDatabase(config.DATABASE_URL);
-    try {
-      await run(database, config, options);
-    } finally {
-      await database.close();
-    }
-  };
+export async function onServiceDatabase<T>(
+  databaseUrl: string | undefined,
+  work: (database: Database) => Promise<T>,
+): Promise<T> {
+  if (!databaseUrl || !isPostgresUrl(databaseUrl)) {
+    throw new DowngradeUsageError(
+      '--database opens the service database: set DATABASE_URL to the PostgreSQL the service uses ' +
+        '(the embedded file database belongs to the running service: make keys through its API instead)',
+    );
+  }
+  const database = await openDatabase(databaseUrl);
+  try {
+    return await work(database);
+  } finally {
+    await database.close();
+  }
 }

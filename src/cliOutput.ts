@@ -1,17 +1,11 @@
 /** What the CLI prints of a run: its status, its progress while watched, a preview. */
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { z } from 'zod';
+import type { RunPreview, RunStatus as RunStatusSchema } from './api/operatedRunSchemas.js';
 import { operatedRunHasEnded } from './workflows/endings.js';
-import type { OperatedStatus } from './workflows/operatorControls.js';
 
-/** What `status` shows of a domain's downgrade or a campaign. */
-export type RunStatus = OperatedStatus & {
-  userCount: number;
-  started: number;
-  inFlight: number;
-  runs: number;
-  reason?: string;
-  authorizationUrl?: string;
-};
+/** What `status` shows of a domain's downgrade or a campaign: the API's status of a run (`GET /v1/{kind}/{name}`). */
+export type RunStatus = z.infer<typeof RunStatusSchema>;
 
 function countsOf(status: RunStatus): string {
   return Object.entries(status.counts)
@@ -32,7 +26,8 @@ export function describe(label: string, status: RunStatus): string {
     lines.push(`awaiting approval of preview ${approval.previewId} until ${approval.expiresAt}`);
   }
   if (paused) lines.push(`paused by ${paused.by} at ${paused.at}: ${paused.reason ?? ''}`);
-  if (status.authorizationUrl) lines.push(`administrator's consent link: ${status.authorizationUrl}`);
+  const consent = status.administrator?.authorizationUrl;
+  if (consent) lines.push(`administrator's consent link: ${consent}`);
   if (status.reason) lines.push(`reason: ${status.reason}`);
   return lines.join('\n');
 }
@@ -55,7 +50,7 @@ export async function watchRun(
 }
 
 function progressBar(status: RunStatus, width = 30): string {
-  const finished = Object.values(status.counts).reduce<number>((sum, count) => sum + (count ?? 0), 0);
+  const finished = Object.values(status.counts).reduce((sum, count) => sum + count, 0);
   const done = status.userCount ? Math.round((finished / status.userCount) * width) : 0;
   const counts = countsOf(status);
   return (
@@ -67,20 +62,17 @@ function progressBar(status: RunStatus, width = 30): string {
 export function previewText(
   previewId: string,
   label: string,
-  preview: {
-    users: { count: number; duplicates: number; malformed: number };
-    cronofyCalls: { total: number };
-    estimatedSeconds: number;
-    cronofyCallsPerSecond: number;
-    warnings: string[];
-  },
+  preview: Pick<
+    z.infer<typeof RunPreview>,
+    'users' | 'cronofyCalls' | 'estimatedSeconds' | 'cronofyCallsPerSecond' | 'warnings'
+  >,
   extra: string[] = [],
 ): string {
   return [
     `preview ${previewId} of ${label}`,
     `users: ${preview.users.count} (${preview.users.duplicates} duplicates and ${preview.users.malformed} malformed dropped)`,
     ...extra,
-    `Cronofy calls: ${preview.cronofyCalls.total}, about ${preview.estimatedSeconds} s at ${preview.cronofyCallsPerSecond}/s`,
+    `Cronofy calls: ${preview.cronofyCalls.total ?? 0}, about ${preview.estimatedSeconds} s at ${preview.cronofyCallsPerSecond}/s`,
     ...preview.warnings.map((warning) => `warning: ${warning}`),
   ].join('\n');
 }

@@ -1,11 +1,12 @@
 /**
- * The operators' CLI against the test stack's Temporal and a PostgreSQL the stack's worker shares: each command's
- * normal path, a bad input per command with its message and exit code, and the binary as a process of its own.
+ * The operators' CLI against the HTTP API on the test stack (its Temporal, its worker, a PostgreSQL of its own): each
+ * command's normal path, a bad input per command with its message and exit code, the API's refusals (no service,
+ * no key, a key without the scope), and the binary as a process of its own.
  */
 import assert from 'node:assert/strict';
 import { API_KEY_PATTERN } from '../src/contracts/apiKeyFormat.js';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,21 +18,19 @@ import {
   createReadWriteUser,
   decideOnConsentPage,
   followRedirect,
-  waitForState,
   startStack,
-  STATE_SECRET,
-  TEST_CREDENTIAL_KEYS,
-  TEST_PAYLOAD_ENCRYPTION_KEYS,
   type RunningWorker,
   type Stack,
 } from '../harness/stack.js';
 import { createScratchDatabase, testPostgresUrl } from '../harness/postgres.js';
+import { freePort } from '../harness/ports.js';
 import { waitUntil } from '../harness/waitUntil.js';
+import { startApiServer } from '../src/api/server.js';
 import { main } from '../src/cli.js';
 import { API_SCOPES, ApiKeys } from '../src/store/apiKeys.js';
 import { startCodecServer } from '../src/codec/codecServer.js';
-import { parseConfig } from '../src/config.js';
 import { temporalCliPath } from '../src/temporalDevServer.js';
+import { getStatus, individualDowngradeId } from '../src/workflows/definitions.js';
 import { enterpriseDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
 import {
   campaignUserWorkflowId,
@@ -45,15 +44,22 @@ let stack: Stack;
 let worker: RunningWorker;
 let scratch: { url: string; drop(): Promise<void> };
 let workdir: string;
+let api: { url: string; close(): Promise<void> };
+/** The operators' key: every scope, as `npm start`'s API_ADMIN_KEY. */
+let adminKey: string;
 
 before(async () => {
   scratch = await createScratchDatabase(testPostgresUrl(), 'cli');
   stack = await startStack({ databaseUrl: scratch.url, cronofyCallsPerSecond: 25 });
   worker = await stack.startWorker();
   workdir = await mkdtemp(join(tmpdir(), 'cli-test-'));
+  adminKey = (await stack.api.keys.create('cli-test admin', API_SCOPES)).key;
+  const server = await startApiServer(stack.api, { host: '127.0.0.1', port: 0, logLevel: 'silent' });
+  api = { url: server.url, close: () => server.app.close() };
 });
 
 after(async () => {
+  await api?.close();
   await worker?.stop();
   await stack?.stop();
   await scratch?.drop();
@@ -66,30 +72,26 @@ interface Run {
   stderr: string;
 }
 
-/** The environment the service runs with, which the CLI reads as well. */
-function serviceEnvironment(env: Record<string, string>): Record<string, string | undefined> {
-  return {
-    TEMPORAL_ADDRESS: stack.env.address,
-    TEMPORAL_TASK_QUEUE: stack.taskQueue,
-    PAYLOAD_ENCRYPTION_KEYS: TEST_PAYLOAD_ENCRYPTION_KEYS,
-    CREDENTIAL_KEYS: TEST_CREDENTIAL_KEYS,
-    STATE_SIGNING_SECRET: STATE_SECRET,
-    CODEC_SERVER_TOKEN: CODEC_TOKEN,
-    DATABASE_URL: scratch.url,
-    ...env,
-  };
+/** What an operator sets to use the CLI against a service elsewhere: the API's URL and a key. */
+function cliEnvironment(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  return { CRONOFY_DOWNGRADE_API_URL: api.url, CRONOFY_DOWNGRADE_API_KEY: adminKey, ...env };
 }
 
 /**
- * Runs a command through the CLI's `main`, in this process, configured by environment as the service is: what an
- * operator's command does, without the cost of a process per command (one test below spawns the real binary).
+ * Runs a command through the CLI's `main`, in this process, configured by environment as an operator's shell is:
+ * what an operator's command does, without the cost of a process per command (one test below spawns the binary).
+ * `cwd` is where it looks for `npm start`'s .data/local-secrets.json (none in `workdir`).
  */
-async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const environment = serviceEnvironment(env);
+async function cli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  cwd = workdir,
+): Promise<Run> {
+  const environment = cliEnvironment(env);
   const run = { code: 0, stdout: '', stderr: '' };
   run.code = await main(['node', 'cronofy-downgrade', ...args], {
-    config: () => parseConfig(environment),
     env: environment,
+    cwd,
     out: (text) => void (run.stdout += text),
     err: (text) => void (run.stderr += text),
   });
@@ -102,7 +104,7 @@ function spawnCli(args: string[]): Promise<Run> {
     execFile(
       process.execPath,
       [BIN, ...args],
-      { cwd: workdir, env: { PATH: process.env.PATH, ...serviceEnvironment({}) }, timeout: 60_000 },
+      { cwd: workdir, env: { PATH: process.env.PATH, ...cliEnvironment({}) }, timeout: 60_000 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         resolve({ code, stdout, stderr });
@@ -130,6 +132,10 @@ const Json = z.record(z.string(), z.unknown());
 const parse = (run: Run) => {
   assert.equal(run.code, 0, run.stderr);
   return Json.parse(JSON.parse(run.stdout));
+};
+const parseArray = (run: Run) => {
+  assert.equal(run.code, 0, run.stderr);
+  return z.array(Json).parse(JSON.parse(run.stdout));
 };
 
 async function usersFile(name: string, lines: string[]): Promise<string> {
@@ -234,8 +240,13 @@ describe('cronofy-downgrade', () => {
     const out = join(workdir, 'report.json');
     const json = await cli(['report', '--domain', domain, '--format', 'json', '--out', out]);
     assert.equal(json.code, 0, json.stderr);
-    const { readFile } = await import('node:fs/promises');
-    assert.equal(z.array(z.unknown()).parse(JSON.parse(await readFile(out, 'utf8'))).length, 40);
+    const rows = z
+      .array(z.object({ position: z.int(), email: z.string(), state: z.string() }))
+      .parse(JSON.parse(await readFile(out, 'utf8')));
+    assert.deepEqual(
+      rows.map((row) => [row.position, row.email, row.state]),
+      emails.map((email, i) => [i, email, refused.includes(email) ? 'failed' : 'completed']),
+    );
 
     // The two refused users, asked again with the service account already verified.
     await got.put(`${stack.simulator.url}/_sim/enterprise/outcomes`, { json: {} });
@@ -271,8 +282,12 @@ describe('cronofy-downgrade', () => {
     await Promise.all(
       people.map(async (person, position) => {
         const workflowId = campaignUserWorkflowId(campaignWorkflowId('cli'), campaign.captureId, position);
-        const status = await waitForState(stack, workflowId, (state) => state === 'awaiting_reauthorization');
-        const location = await decideOnConsentPage(status.authorizationUrl!, 'free_busy_google', {
+        // A campaign's person's downgrade, read from Temporal (IndividualClient answers for its own ids only).
+        const authorizationUrl = await waitUntil(`${workflowId} awaits its person`, async () => {
+          const status = await stack.env.client.workflow.getHandle(workflowId).query(getStatus);
+          return status.state === 'awaiting_reauthorization' && status.authorizationUrl;
+        });
+        const location = await decideOnConsentPage(authorizationUrl, 'free_busy_google', {
           email: person.email,
         });
         assert.equal((await followRedirect(location)).status, 303);
@@ -392,7 +407,7 @@ describe('cronofy-downgrade', () => {
     await got.put(`${stack.simulator.url}/_sim/enterprise/outcomes`, { json: {} });
   });
 
-  test('bad input: unreadable files, unknown domains and previews, no service account, the embedded database', async () => {
+  test('bad input: unreadable files, unknown domains and previews, no service account', async () => {
     const file = await usersFile('one.txt', ['someone@nowhere.example.org']);
     assertFails(
       await cli([
@@ -412,12 +427,12 @@ describe('cronofy-downgrade', () => {
       2,
       /name the service account/,
     );
+    // The API's own validation, with where in the file: an email a campaign's person cannot have.
+    const badEmail = await usersFile('bad-email.csv', ['acc_1,u1,one@example.com', 'acc_2,u2,not an email']);
     assertFails(
-      await cli(['preview', '--domain', 'x.example.org', '--users', file, '--service-account-sub', 'ser_1'], {
-        DATABASE_URL: 'file:.data/credentials',
-      }),
+      await cli(['preview', '--campaign', 'bad', '--users', badEmail]),
       2,
-      /set DATABASE_URL to the PostgreSQL the service uses/,
+      /bad-email\.csv, entries 1 to 2: the request does not match its schema; body\.people\.1\.email: /,
     );
     assertFails(
       await cli(['start', '--domain', 'x.example.org', '--preview', 'pv_unknown']),
@@ -457,6 +472,186 @@ describe('cronofy-downgrade', () => {
       1,
       /no downgrade with id downgrade-campaign-unknown/,
     );
+    assertFails(
+      await cli(['status', '--domain', 'bad name!']),
+      2,
+      /the request does not match its schema; params\.name: /,
+    );
+  });
+
+  test('the API: where it is, which key, and what it refuses, each said plainly and never with the key', async () => {
+    const status = ['status', '--domain', 'unknown.example.org'];
+    // Nothing listens there: the CLI says where it looked and what runs the service.
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    assertFails(
+      await cli(status, { CRONOFY_DOWNGRADE_API_URL: closed }),
+      1,
+      new RegExp(
+        `^error: cannot reach the service's API at ${closed} \\(ECONNREFUSED\\): is the service running\\? \`npm start\` runs it`,
+      ),
+    );
+    // Without CRONOFY_DOWNGRADE_API_URL, the API npm start serves on API_PORT of this machine.
+    const port = closed.split(':').at(-1)!;
+    assertFails(
+      await cli(status, { CRONOFY_DOWNGRADE_API_URL: undefined, API_PORT: port }),
+      1,
+      new RegExp(`cannot reach the service's API at http://127\\.0\\.0\\.1:${port} `),
+    );
+    const forged = `cdk_0123456789abcdef_${'x'.repeat(43)}`;
+    const unknownKey = await cli(status, { CRONOFY_DOWNGRADE_API_KEY: forged });
+    assertFails(
+      unknownKey,
+      1,
+      /the service refused the API key \(unauthenticated\): the key from CRONOFY_DOWNGRADE_API_KEY is not a valid key of this service; set CRONOFY_DOWNGRADE_API_KEY to one/,
+    );
+    assert.doesNotMatch(unknownKey.stderr + unknownKey.stdout, /x{43}/);
+    const reader = (await stack.api.keys.create('cli-test reader', ['operators:read'])).key;
+    const refused = await cli(['reject', '--domain', 'unknown.example.org', '--by', 'ops'], {
+      CRONOFY_DOWNGRADE_API_KEY: reader,
+    });
+    assertFails(
+      refused,
+      1,
+      /this needs an API key with the scope operators:approve \(the API key from CRONOFY_DOWNGRADE_API_KEY; CRONOFY_DOWNGRADE_API_KEY sets another\)/,
+    );
+    assert.equal((refused.stderr + refused.stdout).includes(reader), false);
+    assertFails(
+      await cli(status, { CRONOFY_DOWNGRADE_API_KEY: reader }),
+      1,
+      /no downgrade with id downgrade-enterprise-unknown\.example\.org/,
+    );
+
+    // No key set: the admin key npm start keeps in .data/local-secrets.json where the CLI runs, outside production.
+    const noKey = { CRONOFY_DOWNGRADE_API_KEY: undefined };
+    assertFails(await cli(status, noKey), 2, /^error: no API key: set CRONOFY_DOWNGRADE_API_KEY to a key/);
+    const clone = await mkdtemp(join(workdir, 'clone-'));
+    await mkdir(join(clone, '.data'));
+    await writeFile(join(clone, '.data', 'local-secrets.json'), JSON.stringify({ API_ADMIN_KEY: adminKey }));
+    assertFails(await cli(status, noKey, clone), 1, /no downgrade with id downgrade-enterprise-unknown/);
+    assertFails(
+      await cli(status, { ...noKey, NODE_ENV: 'production' }, clone),
+      2,
+      /no API key: set CRONOFY_DOWNGRADE_API_KEY .*api-keys create --database/,
+    );
+    // API_ADMIN_KEY, as the service's own environment has it, comes before the file.
+    assertFails(
+      await cli(status, { ...noKey, API_ADMIN_KEY: forged }, clone),
+      1,
+      /the key from API_ADMIN_KEY is not a valid key/,
+    );
+    // Something else answers there.
+    assertFails(
+      await cli(status, { CRONOFY_DOWNGRADE_API_URL: `${stack.simulator.url}/nothing` }),
+      1,
+      /answered GET \/v1\/domains\/unknown\.example\.org with 404: is it this service's API\?/,
+    );
+  });
+
+  test('a preview of any size goes up in pages, and a report of any size comes down in pages', async () => {
+    const domain = 'big.example.org';
+    const emails = Array.from({ length: 12_001 }, (_, i) => `user${i}@${domain}`);
+    const file = await usersFile('big.txt', [...emails, emails[7]!]);
+    const preview = parse(
+      await cli([
+        '--json',
+        'preview',
+        '--domain',
+        domain,
+        '--users',
+        file,
+        '--service-account-sub',
+        'ser_big',
+      ]),
+    );
+    assert.deepEqual(z.object({ count: z.int(), duplicates: z.int() }).loose().parse(preview.users), {
+      ...(preview.users as object),
+      count: 12_001,
+      duplicates: 1,
+    });
+    const previewId = String(preview.previewId);
+    assert.equal((await cli(['start', '--domain', domain, '--preview', previewId])).code, 0);
+    await waitForPhase(domain, 'awaiting_approval');
+    const csv = await cli(['report', '--domain', domain]);
+    assert.equal(csv.code, 0, csv.stderr);
+    const lines = csv.stdout.trim().split('\n');
+    assert.equal(lines.length, 12_002);
+    assert.equal(lines.filter((line) => line.startsWith('position,')).length, 1, 'one header');
+    assert.ok(lines.slice(1).every((line, i) => line.startsWith(`${i},${emails[i]},pending,`)));
+    const json = await cli(['report', '--domain', domain, '--format', 'json']);
+    const rows = z.array(z.object({ position: z.int() })).parse(JSON.parse(json.stdout));
+    assert.deepEqual(
+      rows.map((row) => row.position),
+      emails.map((_, i) => i),
+    );
+    const rejected = await cli(['reject', '--domain', domain, '--by', 'ops', '--reason', 'a test']);
+    assert.match(rejected.stdout, /^big\.example\.org: rejected/);
+  });
+
+  test('webhooks: status, failed events listed and redelivered, the endpoint enabled again after a 410', async () => {
+    const status = parse(await cli(['--json', 'webhooks', 'status']));
+    assert.equal(status.state, 'enabled');
+    assert.match(
+      (await cli(['webhooks', 'status'])).stdout,
+      /^webhook endpoint: enabled\nundelivered: \d+ pending, \d+ failed\n$/,
+    );
+
+    // One person's events fail their whole schedule, then go out after a redelivery.
+    const person = await createReadWriteUser(stack, 'cli-webhooks@example.com');
+    const workflowId = individualDowngradeId(person.sub);
+    stack.webhook.failFor(workflowId, 6);
+    await stack.individual.startWithLink({ sub: person.sub, refreshToken: person.refresh_token });
+    const failed = await waitUntil('an event of the person fails its whole schedule', async () => {
+      const events = parseArray(await cli(['--json', 'webhooks', 'list', '--failed']));
+      return events.some((event) => event.stream === workflowId) && events;
+    });
+    assert.ok(failed.every((event) => event.status === 'failed'));
+    const listed = await cli(['webhooks', 'list', '--failed']);
+    assert.match(
+      listed.stdout,
+      new RegExp(
+        `^\\S+ webhook ${workflowId} authorization_required recorded \\S+: failed after \\d+ attempts \\(`,
+        'm',
+      ),
+    );
+    const redelivered = await cli([
+      'webhooks',
+      'redeliver',
+      '--downgrade',
+      workflowId,
+      '--channel',
+      'webhook',
+    ]);
+    assert.equal(redelivered.code, 0, redelivered.stderr);
+    assert.match(redelivered.stdout, /^1 failed events queued for delivery again\n$/);
+    await waitUntil('the redelivered event arrives', async () => {
+      const events = parseArray(await cli(['--json', 'webhooks', 'list', '--downgrade', workflowId]));
+      return events.length > 0 && events.every((event) => event.status === 'delivered');
+    });
+    assert.match(
+      (await cli(['webhooks', 'list', '--downgrade', workflowId])).stdout,
+      new RegExp(`^\\S+ webhook ${workflowId} authorization_required recorded \\S+: delivered \\S+$`, 'm'),
+    );
+    assert.equal((await cli(['webhooks', 'list', '--failed'])).stdout, 'no events\n');
+
+    // Another person's event is answered 410: the endpoint is disabled until an operator enables it.
+    const gone = await createReadWriteUser(stack, 'cli-webhooks-gone@example.com');
+    const goneId = individualDowngradeId(gone.sub);
+    stack.webhook.failFor(goneId, 1, 410);
+    await stack.individual.startWithLink({ sub: gone.sub, refreshToken: gone.refresh_token });
+    const disabled = await waitUntil('the endpoint is disabled', async () => {
+      const run = await cli(['webhooks', 'status']);
+      return /^webhook endpoint: disabled since \S+ \(answered 410\)/.test(run.stdout) && run;
+    });
+    assert.equal(disabled.code, 0);
+    const enabled = await cli(['webhooks', 'enable']);
+    assert.equal(enabled.code, 0, enabled.stderr);
+    assert.equal(enabled.stdout, 'webhook endpoint enabled\n');
+    assert.equal((await cli(['webhooks', 'enable'])).stdout, 'the webhook endpoint was not disabled\n');
+    await waitUntil('the held event arrives', async () => {
+      const events = parseArray(await cli(['--json', 'webhooks', 'list', '--downgrade', goneId]));
+      return events.length > 0 && events.every((event) => event.status === 'delivered');
+    });
+    await Promise.all([stack.individual.cancel(workflowId), stack.individual.cancel(goneId)]);
   });
 
   test('api-keys: create shows the key once, list and revoke manage it; the key authenticates until revoked', async () => {
@@ -481,9 +676,16 @@ describe('cronofy-downgrade', () => {
       new RegExp(`${String(created.id)}  billing  \\[downgrades:write downgrades:read\\]`),
     );
     assert.equal(listed.stdout.includes(API_KEY_PATTERN.exec(key)![2]!), false, 'a key is shown once only');
-    assert.equal((await cli(['api-keys', 'revoke', String(created.id)])).code, 0);
+    const revoked = await cli(['api-keys', 'revoke', String(created.id)]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal(revoked.stdout, `revoked ${String(created.id)}\n`);
     assert.equal(await keys.authenticate(key), undefined);
+    assert.match(
+      (await cli(['api-keys', 'list'])).stdout,
+      new RegExp(`${String(created.id)}  billing  \\[.*\\]  created \\S+, revoked \\S+`),
+    );
     assertFails(await cli(['api-keys', 'revoke', 'no-such-key']), 2, /no API key no-such-key/);
+    assertFails(await cli(['api-keys', 'revoke', '0123456789abcdef']), 2, /no API key 0123456789abcdef/);
     assertFails(
       await cli(['api-keys', 'create', '--name', 'x', '--scopes', 'downgrades:delete']),
       2,
@@ -491,6 +693,42 @@ describe('cronofy-downgrade', () => {
     );
     const admin = parse(await cli(['--json', 'api-keys', 'create', '--name', 'admin', '--scopes', 'all']));
     assert.equal((admin.scopes as string[]).length, API_SCOPES.length);
+
+    // A key with keys:admin alone makes keys with no more than its own scopes.
+    const keyAdmin = (await keys.create('key admin', ['keys:admin'])).key;
+    assertFails(
+      await cli(['api-keys', 'create', '--name', 'y', '--scopes', 'operators:read'], {
+        CRONOFY_DOWNGRADE_API_KEY: keyAdmin,
+      }),
+      1,
+      /this key cannot give scopes it lacks: operators:read/,
+    );
+
+    // A deployment's first key: made on its PostgreSQL, where there is no key yet to ask the API with.
+    const noApi = { CRONOFY_DOWNGRADE_API_URL: 'http://127.0.0.1:9', CRONOFY_DOWNGRADE_API_KEY: undefined };
+    const first = parse(
+      await cli(['--json', 'api-keys', 'create', '--database', '--name', 'first', '--scopes', 'all'], {
+        ...noApi,
+        DATABASE_URL: scratch.url,
+      }),
+    );
+    const firstKey = String(first.key);
+    const byFirst = await cli(['api-keys', 'list'], { CRONOFY_DOWNGRADE_API_KEY: firstKey });
+    assert.equal(byFirst.code, 0, byFirst.stderr);
+    assert.match(
+      byFirst.stdout,
+      new RegExp(`^${String(first.id)}  first  \\[${API_SCOPES.join(' ')}\\]`, 'm'),
+    );
+    for (const DATABASE_URL of [undefined, 'file:.data/credentials']) {
+      assertFails(
+        await cli(['api-keys', 'create', '--database', '--name', 'x', '--scopes', 'all'], {
+          ...noApi,
+          DATABASE_URL,
+        }),
+        2,
+        /--database opens the service database: set DATABASE_URL to the PostgreSQL the service uses/,
+      );
+    }
   });
 
   test('the binary: output on stdout, errors on stderr, exit codes 0, 1 and 2', async () => {

@@ -5,8 +5,19 @@ import { watchRun, type RunStatus } from '../src/cliOutput.js';
 import { CAMPAIGN_ENDINGS } from '../src/workflows/campaignDefinitions.js';
 import { ENTERPRISE_ENDINGS } from '../src/workflows/enterpriseDefinitions.js';
 
+/** A run's status as the API answers it (`GET /v1/{kind}/{name}`), in `phase`. */
 function status(phase: string): RunStatus {
-  return { phase, counts: {}, userCount: 2, started: 2, inFlight: 0, runs: 1 } as unknown as RunStatus;
+  return {
+    kind: 'domains',
+    name: 'example.org',
+    workflowId: 'downgrade-enterprise-example.org',
+    phase,
+    counts: {},
+    userCount: 2,
+    started: 2,
+    inFlight: 0,
+    runs: 1,
+  };
 }
 
 test('status --watch returns for every ending of a domain and of a campaign, and not before', async () => {

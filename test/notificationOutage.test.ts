@@ -11,7 +11,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { main, type Io } from '../src/cli.js';
 import { EnterpriseClient, IndividualClient } from '../src/client.js';
 import got from 'got';
-import { parseConfig } from '../src/config.js';
+import { generateApiKey } from '../src/contracts/apiKeyFormat.js';
 import type { RunningSimulator } from '../simulator/server.js';
 import { CredentialStore } from '../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../src/store/database.js';
@@ -28,15 +28,7 @@ import {
   startServiceSurroundings,
   type ServiceProcess,
 } from '../harness/serviceProcess.js';
-import {
-  CLIENT,
-  STATE_SECRET,
-  TEST_PAYLOAD_ENCRYPTION_KEYS,
-  createDomain,
-  createReadWriteUser,
-  decideOnConsentPage,
-  followRedirect,
-} from '../harness/stack.js';
+import { createDomain, createReadWriteUser, decideOnConsentPage, followRedirect } from '../harness/stack.js';
 import { startWebhookReceiver, testSigningSecret, type WebhookReceiver } from '../harness/webhookReceiver.js';
 
 const PEOPLE = 100;
@@ -44,6 +36,8 @@ const DOMAIN = 'outage.example.org';
 const CREDENTIAL_KEYS = Keyring.generateSpec('outage1');
 const SIGNING_SECRETS = [testSigningSecret(0x31), testSigningSecret(0x32)];
 const LEGACY_SECRET = 'outage-legacy-secret-0123456789';
+/** The key the service registers at start (API_ADMIN_KEY), which the operators' CLI uses. */
+const ADMIN_KEY = generateApiKey();
 
 let env: TestWorkflowEnvironment;
 let simulator: RunningSimulator;
@@ -56,11 +50,13 @@ let receiver: WebhookReceiver;
 let service: ServiceProcess | undefined;
 let callbackPort: number;
 let metricsPort: number;
+let apiPort: number;
 const taskQueue = `outage-${Date.now()}`;
 
 before(async () => {
   ({ env, simulator, callbackPort } = await startServiceSurroundings({ perSecond: 50, perMinute: 100_000 }));
   metricsPort = await freePort();
+  apiPort = await freePort();
   scratch = await createScratchDatabase(testPostgresUrl(), 'outage');
   database = await openDatabase(scratch.url);
   outbox = new Notifications(database);
@@ -102,7 +98,12 @@ async function startService(): Promise<void> {
     credentialKeys: CREDENTIAL_KEYS,
     simulatorUrl: simulator.url,
     callbackPort,
-    env: { ...serviceEnv(), METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}` },
+    env: {
+      ...serviceEnv(),
+      METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
+      API_PORT: String(apiPort),
+      API_ADMIN_KEY: ADMIN_KEY,
+    },
   });
 }
 
@@ -117,24 +118,14 @@ async function metric(name: string): Promise<number> {
 
 const until = (what: string, check: () => Promise<boolean>) => waitUntil(what, check, { intervalMs: 200 });
 
-/** The operators' CLI, in this process, on the service's configuration. */
+/** The operators' CLI, in this process, against the service's API with its admin key. */
 async function cli(...argv: string[]): Promise<string> {
   let out = '';
   const io: Io = {
-    config: () =>
-      parseConfig({
-        NODE_ENV: 'production',
-        TEMPORAL_ADDRESS: env.address,
-        DATABASE_URL: scratch.url,
-        CREDENTIAL_KEYS,
-        PAYLOAD_ENCRYPTION_KEYS: TEST_PAYLOAD_ENCRYPTION_KEYS,
-        STATE_SIGNING_SECRET: STATE_SECRET,
-        CODEC_SERVER_TOKEN: 'outage-codec-token-0123456789',
-        CRONOFY_CLIENT_ID: CLIENT.clientId,
-        CRONOFY_CLIENT_SECRET: CLIENT.clientSecret,
-        ...serviceEnv(),
-      }),
-    env: {},
+    env: {
+      CRONOFY_DOWNGRADE_API_URL: `http://127.0.0.1:${apiPort}`,
+      CRONOFY_DOWNGRADE_API_KEY: ADMIN_KEY,
+    },
     out: (text) => {
       out += text;
     },

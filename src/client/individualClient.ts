@@ -118,12 +118,17 @@ export class IndividualRuns {
     await this.withDowngrade(workflowId, (handle) => handle.cancel());
   }
 
-  /** As withWorkflow, for an Individual downgrade's id only: any other workflow is no downgrade of this client's. */
+  /**
+   * As withWorkflow, for an Individual downgrade only: a domain's run, a campaign's or any other workflow is no
+   * downgrade of this client's. A person's own downgrade is known by its id; a campaign's person's by its type.
+   */
   private withDowngrade<T>(workflowId: string, use: (handle: WorkflowHandle) => Promise<T>): Promise<T> {
-    if (!isIndividualDowngradeId(workflowId)) {
-      return Promise.reject(new DowngradeNotFoundError(`no Individual downgrade with id ${workflowId}`));
-    }
-    return withWorkflow(this.options.temporal, workflowId, use);
+    return withWorkflow(this.options.temporal, workflowId, async (handle) => {
+      if (!isIndividualDowngradeId(workflowId) && (await handle.describe()).type !== 'individualDowngrade') {
+        throw new DowngradeNotFoundError(`no Individual downgrade with id ${workflowId}`);
+      }
+      return use(handle);
+    });
   }
 
   /** A page of the downgrades, newest first, optionally in one state (downgradeList.ts). */
