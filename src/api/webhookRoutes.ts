@@ -86,8 +86,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (ap
         state: !webhookUrl ? 'not_configured' : disabled ? 'disabled' : 'enabled',
         disabledSince: disabled?.since,
         reason: disabled?.reason,
-        pending: (await notifications.list({ status: 'pending' })).length,
-        failed: (await notifications.list({ status: 'failed' })).length,
+        ...(await notifications.undeliveredCounts()),
       } as const;
     },
   );

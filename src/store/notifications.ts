@@ -221,6 +221,15 @@ export class Notifications {
     }));
   }
 
+  /** How many events wait for delivery and how many failed their whole schedule, whatever their number. */
+  async undeliveredCounts(): Promise<{ pending: number; failed: number }> {
+    const rows = await this.db.query(
+      `SELECT status, count(*)::int AS count FROM notifications WHERE status <> 'delivered' GROUP BY status`,
+    );
+    const count = (status: string) => Number(rows.find((row) => row.status === status)?.count ?? 0);
+    return { pending: count('pending'), failed: count('failed') };
+  }
+
   /** How old the oldest undelivered event is, in seconds (0 when every event is delivered). */
   async oldestUndeliveredAgeSeconds(): Promise<number> {
     const [row] = await this.db.query(
