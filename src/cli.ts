@@ -239,14 +239,13 @@ function buildProgram(io: Io): Command {
     },
   );
 
-  program
-    .command('retry-failed')
-    .description('ask again for the failed and expired users of a completed domain downgrade')
-    .requiredOption('-d, --domain <domain>', 'the Enterprise Connect domain')
-    .action(async (options: { domain: string }) => {
-      const started = await api().post<Started>(`v1/domains/${segment(options.domain)}/retry-failed`);
-      print(started, `started ${started.workflowId} for ${started.users} users`);
-    });
+  onTarget(
+    'retry-failed',
+    'ask again, in a new run, the users of a completed run that failed or expired',
+  ).action(async (options: TargetOptions) => {
+    const started = await api().post<Started>(`${targetOf(options).path}/retry-failed`);
+    print(started, `started ${started.workflowId} for ${started.users} users`);
+  });
 
   onTarget('report', 'every user with their outcome, as CSV (default) or JSON')
     .addOption(new Option('--format <format>', 'csv or json').choices(['csv', 'json']).default('csv'))

@@ -256,6 +256,26 @@ describe('a campaign through the same routes', () => {
     );
   });
 
+  test('completed with people who never answered, its retry asks just those again in a new run', async () => {
+    const name = 'api-retried';
+    const previewId = await campaignPreview(name, 2);
+    // Nobody answers: each person's one prompt ends, and their downgrade with it, as the deadline passes.
+    const start = { previewId, requireApproval: false, maxPrompts: 1, deadlineMs: 500 };
+    assertStatus(await call('POST', `/v1/campaigns/${name}/start`, operator, start), 201);
+    const ended = await waitUntil(`campaign ${name} completes`, async () => {
+      const status = await call('GET', `/v1/campaigns/${name}`, reader);
+      return status.body.phase === 'completed' && status.body;
+    });
+    assert.deepEqual(ended.counts, { expired: 2 });
+    const retried = await call('POST', `/v1/campaigns/${name}/retry-failed`, operator);
+    assertStatus(retried, 201);
+    assert.equal(retried.body.users, 2);
+    const again = await call('GET', `/v1/campaigns/${name}`, reader);
+    assert.equal(again.body.userCount, 2);
+    assert.notEqual(again.body.phase, 'completed');
+    assertStatus(await call('POST', `/v1/campaigns/${name}/cancel`, operator), 202);
+  });
+
   test('paused, resumed and cancelled while its people have not answered', async () => {
     const name = 'api-operated';
     const previewId = await campaignPreview(name, 3);

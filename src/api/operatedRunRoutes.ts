@@ -255,7 +255,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
       config: { scope: 'operators:write' },
       schema: {
         operationId: 'retryFailed',
-        summary: 'Ask again the people of a completed domain that failed or expired',
+        summary: 'Ask again the people of a completed run whose downgrade failed or expired',
         description:
           'A new run over just those people, with the service account the domain already verified.',
         tags: ['runs'],

@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import type { CampaignClient, CampaignPerson } from '../client/campaignClient.js';
 import type { EnterpriseClient } from '../client/enterpriseClient.js';
-import { DowngradeRefusedError, PreviewNotFoundError } from '../client/errors.js';
+import { PreviewNotFoundError } from '../client/errors.js';
 import type { OperatedRuns } from '../client/operatedRuns.js';
 import type { OperatorDecision } from '../workflows/operatedRunDefinitions.js';
 import { campaignReportCsv, reportCsv } from '../reportCsv.js';
@@ -128,11 +128,7 @@ export function runKinds(
         return { ...preview, kind: 'campaigns' };
       },
       start: (name, { adminEmail: _unused, ...request }) => campaigns.start({ name, ...request }),
-      retryFailed: async () => {
-        throw new DowngradeRefusedError(
-          "a campaign's failed people are not asked again by a retry: start a new campaign with them",
-        );
-      },
+      retryFailed: (name) => campaigns.retryFailed(name),
       async report(name, offset, limit) {
         const { phase, users, rows } = await campaigns.report(name, { offset, limit });
         return { phase, users, rows: rows.map(reportRow) };

@@ -14,7 +14,8 @@ import {
 import { searchAttributes, type FreeBusyProvider } from '../workflows/definitions.js';
 import type { BreakerThresholds } from '../workflows/enterpriseDefinitions.js';
 import type { individualCampaign } from '../workflows/individualCampaign.js';
-import { DowngradeUsageError, PreviewNotFoundError } from './errors.js';
+import { DowngradeRefusedError, DowngradeUsageError, PreviewNotFoundError } from './errors.js';
+import { operatedRunHasEnded } from '../workflows/endings.js';
 import type { DowngradeDefaults } from './individualClient.js';
 import { OperatedRuns } from './operatedRuns.js';
 import { DEFAULT_APPROVAL_DEADLINE_MS, DEFAULT_BREAKER } from './workflowCalls.js';
@@ -156,6 +157,52 @@ export class CampaignClient extends CampaignRuns {
     const capture = previewId
       ? await this.previewedCapture(request.name, previewId)
       : await this.campaigns.capture(this.storeTokens(request.name, request.users ?? []));
+    const approval =
+      previewId && requireApproval
+        ? { previewId, deadlineMs: request.approvalDeadlineMs ?? DEFAULT_APPROVAL_DEADLINE_MS }
+        : undefined;
+    return { ...(await this.startRun(request, capture, approval)), previewId };
+  }
+
+  /**
+   * Asks again the people of a completed campaign whose downgrade failed or expired: a new run of the campaign over
+   * just those people, with the tokens they were captured with, started at once (the campaign was approved). A
+   * campaign still running is refused, not waited for.
+   */
+  async retryFailed(
+    name: string,
+    settings: Omit<StartCampaign, 'name' | 'previewId' | 'users' | 'requireApproval'> = {},
+  ): Promise<{ workflowId: string; runId: string; users: number }> {
+    const finished = await this.get(name);
+    if (!operatedRunHasEnded(finished.phase)) {
+      throw new DowngradeRefusedError(
+        `campaign ${name} is still ${finished.phase}; retry its failed people once it has completed`,
+      );
+    }
+    if (finished.phase !== 'completed') {
+      throw new DowngradeRefusedError(
+        `campaign ${name} ended ${finished.phase}; only a completed one has people to retry`,
+      );
+    }
+    const campaigns = this.campaigns;
+    const failedPages = async function* () {
+      for (let offset = 0; ; offset += 1000) {
+        const page = await campaigns.peopleEnded(finished.captureId, ['failed', 'expired'], offset, 1000);
+        if (page.length === 0) return;
+        yield page;
+      }
+    };
+    const capture = await campaigns.capture(failedPages());
+    const started = await this.startRun({ ...settings, name }, capture, undefined);
+    return { ...started, users: capture.count };
+  }
+
+  private async startRun(
+    request: Omit<StartCampaign, 'previewId' | 'users' | 'requireApproval' | 'approvalDeadlineMs'>,
+    capture: { captureId: string; count: number },
+    approval: CampaignInput['approval'],
+  ): Promise<{ workflowId: string; runId: string }> {
+    const workflowId = campaignWorkflowId(request.name);
     const { defaults } = this.options;
     const input: CampaignInput = {
       name: request.name,
@@ -170,10 +217,7 @@ export class CampaignClient extends CampaignRuns {
         providerHint: request.providerHint,
         revokeWhenOpened: request.revokeWhenOpened || undefined,
       },
-      approval:
-        previewId && requireApproval
-          ? { previewId, deadlineMs: request.approvalDeadlineMs ?? DEFAULT_APPROVAL_DEADLINE_MS }
-          : undefined,
+      approval,
       breaker: request.breaker === false ? undefined : (request.breaker ?? DEFAULT_BREAKER),
       historyEventBudget: request.historyEventBudget,
     };
@@ -188,7 +232,7 @@ export class CampaignClient extends CampaignRuns {
       ]),
       staticSummary: `Campaign ${request.name}: ${capture.count} Individual users to Free/Busy`,
     });
-    return { workflowId, runId: handle.firstExecutionRunId, previewId };
+    return { workflowId, runId: handle.firstExecutionRunId };
   }
 
   /** Every user of the campaign with the outcome of their downgrade so far, a page at a time. */

@@ -25,6 +25,17 @@ export interface CampaignReportRow extends ReportFields {
 
 const SUB = /^acc_[A-Za-z0-9_-]+$/;
 
+type UserRow = { sub: string; user_id: string | null; credential_ref: string | null; email: string | null };
+
+function toUser(row: UserRow): CampaignUser {
+  return {
+    sub: row.sub,
+    userId: row.user_id ?? undefined,
+    credentialRef: row.credential_ref ?? undefined,
+    email: row.email ?? undefined,
+  };
+}
+
 /**
  * The people of an Individual campaign, captured in order before anything starts, and each one's outcome as their
  * own downgrade records it. The campaign pages through the capture by id and counts outcomes here.
@@ -64,22 +75,23 @@ export class Campaigns extends CapturedPeople {
   }
 
   async page(captureId: string, offset: number, limit: number): Promise<CampaignUser[]> {
-    const rows = await this.db.query<{
-      sub: string;
-      user_id: string | null;
-      credential_ref: string | null;
-      email: string | null;
-    }>(
+    const rows = await this.db.query<UserRow>(
       `SELECT sub, user_id, credential_ref, email FROM campaign_users
        WHERE capture_id = $1 AND position >= $2 ORDER BY position LIMIT $3`,
       [captureId, offset, limit],
     );
-    return rows.map((row) => ({
-      sub: row.sub,
-      userId: row.user_id ?? undefined,
-      credentialRef: row.credential_ref ?? undefined,
-      email: row.email ?? undefined,
-    }));
+    return rows.map(toUser);
+  }
+
+  /** A page of the people whose downgrade ended in one of `states`, in capture order, as they were captured. */
+  async peopleEnded(captureId: string, states: readonly string[], offset: number, limit: number) {
+    const rows = await this.db.query<UserRow>(
+      `SELECT u.sub, u.user_id, u.credential_ref, u.email FROM campaign_users u
+       JOIN campaign_user_outcomes o ON o.capture_id = u.capture_id AND o.sub = u.sub
+       WHERE u.capture_id = $1 AND o.state = ANY($2::text[]) ORDER BY u.position OFFSET $3 LIMIT $4`,
+      [captureId, states, offset, limit],
+    );
+    return rows.map(toUser);
   }
 
   /** Idempotent per user: a retried activity writes the same row again. */

@@ -299,7 +299,7 @@ export interface paths {
     get?: never;
     put?: never;
     /**
-     * Ask again the people of a completed domain that failed or expired
+     * Ask again the people of a completed run whose downgrade failed or expired
      * @description A new run over just those people, with the service account the domain already verified.
      */
     post: operations['retryFailed'];
