@@ -5,6 +5,7 @@
  *   npx tsx bench/enterprise.ts --users 1000,10000 [--scale 10] [--window 500] [--repeat 1] [--timeout 1800]
  *   npx tsx bench/enterprise.ts --users 1000 --lifted [--trivial-count 2000] [--trivial-window 500]
  *                               [--cached-workflows 250] [--tracing]
+ *   npx tsx bench/enterprise.ts --users 200 --lifted --actions all    # Temporal Cloud actions per user
  */
 import { payloadEncryption } from '../src/codec/payloadEncryption.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startTemporalServer } from '../harness/temporalServer.js';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
 import got from 'got';
 import { z } from 'zod';
 import { EnterpriseClient } from '../src/client.js';
@@ -48,7 +50,19 @@ import {
   perUser,
   describeCallTimeline,
   longestHistories,
+  countDomainActions,
+  actionsPerUser,
+  describeActions,
+  describeMedianActions,
 } from './enterpriseReport.js';
+import {
+  clientCalls,
+  costLine,
+  dollars,
+  PRICE_PER_MILLION,
+  serverActionCounts,
+  diffCounts,
+} from './actions.js';
 
 const STATE_SECRET = 'bench-state-signing-secret-0123456789abcdef';
 /** Cronofy's documented limits per application. */
@@ -72,6 +86,7 @@ const { values: args } = parseArgs({
     'database-url': { type: 'string' },
     'cached-workflows': { type: 'string' },
     tracing: { type: 'boolean', default: false },
+    actions: { type: 'string', default: '1000' },
   },
 });
 
@@ -84,6 +99,13 @@ const options = {
   lifted: args.lifted,
   trivialCount: Math.floor(positive('trivial-count', args['trivial-count'])),
   trivialWindow: Math.floor(positive('trivial-window', args['trivial-window'] ?? args.window)),
+  /** Users' runs whose histories are counted for the actions (every other run is counted whole); 0: none. */
+  actionsSample:
+    args.actions === 'off'
+      ? 0
+      : args.actions === 'all'
+        ? Infinity
+        : Math.floor(positive('actions', args.actions)),
 };
 if (options.users.some((n) => n > 100_000))
   throw new Error('the simulator holds at most 100,000 users a domain');
@@ -145,6 +167,13 @@ async function main(): Promise<number> {
         `Medians of ${options.repeat} runs`,
       );
     }
+    for (const users of options.users) {
+      const runs = results.filter((r) => r.users === users && r.actions);
+      if (runs.length === 0) continue;
+      console.log(`\n### Temporal Cloud actions per user, ${users} users\n`);
+      if (runs.length === 1) console.log(describeActions(runs[0]!.actions!, users));
+      else console.log(describeMedianActions(runs));
+    }
     console.log(`\nTotal benchmark time: ${fmt((Date.now() - benchStart) / 1000, 0)} s`);
     return failed ? 1 : 0;
   } finally {
@@ -165,12 +194,21 @@ async function runOnce(
   };
   try {
     const payloadKeys = Keyring.generateSpec('payload1');
+    const { dataConverter } = payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: payloadKeys });
     const metricsUrl = `http://127.0.0.1:${await freePort()}/metrics`;
+    // Queries and updates leave no history: the benchmark's own and the callback server's are counted apart.
+    const benchCalls = clientCalls();
+    const serviceCalls = clientCalls();
     const env = await startTemporalServer({
-      client: { dataConverter: payloadEncryption({ PAYLOAD_ENCRYPTION_KEYS: payloadKeys }).dataConverter },
+      client: { dataConverter, interceptors: { workflow: [benchCalls.interceptor] } },
       extraArgs: ['--metrics-port', new URL(metricsUrl).port],
     });
     cleanups.push(() => env.teardown());
+    const serviceClient = new Client({
+      connection: env.connection,
+      dataConverter,
+      interceptors: { workflow: [serviceCalls.interceptor] },
+    });
 
     const scratchDatabase = await createScratchDatabase(adminUrl, 'bench');
     cleanups.push(() => scratchDatabase.drop());
@@ -181,7 +219,7 @@ async function runOnce(
     const { store, enterpriseUsers } = createStores(database, Keyring.parse(keys));
     const stateSigner = new StateSigner(STATE_SECRET);
 
-    const callbacks = await startCallbackServer(temporalCallbackDeps(env.client, store, stateSigner), {
+    const callbacks = await startCallbackServer(temporalCallbackDeps(serviceClient, store, stateSigner), {
       host: '127.0.0.1',
       port: 0,
       logLevel: 'silent',
@@ -259,6 +297,7 @@ async function runOnce(
       defaults: { deadlineMs: 600_000, reminderIntervalMs: 300_000, maxPrompts: 3 },
     });
     const requestsBefore = await serverRequests(metricsUrl);
+    const serverActionsBefore = serverActionCounts(await got(metricsUrl).text());
     const started = Date.now();
     const deadline = started + options.timeoutMs;
     await enterprise.start({
@@ -294,6 +333,7 @@ async function runOnce(
     const stats = await worker.stats(false);
     await sleep(METRICS_LAG_MS);
     const requests = perUser(await serverRequests(metricsUrl), requestsBefore, users);
+    const serverActions = diffCounts(serverActionCounts(await got(metricsUrl).text()), serverActionsBefore);
 
     let reached: string | undefined;
     if (!result) {
@@ -329,6 +369,15 @@ async function runOnce(
           `free/busy users live at the simulator ${freeBusyActive}`,
       );
     }
+    const actions =
+      options.actionsSample > 0
+        ? await countDomainActions(env, options.actionsSample, {
+            service: serviceCalls.snapshot(),
+            bench: benchCalls.snapshot(),
+            server: serverActions,
+          })
+        : undefined;
+    if (actions) log(`Temporal Cloud actions: ${costLine(actionsPerUser(actions, users), 'user')}`);
     return {
       users,
       outcome: reached ? 'timeout' : result.phase,
@@ -353,6 +402,8 @@ async function runOnce(
       ok,
       trivialPerS,
       reached,
+      actions,
+      actionsPerUser: actions && actionsPerUser(actions, users),
     };
   } finally {
     await cleanup();
@@ -398,6 +449,9 @@ function printTable(rows: RunResult[], title: string): void {
     'server requests/user (frontend, persistence)',
     'worker peak RSS MiB (end)',
     'worker peak heap MiB',
+    ...(options.actionsSample > 0
+      ? ['actions/user', `$ per 10,000 users at $${PRICE_PER_MILLION.first5M}/M`]
+      : []),
     'completed',
   ];
   console.log(`| ${header.join(' | ')} |`);
@@ -422,6 +476,12 @@ function printTable(rows: RunResult[], title: string): void {
       `${fmt(r.frontendPerUser, 1)}, ${fmt(r.persistencePerUser, 1)}`,
       `${fmt(r.peakRssMiB, 0)} (${fmt(r.endRssMiB, 0)})`,
       fmt(r.peakHeapMiB, 0),
+      ...(options.actionsSample > 0
+        ? [
+            fmt(r.actionsPerUser, 3),
+            fmt(r.actionsPerUser && dollars(r.actionsPerUser * 10_000, PRICE_PER_MILLION.first5M), 2),
+          ]
+        : []),
       `${r.completed}/${r.users}${r.ok ? '' : ' FAILED'}${r.reached ? ` (${r.reached})` : ''}`,
     ];
     console.log(`| ${cells.join(' | ')} |`);

@@ -4,6 +4,19 @@ import proto from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { enterpriseDowngradeId, enterpriseUserDowngradeId } from '../src/workflows/enterpriseDefinitions.js';
 import {
+  actionsTable,
+  clientCount,
+  costLine,
+  countRunsByType,
+  describeServerActions,
+  emptyCount,
+  medianCount,
+  totalActions,
+  type ActionCount,
+  type ClientCalls,
+  type GroupCount,
+} from './actions.js';
+import {
   fmt,
   log,
   middle,
@@ -42,6 +55,117 @@ export interface RunResult {
   ok: boolean;
   trivialPerS?: number;
   reached?: string;
+  /** Temporal Cloud's billable actions of the domain's downgrade (`--actions`), and their total per user. */
+  actions?: DomainActions;
+  actionsPerUser?: number;
+}
+
+/** What a domain's downgrade cost in billable actions: its runs' histories, and the calls no history shows. */
+export interface DomainActions {
+  /** Every workflow type the run left on the server (the yardstick's aside), counted from its histories. */
+  groups: GroupCount[];
+  /** Queries and updates the service's own clients sent (the callback server's). */
+  service: ClientCalls;
+  /** Queries and updates the benchmark sent to follow the run (left out of the count). */
+  bench: ClientCalls;
+  /** The dev server's own `action` counter, from the start to the result, by action type. */
+  server: Record<string, number>;
+  /** Seconds spent fetching and counting the histories. */
+  countS: number;
+}
+
+/** The trivial yardstick's workflows (bench/trivialWorkflows.ts): not the downgrade's. */
+const YARDSTICK_TYPES = ['trivialParent', 'trivialChild', 'signalSink'];
+
+/** Counts the actions of every run on the server but the yardstick's; users' runs from `sample` of them. */
+export async function countDomainActions(
+  env: TestWorkflowEnvironment,
+  sample: number,
+  calls: Omit<DomainActions, 'groups' | 'countS'>,
+): Promise<DomainActions> {
+  const began = Date.now();
+  const groups = await countRunsByType(env.client, { sample, skipTypes: YARDSTICK_TYPES });
+  return { ...calls, groups, countS: (Date.now() - began) / 1000 };
+}
+
+/** The parts of a domain's cost, each its whole count; the callback server's client-side calls last. */
+function actionParts(actions: DomainActions): Array<{ label: string; count: ActionCount }> {
+  return [
+    ...actions.groups.map((g) => ({
+      label: `${g.type} (${g.runs} run${g.runs === 1 ? '' : 's'}${g.sampled < g.runs ? `, ${g.sampled} counted` : ''})`,
+      count: g.count,
+    })),
+    { label: 'callback server (queries)', count: clientCount(actions.service) },
+  ];
+}
+
+export function actionsPerUser(actions: DomainActions, users: number): number {
+  return actionParts(actions).reduce((sum, part) => sum + totalActions(part.count), 0) / users;
+}
+
+/** The actions table of one run: by kind and by workflow type, per user; then the cost and the cross-checks. */
+export function describeActions(actions: DomainActions, users: number): string {
+  const parts = actionParts(actions);
+  const lines = [
+    actionsTable(
+      parts.map((p) => ({ ...p, per: users })),
+      'user',
+    ),
+    '',
+    costLine(actionsPerUser(actions, users), 'user'),
+    '',
+    `Histories as the server stores them: ${actions.groups
+      .map((g) => `${g.type} ${fmt(g.count.historyBytes / g.runs / 1024, 1)} KiB a run (${g.runs})`)
+      .join(', ')}.`,
+    `Left out: the benchmark's own queries to follow the run (${describeCalls(actions.bench)}); ` +
+      `histories counted in ${fmt(actions.countS, 1)} s.`,
+    `The dev server's own \`action\` counter from the start to the result (a cross-check, not Cloud's bill): ` +
+      describeServerActions(actions.server, users, 'user'),
+  ];
+  return lines.join('\n');
+}
+
+const describeCalls = (calls: ClientCalls) => {
+  const entries = Object.entries(calls.queries);
+  return entries.length ? entries.map(([name, n]) => `${name} ${n}`).join(', ') : 'none';
+};
+
+/** A part's label without its run count ("enterpriseUserDowngrade (1000 runs)"): the same in every run. */
+const RUN_COUNT = / \(\d+ runs?[^)]*\)$/;
+
+/** The median over runs of each kind per user, by part; parts matched by workflow type. */
+export function describeMedianActions(runs: RunResult[]): string | undefined {
+  const counted = runs.filter((r) => r.actions);
+  if (counted.length === 0) return undefined;
+  const labels = new Set(
+    counted.flatMap((r) => actionParts(r.actions!).map((p) => p.label.replace(RUN_COUNT, ''))),
+  );
+  const parts = [...labels].map((label) => ({
+    label,
+    per: 1,
+    count: medianCount(
+      counted.map((r) => ({
+        count:
+          actionParts(r.actions!).find((p) => p.label.replace(RUN_COUNT, '') === label)?.count ??
+          emptyCount(),
+        per: r.users,
+      })),
+    ),
+  }));
+  const perUser = middle(counted.map((r) => actionsPerUser(r.actions!, r.users)));
+  return [
+    actionsTable(parts, 'user'),
+    '',
+    `Median of ${counted.length} runs (runs: ${counted
+      .map((r) => fmt(actionsPerUser(r.actions!, r.users), 3))
+      .join(', ')} actions per user). ${costLine(perUser, 'user')}`,
+    '',
+    ...counted.map(
+      (r, i) =>
+        `Run ${i + 1}, the dev server's own \`action\` counter (a cross-check, not Cloud's bill; the benchmark's ` +
+        `queries included): ${describeServerActions(r.actions!.server, r.users, 'user')}`,
+    ),
+  ].join('\n');
 }
 
 /**
@@ -225,5 +349,6 @@ export function median(runs: RunResult[]): RunResult {
     completed: m((r) => r.completed)!,
     ok: runs.every((r) => r.ok),
     trivialPerS: m((r) => r.trivialPerS),
+    actionsPerUser: m((r) => r.actionsPerUser),
   };
 }
