@@ -396,6 +396,38 @@ describe('the OpenAPI document', () => {
     }
   });
 
+  test('documents every error as a problem, and every POST its Idempotency-Key and what that key may answer', async () => {
+    const { body } = await call('GET', '/v1/openapi.json');
+    type Operation = {
+      parameters?: Array<{ in: string; name: string }>;
+      responses: Record<string, { content?: Record<string, unknown> }>;
+    };
+    const operations = Object.entries(body.paths as Record<string, Record<string, Operation>>).flatMap(
+      ([path, byMethod]) =>
+        Object.entries(byMethod).map(([method, operation]) => ({ path, method, operation })),
+    );
+    for (const { path, method, operation } of operations) {
+      for (const [code, response] of Object.entries(operation.responses)) {
+        if (Number(code) >= 400) {
+          assert.deepEqual(
+            Object.keys(response.content ?? {}),
+            ['application/problem+json'],
+            `${method} ${path} ${code}`,
+          );
+        }
+      }
+      if (method !== 'post') continue;
+      assert.ok(
+        operation.parameters?.some(
+          (parameter) => parameter.in === 'header' && parameter.name === 'idempotency-key',
+        ),
+        `${path} documents Idempotency-Key`,
+      );
+      for (const code of ['409', '422'])
+        assert.ok(operation.responses[code], `${method} ${path} may answer ${code}`);
+    }
+  });
+
   test('its reference page lists the operations in Chromium, without a key', async () => {
     const chromiumMissing = missingChromium();
     if (chromiumMissing) throw chromiumMissing;

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from './deps.js';
 import { answerOnce, IDEMPOTENT_HEADERS } from './idempotent.js';
-import { asProblem, Problem, PROBLEM, REFUSALS } from './problems.js';
+import { asProblem, Problem, PROBLEM, REFUSALS, POST_REFUSALS } from './problems.js';
 import {
   DowngradeId,
   DowngradeList,
@@ -30,7 +30,7 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
         tags: ['downgrades'],
         headers: IDEMPOTENT_HEADERS,
         body: StartDowngrade,
-        response: { 201: StartedDowngrade, ...REFUSALS, 409: PROBLEM, 422: PROBLEM },
+        response: { 201: StartedDowngrade, ...POST_REFUSALS },
       },
     },
     (request, reply) =>
@@ -93,7 +93,7 @@ export const downgradeRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (
         tags: ['downgrades'],
         headers: IDEMPOTENT_HEADERS,
         params: DowngradeId,
-        response: { 202: DowngradeId, ...REFUSALS, 404: PROBLEM, 409: PROBLEM },
+        response: { 202: DowngradeId, ...POST_REFUSALS, 404: PROBLEM },
       },
     },
     (request, reply) =>

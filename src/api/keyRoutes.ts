@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { API_SCOPES } from '../store/apiKeys.js';
 import type { ApiDeps } from './deps.js';
 import { answerOnce, IDEMPOTENT_HEADERS } from './idempotent.js';
-import { Problem, PROBLEM, REFUSALS } from './problems.js';
+import { Problem, PROBLEM, REFUSALS, POST_REFUSALS } from './problems.js';
 
 const ApiKey = z
   .object({
@@ -40,8 +40,7 @@ export const keyRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, {
         body: CreateApiKey,
         response: {
           201: ApiKey.extend({ key: z.string().describe('The key itself: keep it now') }),
-          ...REFUSALS,
-          422: PROBLEM,
+          ...POST_REFUSALS,
         },
       },
     },
@@ -85,9 +84,8 @@ export const keyRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, {
         params: KeyId,
         response: {
           200: z.object({ revoked: z.string() }),
-          ...REFUSALS,
+          ...POST_REFUSALS,
           404: PROBLEM,
-          422: PROBLEM,
         },
       },
     },

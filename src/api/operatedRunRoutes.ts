@@ -21,7 +21,7 @@ import {
   UploadPage,
   UploadPath,
 } from './operatedRunSchemas.js';
-import { asProblem, Problem, PROBLEM, REFUSALS } from './problems.js';
+import { asProblem, Problem, PROBLEM, REFUSALS, POST_REFUSALS } from './problems.js';
 import { runKinds } from './runKinds.js';
 
 const NOT_FOUND = { 404: PROBLEM };
@@ -51,7 +51,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
         tags: ['runs'],
         headers: IDEMPOTENT_HEADERS,
         body: CreateUpload,
-        response: { 201: Upload, ...REFUSALS, 422: PROBLEM },
+        response: { 201: Upload, ...POST_REFUSALS },
       },
     },
     (request, reply) =>
@@ -73,7 +73,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
         headers: IDEMPOTENT_HEADERS,
         params: UploadPath,
         body: UploadPage,
-        response: { 200: Upload, ...REFUSALS, ...NOT_FOUND, 422: PROBLEM },
+        response: { 200: Upload, ...POST_REFUSALS, ...NOT_FOUND },
       },
     },
     (request, reply) =>
@@ -108,7 +108,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
         headers: IDEMPOTENT_HEADERS,
         params: RunPath,
         body: CreatePreview,
-        response: { 201: RunPreview, ...REFUSALS, ...NOT_FOUND, 422: PROBLEM },
+        response: { 201: RunPreview, ...POST_REFUSALS, ...NOT_FOUND },
       },
     },
     (request, reply) =>
@@ -156,7 +156,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
         headers: IDEMPOTENT_HEADERS,
         params: RunPath,
         body: StartRun,
-        response: { 201: StartedRun, ...REFUSALS, ...NOT_FOUND, 422: PROBLEM },
+        response: { 201: StartedRun, ...POST_REFUSALS, ...NOT_FOUND },
       },
     },
     (request, reply) =>
@@ -211,7 +211,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
           headers: IDEMPOTENT_HEADERS,
           params: RunPath,
           body,
-          response: { 200: RunStatus, ...REFUSALS, ...REFUSED, 422: PROBLEM },
+          response: { 200: RunStatus, ...POST_REFUSALS, ...REFUSED },
         },
       },
       (request, reply) =>
@@ -238,7 +238,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
         tags: ['runs'],
         headers: IDEMPOTENT_HEADERS,
         params: RunPath,
-        response: { 202: RunPath, ...REFUSALS, ...REFUSED, 422: PROBLEM },
+        response: { 202: RunPath, ...POST_REFUSALS, ...REFUSED },
       },
     },
     (request, reply) =>
@@ -261,7 +261,7 @@ export const operatedRunRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async
         tags: ['runs'],
         headers: IDEMPOTENT_HEADERS,
         params: RunPath,
-        response: { 201: StartedRun, ...REFUSALS, ...REFUSED, 422: PROBLEM },
+        response: { 201: StartedRun, ...POST_REFUSALS, ...REFUSED },
       },
     },
     (request, reply) =>

@@ -58,6 +58,9 @@ export const PROBLEM = { content: { [PROBLEM_CONTENT_TYPE]: { schema: ProblemDoc
 /** The answers every route with a key may give besides its own: an invalid request, no key, no scope, no budget left. */
 export const REFUSALS = { 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 429: PROBLEM };
 
+/** A POST's refusals: those, and its Idempotency-Key's (409 while the first is answered, 422 reused elsewhere). */
+export const POST_REFUSALS = { ...REFUSALS, 409: PROBLEM, 422: PROBLEM };
+
 /** Thrown by a handler to answer with a problem. */
 export class Problem extends Error {
   override name = 'Problem';

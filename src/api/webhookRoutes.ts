@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { CHANNELS } from '../store/notifications.js';
 import type { ApiDeps } from './deps.js';
 import { answerOnce, IDEMPOTENT_HEADERS } from './idempotent.js';
-import { Problem, PROBLEM, REFUSALS } from './problems.js';
+import { Problem, POST_REFUSALS, REFUSALS } from './problems.js';
 
 const Event = z.object({
   eventId: z.string().describe('The Standard Webhooks `webhook-id`, stable across attempts'),
@@ -101,7 +101,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (ap
         tags: ['webhooks'],
         headers: IDEMPOTENT_HEADERS,
         body: Redeliver,
-        response: { 200: z.object({ redelivered: z.int() }), ...REFUSALS, 422: PROBLEM },
+        response: { 200: z.object({ redelivered: z.int() }), ...POST_REFUSALS },
       },
     },
     (request, reply) =>
@@ -127,9 +127,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (ap
         headers: IDEMPOTENT_HEADERS,
         response: {
           200: z.object({ enabled: z.boolean().describe('Whether it had been disabled') }),
-          ...REFUSALS,
-          409: PROBLEM,
-          422: PROBLEM,
+          ...POST_REFUSALS,
         },
       },
     },
