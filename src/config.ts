@@ -78,7 +78,8 @@ const Environment = z.object({
   WORKER_CACHED_WORKFLOWS: z.coerce.number().int().min(2).optional(),
   /**
    * A workflow bundle built ahead (`npm run bundle-workflows`, with `-- --tracing` when tracing is on), so that a
-   * worker starts without bundling; unset, the worker bundles the workflow code as it starts.
+   * worker starts without bundling. Unset, a worker from `dist/` starts on the one `npm run build` wrote there, and
+   * one from source bundles as it starts.
    */
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
 

@@ -1,5 +1,5 @@
 import { failureConverterPath } from './codec/payloadEncryption.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   bundleWorkflowCode,
@@ -19,13 +19,22 @@ import {
 } from './observability/tracing.js';
 import { cronofyTaskQueue } from './workflows/definitions.js';
 
+/** True when this module runs from the TypeScript source (tsx), false from the compiled `dist/`. */
+const runningFromSource = new URL(import.meta.url).pathname.endsWith('.ts');
+
 /** `.ts` when run from source (tsx), `.js` when run from the compiled `dist/`. */
 export const workflowsPath = fileURLToPath(
-  new URL(
-    `./workflows/index${new URL(import.meta.url).pathname.endsWith('.ts') ? '.ts' : '.js'}`,
-    import.meta.url,
-  ),
+  new URL(`./workflows/index${runningFromSource ? '.ts' : '.js'}`, import.meta.url),
 );
+
+/**
+ * Where `npm run build` writes the workflow bundles, next to the compiled code: `dist/workflow-bundle.js`, and
+ * `dist/workflow-bundle.traced.js` for workers that trace (scripts/bundle-workflows.ts writes both).
+ */
+export function builtWorkflowBundlePath(options: { tracing: boolean }): string {
+  const dist = new URL(runningFromSource ? '../dist/' : '../', import.meta.url);
+  return fileURLToPath(new URL(`workflow-bundle${options.tracing ? '.traced' : ''}.js`, dist));
+}
 
 export interface DowngradeWorkerOptions {
   connection: NativeConnection;
@@ -42,8 +51,8 @@ export interface DowngradeWorkerOptions {
    */
   dataConverter: NonNullable<WorkerOptions['dataConverter']>;
   /**
-   * A prebuilt bundle (tests build it once); otherwise the workflows are bundled at start. It must have been built
-   * with the same `tracing` choice: `bundleWorkflows({ tracing: true })` when a span sink is given.
+   * A prebuilt bundle (WORKFLOW_BUNDLE_PATH; tests build it once). It must have been built with the same `tracing`
+   * choice: `bundleWorkflows({ tracing: true })` when a span sink is given. Without one, `defaultWorkflowBundle`.
    */
   workflowBundle?: WorkerOptions['workflowBundle'];
   /**
@@ -91,13 +100,38 @@ const TRACED_BUNDLE_MARKER = 'interceptors-opentelemetry/lib/workflow-intercepto
  */
 export function prebuiltWorkflowBundle(path: string, options: { tracing: boolean }): WorkflowBundle {
   const code = readFileSync(path, 'utf8');
+  assertBundleTracing(path, code, options);
+  return { code };
+}
+
+function assertBundleTracing(path: string, code: string, options: { tracing: boolean }): void {
   if (code.includes(TRACED_BUNDLE_MARKER) !== options.tracing) {
     throw new Error(
       `${path} was bundled ${options.tracing ? 'without' : 'with'} tracing, but tracing is ${options.tracing ? 'on' : 'off'}: ` +
         `bundle it again${options.tracing ? ' with --tracing' : ' without --tracing'}`,
     );
   }
-  return { code };
+}
+
+/**
+ * The bundle of a worker given none. From the compiled `dist/` (the image, `node dist/src/main.js`): the one
+ * `npm run build` wrote (`builtWorkflowBundlePath`), so the worker starts without webpack, and refuses to start
+ * without it rather than bundle in production. From source (`npm start`, tsx): bundled now (webpack, about 2 s of
+ * CPU), from the code as it is: a development start needs no `npm run build` (tsc, then both bundles) first.
+ */
+export async function defaultWorkflowBundle(options: {
+  tracing: boolean;
+}): Promise<NonNullable<WorkerOptions['workflowBundle']>> {
+  if (runningFromSource) return bundleWorkflows(options);
+  const path = builtWorkflowBundlePath(options);
+  if (!existsSync(path)) {
+    throw new Error(
+      `${path} is missing: \`npm run build\` writes it next to the compiled code (or set WORKFLOW_BUNDLE_PATH)`,
+    );
+  }
+  assertBundleTracing(path, readFileSync(path, 'utf8'), options);
+  // By path, the SDK takes the bundle's inline source map as it is, where a bundle given as code has it re-encoded.
+  return { codePath: path };
 }
 
 /** The sinks a traced bundle's workflow code calls; a replayer registers them too (dropping the spans). */
@@ -126,7 +160,7 @@ export async function createDowngradeWorkers(options: DowngradeWorkerOptions): P
     ...common,
     taskQueue: options.taskQueue,
     activities: activities.service,
-    workflowBundle: options.workflowBundle ?? (await bundleWorkflows({ tracing })),
+    workflowBundle: options.workflowBundle ?? (await defaultWorkflowBundle({ tracing })),
     maxCachedWorkflows: options.cachedWorkflows ?? DEFAULT_CACHED_WORKFLOWS,
     ...(tracing ? { sinks: workflowSinks(options.workflowSpanSink) } : {}),
   });
