@@ -72,9 +72,19 @@ test(
   'the packed package installs into an empty project, type-checks a backend and starts a downgrade',
   { timeout: 240_000 },
   async () => {
-    // `npm pack` builds dist/ first (prepack). Another test run in this checkout (CI runs Node 22 and 24 side by
-    // side) may be building it too: one at a time.
-    await run('flock', [PACK_LOCK, 'npm', 'pack', '--pack-destination', scratch, '--silent'], { cwd: ROOT });
+    // dist/ as `npm pack` would build it (prepack), built once for every test run in this checkout (CI runs Node 22
+    // and 24 side by side in one; scripts/build-once.sh), under the lock that keeps builds and packs one at a time.
+    await run(
+      'flock',
+      [
+        PACK_LOCK,
+        'sh',
+        '-c',
+        `bash scripts/build-once.sh && npm pack --ignore-scripts --silent --pack-destination "$0"`,
+        scratch,
+      ],
+      { cwd: ROOT },
+    );
     const tarball = (await readdir(scratch)).find((name) => name.endsWith('.tgz'));
     assert.ok(tarball, 'npm pack wrote a tarball');
 

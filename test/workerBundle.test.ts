@@ -170,15 +170,15 @@ test(
   'the worker started from dist/ polls its task queues without ever calling bundleWorkflowCode',
   { timeout: 300_000 },
   async (t) => {
-    // `npm run build` (tsc, then the workflow bundles) with the build lock held until the workers below have read
-    // dist/: another run's build (npm pack in test/package.test.ts) rewrites it.
+    // `npm run build` (tsc, then the workflow bundles; once for every test run in this checkout: scripts/build-once.sh)
+    // with the build lock held until the workers below have read dist/.
     build = spawn(
       'flock',
       [
         BUILD_LOCK,
         'sh',
         '-c',
-        'out=$(npm run build 2>&1) || { echo "$out" >&2; exit 1; }; echo built; read _',
+        'out=$(bash scripts/build-once.sh 2>&1) || { echo "$out" >&2; exit 1; }; echo built; read _',
       ],
       { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
     );
