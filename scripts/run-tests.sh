@@ -11,7 +11,17 @@ if [ -z "${TEST_POSTGRES_URL:-}" ]; then
   export TEST_POSTGRES_URL
   trap 'bash scripts/start-test-postgres.sh stop >/dev/null 2>&1 || true' EXIT
 fi
-[ "$#" -gt 0 ] || set -- test/*.test.ts
+if [ "$#" -eq 0 ]; then
+  # The slowest files first (each a minute or more on a loaded CI machine), the rest after in name order: files start
+  # in the order given, and a slow one started last would run on alone at the end while the cores idle.
+  slowest=(package demo enterpriseDurability gracefulShutdown enterpriseDowngrade notificationOutage temporalUi restart
+    cli cliNpmStart email tracingPropagation apiProcesses apiClient python)
+  first=()
+  for name in "${slowest[@]}"; do [ -f "test/$name.test.ts" ] && first+=("test/$name.test.ts"); done
+  rest=()
+  for file in test/*.test.ts; do [[ " ${first[*]} " == *" $file "* ]] || rest+=("$file"); done
+  set -- "${first[@]}" "${rest[@]}"
+fi
 # The workflow bundle the test files share (harness/workflowBundle.ts), built once before they start: files that
 # start together would each build it, as none finds it built yet.
 node --import tsx -e "await (await import('./harness/workflowBundle.ts')).testWorkflowBundlePath()"
