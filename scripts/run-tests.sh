@@ -24,5 +24,7 @@ if [ "$#" -eq 0 ]; then
 fi
 # The workflow bundle the test files share (harness/workflowBundle.ts), built once before they start: files that
 # start together would each build it, as none finds it built yet.
-node --import tsx -e "await (await import('./harness/workflowBundle.ts')).testWorkflowBundlePath()"
+# Under a lock: CI's two lanes start together in one checkout, and the second then finds it built.
+flock "${TMPDIR:-/tmp}/cronofy-downgrade-workflow-bundles.lock" \
+  node --import tsx -e "await (await import('./harness/workflowBundle.ts')).testWorkflowBundlePath()"
 node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-3}" "$@"
