@@ -8,13 +8,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import got, { RequestError, type Got, type Response } from 'got';
 import { DowngradeUsageError } from './client/errors.js';
+import { DEFAULT_API_PORT } from './config.js';
 
 export const API_URL_VARIABLE = 'CRONOFY_DOWNGRADE_API_URL';
 export const API_KEY_VARIABLE = 'CRONOFY_DOWNGRADE_API_KEY';
 /** Where `npm start` keeps the secrets it generated outside production, API_ADMIN_KEY among them (src/config.ts). */
 export const LOCAL_SECRETS_FILE = join('.data', 'local-secrets.json');
-/** API_PORT's default in src/config.ts: where `npm start` serves the API unless told otherwise. */
-const DEFAULT_API_PORT = 8090;
 
 /** Problem codes that mean the command line asked for what cannot be (exit code 2), not a refusal. */
 const USAGE_PROBLEMS = new Set(['invalid_request', 'webhook_not_configured']);

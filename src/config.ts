@@ -32,6 +32,8 @@ export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//.test(url);
 }
 
+/** Where the HTTP API listens unless API_PORT says otherwise (the CLI looks for it there too). */
+export const DEFAULT_API_PORT = 8090;
 export const SERVICE_ROLES = ['worker', 'callbacks', 'codec', 'api'] as const;
 export type ServiceRole = (typeof SERVICE_ROLES)[number];
 
@@ -106,7 +108,7 @@ const Environment = z.object({
   CODEC_SERVER_PORT: port.default(8234),
 
   API_HOST: z.string().default('127.0.0.1'),
-  API_PORT: port.default(8090),
+  API_PORT: port.default(DEFAULT_API_PORT),
   /**
    * A key of the HTTP API that the api role registers at start with every scope. `npm start` generates one into
    * .data/local-secrets.json for the CLI; in production the first key comes from `cronofy-downgrade api-keys create`.
