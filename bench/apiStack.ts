@@ -4,11 +4,8 @@
  * an API process (`SERVICE_ROLES=api`) and a worker process (`worker`), or one process with every role. This
  * process gets an API key and the service's own `IndividualClient` on the same Temporal and database.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { payloadEncryption } from '../src/codec/payloadEncryption.js';
 import { IndividualClient } from '../src/client/individualClient.js';
 import { REDIRECT_PATH } from '../src/contracts/callbackPaths.js';
@@ -19,12 +16,12 @@ import { Keyring } from '../src/store/encryption.js';
 import { createStores } from '../src/store/stores.js';
 import { createScratchDatabase } from '../harness/postgres.js';
 import { freePorts } from '../harness/ports.js';
-import { waitUntilAnswering } from '../harness/serviceProcess.js';
+import { startService } from './serviceProcess.js';
 import { startTemporalServer } from '../harness/temporalServer.js';
 import { testWorkflowBundlePath } from '../harness/workflowBundle.js';
 import { findPid, postmasterPid } from './cpu.js';
 import { startSimulatorProcess } from './simulatorFork.js';
-import { CLIENT, log, sleep } from './support.js';
+import { CLIENT, log } from './support.js';
 
 /** Each prompt waits an hour and is the only one: nothing expires or reminds during a run, on either path. */
 export const PROMPT_MS = 3_600_000;
@@ -122,11 +119,11 @@ export async function startApiStack(options: ApiStackOptions): Promise<ApiStack>
     for (const { name, roles, metricsPort: port } of processes) {
       const logFile = join(options.scratch, `${name}-${stamp}.log`);
       serviceLogs.push(logFile);
-      const service = await startService(
-        { ...serviceEnv, SERVICE_ROLES: roles, METRICS_BIND_ADDRESS: `127.0.0.1:${port}` },
-        roles.includes('api') ? `${apiUrl}/healthz` : `http://127.0.0.1:${port}/metrics`,
+      const service = await startService({
+        env: { ...serviceEnv, SERVICE_ROLES: roles, METRICS_BIND_ADDRESS: `127.0.0.1:${port}` },
+        readyUrl: roles.includes('api') ? `${apiUrl}/healthz` : `http://127.0.0.1:${port}/metrics`,
         logFile,
-      );
+      });
       cleanups.push(() => service.stop());
       pids[name] = service.pid;
     }
@@ -167,27 +164,4 @@ export async function startApiStack(options: ApiStackOptions): Promise<ApiStack>
     await stop();
     throw error;
   }
-}
-
-/** `src/main.ts` in its own process with `env`; ready once `readyUrl` answers. */
-async function startService(env: Record<string, string>, readyUrl: string, logFile: string) {
-  const out = openSync(logFile, 'w');
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: fileURLToPath(new URL('..', import.meta.url)),
-    env: { ...process.env, ...env },
-    stdio: ['ignore', out, out],
-  });
-  closeSync(out);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await waitUntilAnswering(child, readyUrl, { detail: () => ` (see ${logFile})` });
-  return {
-    pid: child.pid,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      if (!(await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]))) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
 }

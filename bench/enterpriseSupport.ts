@@ -14,7 +14,7 @@ import type { ChildMessage, ParentMessage, WorkerStats } from './workerProcess.j
 import { CLIENT, sleep } from './support.js';
 
 /** The worker container's Node options in docker-compose.yml. */
-const WORKER_NODE_OPTIONS = '--max-old-space-size=128';
+export const WORKER_NODE_OPTIONS = '--max-old-space-size=128';
 
 export function describeProgress(status: EnterpriseStatus): string {
   return `phase ${status.phase}, started ${status.started}/${status.userCount}, in flight ${status.inFlight}, counts ${JSON.stringify(status.counts)}, run ${status.runs}`;

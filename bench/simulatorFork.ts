@@ -1,17 +1,22 @@
 /** The Cronofy simulator in a process of its own (bench/simulatorProcess.ts), for the benchmarks' stacks. */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { RateLimit } from '../simulator/rateLimit.js';
 import type { SimulatorMessage } from './simulatorProcess.js';
 import { CLIENT, sleep } from './support.js';
 
-/** Starts it with the benchmarks' client and this redirect URI; answers its URL, pid and a stop. */
-export async function startSimulatorProcess(redirectUri: string) {
+/**
+ * Starts it with the benchmarks' client and this redirect URI, its rate limits lifted unless `rateLimit` says
+ * otherwise; answers its URL, pid and a stop.
+ */
+export async function startSimulatorProcess(redirectUri: string, options: { rateLimit?: RateLimit } = {}) {
   const child = fork(fileURLToPath(new URL('./simulatorProcess.ts', import.meta.url)), [], {
     env: {
       ...process.env,
       BENCH_CLIENT_ID: CLIENT.clientId,
       BENCH_CLIENT_SECRET: CLIENT.clientSecret,
       BENCH_REDIRECT_URI: redirectUri,
+      ...(options.rateLimit ? { BENCH_RATE_LIMIT: JSON.stringify(options.rateLimit) } : {}),
     },
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -1,9 +1,10 @@
 /**
  * The Cronofy simulator alone in its own process for `bench/callbacks.ts`, so that neither the service under test
  * nor the load generator shares an event loop with it. Unlike `src/simulator/main.ts` it logs nothing per request
- * and starts with the rate limits lifted. Configured by environment variables; sends `{ type: 'ready', url }`
+ * and starts with the rate limits lifted, or those BENCH_RATE_LIMIT gives (JSON: perSecond, perMinute). Configured by environment variables; sends `{ type: 'ready', url }`
  * over IPC once listening and stops on SIGTERM.
  */
+import { rateLimitSchema } from '../simulator/rateLimit.js';
 import { startSimulator } from '../simulator/server.js';
 
 export type SimulatorMessage = { type: 'ready'; url: string } | { type: 'error'; message: string };
@@ -25,7 +26,9 @@ try {
         redirectUris: [required('BENCH_REDIRECT_URI')],
       },
     ],
-    rateLimit: { perSecond: 1_000_000, perMinute: 60_000_000 },
+    rateLimit: process.env.BENCH_RATE_LIMIT
+      ? rateLimitSchema.parse(JSON.parse(process.env.BENCH_RATE_LIMIT))
+      : { perSecond: 1_000_000, perMinute: 60_000_000 },
   });
   process.send?.({ type: 'ready', url: simulator.url } satisfies SimulatorMessage);
   process.once('SIGTERM', () => {

@@ -1,11 +1,9 @@
 // The stack: Temporal dev server, PostgreSQL, simulator and service, each in its own process.
 import { payloadEncryption } from '../../src/codec/payloadEncryption.js';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -14,14 +12,14 @@ import type { NativeConnection } from '@temporalio/worker';
 import { IndividualClient } from '../../src/client.js';
 import { REDIRECT_PATH } from '../../src/contracts/callbackPaths.js';
 import { freePorts } from '../../harness/ports.js';
-import { waitUntilAnswering } from '../../harness/serviceProcess.js';
+import { startService } from '../serviceProcess.js';
 import { createScratchDatabase } from '../../harness/postgres.js';
 import { CredentialStore } from '../../src/store/credentialStore.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { Keyring } from '../../src/store/encryption.js';
 import { startSimulatorProcess } from '../simulatorFork.js';
 import { findPid, postmasterPid } from '../cpu.js';
-import { CLIENT, log, sleep } from '../support.js';
+import { CLIENT, log } from '../support.js';
 import { options, PROMPT_MS } from './options.js';
 
 /** `--dev-server-store wal`: the dev server's database file, removed after the server has stopped. */
@@ -131,17 +129,19 @@ export async function startStack(
     for (const { name, roles, metricsPort } of processes) {
       const logFile = join(scratch, `${name}-${stamp}.log`);
       serviceLogs.push(logFile);
-      const service = await startService(
-        {
-          ...serviceEnv,
-          SERVICE_ROLES: roles,
-          METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
-        },
-        roles.includes('callbacks') ? `${callbackBase}/healthz` : `http://127.0.0.1:${metricsPort}/metrics`,
+      const service = await startService({
+        env: { ...serviceEnv, SERVICE_ROLES: roles, METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}` },
+        readyUrl: roles.includes('callbacks')
+          ? `${callbackBase}/healthz`
+          : `http://127.0.0.1:${metricsPort}/metrics`,
         logFile,
-        scratch,
-      );
-      cleanups.push(() => service.stop());
+        node: options.serviceNode,
+        nodeArgs: options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(scratch, 'profiles')}`] : [],
+      });
+      cleanups.push(async () => {
+        await service.stop();
+        if (options.profile) log(`service CPU profile(s) in ${join(scratch, 'profiles')}`);
+      });
       pids[name] = service.pid;
     }
 
@@ -185,41 +185,5 @@ export async function startStack(
   } catch (error) {
     await stop();
     throw error;
-  }
-}
-
-/**
- * `src/main.ts`, as deployed: its own process (with `env`'s SERVICE_ROLES), pointed at this Temporal, PostgreSQL
- * and simulator; ready once `readyUrl` answers.
- */
-async function startService(env: Record<string, string>, readyUrl: string, logFile: string, scratch: string) {
-  const out = openSync(logFile, 'w');
-  const profileArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(scratch, 'profiles')}`] : [];
-  const child: ChildProcess = spawn(options.serviceNode, [...profileArgs, '--import', 'tsx', 'src/main.ts'], {
-    cwd: fileURLToPath(new URL('../..', import.meta.url)),
-    env: { ...process.env, ...env },
-    stdio: ['ignore', out, out],
-  });
-  closeSync(out);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await waitUntilAnswering(child, readyUrl, { detail: () => `:\n${tail(logFile)}` });
-  return {
-    pid: child.pid,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      if (!(await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]))) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-      if (options.profile) log(`service CPU profile(s) in ${join(scratch, 'profiles')}`);
-    },
-  };
-}
-
-export function tail(file: string, lines = 20): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
   }
 }
