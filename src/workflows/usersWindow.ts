@@ -4,8 +4,10 @@ import type { UsersProgress } from './enterpriseDefinitions.js';
 export const BATCH_SIZE = 50;
 
 /**
- * How often the domain reads its users' outcomes: a second after users were started or finished, then less and
- * less often while nothing changes (users may take days).
+ * How often the domain reads its users' outcomes: at first a second after users were started; while users finish,
+ * about as often as a minimum batch of them finishes (each read is an activity and its wait a timer, both billed
+ * actions, and a read that frees fewer places than a batch starts nobody); less and less often while nothing
+ * changes (users may take days).
  */
 export const POLL = { firstMs: 1_000, longestMs: 60_000 } as const;
 
@@ -35,6 +37,8 @@ export class UsersWindow {
   counts: Counts;
   /** How long to wait before reading the outcomes again. */
   pollDelayMs: number = POLL.firstMs;
+  /** The wait the last progress called for: what a started batch waits before its first read. */
+  #progressDelayMs: number = POLL.firstMs;
   /** A batch smaller than this waits for more places, so that one Cronofy call serves several users. */
   readonly #minimumBatch: number;
 
@@ -70,14 +74,24 @@ export class UsersWindow {
     if (size <= 0 || (size < this.#minimumBatch && this.next + size < this.userCount)) return undefined;
     const batch = { from: this.next, size };
     this.next += size;
-    this.pollDelayMs = POLL.firstMs;
+    this.pollDelayMs = this.#progressDelayMs;
     return batch;
   }
 
-  /** The outcomes recorded now: progress resets the wait before the next read, none doubles it. */
+  /**
+   * The outcomes recorded now, read `pollDelayMs` after the last: progress sets the next wait to the time a minimum
+   * batch (or the users still in flight, when fewer) takes to finish at the pace just seen; none doubles it.
+   */
   update(counts: Counts): void {
-    const before = this.finished;
+    const finished = this.finished;
     this.counts = { ...counts };
-    this.pollDelayMs = this.finished > before ? POLL.firstMs : Math.min(POLL.longestMs, this.pollDelayMs * 2);
+    const progress = this.finished - finished;
+    if (progress > 0) {
+      const batchMs = (this.pollDelayMs * Math.min(this.#minimumBatch, this.inFlight)) / progress;
+      this.#progressDelayMs = Math.round(Math.min(POLL.longestMs, Math.max(POLL.firstMs, batchMs)));
+      this.pollDelayMs = this.#progressDelayMs;
+    } else {
+      this.pollDelayMs = Math.min(POLL.longestMs, this.pollDelayMs * 2);
+    }
   }
 }
