@@ -4,7 +4,7 @@ import { TypedSearchAttributes } from '@temporalio/common';
 import { cancelUnfinished, wholeBatch } from './capturedUsers.js';
 import type { Campaigns } from '../store/campaigns.js';
 import { campaignUserWorkflowId, type CampaignDowngradeOptions } from '../workflows/campaignDefinitions.js';
-import { searchAttributes, type IndividualDowngradeInput } from '../workflows/definitions.js';
+import { searchAttributes, stateAtStart, type IndividualDowngradeInput } from '../workflows/definitions.js';
 
 /** The activities of an Individual campaign: its users' downgrades are started, counted and cancelled here. */
 export function createCampaignActivities(campaigns: Campaigns) {
@@ -33,6 +33,7 @@ export function createCampaignActivities(campaigns: Campaigns) {
             email: user.email,
             credentialRef: user.credentialRef,
             campaign: { captureId: request.captureId, position },
+            stateAtStart: stateAtStart(request.downgrade),
           };
           try {
             await client.workflow.start('individualDowngrade', {
@@ -43,10 +44,7 @@ export function createCampaignActivities(campaigns: Campaigns) {
               typedSearchAttributes: new TypedSearchAttributes([
                 { key: searchAttributes.kind, value: 'individual' },
                 { key: searchAttributes.sub, value: user.sub },
-                {
-                  key: searchAttributes.state,
-                  value: request.downgrade.revokeWhenOpened ? 'awaiting_link_open' : 'revoking',
-                },
+                { key: searchAttributes.state, value: stateAtStart(request.downgrade) },
               ]),
             });
           } catch (error) {

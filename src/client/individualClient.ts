@@ -12,6 +12,7 @@ import {
   individualDowngradeId,
   isIndividualDowngradeId,
   searchAttributes,
+  stateAtStart,
   type DowngradeResult,
   type DowngradeState,
   type DowngradeStatus,
@@ -182,6 +183,7 @@ export class IndividualRuns {
       consentRequestLifetimeMs: request.consentRequestLifetimeMs ?? defaults.consentRequestLifetimeMs,
       revokeWhenOpened: request.revokeWhenOpened || undefined,
     };
+    input.stateAtStart = stateAtStart(input);
     return {
       workflowId: individualDowngradeId(request.sub),
       taskQueue: this.options.taskQueue,
@@ -189,7 +191,7 @@ export class IndividualRuns {
       workflowIdConflictPolicy: 'USE_EXISTING' as const,
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.kind, value: 'individual' },
-        { key: searchAttributes.state, value: input.revokeWhenOpened ? 'awaiting_link_open' : 'revoking' },
+        { key: searchAttributes.state, value: input.stateAtStart },
         { key: searchAttributes.sub, value: request.sub },
       ]),
       staticSummary: `Downgrade ${request.sub}${request.userId ? ` (user ${request.userId})` : ''} to Free/Busy`,

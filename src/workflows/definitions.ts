@@ -70,6 +70,13 @@ export interface IndividualDowngradeInput {
   email?: string;
   /** Set for a user of an Individual campaign: where the downgrade records its outcome for the campaign. */
   campaign?: { captureId: string; position: number };
+  /** The `DowngradeState` search attribute the run is started with (`stateAtStart`). */
+  stateAtStart?: DowngradeState;
+}
+
+/** Where an Individual downgrade starts: waiting for the person to open the link, or revoking at once. */
+export function stateAtStart(input: Pick<IndividualDowngradeInput, 'revokeWhenOpened'>): DowngradeState {
+  return input.revokeWhenOpened ? 'awaiting_link_open' : 'revoking';
 }
 
 /** Where a person's downgrade can be while it runs. */

@@ -3,6 +3,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -73,9 +74,15 @@ class IndividualRun {
   readonly status: DowngradeStatus;
   readonly #notify: ReturnType<typeof applicationNotifier>;
   readonly #service = serviceActivities();
+  /**
+   * What the run's search attributes hold: at first the state it was started with. Runs started before the input
+   * named it upsert their first state again, as they did when their histories were written.
+   */
+  #shown: { state?: DowngradeState; providerName?: string };
 
   constructor(private readonly input: IndividualDowngradeInput) {
     this.#notify = applicationNotifier({ email: input.email });
+    this.#shown = { state: input.stateAtStart };
     this.status = {
       workflowId: workflowInfo().workflowId,
       sub: input.sub,
@@ -91,7 +98,14 @@ class IndividualRun {
 
   enter(state: DowngradeState, details: Partial<DowngradeStatus> = {}): void {
     Object.assign(this.status, details, { state });
-    showState(state, describeStatus(this.status), this.status.providerName);
+    const { providerName } = this.status;
+    // Each upsert is a billed action: none for what the search attributes already hold.
+    if (state === this.#shown.state && providerName === this.#shown.providerName) {
+      setCurrentDetails(describeStatus(this.status));
+      return;
+    }
+    showState(state, describeStatus(this.status), providerName);
+    this.#shown = { state, providerName };
   }
 
   /** Ends in `state`: recorded for a campaign and told to the application even when the run is being cancelled. */
