@@ -1,9 +1,11 @@
 /**
- * The service (`src/main.ts`: worker, callback server, codec server) as its own process, as production runs it:
- * started on a given Temporal, database and Cronofy (the simulator), stopped with a signal.
+ * The service (worker, callback server, codec server, API) as its own process, as production runs it: compiled, from
+ * dist/ (`node dist/src/main.js`, as the image starts it, with the workflow bundle built beside it), started on a
+ * given Temporal, database and Cronofy (the simulator), stopped with a signal. `npm start`'s own way, tsx over
+ * src/main.ts, is tested where `npm start` is (test/demo.test.ts, test/restart.test.ts, test/cliNpmStart.test.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { testWorkflowBundlePath } from './workflowBundle.js';
+import { BUILT_MAIN, ensureBuilt } from './build.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startTemporalServer } from './temporalServer.js';
 import got from 'got';
@@ -65,11 +67,8 @@ export async function waitUntilAnswering(
 
 /** Starts the service and waits until it answers (`readyUrl`, by default its callback server's /healthz). */
 export async function startServiceProcess(options: ServiceProcessOptions): Promise<ServiceProcess> {
-  // The bundle the tests share: a service process that bundled the workflows itself would spend seconds of CPU.
-  const workflowBundle = await testWorkflowBundlePath({
-    tracing: Boolean(options.env?.OTEL_EXPORTER_OTLP_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT),
-  });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  await ensureBuilt();
+  const child = spawn(process.execPath, [BUILT_MAIN], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: {
       ...process.env,
@@ -92,7 +91,6 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
       CRONOFY_CALLS_PER_SECOND: String(options.cronofyCallsPerSecond ?? 40),
       CALLBACK_HOST: '127.0.0.1',
       CALLBACK_PORT: String(options.callbackPort),
-      WORKFLOW_BUNDLE_PATH: workflowBundle,
       ...options.env,
     },
   });

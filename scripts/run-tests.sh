@@ -22,9 +22,11 @@ if [ "$#" -eq 0 ]; then
   for file in test/*.test.ts; do [[ " ${first[*]} " == *" $file "* ]] || rest+=("$file"); done
   set -- "${first[@]}" "${rest[@]}"
 fi
-# The workflow bundle the test files share (harness/workflowBundle.ts), built once before they start: files that
-# start together would each build it, as none finds it built yet.
-# Under a lock: CI's two lanes start together in one checkout, and the second then finds it built.
+# What the test files share, built once before they start (files that start together would each build it, as none
+# finds it built yet): the workflow bundle of the workers they run (harness/workflowBundle.ts), and dist/, which the
+# service processes they start run (harness/build.ts, under its own lock).
+# Under a lock: CI's two lanes start together in one checkout, and the second then finds them built.
 flock "${TMPDIR:-/tmp}/cronofy-downgrade-workflow-bundles.lock" \
-  node --import tsx -e "await (await import('./harness/workflowBundle.ts')).testWorkflowBundlePath()"
+  node --import tsx -e "await (await import('./harness/workflowBundle.ts')).testWorkflowBundlePath();
+    await (await import('./harness/build.ts')).ensureBuilt();"
 node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-3}" "$@"

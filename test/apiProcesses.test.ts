@@ -17,6 +17,7 @@ import { openDatabase, type Database } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
 import { individualDowngradeId } from '../src/workflows/definitions.js';
 import type { RunningSimulator } from '../simulator/server.js';
+import { BUILT_MAIN, ensureBuilt } from '../harness/build.js';
 import { IssuedSecrets } from '../harness/histories.js';
 import { freePorts } from '../harness/ports.js';
 import { createScratchDatabase, testPostgresUrl } from '../harness/postgres.js';
@@ -72,9 +73,13 @@ interface ApiProcess {
   closed: Promise<number | string>;
 }
 
-/** src/main.ts with SERVICE_ROLES=api on `port`, its output kept (harness/serviceProcess.ts discards stdout). */
+/**
+ * The compiled service (dist/src/main.js, as the image starts it) with SERVICE_ROLES=api on `port`, its output kept
+ * (harness/serviceProcess.ts discards stdout).
+ */
 async function startApiProcess(port: number): Promise<ApiProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  await ensureBuilt();
+  const child = spawn(process.execPath, [BUILT_MAIN], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { BUILD_LOCK } from '../harness/build.js';
 import {
   createReadWriteUser,
   startStack,
@@ -18,10 +18,6 @@ import {
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const PACK_LOCK = join(
-  tmpdir(),
-  `cronofy-downgrade-pack-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}.lock`,
-);
 
 /** A backend as a user of the package writes it: only `cronofy-downgrade/client` and Temporal's client. */
 const BACKEND = `import { Client, Connection } from '@temporalio/client';
@@ -77,7 +73,7 @@ test(
     await run(
       'flock',
       [
-        PACK_LOCK,
+        BUILD_LOCK,
         'sh',
         '-c',
         `bash scripts/build-once.sh && npm pack --ignore-scripts --silent --pack-destination "$0"`,

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import proto from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { BUILD_LOCK } from '../harness/build.js';
 import { createScratchDatabase, testPostgresUrl } from '../harness/postgres.js';
 import { TEST_CREDENTIAL_KEYS, TEST_PAYLOAD_ENCRYPTION_KEYS } from '../harness/stack.js';
 import { startTemporalServer } from '../harness/temporalServer.js';
@@ -24,11 +24,6 @@ import { waitUntil } from '../harness/waitUntil.js';
 import { cronofyTaskQueue } from '../src/workflows/definitions.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-/** test/package.test.ts's lock: one build of dist/ at a time in this checkout (CI runs two test runs in it). */
-const BUILD_LOCK = join(
-  tmpdir(),
-  `cronofy-downgrade-pack-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}.lock`,
-);
 const { TASK_QUEUE_TYPE_WORKFLOW: WORKFLOW, TASK_QUEUE_TYPE_ACTIVITY: ACTIVITY } =
   proto.temporal.api.enums.v1.TaskQueueType;
 
