@@ -228,7 +228,17 @@ async function runOnce(
     let result: EnterpriseStatus | undefined;
     let lastLog = 0;
     for (;;) {
-      const status = await enterprise.get(domain);
+      // A query to the domain can time out while its run is still cached by the worker just killed: the server
+      // hands the run to the other worker once the dead one's sticky queue times out.
+      const status = await enterprise.get(domain).catch((error: unknown) => {
+        log(`status: ${String(error)}`);
+        return undefined;
+      });
+      if (!status) {
+        if (Date.now() > deadline) throw new Error(`timeout: the domain's status cannot be read`);
+        await sleep(1_000);
+        continue;
+      }
       if ((ENTERPRISE_ENDINGS as readonly string[]).includes(status.phase)) {
         result = status;
         break;
