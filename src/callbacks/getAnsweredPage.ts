@@ -16,7 +16,11 @@ const AnsweredQuery = z.object({ answer: z.string().min(1).max(4096) }).strict()
  */
 export const DEFAULT_VERDICT_WAIT_MS = 8_000;
 
-/** Between two reads of the status: soon at first, then less often, so that a slow check costs few queries. */
+/**
+ * Before each read of the status: soon at first, then less often, so that a slow check costs few queries (each is
+ * answered by a worker, a billed action on Temporal Cloud). The first read waits too: when the browser gets here the
+ * exchange and the check have hardly begun, and a read at once would nearly always find no verdict yet.
+ */
 const FIRST_PAUSE_MS = 100;
 const LONGEST_PAUSE_MS = 1_000;
 
@@ -70,6 +74,7 @@ async function awaitVerdict(
 ): Promise<Verdict | 'not_found'> {
   let unread: unknown;
   for (let pause = FIRST_PAUSE_MS; ; pause = Math.min(2 * pause, LONGEST_PAUSE_MS)) {
+    await sleep(Math.min(pause, Math.max(0, until - Date.now())));
     try {
       const verdict = verdictOn(answer, await deps.readStatus(answer, new Date(until)));
       if (verdict.outcome !== 'checking') return verdict;
@@ -85,7 +90,6 @@ async function awaitVerdict(
         request.log.warn({ err: unread, workflowId: answer.workflowId }, 'could not read the status');
       return { outcome: 'checking' };
     }
-    await sleep(Math.min(pause, left));
   }
 }
 
