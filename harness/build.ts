@@ -1,8 +1,10 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -31,4 +33,25 @@ export function ensureBuilt(): Promise<void> {
     maxBuffer: 16 * 1024 * 1024,
   }).then(() => undefined);
   return built;
+}
+
+/**
+ * Runs `work` while holding `lock` (flock(1), held by a child process, so that the lock goes with this process
+ * however it ends).
+ */
+export async function withLock<T>(lock: string, work: () => Promise<T>): Promise<T> {
+  const holder = spawn('flock', [lock, 'sh', '-c', 'echo locked; read _'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = once(holder, 'exit');
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: holder.stdout! }).once('line', () => resolve());
+    void exited.then(([code]) => reject(new Error(`flock ${lock} exited with ${String(code)}`)));
+  });
+  try {
+    return await work();
+  } finally {
+    holder.stdin!.end();
+    await exited;
+  }
 }

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { BUILD_LOCK } from '../harness/build.js';
+import { BUILD_LOCK, withLock } from '../harness/build.js';
 import {
   createReadWriteUser,
   startStack,
@@ -49,6 +51,61 @@ const TSCONFIG = {
   files: ['backend.ts'],
 };
 
+/**
+ * An empty project with the packed package installed, the backend type-checked and compiled against it, and the
+ * worker and database drivers taken away (the client entry point must load neither). None of it depends on the Node
+ * line, so it is made once for the tarball, under a lock (CI's two lanes share one checkout and temporary folder),
+ * and each test run runs the backend on its own Node; a project made for another tarball is removed.
+ */
+async function installedBackend(tarball: string): Promise<string> {
+  const hash = createHash('sha256')
+    .update(await readFile(tarball))
+    .update(BACKEND)
+    .update(JSON.stringify(TSCONFIG))
+    .digest('hex')
+    .slice(0, 16);
+  const prefix = 'cronofy-downgrade-package-app-';
+  const app = join(tmpdir(), `${prefix}${hash}`);
+  return withLock(join(tmpdir(), `${prefix}.lock`), async () => {
+    if (existsSync(join(app, 'backend.js'))) return app;
+    for (const stale of (await readdir(tmpdir())).filter((name) => name.startsWith(prefix))) {
+      if (!stale.endsWith('.lock')) await rm(join(tmpdir(), stale), { recursive: true, force: true });
+    }
+    const building = `${app}.building`;
+    await mkdir(building);
+    await writeFile(
+      join(building, 'package.json'),
+      JSON.stringify({ name: 'backend', private: true, type: 'module' }),
+    );
+    await writeFile(join(building, 'tsconfig.json'), JSON.stringify(TSCONFIG));
+    await writeFile(join(building, 'backend.ts'), BACKEND);
+    const { devDependencies } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
+      devDependencies: Record<string, string>;
+    };
+    await run(
+      'npm',
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        '--ignore-scripts',
+        tarball,
+        `typescript@${devDependencies.typescript}`,
+        '@types/node@20',
+      ],
+      { cwd: building },
+    );
+    // Type-checks against the package's declarations, then compiles.
+    await run(join(building, 'node_modules', '.bin', 'tsc'), ['-p', '.'], { cwd: building });
+    for (const heavy of ['@temporalio/worker', 'pg', '@electric-sql/pglite']) {
+      await rm(join(building, 'node_modules', heavy), { recursive: true, force: true });
+    }
+    await rename(building, app);
+    return app;
+  });
+}
+
 let scratch: string;
 let stack: Stack;
 let worker: RunningWorker;
@@ -84,39 +141,7 @@ test(
     const tarball = (await readdir(scratch)).find((name) => name.endsWith('.tgz'));
     assert.ok(tarball, 'npm pack wrote a tarball');
 
-    const app = join(scratch, 'app');
-    await mkdir(app);
-    await writeFile(
-      join(app, 'package.json'),
-      JSON.stringify({ name: 'backend', private: true, type: 'module' }),
-    );
-    await writeFile(join(app, 'tsconfig.json'), JSON.stringify(TSCONFIG));
-    await writeFile(join(app, 'backend.ts'), BACKEND);
-    const { devDependencies } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
-      devDependencies: Record<string, string>;
-    };
-    await run(
-      'npm',
-      [
-        'install',
-        '--no-audit',
-        '--no-fund',
-        '--prefer-offline',
-        '--ignore-scripts',
-        join(scratch, tarball),
-        `typescript@${devDependencies.typescript}`,
-        '@types/node@20',
-      ],
-      { cwd: app },
-    );
-
-    // Type-checks against the package's declarations, then compiles.
-    await run(join(app, 'node_modules', '.bin', 'tsc'), ['-p', '.'], { cwd: app });
-
-    // The client entry point must load neither the worker nor a database driver: take them away.
-    for (const heavy of ['@temporalio/worker', 'pg', '@electric-sql/pglite']) {
-      await rm(join(app, 'node_modules', heavy), { recursive: true, force: true });
-    }
+    const app = await installedBackend(join(scratch, tarball));
 
     const user = await createReadWriteUser(stack, `package-${Date.now()}@example.com`);
     const { stdout } = await run('node', ['backend.js'], {
