@@ -49,6 +49,8 @@ import { CLIENT, fmt, log, mapLimit, positive, sleep } from './support.js';
 
 /** The service's default task queue: bench/temporal-server/dynamicconfig.yaml gives its Cronofy queue one partition. */
 const TASK_QUEUE = 'cronofy-downgrade';
+/** Every domain's name starts so: its runs' workflow ids too. */
+const DOMAIN_PREFIX = 'scaleout';
 
 const { values: args } = parseArgs({
   options: {
@@ -101,6 +103,7 @@ async function main(): Promise<number> {
     const bundle = join(scratch, 'workflows.js');
     writeFileSync(bundle, (await bundleWorkflows({ tracing: false })).code);
     const adminUrl = startBenchPostgres().url;
+    await terminateLeftovers();
     const results: RunResult[] = [];
     for (const workers of workerCounts) {
       log(`run: ${users} users, ${workers} worker(s) and ${workers} callback server(s)`);
@@ -207,7 +210,7 @@ async function runOnce(
     });
 
     // A domain name of its own per run: the runs share the server, where a finished run keeps its workflow id.
-    const domain = `scaleout${users}w${workers}-${stamp}.example.org`;
+    const domain = `${DOMAIN_PREFIX}${users}w${workers}-${stamp}.example.org`;
     const { emails, serviceAccount } = await createSimulatedDomain(simulator.url, domain, users);
     const started = Date.now();
     const deadline = started + timeoutMs;
@@ -307,6 +310,29 @@ async function runOnce(
   } finally {
     for (const step of cleanups.reverse())
       await step().catch((error: unknown) => log(`cleanup: ${String(error)}`));
+  }
+}
+
+/**
+ * Ends the runs an interrupted benchmark left running on the server: their users' Cronofy calls would take the
+ * rate limit's share that the server enforces for the whole task queue.
+ */
+async function terminateLeftovers(): Promise<void> {
+  const connection = await Connection.connect({ address: temporalAddress });
+  try {
+    const temporal = new Client({ connection });
+    const query = `ExecutionStatus = 'Running' AND WorkflowId STARTS_WITH '${enterpriseDowngradeId(DOMAIN_PREFIX)}'`;
+    let ended = 0;
+    for await (const execution of temporal.workflow.list({ query })) {
+      await temporal.workflow
+        .getHandle(execution.workflowId, execution.runId)
+        .terminate('left running by an interrupted bench/scaleOut.ts')
+        .catch(() => undefined);
+      ended += 1;
+    }
+    if (ended > 0) log(`terminated ${ended} runs an interrupted benchmark left running`);
+  } finally {
+    await connection.close();
   }
 }
 
