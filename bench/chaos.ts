@@ -33,8 +33,7 @@ import type { EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js
 import { createScratchDatabase } from '../harness/postgres.js';
 import { freePorts } from '../harness/ports.js';
 import {
-  approveAsAdministrator,
-  chunks,
+  startAndApprove,
   createSimulatedDomain,
   liveFreeBusyUsers,
   describeProgress,
@@ -133,18 +132,17 @@ async function main(): Promise<number> {
     });
     const started = Date.now();
     const deadline = started + timeoutMs;
-    await enterprise.start({
-      domain,
-      requireApproval: false,
-      users: chunks(emails, 1000),
-      serviceAccountRefreshToken: serviceAccount.refresh_token,
-      serviceAccountSub: serviceAccount.service_account_id,
-      window,
-      // Callbacks lost while the server is down are asked for again; a user has ten chances.
-      userDeadlineMs: 60_000,
-      maxUserRequests: 10,
-    });
-    await approveAsAdministrator(enterprise, domain, deadline);
+    await startAndApprove(
+      enterprise,
+      { domain, emails, serviceAccount },
+      {
+        window,
+        deadline,
+        // Callbacks lost while the server is down are asked for again; a user has ten chances.
+        userDeadlineMs: 60_000,
+        maxUserRequests: 10,
+      },
+    );
     const { captureId } = await enterprise.get(domain);
 
     // Every Cronofy API call from now on draws its fault; each fault is tried in turn on the calls the ones

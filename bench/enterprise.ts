@@ -34,8 +34,7 @@ import { Keyring } from '../src/store/encryption.js';
 import { bundleWorkflows } from '../src/worker.js';
 import { enterpriseDowngradeId, type EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
 import {
-  approveAsAdministrator,
-  chunks,
+  startAndApprove,
   createSimulatedDomain,
   describeProgress,
   liveFreeBusyUsers,
@@ -300,15 +299,11 @@ async function runOnce(
     const serverActionsBefore = serverActionCounts(await got(metricsUrl).text());
     const started = Date.now();
     const deadline = started + options.timeoutMs;
-    await enterprise.start({
-      domain,
-      requireApproval: false,
-      users: chunks(emails, 1000),
-      serviceAccountRefreshToken: serviceAccount.refresh_token,
-      serviceAccountSub: serviceAccount.service_account_id,
-      window: options.window,
-    });
-    await approveAsAdministrator(enterprise, domain, deadline);
+    await startAndApprove(
+      enterprise,
+      { domain, emails, serviceAccount },
+      { window: options.window, deadline },
+    );
     const approved = Date.now();
 
     const progress = setInterval(() => {

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import got from 'got';
 import { z } from 'zod';
-import type { EnterpriseRuns } from '../src/client.js';
+import type { EnterpriseClient, EnterpriseRuns, StartEnterpriseDowngrade } from '../src/client.js';
 import type { EnterpriseStatus } from '../src/workflows/enterpriseDefinitions.js';
 import { decideOnConsentPage, followRedirect } from '../harness/stack.js';
 import type { ChildMessage, ParentMessage, WorkerStats } from './workerProcess.js';
@@ -18,6 +18,30 @@ export const WORKER_NODE_OPTIONS = '--max-old-space-size=128';
 
 export function describeProgress(status: EnterpriseStatus): string {
   return `phase ${status.phase}, started ${status.started}/${status.userCount}, in flight ${status.inFlight}, counts ${JSON.stringify(status.counts)}, run ${status.runs}`;
+}
+
+/**
+ * Starts the downgrade of a simulated domain (`createSimulatedDomain`) on all its users, revoking without waiting for
+ * an operator's approval, and approves Free/Busy as its administrator.
+ */
+export async function startAndApprove(
+  enterprise: EnterpriseClient,
+  simulated: { domain: string } & Awaited<ReturnType<typeof createSimulatedDomain>>,
+  options: Pick<StartEnterpriseDowngrade, 'window' | 'userDeadlineMs' | 'maxUserRequests'> & {
+    deadline: number;
+  },
+): Promise<void> {
+  const { deadline, ...run } = options;
+  const { domain, emails, serviceAccount } = simulated;
+  await enterprise.start({
+    domain,
+    requireApproval: false,
+    users: chunks(emails, 1000),
+    serviceAccountRefreshToken: serviceAccount.refresh_token,
+    serviceAccountSub: serviceAccount.service_account_id,
+    ...run,
+  });
+  await approveAsAdministrator(enterprise, domain, deadline);
 }
 
 /** The administrator approves Free/Busy on the simulator's consent page, over HTTP, as a browser would. */

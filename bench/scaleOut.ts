@@ -35,8 +35,7 @@ import { cronofyRateLimit } from '../simulator/rateLimit.js';
 import { createScratchDatabase } from '../harness/postgres.js';
 import { freePorts } from '../harness/ports.js';
 import {
-  approveAsAdministrator,
-  chunks,
+  startAndApprove,
   createSimulatedDomain,
   describeProgress,
   liveFreeBusyUsers,
@@ -211,18 +210,11 @@ async function runOnce(
 
     // A domain name of its own per run: the runs share the server, where a finished run keeps its workflow id.
     const domain = `${DOMAIN_PREFIX}${users}w${workers}-${stamp}.example.org`;
-    const { emails, serviceAccount } = await createSimulatedDomain(simulator.url, domain, users);
+    const simulated = await createSimulatedDomain(simulator.url, domain, users);
+    const { emails } = simulated;
     const started = Date.now();
     const deadline = started + timeoutMs;
-    await enterprise.start({
-      domain,
-      requireApproval: false,
-      users: chunks(emails, 1000),
-      serviceAccountRefreshToken: serviceAccount.refresh_token,
-      serviceAccountSub: serviceAccount.service_account_id,
-      window,
-    });
-    await approveAsAdministrator(enterprise, domain, deadline);
+    await startAndApprove(enterprise, { domain, ...simulated }, { window, deadline });
     const { captureId } = await enterprise.get(domain);
     const recorded = async () =>
       Object.values(await enterpriseUsers.countsByState(captureId)).reduce((a, b) => a + b, 0);
