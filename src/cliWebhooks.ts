@@ -13,8 +13,8 @@ export interface WebhooksIo {
   out(text: string): void;
 }
 
-/** The most events `webhooks list` asks the API for (its largest page). */
-const LIST_LIMIT = 1000;
+/** The events `webhooks list` asks the API for at a time (its largest page). */
+const PAGE_SIZE = 1000;
 
 /** `GET /v1/webhooks/endpoint`. */
 interface Endpoint {
@@ -40,14 +40,23 @@ export function addWebhooksCommands(program: Command, io: WebhooksIo): void {
     .option('--failed', 'only events that failed every attempt and wait for `webhooks redeliver`')
     .option('--downgrade <workflowId>', "one downgrade's events, delivered ones too")
     .action(async (options: { failed?: boolean; downgrade?: string }) => {
-      const { body } = await io.api().get<{ events: NotificationSummary[] }>('v1/webhooks/events', {
-        status: options.failed ? 'failed' : undefined,
-        downgrade: options.downgrade,
-        limit: LIST_LIMIT,
-      });
-      const { events } = body;
-      const more = events.length === LIST_LIMIT ? `\n(the oldest ${LIST_LIMIT} shown)` : '';
-      print(events, events.length === 0 ? 'no events' : events.map(describeEvent).join('\n') + more);
+      const api = io.api();
+      const events: NotificationSummary[] = [];
+      let cursor: string | undefined;
+      do {
+        const { body } = await api.get<{ events: NotificationSummary[]; nextCursor?: string }>(
+          'v1/webhooks/events',
+          {
+            status: options.failed ? 'failed' : undefined,
+            downgrade: options.downgrade,
+            limit: PAGE_SIZE,
+            cursor,
+          },
+        );
+        events.push(...body.events);
+        cursor = body.nextCursor;
+      } while (cursor);
+      print(events, events.length === 0 ? 'no events' : events.map(describeEvent).join('\n'));
     });
   webhooks
     .command('redeliver')

@@ -314,4 +314,34 @@ describe('the webhook outbox', () => {
     assert.deepEqual((await call('POST', '/v1/webhooks/redeliver', operator, {})).body, { redelivered: 0 });
     assert.deepEqual((await call('POST', '/v1/webhooks/endpoint/enable', operator)).body, { enabled: false });
   });
+
+  test("one downgrade's events a page at a time, in the order recorded, the last page without a cursor", async () => {
+    const stream = `paging-${Date.now()}`;
+    const recorded = ['a', 'b', 'c', 'd', 'e'].map((name) => `${stream}-${name}`);
+    // Recorded as the service records an event: the application's endpoint receives them meanwhile.
+    const body = JSON.stringify({ type: 'paging_test', status: { workflowId: stream } });
+    for (const eventId of recorded)
+      await stack.notifications.record({
+        eventId,
+        channel: 'webhook',
+        stream,
+        eventType: 'paging_test',
+        body,
+      });
+    const listed: string[] = [];
+    const pages: number[] = [];
+    let cursor: string | undefined;
+    do {
+      const query = new URLSearchParams({ downgrade: stream, limit: '2', ...(cursor ? { cursor } : {}) });
+      const page = await call('GET', `/v1/webhooks/events?${query}`, operator);
+      assertStatus(page, 200);
+      const events = page.body.events as Array<{ eventId: string }>;
+      listed.push(...events.map((event) => event.eventId));
+      pages.push(events.length);
+      cursor = page.body.nextCursor as string | undefined;
+    } while (cursor);
+    assert.deepEqual(listed, recorded);
+    assert.deepEqual(pages, [2, 2, 1]);
+    assertStatus(await call('GET', '/v1/webhooks/events?cursor=abc', operator), 400, 'invalid_request');
+  });
 });

@@ -18,12 +18,22 @@ const Event = z.object({
   deliveredAt: z.iso.datetime().optional(),
 });
 
-const EventList = z.object({ events: z.array(Event) }).meta({ id: 'WebhookEventList' });
+const EventList = z
+  .object({
+    events: z.array(Event),
+    nextCursor: z.string().optional().describe('Absent on the last page'),
+  })
+  .meta({ id: 'WebhookEventList' });
 
 const ListEvents = z.object({
   status: z.enum(['pending', 'delivered', 'failed']).optional().describe('Default: those not yet delivered'),
   downgrade: z.string().min(1).max(300).optional().describe("One downgrade's events (its workflow id)"),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z
+    .string()
+    .regex(/^[1-9][0-9]{0,14}$/)
+    .optional()
+    .describe("The previous page's `nextCursor`"),
 });
 
 const Endpoint = z
@@ -54,19 +64,22 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (ap
       config: { scope: 'webhooks:admin' },
       schema: {
         operationId: 'listWebhookEvents',
-        summary: 'Events not yet delivered, or those of a status or of one downgrade, oldest first',
+        summary:
+          'Events not yet delivered, or those of a status or of one downgrade, oldest first, a page at a time',
         tags: ['webhooks'],
         querystring: ListEvents,
         response: { 200: EventList, ...REFUSALS },
       },
     },
-    async ({ query: { status, downgrade, limit } }) => ({
-      events: await notifications.list({
+    async ({ query: { status, downgrade, limit, cursor } }) => {
+      const { events, next } = await notifications.page({
         status: status ?? (downgrade ? undefined : 'pending'),
         stream: downgrade,
         limit,
-      }),
-    }),
+        after: cursor ? Number(cursor) : undefined,
+      });
+      return { events, nextCursor: next === undefined ? undefined : String(next) };
+    },
   );
 
   app.get(

@@ -221,4 +221,9 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 10,
+    name: "the webhook outbox's events in order, a page at a time for operators",
+    sql: `CREATE INDEX notifications_seq_idx ON notifications (seq);`,
+  },
 ];

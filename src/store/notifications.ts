@@ -203,22 +203,38 @@ export class Notifications {
   async list(
     filter: { status?: NotificationStatus; stream?: string; limit?: number } = {},
   ): Promise<NotificationSummary[]> {
+    return (await this.page(filter)).events;
+  }
+
+  /**
+   * A page of `list`: `after` is the previous page's `next`, the position of its last event, so a page holds the
+   * same events whatever was recorded since.
+   */
+  async page(
+    filter: { status?: NotificationStatus; stream?: string; limit?: number; after?: number } = {},
+  ): Promise<{ events: NotificationSummary[]; next?: number }> {
+    const limit = filter.limit ?? 1000;
+    // One row more than the page tells whether another page follows.
     const rows = await this.db.query(
-      `SELECT event_id, channel, stream, event_type, status, attempts, last_error, created_at, next_attempt_at,
+      `SELECT seq, event_id, channel, stream, event_type, status, attempts, last_error, created_at, next_attempt_at,
               delivered_at
        FROM notifications
-       WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR stream = $2)
-       ORDER BY seq LIMIT $3`,
-      [filter.status ?? null, filter.stream ?? null, filter.limit ?? 1000],
+       WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR stream = $2) AND seq > $3
+       ORDER BY seq LIMIT $4`,
+      [filter.status ?? null, filter.stream ?? null, filter.after ?? 0, limit + 1],
     );
-    return rows.map((row) => ({
-      ...eventOf(row),
-      status: row.status as NotificationStatus,
-      lastError: (row.last_error as string | null) ?? undefined,
-      createdAt: iso(row.created_at)!,
-      nextAttemptAt: row.status === 'pending' ? iso(row.next_attempt_at) : undefined,
-      deliveredAt: iso(row.delivered_at),
-    }));
+    const page = rows.slice(0, limit);
+    return {
+      events: page.map((row) => ({
+        ...eventOf(row),
+        status: row.status as NotificationStatus,
+        lastError: (row.last_error as string | null) ?? undefined,
+        createdAt: iso(row.created_at)!,
+        nextAttemptAt: row.status === 'pending' ? iso(row.next_attempt_at) : undefined,
+        deliveredAt: iso(row.delivered_at),
+      })),
+      next: rows.length > limit ? Number(page.at(-1)!.seq) : undefined,
+    };
   }
 
   /** How many events wait for delivery and how many failed their whole schedule, whatever their number. */

@@ -336,7 +336,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Events not yet delivered, or those of a status or of one downgrade, oldest first */
+    /** Events not yet delivered, or those of a status or of one downgrade, oldest first, a page at a time */
     get: operations['listWebhookEvents'];
     put?: never;
     post?: never;
@@ -806,6 +806,8 @@ export interface components {
         /** Format: date-time */
         deliveredAt?: string;
       }[];
+      /** @description Absent on the last page */
+      nextCursor?: string;
     };
     WebhookEndpointInput: {
       /** @enum {string} */
@@ -1189,6 +1191,8 @@ export interface components {
         /** Format: date-time */
         deliveredAt?: string;
       }[];
+      /** @description Absent on the last page */
+      nextCursor?: string;
     };
     WebhookEndpoint: {
       /** @enum {string} */
@@ -2756,6 +2760,8 @@ export interface operations {
         /** @description One downgrade's events (its workflow id) */
         downgrade?: string;
         limit?: number;
+        /** @description The previous page's `nextCursor` */
+        cursor?: string;
       };
       header?: never;
       path?: never;
