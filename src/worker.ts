@@ -18,14 +18,9 @@ import {
   type WorkflowSpanSink,
 } from './observability/tracing.js';
 import { cronofyTaskQueue } from './workflows/definitions.js';
+import { modulePath, runningFromSource } from './modulePath.js';
 
-/** True when this module runs from the TypeScript source (tsx), false from the compiled `dist/`. */
-const runningFromSource = new URL(import.meta.url).pathname.endsWith('.ts');
-
-/** `.ts` when run from source (tsx), `.js` when run from the compiled `dist/`. */
-export const workflowsPath = fileURLToPath(
-  new URL(`./workflows/index${runningFromSource ? '.ts' : '.js'}`, import.meta.url),
-);
+export const workflowsPath = modulePath('./workflows/index', import.meta.url);
 
 /**
  * Where `npm run build` writes the workflow bundles, next to the compiled code: `dist/workflow-bundle.js`, and

@@ -14,7 +14,6 @@
  * for the process (`tracecontext,baggage` opts in); the workflow sandbox keeps trace context only
  * (workflowTracingInterceptors.ts).
  */
-import { fileURLToPath } from 'node:url';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { envDetectorSync, Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
@@ -27,17 +26,13 @@ import {
   type OpenTelemetryWorkflowExporter,
 } from '@temporalio/interceptors-opentelemetry';
 import type { ActivityInterceptorsFactory, InjectedSink } from '@temporalio/worker';
+import { modulePath } from '../modulePath.js';
 
 /**
  * Bundled into the workflow code (see bundleWorkflows in src/worker.ts): RunWorkflow, StartActivity, … spans, with
- * trace context as the sandbox's only propagator. `.ts` when run from source (tsx), `.js` from the compiled `dist/`.
+ * trace context as the sandbox's only propagator.
  */
-export const tracingWorkflowInterceptorModule = fileURLToPath(
-  new URL(
-    `./workflowTracingInterceptors${new URL(import.meta.url).pathname.endsWith('.ts') ? '.ts' : '.js'}`,
-    import.meta.url,
-  ),
-);
+export const tracingWorkflowInterceptorModule = modulePath('./workflowTracingInterceptors', import.meta.url);
 
 export const DEFAULT_SERVICE_NAME = 'cronofy-downgrade';
 
