@@ -53,17 +53,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Free loopback ports, held together while chosen so that no two are the same.
+# Free loopback ports, no two the same, outside the kernel's range for outgoing connections (harness/freePorts.mjs).
 read -r api_port callback_port simulator_port temporal_port ui_port codec_port metrics_port < <(
-  "$venv/bin/python" - <<'EOF'
-import socket
-held = []
-for _ in range(7):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    held.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in held))
-EOF
+  node "$root/harness/freePorts.mjs" 7
 )
 api=http://127.0.0.1:$api_port
 

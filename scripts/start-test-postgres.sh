@@ -92,7 +92,8 @@ if as_postgres "$BIN_DIR/pg_ctl" -D "$DATA_DIR" status >/dev/null 2>&1; then
 fi
 
 if [ -z "$PORT" ]; then
-  PORT="$(node -e "const s = require('net').createServer().listen(0, '127.0.0.1', () => { process.stdout.write(String(s.address().port)); s.close(); })")"
+  # Outside the kernel's range for outgoing connections, which another connection could take before PostgreSQL binds it.
+  PORT="$(node harness/freePorts.mjs 1)"
 fi
 
 if [ ! -f "$DATA_DIR/PG_VERSION" ]; then
