@@ -16,14 +16,12 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import got from 'got';
 import { z } from 'zod';
-import { REDIRECT_PATH } from '../src/contracts/callbackPaths.js';
 import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
-import { startCallbackServer } from '../src/callbacks/server.js';
+import { startCallbacksAndSimulator } from './callbacksAndSimulator.js';
 import { temporalCallbackDeps } from '../src/callbacks/temporalSignals.js';
 import { StateSigner } from '../src/contracts/stateToken.js';
 import { EnterpriseClient } from '../src/client.js';
 
-import { startSimulator } from '../simulator/server.js';
 import { createStores } from '../src/store/stores.js';
 import { openDatabase } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
@@ -89,17 +87,11 @@ async function main(): Promise<number> {
     const keys = Keyring.generateSpec('chaos1');
     const { store, enterpriseUsers } = createStores(database, Keyring.parse(keys));
 
-    const callbacks = await startCallbackServer(
+    const { callbacks, simulator, redirectUri } = await startCallbacksAndSimulator(
       temporalCallbackDeps(temporal, store, new StateSigner(STATE_SECRET)),
-      { host: '127.0.0.1', port: 0, logLevel: 'silent' },
+      LIFTED_LIMIT,
+      cleanups,
     );
-    cleanups.push(() => callbacks.app.close());
-    const redirectUri = `${callbacks.url}${REDIRECT_PATH}`;
-    const simulator = await startSimulator({
-      clients: [{ ...CLIENT, redirectUris: [redirectUri] }],
-      rateLimit: LIFTED_LIMIT,
-    });
-    cleanups.push(() => simulator.close());
     const sim = (path: string) => `${simulator.url}${path}`;
 
     const taskQueue = `chaos-${Date.now()}`;

@@ -21,13 +21,12 @@ import { Client } from '@temporalio/client';
 import got from 'got';
 import { z } from 'zod';
 import { EnterpriseClient } from '../src/client.js';
-import { REDIRECT_PATH, SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
-import { startCallbackServer } from '../src/callbacks/server.js';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
+import { startCallbacksAndSimulator } from './callbacksAndSimulator.js';
 import { temporalCallbackDeps } from '../src/callbacks/temporalSignals.js';
 import { createScratchDatabase } from '../harness/postgres.js';
 import { startBenchPostgres } from './postgres.js';
 import { StateSigner } from '../src/contracts/stateToken.js';
-import { startSimulator } from '../simulator/server.js';
 import { createStores } from '../src/store/stores.js';
 import { openDatabase } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
@@ -218,18 +217,11 @@ async function runOnce(
     const { store, enterpriseUsers } = createStores(database, Keyring.parse(keys));
     const stateSigner = new StateSigner(STATE_SECRET);
 
-    const callbacks = await startCallbackServer(temporalCallbackDeps(serviceClient, store, stateSigner), {
-      host: '127.0.0.1',
-      port: 0,
-      logLevel: 'silent',
-    });
-    cleanups.push(() => callbacks.app.close());
-    const redirectUri = `${callbacks.url}${REDIRECT_PATH}`;
-    const simulator = await startSimulator({
-      clients: [{ ...CLIENT, redirectUris: [redirectUri] }],
+    const { callbacks, simulator, redirectUri } = await startCallbacksAndSimulator(
+      temporalCallbackDeps(serviceClient, store, stateSigner),
       rateLimit,
-    });
-    cleanups.push(() => simulator.close());
+      cleanups,
+    );
     const sim = (path: string) => `${simulator.url}${path}`;
 
     const spans = args.tracing ? await startSpanSink() : undefined;

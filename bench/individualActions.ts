@@ -15,11 +15,10 @@ import got from 'got';
 import { z } from 'zod';
 import { payloadEncryption } from '../src/codec/payloadEncryption.js';
 import { IndividualClient } from '../src/client.js';
-import { REDIRECT_PATH, SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
-import { startCallbackServer } from '../src/callbacks/server.js';
+import { SERVICE_ACCOUNT_CALLBACK_PATH } from '../src/contracts/callbackPaths.js';
+import { startCallbacksAndSimulator } from './callbacksAndSimulator.js';
 import { temporalCallbackDeps } from '../src/callbacks/temporalSignals.js';
 import { StateSigner } from '../src/contracts/stateToken.js';
-import { startSimulator } from '../simulator/server.js';
 import { createStores } from '../src/store/stores.js';
 import { openDatabase } from '../src/store/database.js';
 import { Keyring } from '../src/store/encryption.js';
@@ -176,18 +175,11 @@ async function runOnce(adminUrl: string, bundle: string): Promise<PhaseResult[]>
       queriesByPage['page after consent'] = (queriesByPage['page after consent'] ?? 0) + 1;
       return readStatus(answer, deadline);
     };
-    const callbacks = await startCallbackServer(serviceDeps, {
-      host: '127.0.0.1',
-      port: 0,
-      logLevel: 'silent',
-    });
-    cleanups.push(() => callbacks.app.close());
-    const redirectUri = `${callbacks.url}${REDIRECT_PATH}`;
-    const simulator = await startSimulator({
-      clients: [{ ...CLIENT, redirectUris: [redirectUri] }],
-      rateLimit: LIFTED_LIMIT,
-    });
-    cleanups.push(() => simulator.close());
+    const { callbacks, simulator, redirectUri } = await startCallbacksAndSimulator(
+      serviceDeps,
+      LIFTED_LIMIT,
+      cleanups,
+    );
 
     const taskQueue = `bench-${Date.now()}`;
     const worker = await startWorkerProcess({
