@@ -9,28 +9,25 @@ import { fileURLToPath } from 'node:url';
 const LOWEST = 10_000;
 
 /**
- * Where the kernel takes outgoing connections' source ports from (Linux; undefined elsewhere). A port chosen in this
- * range and let go can be taken by any connection on the machine before the process it was chosen for binds it: with
- * the tests' many connections to Temporal and PostgreSQL, now and then one was, and a service failed to start with
- * "Address already in use". Below the range, only another listener can take it.
- * @returns {{ low: number, high: number } | undefined}
+ * The lowest source port the kernel gives outgoing connections (Linux; undefined elsewhere), read once. A port chosen
+ * at or above it and let go can be taken by any connection on the machine before the process it was chosen for binds
+ * it: with the tests' many connections to Temporal and PostgreSQL, now and then one was, and a service failed to
+ * start with "Address already in use". Below it, only another listener can take it.
  */
-function ephemeralRange() {
+const ephemeralLow = (() => {
   try {
-    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
-      .trim()
-      .split(/\s+/)
-      .map(Number);
-    return low && high ? { low, high } : undefined;
+    return (
+      Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) ||
+      undefined
+    );
   } catch {
     return undefined;
   }
-}
+})();
 
 /** A port to try: a random one below the ephemeral range where there is room for it, else one the kernel picks. */
 function candidate() {
-  const range = ephemeralRange();
-  return range && range.low - LOWEST >= 1_000 ? randomInt(LOWEST, range.low) : 0;
+  return ephemeralLow && ephemeralLow - LOWEST >= 1_000 ? randomInt(LOWEST, ephemeralLow) : 0;
 }
 
 /** @param {import('node:net').Server} server @param {number} port @returns {Promise<boolean>} */
@@ -43,7 +40,7 @@ function listen(server, port) {
 
 /**
  * Free loopback ports for processes a test starts, held together while chosen so that no two are the same, and
- * outside the kernel's range for outgoing connections (see `ephemeralRange`).
+ * outside the kernel's range for outgoing connections (see `ephemeralLow`).
  * @param {number} count
  * @returns {Promise<number[]>}
  */
